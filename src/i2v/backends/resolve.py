@@ -1,0 +1,60 @@
+"""Filling a request from a model's defaults, and checking/snapping each value."""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+from ..imaging import snap_size
+from ..registry import ModelDefaults
+from .base import InvalidRequestError, ResolvedSettings
+
+MAX_SEED = 2**63 - 1
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+        raise InvalidRequestError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _finite(name: str, value, low: float = -math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
+        raise InvalidRequestError(f"{name} must be a finite number >= {low}, got {value!r}")
+    return float(value)
+
+
+def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> ResolvedSettings:
+    """Unset fields take the model's defaults; sizes snap to the model's multiple (reported)."""
+    num_frames = _positive_int("num_frames", request.num_frames if request.num_frames is not None else defaults.num_frames)
+    if num_frames < 2:
+        raise InvalidRequestError(f"num_frames must be >= 2 for a video, got {num_frames}")
+    fps = _finite("fps", request.fps if request.fps is not None else defaults.fps, low=0)
+    if fps <= 0 or fps > 240:
+        raise InvalidRequestError(f"fps must be in (0, 240], got {fps}")
+    height = _positive_int("height", request.height if request.height is not None else defaults.height)
+    width = _positive_int("width", request.width if request.width is not None else defaults.width)
+    width, height, notice = snap_size(width, height, defaults.size_multiple)
+    if notice:
+        notices.append(notice)
+    steps = _positive_int("num_inference_steps",
+                          request.num_inference_steps if request.num_inference_steps is not None
+                          else defaults.num_inference_steps)
+    guidance = _finite("guidance_scale",
+                       request.guidance_scale if request.guidance_scale is not None else defaults.guidance_scale, low=0)
+    seed = request.seed
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+        notices.append(f"no seed given; using seed {seed} (recorded in the output metadata)")
+    elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InvalidRequestError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    motion = request.motion_strength
+    if motion is not None:
+        motion = _finite("motion_strength", motion, low=0)
+    if not isinstance(request.prompt, str) or not isinstance(request.negative_prompt, str):
+        raise InvalidRequestError("prompt and negative_prompt must be strings")
+    return ResolvedSettings(
+        prompt=request.prompt, negative_prompt=request.negative_prompt, num_frames=num_frames, fps=fps,
+        height=height, width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
+        motion_strength=motion,
+    )

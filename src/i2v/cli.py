@@ -1,0 +1,142 @@
+"""The ``i2v`` command: a thin shell over ``i2v.api``.
+
+    i2v generate IMAGE --prompt TEXT -o OUT.mp4     one clip (mp4/webm/gif/webp/PNG folder)
+    i2v models                                      the models and their defaults
+    i2v train vae|video ...                         train the embedded model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser(
+        "generate", help="generate a video from an image and a prompt",
+        description="Generate a short video whose first frame is IMAGE and whose motion follows --prompt. "
+                    "Unset options take the model's defaults (see `i2v models`). The output format follows "
+                    "the extension of -o: .mp4 (H.264), .webm, .gif, .webp, or a folder (PNG frames). "
+                    "The settings are saved next to the output as OUT.json.",
+    )
+    p.add_argument("image", help="input image (first frame): PNG, JPEG, WebP, ...")
+    p.add_argument("--prompt", "-p", default="", help="text describing the motion")
+    p.add_argument("--negative-prompt", default="", help="what to steer away from")
+    p.add_argument("--model", "-m", default=None, help="model name (see `i2v models`) or local model folder; "
+                                                       "default: the embedded i2v-tiny")
+    p.add_argument("--num-frames", type=int, default=None, help="number of frames")
+    p.add_argument("--fps", type=float, default=None, help="frames per second written to the file")
+    p.add_argument("--height", type=int, default=None, help="output height in pixels (snapped to the model's multiple)")
+    p.add_argument("--width", type=int, default=None, help="output width in pixels (snapped to the model's multiple)")
+    p.add_argument("--num-inference-steps", type=int, default=None, help="denoising steps")
+    p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=None, help="random seed (same seed + settings = same frames)")
+    p.add_argument("--motion-strength", type=float, default=None, help="motion amount, for models that take one")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="weights dtype")
+    p.add_argument("--output", "-o", required=True, help="output path: .mp4 .webm .gif .webp or a folder/")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no notices")
+    p.add_argument("--timings", action="store_true", help="print the time breakdown (load, encode, denoise, decode, write)")
+
+
+def cmd_generate(args) -> int:
+    from .api import GenerationRequest, ImageToVideoGenerator
+    from .video_io import video_format
+
+    t_start = time.perf_counter()
+    video_format(args.output)  # fail on a bad extension before loading anything
+    gen = ImageToVideoGenerator(model_name=args.model, device=args.device, dtype=args.dtype,
+                                show_progress=not args.quiet and sys.stderr.isatty())
+    request = GenerationRequest(
+        image=args.image, prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
+        fps=args.fps, height=args.height, width=args.width, num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale, seed=args.seed, motion_strength=args.motion_strength,
+    )
+    result = gen.run(request)
+    if not args.quiet:
+        for notice in result.notices:
+            print(f"note: {notice}", file=sys.stderr)
+    t0 = time.perf_counter()
+    path = result.save(args.output)
+    write = time.perf_counter() - t0
+    print(f"wrote {path} ({len(result.frames)} frames, {result.frames.shape[2]}x{result.frames.shape[1]}, "
+          f"{result.fps:g} fps, seed {result.settings['seed']})")
+    if args.timings:
+        t = result.timings
+        rows = [("load", gen.load_seconds), ("encode", t.get("encode", 0.0)), ("denoise", t.get("denoise", 0.0)),
+                ("decode", t.get("decode", 0.0)), ("write", write), ("total", time.perf_counter() - t_start)]
+        print("  ".join(f"{k} {v:.2f}s" for k, v in rows))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .registry import list_models
+
+    rows = [m.as_row() for m in list_models()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cols = ["name", "family", "num_frames", "frame_rule", "height", "width", "size_multiple", "fps",
+            "num_inference_steps", "guidance_scale", "uses_prompt"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    return 0
+
+
+def cmd_train(args, rest: list[str]) -> int:
+    if args.stage == "vae":
+        from .training.train_vae import main
+    else:
+        from .training.train_video import main
+    main(rest)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="i2v", description="Image + text prompt -> short video.")
+    parser.add_argument("--version", action="version", version=f"i2v {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_generate(sub)
+    p = sub.add_parser("models", help="list the available models and their defaults",
+                       description="List the registered models with their default frames, size, fps, steps and guidance.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser("train", help="train the embedded model (stage vae, then video)", add_help=False,
+                       description="Train the embedded model. `i2v train vae --help` and `i2v train video --help` "
+                                   "list each stage's options.")
+    p.add_argument("stage", choices=["vae", "video"], help="vae: the autoencoder; video: the video denoiser")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .backends.base import InvalidRequestError
+    from .imaging import ImageInputError
+    from .registry import UnknownModelError
+    from .video_io import VideoIOError
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "train" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        if args.command == "generate":
+            return cmd_generate(args)
+        if args.command == "models":
+            return cmd_models(args)
+        return cmd_train(args, rest)
+    except (ImageInputError, InvalidRequestError, UnknownModelError, VideoIOError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Free-English captions for procedural scenes, with a held-out split of phrasings.
+
+Each motion has many sentence shapes and synonyms. ``split="train"`` draws only from the
+training phrasings; ``split="heldout"`` draws only from phrasings (templates and a few
+synonyms) that training never sees, so the benchmark measures paraphrase generalisation
+through the frozen sentence encoder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .world import Scene
+
+# word -> (training synonyms, held-out synonyms)
+COLOUR_WORDS: dict[str, tuple[list[str], list[str]]] = {
+    "red": (["red", "crimson", "bright red"], ["scarlet"]),
+    "green": (["green", "lime green"], ["emerald"]),
+    "blue": (["blue", "deep blue"], ["navy blue"]),
+    "yellow": (["yellow", "lemon yellow"], ["golden"]),
+    "orange": (["orange", "tangerine"], ["amber"]),
+    "purple": (["purple", "violet"], ["lilac"]),
+    "white": (["white", "snow white"], ["ivory"]),
+    "black": (["black", "jet black"], ["dark black"]),
+}
+SHAPE_WORDS: dict[str, tuple[list[str], list[str]]] = {
+    "circle": (["circle", "disc", "ball", "dot", "round shape"], ["orb"]),
+    "square": (["square", "box", "block"], ["tile"]),
+    "triangle": (["triangle", "triangular shape"], ["pyramid shape"]),
+}
+DIRECTION_WORDS: dict[str, tuple[list[str], list[str]]] = {
+    "left": (["left", "to the left", "toward the left edge", "leftward"], ["towards the left side"]),
+    "right": (["right", "to the right", "toward the right edge", "rightward"], ["towards the right side"]),
+    "up": (["up", "upward", "toward the top", "to the top of the frame"], ["skyward"]),
+    "down": (["down", "downward", "toward the bottom", "to the bottom of the frame"], ["towards the floor"]),
+    "up_left": (["up and to the left", "diagonally up-left", "toward the top left corner"], ["to the upper left"]),
+    "up_right": (["up and to the right", "diagonally up-right", "toward the top right corner"], ["to the upper right"]),
+    "down_left": (["down and to the left", "diagonally down-left", "toward the bottom left corner"], ["to the lower left"]),
+    "down_right": (["down and to the right", "diagonally down-right", "toward the bottom right corner"], ["to the lower right"]),
+}
+MOVE_VERBS = (["moves", "slides", "drifts", "travels", "glides", "goes"], ["heads", "floats"])
+
+# Templates: {obj} "the red circle", {verb} a movement verb, {dir} a direction phrase.
+TEMPLATES: dict[str, tuple[list[str], list[str]]] = {
+    "move": (
+        ["{obj} {verb} {dir}", "the {obj_bare} {verb} {dir}", "{obj} {verb} slowly {dir}",
+         "a video of {obj} that {verb} {dir}", "{Obj} {verb} {dir}.", "watch {obj} {verb} {dir}"],
+        ["{dir}, {obj} {verb}", "we see {obj} as it {verb} {dir}", "{obj} is moving {dir}"],
+    ),
+    "grow": (
+        ["{obj} grows", "{obj} gets bigger", "{obj} expands", "{Obj} grows larger.", "{obj} swells up"],
+        ["{obj} increases in size", "{obj} becomes larger and larger"],
+    ),
+    "shrink": (
+        ["{obj} shrinks", "{obj} gets smaller", "{obj} contracts", "{Obj} shrinks away.", "{obj} gets tiny"],
+        ["{obj} decreases in size", "{obj} becomes smaller and smaller"],
+    ),
+    "still": (
+        ["{obj} stays still", "{obj} does not move", "{obj} remains in place", "{Obj} sits still."],
+        ["{obj} is motionless", "{obj} stays put"],
+    ),
+    "static": (
+        ["nothing moves", "a still scene", "everything stays still", "a static shot, no motion"],
+        ["the scene is frozen", "no movement at all"],
+    ),
+    "pan": (
+        ["the camera pans {dir}", "camera pans {dir}", "panning {dir}", "the camera turns {dir}",
+         "The view pans {dir}."],
+        ["a slow pan {dir}", "the camera swings {dir}"],
+    ),
+    "zoom_in": (
+        ["the camera zooms in", "zoom in", "camera zooming in", "the camera pushes in", "The view zooms in."],
+        ["the camera moves closer", "a slow zoom into the scene"],
+    ),
+    "zoom_out": (
+        ["the camera zooms out", "zoom out", "camera zooming out", "the camera pulls back", "The view zooms out."],
+        ["the camera moves away", "a slow zoom away from the scene"],
+    ),
+}
+PAN_WORDS: dict[str, tuple[list[str], list[str]]] = {
+    "pan_left": (["left", "to the left"], ["leftwards"]),
+    "pan_right": (["right", "to the right"], ["rightwards"]),
+    "pan_up": (["up", "upward"], ["upwards"]),
+    "pan_down": (["down", "downward"], ["downwards"]),
+}
+
+SPLITS = ("train", "heldout")
+
+
+def _pick(rng: np.random.Generator, options: tuple[list[str], list[str]], split: str, p_heldout_word: float = 0.5) -> str:
+    """Training phrasings for split="train"; for "heldout", a held-out word half of the time."""
+    train, held = options
+    if split == "heldout" and rng.random() < p_heldout_word:
+        return str(rng.choice(held))
+    return str(rng.choice(train))
+
+
+def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train") -> str:
+    """A caption naming the scene's motion, in the given split's phrasings."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    heldout = split == "heldout"
+    obj_bare = ""
+    if scene.target is not None:
+        o = scene.objects[scene.target]
+        obj_bare = f"{_pick(rng, COLOUR_WORDS[o.colour], split)} {_pick(rng, SHAPE_WORDS[o.shape], split)}"
+    motion = scene.motion
+    if motion.startswith("move_"):
+        key, words = "move", {"dir": _pick(rng, DIRECTION_WORDS[motion[5:]], split),
+                              "verb": _pick(rng, MOVE_VERBS, split)}
+    elif motion.startswith("pan_"):
+        key, words = "pan", {"dir": _pick(rng, PAN_WORDS[motion], split)}
+    else:
+        key, words = motion, {}
+    templates = TEMPLATES[key][1 if heldout else 0]
+    template = str(rng.choice(templates))
+    return template.format(obj=f"the {obj_bare}", Obj=f"The {obj_bare}", obj_bare=obj_bare, **words)
+
+
+def all_training_words() -> set[str]:
+    """Every word training captions may use (tests check held-out words are new)."""
+    words: set[str] = set()
+    for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS):
+        for train, _ in table.values():
+            words.update(train)
+    words.update(MOVE_VERBS[0])
+    return words

@@ -1,0 +1,252 @@
+"""SpaceTimeUNet: the embedded model's text + first-frame conditioned video denoiser.
+
+A latent video U-Net in the "Video Diffusion Models" family, written with factorised
+space-time layers:
+
+* (2+1)D residual blocks: a spatial 3x3 conv per frame, a temporal 3-tap conv across frames;
+* per-frame spatial self-attention and cross-attention to the text tokens ``'(b t) (h w) c'``;
+* frame-to-frame temporal self-attention ``'(b h w) t c'`` with sinusoidal frame-position
+  encodings;
+* a 2x2 patch embedding in and pixel-shuffle out, so the 32x32 latents cost what 16x16 would;
+* the first frame's latent concatenated to every frame's input (SVD-style image conditioning)
+  and the pooled sentence embedding added to the timestep embedding (SDXL-style).
+
+Attention and feed-forward layers are diffusers' own, so diffusers' attention processors
+apply. Inputs and outputs follow the flow-matching convention of ``i2v.sampling``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.attention import FeedForward
+from diffusers.models.attention_processor import Attention
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from einops import rearrange
+from torch import nn
+
+UNET_PRESETS: dict[str, dict] = {
+    # the shipped model: ~8M parameters, 32x32x4 latents patchified to 16x16, 16 frames
+    "small": dict(block_out_channels=(32, 96, 160), attention_levels=(False, True, True), heads=4),
+    # for tests
+    "test": dict(block_out_channels=(16, 32), attention_levels=(False, True), heads=2, norm_num_groups=8),
+}
+
+
+class ResBlock3D(nn.Module):
+    """(2+1)D residual block: spatial conv -> + time embedding -> temporal conv -> spatial conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, temb_dim: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_channels)
+        self.conv1 = nn.Conv3d(in_channels, out_channels, (1, 3, 3), padding=(0, 1, 1))
+        self.temb_proj = nn.Linear(temb_dim, out_channels)
+        self.norm_t = nn.GroupNorm(groups, out_channels)
+        self.conv_t = nn.Conv3d(out_channels, out_channels, (3, 1, 1), padding=(1, 0, 0))
+        self.norm2 = nn.GroupNorm(groups, out_channels)
+        self.conv2 = nn.Conv3d(out_channels, out_channels, (1, 3, 3), padding=(0, 1, 1))
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        # x: (B, C, T, H, W), temb: (B, D)
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.temb_proj(F.silu(temb))[:, :, None, None, None]
+        h = h + self.conv_t(F.silu(self.norm_t(h)))  # frames exchange information here
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class SpaceTimeTransformer(nn.Module):
+    """Spatial self-attn, text cross-attn, temporal self-attn (with frame positions), feed-forward."""
+
+    def __init__(self, channels: int, text_dim: int, heads: int, groups: int):
+        super().__init__()
+        head_dim = channels // heads
+        self.norm_in = nn.GroupNorm(groups, channels)
+        self.norm_spatial = nn.LayerNorm(channels)
+        self.attn_spatial = Attention(channels, heads=heads, dim_head=head_dim, out_bias=True)
+        self.norm_cross = nn.LayerNorm(channels)
+        self.attn_cross = Attention(channels, cross_attention_dim=text_dim, heads=heads, dim_head=head_dim, out_bias=True)
+        self.frame_pos = Timesteps(channels, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.frame_pos_proj = nn.Linear(channels, channels)
+        self.norm_temporal = nn.LayerNorm(channels)
+        self.attn_temporal = Attention(channels, heads=heads, dim_head=head_dim, out_bias=True)
+        self.norm_ff = nn.LayerNorm(channels)
+        self.ff = FeedForward(channels, mult=2, activation_fn="geglu")
+        self.proj_out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.proj_out.weight)
+        nn.init.zeros_(self.proj_out.bias)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, text_bias: torch.Tensor | None) -> torch.Tensor:
+        # x: (B, C, T, H, W); text: (B, L, D); text_bias: (B, 1, L) additive mask or None
+        b, c, t, h, w = x.shape
+        s = rearrange(self.norm_in(x), "b c t h w -> (b t) (h w) c")
+        # spatial self-attention within each frame
+        s = s + self.attn_spatial(self.norm_spatial(s))
+        # cross-attention from every frame's pixels to the prompt's tokens
+        text_bt = text.repeat_interleave(t, dim=0)  # (B*T, L, D)
+        bias_bt = text_bias.repeat_interleave(t, dim=0) if text_bias is not None else None
+        s = s + self.attn_cross(self.norm_cross(s), encoder_hidden_states=text_bt, attention_mask=bias_bt)
+        # temporal self-attention: each pixel looks along its own time line
+        q = rearrange(s, "(b t) (h w) c -> (b h w) t c", b=b, h=h)
+        pos = self.frame_pos_proj(self.frame_pos(torch.arange(t, device=x.device)).to(q.dtype))  # (T, C)
+        q = q + self.attn_temporal(self.norm_temporal(q + pos))
+        q = q + self.ff(self.norm_ff(q))
+        out = rearrange(self.proj_out(q), "(b h w) t c -> b c t h w", b=b, h=h)
+        return x + out
+
+
+class SpaceTimeUNet(ModelMixin, ConfigMixin):
+    """Predicts the flow-matching velocity of frames 1..T-1 given frame 0 and the prompt.
+
+    Input ``sample`` (B, C_lat, T, h, w) and ``image_latents`` (B, C_lat, h, w); the latter is
+    broadcast over time and concatenated on channels. Returns (B, C_lat, T, h, w).
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        latent_channels: int = 4,
+        block_out_channels: tuple[int, ...] = (64, 128, 192),
+        attention_levels: tuple[bool, ...] = (True, True, True),
+        layers_per_block: int = 1,
+        patch_size: int = 2,
+        heads: int = 4,
+        text_dim: int = 384,
+        norm_num_groups: int = 32,
+        num_frames: int = 16,
+        sample_size: int = 32,
+    ):
+        super().__init__()
+        if len(attention_levels) != len(block_out_channels):
+            raise ValueError("attention_levels needs one flag per entry of block_out_channels")
+        ch0, groups = block_out_channels[0], norm_num_groups
+        temb_dim = ch0 * 4
+        self.time_proj = Timesteps(ch0, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(ch0, temb_dim)
+        self.text_pool_embedding = TimestepEmbedding(text_dim, temb_dim)  # pooled sentence -> temb
+        p = patch_size
+        self.conv_in = nn.Conv3d(2 * latent_channels, ch0, (1, p, p), stride=(1, p, p))  # patch embedding
+
+        # ---- encoder: units of [ResBlock, Transformer?] or [Downsample]; each leaves a skip ----
+        self.down = nn.ModuleList()
+        skip_channels, ch = [ch0], ch0
+        for level, (out_ch, use_attn) in enumerate(zip(block_out_channels, attention_levels)):
+            for _ in range(layers_per_block):
+                self.down.append(self._unit(ch, out_ch, use_attn, temb_dim, text_dim, heads, groups))
+                ch = out_ch
+                skip_channels.append(ch)
+            if level < len(block_out_channels) - 1:
+                self.down.append(nn.ModuleList([_Downsample(ch)]))
+                skip_channels.append(ch)
+
+        # ---- middle ----
+        self.mid = nn.ModuleList([
+            ResBlock3D(ch, ch, temb_dim, groups),
+            SpaceTimeTransformer(ch, text_dim, heads, groups),
+            ResBlock3D(ch, ch, temb_dim, groups),
+        ])
+
+        # ---- decoder: mirror of the encoder; every [ResBlock, ...] unit consumes one skip ----
+        self.up = nn.ModuleList()
+        for level in reversed(range(len(block_out_channels))):
+            out_ch, use_attn = block_out_channels[level], attention_levels[level]
+            for _ in range(layers_per_block + 1):
+                self.up.append(self._unit(ch + skip_channels.pop(), out_ch, use_attn, temb_dim, text_dim, heads, groups))
+                ch = out_ch
+            if level > 0:
+                self.up.append(nn.ModuleList([_Upsample(ch)]))
+
+        self.norm_out = nn.GroupNorm(groups, ch)
+        self.conv_out = nn.Conv3d(ch, latent_channels * p * p, (1, 3, 3), padding=(0, 1, 1))
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        image_latents: torch.Tensor,
+        text_states: torch.Tensor,
+        text_pooled: torch.Tensor,
+        text_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        # sample: (B, C, T, h, w); timestep: (B,) in [0, 1]; image_latents: (B, C, h, w)
+        # text_states: (B, L, D); text_pooled: (B, D); text_mask: (B, L) 1 = real token
+        b, _, t, h, w = sample.shape
+        temb = self.time_embedding(self.time_proj(timestep * 1000).to(sample.dtype))
+        temb = temb + self.text_pool_embedding(text_pooled.to(sample.dtype))
+        bias = None
+        if text_mask is not None:
+            bias = ((1.0 - text_mask.to(sample.dtype)) * -10000.0)[:, None, :]  # (B, 1, L)
+        cond = image_latents[:, :, None].expand(-1, -1, t, -1, -1)
+        x = self.conv_in(torch.cat([sample, cond], dim=1))  # (B, ch0, T, h/p, w/p)
+
+        skips = [x]
+        for unit in self.down:
+            x = self._run_unit(unit, x, temb, text_states, bias)
+            skips.append(x)
+        x = self._run_unit(self.mid, x, temb, text_states, bias)
+        for unit in self.up:
+            if isinstance(unit[0], ResBlock3D):
+                x = torch.cat([x, skips.pop()], dim=1)
+            x = self._run_unit(unit, x, temb, text_states, bias)
+        out = self.conv_out(F.silu(self.norm_out(x)))  # (B, C*p*p, T, h/p, w/p)
+        p = self.config.patch_size
+        return rearrange(out, "b (c p1 p2) t h w -> b c t (h p1) (w p2)", p1=p, p2=p)  # (B, C, T, h, w)
+
+    @staticmethod
+    def _unit(in_ch, out_ch, use_attn, temb_dim, text_dim, heads, groups) -> nn.ModuleList:
+        layers = [ResBlock3D(in_ch, out_ch, temb_dim, groups)]
+        if use_attn:
+            layers.append(SpaceTimeTransformer(out_ch, text_dim, heads, groups))
+        return nn.ModuleList(layers)
+
+    def _run_unit(self, unit: nn.ModuleList, x, temb, text, bias):
+        for layer in unit:
+            if isinstance(layer, ResBlock3D):
+                args = (x, temb)
+            elif isinstance(layer, SpaceTimeTransformer):
+                args = (x, text, bias)
+            else:
+                args = (x,)
+            if self.gradient_checkpointing and torch.is_grad_enabled() and len(args) > 1:
+                x = torch.utils.checkpoint.checkpoint(layer, *args, use_reentrant=False)
+            else:
+                x = layer(*args)
+        return x
+
+
+class _Downsample(nn.Module):
+    """Strided 3x3 conv halving height and width (frames untouched)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv3d(channels, channels, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class _Upsample(nn.Module):
+    """Nearest-neighbour 2x spatial up-sampling followed by a 3x3 conv (frames untouched)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest"))
+
+
+def build_unet(preset: str = "small", **overrides) -> SpaceTimeUNet:
+    if preset not in UNET_PRESETS:
+        raise ValueError(f"unknown unet preset {preset!r}; expected one of {sorted(UNET_PRESETS)}")
+    return SpaceTimeUNet(**{**UNET_PRESETS[preset], **overrides})

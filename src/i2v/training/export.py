@@ -1,0 +1,50 @@
+"""Assemble trained parts into a model folder that ``i2v generate --model`` (and the package) loads.
+
+    python -m i2v.training.export --vae runs/vae/final --unet runs/video/ema_unet \
+        --out src/i2v/weights/i2v-tiny [--dtype fp16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def export_model(vae_dir: str | Path, unet_dir: str | Path, out: str | Path, shift: float = 1.0,
+                 dtype: str = "fp32") -> Path:
+    from ..pipelines.pipeline_i2v import I2VPipeline
+
+    out = Path(out)
+    pipe = I2VPipeline.from_parts(unet_dir, vae_dir, shift=shift, text_encoder=False)
+    if dtype == "fp16":
+        pipe.unet.to(torch.float16)  # halves the shipped size; loaded back as fp32 by default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export_", dir=out.parent))
+    try:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--vae", required=True)
+    p.add_argument("--unet", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--shift", type=float, default=1.0, help="sampling time shift stored in the scheduler config")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
+    args = p.parse_args(argv)
+    print(export_model(args.vae, args.unet, args.out, args.shift, args.dtype))
+
+
+if __name__ == "__main__":
+    main()

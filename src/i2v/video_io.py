@@ -1,0 +1,603 @@
+"""Video file I/O: the one place that reads and writes videos and owns the frame conventions.
+
+Frames handed to users are ``(T, H, W, 3)`` uint8 numpy arrays (RGB). Writers also accept a
+list of PIL images or a list of ``(H, W, 3)`` uint8 arrays; ``as_frame_array`` normalises them.
+
+The output format is chosen by the path:
+
+=============  ==============================================================================
+``.mp4``       H.264 (libx264), yuv420p, crf 18; odd sizes are padded to even by edge replication
+``.webm``      VP9 (libvpx-vp9), else VP8 (libvpx); yuv420p; odd sizes padded likewise
+``.gif``       animated GIF (Pillow), loops forever; 256-colour palette per frame
+``.webp``      animated WebP (Pillow), lossless, loops forever
+``dir/``       a folder of PNG frames ``frame_00000.png, ...`` (a path with no suffix, or a
+               trailing ``/``) plus ``metadata.json``
+=============  ==============================================================================
+
+Every output carries its generation settings: a sidecar ``<path>.json`` (``<folder>/metadata.json``
+for PNG frames) and, for mp4/webm, the same JSON in the container's ``comment`` tag. The
+sidecar also holds a ``"video_file"`` record (format, exact fps, frame count, size) that
+``read_video`` uses to undo padding and to rebuild a GIF/WebP's frame timeline.
+
+Writes are atomic: everything is written to temporary siblings and moved into place with
+``os.replace``; on any error the temporaries are removed and an existing output is untouched.
+Nothing here ever unpickles anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "SUPPORTED_FORMATS",
+    "VideoIOError",
+    "UnsupportedFormatError",
+    "CorruptVideoError",
+    "as_frame_array",
+    "video_format",
+    "write_video",
+    "read_video",
+    "probe_video",
+    "read_metadata",
+    "sidecar_path",
+]
+
+# Suffix -> format name; a folder of PNG frames is the format "png".
+SUPPORTED_FORMATS: dict[str, str] = {
+    ".mp4": "mp4",
+    ".webm": "webm",
+    ".gif": "gif",
+    ".webp": "webp",
+    "/": "png",
+}
+# Key of the record that describes the written file inside the saved metadata (reserved).
+FILE_RECORD_KEY = "video_file"
+# GIF delays are whole centiseconds and viewers clamp delays under 2 cs, so 50 fps is the limit.
+GIF_MAX_FPS = 50
+FRAME_PATTERN = "frame_{:05d}.png"
+FOLDER_METADATA = "metadata.json"
+
+_FRAME_NAME = re.compile(r"^frame_(\d+)\.png$")
+_CONTAINER_FORMATS = ("mp4", "webm")
+_VPX_CODEC_NAMES = {"libvpx-vp9": "vp9", "libvpx": "vp8"}  # encoder -> codec
+
+
+class VideoIOError(Exception):
+    """Base class of video read/write errors."""
+
+
+class UnsupportedFormatError(VideoIOError, ValueError):
+    """The path's extension names no format this module can write or read."""
+
+
+class CorruptVideoError(VideoIOError):
+    """A video file exists but cannot be decoded."""
+
+
+# --------------------------------------------------------------------------------------------
+# Frame conventions
+# --------------------------------------------------------------------------------------------
+
+
+def as_frame_array(frames: Any) -> np.ndarray:
+    """Normalise frames to one C-contiguous ``(T, H, W, 3)`` uint8 array, or raise ValueError.
+
+    Accepts a ``(T, H, W, 3)`` uint8 array, or a non-empty sequence of PIL images (converted
+    to RGB) or of ``(H, W, 3)`` uint8 arrays, all the same size.
+    """
+    if isinstance(frames, np.ndarray):
+        video = frames
+    elif isinstance(frames, Image.Image):
+        raise ValueError("frames: got a single PIL image; pass a list of images (one per frame)")
+    elif hasattr(frames, "__iter__"):
+        items = list(frames)
+        if not items:
+            raise ValueError("frames: got an empty sequence; a video needs at least one frame")
+        arrays = []
+        for i, item in enumerate(items):
+            if isinstance(item, Image.Image):
+                item = np.asarray(item.convert("RGB"))
+            item = np.asarray(item)
+            if item.ndim != 3 or item.shape[-1] != 3:
+                raise ValueError(f"frames[{i}]: expected shape (H, W, 3), got {item.shape}")
+            _check_dtype(item.dtype, f"frames[{i}]")
+            if arrays and item.shape != arrays[0].shape:
+                raise ValueError(
+                    f"frames[{i}]: size {item.shape[1]}x{item.shape[0]} differs from frames[0] "
+                    f"size {arrays[0].shape[1]}x{arrays[0].shape[0]}"
+                )
+            arrays.append(item)
+        video = np.stack(arrays)  # (T, H, W, 3)
+    else:
+        raise ValueError(f"frames: expected an array or a list of frames, got {type(frames).__name__}")
+
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"frames: expected shape (T, H, W, 3), got {video.shape}")
+    _check_dtype(video.dtype)
+    if 0 in video.shape:
+        raise ValueError(f"frames: empty video of shape {video.shape}")
+    return np.ascontiguousarray(video)
+
+
+def _check_dtype(dtype: np.dtype, name: str = "frames") -> None:
+    if dtype != np.uint8:
+        raise ValueError(
+            f"{name}: expected dtype uint8, got {dtype}; convert float frames in [0, 1] with "
+            "(frames * 255).round().astype(np.uint8)"
+        )
+
+
+def video_format(path: str | os.PathLike[str]) -> str:
+    """Return the format name (``mp4, webm, gif, webp, png``) a path selects, or raise."""
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)):
+        return "png"
+    suffix = Path(text).suffix.lower()
+    if suffix == "":
+        return "png"
+    if suffix in SUPPORTED_FORMATS:
+        return SUPPORTED_FORMATS[suffix]
+    raise UnsupportedFormatError(
+        f"{text}: unsupported video extension {suffix!r}; supported: .mp4, .webm, .gif, .webp, "
+        "or a folder of PNG frames (a path with no suffix or ending in '/')"
+    )
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """Where the metadata JSON of an output lives: ``<path>.json``, or ``<folder>/metadata.json``."""
+    if video_format(path) == "png":
+        return Path(path) / FOLDER_METADATA
+    return Path(os.fspath(path) + ".json")
+
+
+def _fps_fraction(fps: float | Fraction) -> Fraction:
+    """The stream rate for ``fps``: ``Fraction(fps).limit_denominator(1001)`` (7.5 -> 15/2)."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction, np.number)):
+        raise ValueError(f"fps: expected a number, got {fps!r}")
+    if not math.isfinite(float(fps)) or fps <= 0:
+        raise ValueError(f"fps: expected a positive finite number, got {fps!r}")
+    exact = fps if isinstance(fps, (int, Fraction)) else float(fps)
+    rate = Fraction(exact).limit_denominator(1001)
+    if rate <= 0:
+        raise ValueError(f"fps: {fps!r} is too small to store")
+    return rate
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def write_video(
+    frames: Any,
+    path: str | os.PathLike[str],
+    fps: float,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``frames`` to ``path`` (format from the extension) atomically; return the path.
+
+    ``metadata`` (the generation settings, JSON-serialisable) is saved in a sidecar JSON and,
+    for mp4/webm, in the container ``comment`` tag, together with a ``"video_file"`` record.
+    """
+    fmt = video_format(path)
+    rate = _fps_fraction(fps)
+    if fmt == "gif" and rate > GIF_MAX_FPS:
+        raise ValueError(
+            f"{os.fspath(path)}: GIF cannot store {float(fps):g} fps (at most {GIF_MAX_FPS}); "
+            "use .mp4, .webm or .webp"
+        )
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise ValueError(f"metadata: expected a dict, got {type(metadata).__name__}")
+    video = as_frame_array(frames)  # (T, H, W, 3) uint8
+    num_frames, height, width, _ = video.shape
+
+    record: dict[str, Any] = {
+        "format": fmt,
+        "fps": float(fps),
+        "fps_fraction": f"{rate.numerator}/{rate.denominator}",
+        "num_frames": num_frames,
+        "width": width,
+        "height": height,
+    }
+    if fmt in _CONTAINER_FORMATS:
+        video = _pad_to_even(video)  # (T, H', W', 3) with H', W' even
+        record["codec"] = "h264" if fmt == "mp4" else _VPX_CODEC_NAMES[_vpx_encoder()]
+        record["encoded_width"], record["encoded_height"] = video.shape[2], video.shape[1]
+    settings = {**(metadata or {}), FILE_RECORD_KEY: record}
+    sidecar_text = _to_json(settings, indent=2)
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "png":
+        _check_frame_folder_replaceable(out)
+        with _atomic_outputs(out, directory=True) as (tmp_dir,):
+            for i, frame in enumerate(video):
+                _to_pil(frame).save(tmp_dir / FRAME_PATTERN.format(i), format="PNG")
+            (tmp_dir / FOLDER_METADATA).write_text(sidecar_text, encoding="utf-8")
+        return out
+
+    with _atomic_outputs(out, sidecar_path(out)) as (tmp_video, tmp_sidecar):
+        if fmt in _CONTAINER_FORMATS:
+            _write_container(video, tmp_video, fmt, rate, comment=_to_json(settings))
+        else:
+            _write_animated_image(video, tmp_video, fmt, rate)
+        tmp_sidecar.write_text(sidecar_text, encoding="utf-8")
+    return out
+
+
+def _pad_to_even(video: np.ndarray) -> np.ndarray:
+    """Pad ``(T, H, W, 3)`` bottom/right by edge replication so H and W are even (yuv420p)."""
+    pad_h, pad_w = video.shape[1] % 2, video.shape[2] % 2
+    if not (pad_h or pad_w):
+        return video
+    return np.pad(video, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+
+
+def _vpx_encoder() -> str:
+    for name in _VPX_CODEC_NAMES:
+        if name in av.codecs_available:
+            return name
+    raise VideoIOError("this PyAV build has no VP9/VP8 encoder; write .mp4, .gif or .webp instead")
+
+
+def _to_av_frame(frame: np.ndarray) -> av.VideoFrame:
+    """One ``(H, W, 3)`` uint8 RGB frame -> a PyAV frame (converted to yuv420p by the encoder)."""
+    return av.VideoFrame.from_ndarray(frame, format="rgb24")
+
+
+def _to_pil(frame: np.ndarray) -> Image.Image:
+    """One ``(H, W, 3)`` uint8 RGB frame -> a PIL image."""
+    return Image.fromarray(frame)
+
+
+def _write_container(video: np.ndarray, target: Path, fmt: str, rate: Fraction, comment: str) -> None:
+    """Encode ``(T, H, W, 3)`` (H, W even) to mp4/H.264 or webm/VP9 at exactly ``rate`` fps."""
+    if fmt == "mp4":
+        if "libx264" not in av.codecs_available:
+            raise VideoIOError("this PyAV build has no libx264 encoder; write .webm, .gif or .webp")
+        codec, options = "libx264", {"crf": "18", "preset": "medium"}
+        container_options = {"movflags": "+faststart"}
+    else:
+        codec = _vpx_encoder()
+        # Constant-quality mode; "b": "0" lets crf alone drive VP9, VP8 needs a bitrate ceiling.
+        options = {"crf": "20", "b": "0" if codec == "libvpx-vp9" else "8M", "deadline": "good",
+                   "cpu-used": "4"}
+        container_options = {}
+
+    with av.open(str(target), mode="w", format=fmt, options=container_options) as container:
+        container.metadata["comment"] = comment
+        stream = container.add_stream(codec, rate=rate, options=options)
+        stream.width, stream.height = video.shape[2], video.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = 1 / rate  # one tick per frame: pts = frame index
+        # rgb24 -> yuv420p uses swscale's BT.601 limited-range matrix; tag the stream to match.
+        ctx = stream.codec_context
+        ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 6, 6, 6, 1
+        for index, frame in enumerate(video):
+            av_frame = _to_av_frame(frame)
+            av_frame.pts = index
+            container.mux(stream.encode(av_frame))
+        container.mux(stream.encode())  # flush the encoder
+
+
+def _frame_durations_ms(num_frames: int, rate: Fraction, tick_ms: int) -> list[int]:
+    """Per-frame durations in ms, whole multiples of ``tick_ms``, for a constant ``rate``.
+
+    Each frame starts at ``round(i / rate)`` rounded to the tick, so rounding errors never
+    accumulate: at 7.5 fps GIF (10 ms ticks) gets 130, 140, 130, 130, 140, ... ms.
+    """
+    starts = [round(Fraction(1000 * i, tick_ms) / rate) * tick_ms for i in range(num_frames + 1)]
+    return [b - a for a, b in zip(starts, starts[1:])]
+
+
+def _write_animated_image(video: np.ndarray, target: Path, fmt: str, rate: Fraction) -> None:
+    """Write ``(T, H, W, 3)`` as an animated GIF or lossless WebP that loops forever.
+
+    GIF stores delays in centiseconds (``tick_ms=10``), WebP in milliseconds. Both encoders
+    merge identical consecutive frames into one longer frame; ``read_video`` expands them back.
+    """
+    images = [_to_pil(frame) for frame in video]
+    if fmt == "gif":
+        durations = _frame_durations_ms(len(images), rate, tick_ms=10)
+        options: dict[str, Any] = {"format": "GIF", "optimize": False}
+    else:
+        durations = _frame_durations_ms(len(images), rate, tick_ms=1)
+        options = {"format": "WEBP", "lossless": True, "quality": 90, "method": 4}
+    images[0].save(
+        target, save_all=True, append_images=images[1:], duration=durations, loop=0, **options
+    )
+
+
+def _to_json(settings: Mapping[str, Any], indent: int | None = None) -> str:
+    try:
+        return json.dumps(
+            settings, indent=indent, ensure_ascii=False, allow_nan=False, default=_json_default,
+            separators=None if indent else (",", ":"),
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"metadata is not JSON-serialisable: {err}") from err
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Fraction):
+        return float(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} value {value!r} is not JSON-serialisable")
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic replacement
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _atomic_outputs(*targets: Path, directory: bool = False) -> Iterator[tuple[Path, ...]]:
+    """Yield temporary siblings of ``targets``; on success move each into place, else delete all."""
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            temps.append(_make_temp_sibling(target, directory=directory, suffix=".tmp"))
+        yield tuple(temps)
+        for temp, target in zip(temps, targets):
+            if directory:
+                _replace_directory(temp, target)
+            else:
+                os.replace(temp, target)
+    finally:
+        for temp in temps:
+            _remove(temp)  # no-op for temporaries already moved into place
+
+
+def _make_temp_sibling(target: Path, directory: bool, suffix: str) -> Path:
+    """Create an empty hidden file/folder next to ``target`` (normal umask permissions)."""
+    while True:
+        temp = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            if directory:
+                temp.mkdir()
+            else:
+                os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return temp
+        except FileExistsError:
+            continue
+
+
+def _replace_directory(temp: Path, target: Path) -> None:
+    """Move folder ``temp`` to ``target``, swapping out an existing ``target`` folder."""
+    if not target.exists():
+        os.replace(temp, target)
+        return
+    trash = _make_temp_sibling(target, directory=True, suffix=".old")
+    os.replace(target, trash)  # replaces the empty placeholder folder
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        os.replace(trash, target)  # put the old frames back
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _check_frame_folder_replaceable(folder: Path) -> None:
+    """Refuse to overwrite a folder holding anything but a previous PNG-frames output."""
+    if folder.exists() and not folder.is_dir():
+        raise VideoIOError(f"{folder}: exists and is not a folder; cannot write PNG frames there")
+    if folder.is_dir():
+        foreign = [p.name for p in folder.iterdir()
+                   if not (_FRAME_NAME.match(p.name) or p.name == FOLDER_METADATA)]
+        if foreign:
+            raise VideoIOError(
+                f"{folder}: folder already holds other files ({', '.join(sorted(foreign)[:3])}, ...); "
+                "choose an empty or new folder for PNG frames"
+            )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the metadata saved with a video: the sidecar JSON, else the container comment.
+
+    Returns ``{}`` for a readable video that carries no metadata.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such video")
+    fmt = "png" if path.is_dir() else video_format(path)
+    sidecar = path / FOLDER_METADATA if fmt == "png" else sidecar_path(path)
+    if sidecar.is_file():
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise VideoIOError(f"{sidecar}: metadata is not valid JSON ({err})") from err
+        if not isinstance(data, dict):
+            raise VideoIOError(f"{sidecar}: metadata is not a JSON object")
+        return data
+    if fmt in _CONTAINER_FORMATS:
+        comment = _container_tags(path).get("comment")
+        if comment:
+            with contextlib.suppress(ValueError):
+                data = json.loads(comment)
+                if isinstance(data, dict):
+                    return data
+    return {}
+
+
+def _container_tags(path: Path) -> dict[str, str]:
+    """Container-level tags with lower-case keys (matroska upper-cases them)."""
+    try:
+        with av.open(str(path)) as container:
+            return {key.lower(): value for key, value in container.metadata.items()}
+    except av.FFmpegError as err:
+        raise CorruptVideoError(f"{path}: cannot open video ({err})") from err
+
+
+def read_video(
+    path: str | os.PathLike[str], default_fps: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Read a video written in any supported format; return ``(frames (T, H, W, 3) uint8, fps)``.
+
+    mp4/webm padded to even size are cropped back to the recorded size. GIF/WebP frames are
+    laid out on the recorded fps timeline (undoing merged duplicates). A PNG folder's fps comes
+    from its ``metadata.json``, else ``default_fps``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such video")
+    fmt = "png" if path.is_dir() else video_format(path)
+    metadata = read_metadata(path)
+    record = metadata.get(FILE_RECORD_KEY)
+    if not isinstance(record, dict):
+        record = {}
+
+    if fmt in _CONTAINER_FORMATS:
+        video, fps = _read_container(path)
+        width, height = record.get("width"), record.get("height")
+        if (isinstance(width, int) and isinstance(height, int)
+                and 0 <= video.shape[2] - width <= 1 and 0 <= video.shape[1] - height <= 1):
+            video = video[:, :height, :width]  # undo the even-size padding
+        return np.ascontiguousarray(video), fps
+    if fmt == "png":
+        fps = record.get("fps") or metadata.get("fps") or default_fps  # ours, another tool's, caller's
+        return _read_frame_folder(path, fps)
+    return _read_animated_image(path, record)
+
+
+def _read_container(path: Path) -> tuple[np.ndarray, float]:
+    """Decode every frame of an mp4/webm with PyAV -> ``(T, H, W, 3)`` uint8 and its fps."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise CorruptVideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    except av.FFmpegError as err:
+        raise CorruptVideoError(f"{path}: cannot decode video ({err})") from err
+    if not frames:
+        raise CorruptVideoError(f"{path}: no decodable frames")
+    if not rate:
+        raise CorruptVideoError(f"{path}: the video stream has no frame rate")
+    try:
+        return np.stack(frames), float(rate)  # (T, H, W, 3)
+    except ValueError as err:
+        raise CorruptVideoError(f"{path}: frame size changes mid-stream") from err
+
+
+def _read_animated_image(path: Path, record: dict[str, Any]) -> tuple[np.ndarray, float]:
+    """Decode a GIF/WebP -> ``(T, H, W, 3)`` uint8, fps.
+
+    With a recorded fps, each stored frame is repeated for the number of frame periods it
+    covers (encoders merge identical frames). Otherwise one entry per stored frame and
+    fps = frames / total duration (10 fps if the file has no delays, as browsers do).
+    """
+    frames, durations = [], []
+    try:
+        with Image.open(path) as image:
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                image.load()
+                durations.append(int(image.info.get("duration") or 0))
+                frames.append(np.asarray(image.convert("RGB")))  # (H, W, 3)
+    except (OSError, SyntaxError, EOFError, ValueError) as err:
+        raise CorruptVideoError(f"{path}: cannot decode animated image ({err})") from err
+
+    fps = record.get("fps")
+    if isinstance(fps, (int, float)) and fps > 0:
+        starts = np.concatenate([[0], np.cumsum(durations)])  # ms
+        slots = np.round(starts * fps / 1000).astype(int)  # frame index each stored frame starts at
+        repeats = np.maximum(np.diff(slots), 1)
+        frames = [frame for frame, count in zip(frames, repeats) for _ in range(count)]
+        return np.stack(frames), float(fps)
+    total_ms = sum(durations)
+    return np.stack(frames), (1000 * len(frames) / total_ms if total_ms else 10.0)
+
+
+def _read_frame_folder(folder: Path, fps: Any) -> tuple[np.ndarray, float]:
+    """Read ``folder/*.png`` in natural order (frame_2 before frame_10) -> ``(T, H, W, 3)``, fps."""
+    files = sorted(folder.glob("*.png"), key=lambda p: [
+        int(part) if part.isdigit() else part for part in re.split(r"(\d+)", p.name)
+    ])
+    if not files:
+        raise CorruptVideoError(f"{folder}: folder holds no PNG frames")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:
+        raise VideoIOError(f"{folder}: no fps in {FOLDER_METADATA}; pass default_fps=")
+    frames = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                frames.append(np.asarray(image.convert("RGB")))  # (H, W, 3)
+        except (OSError, SyntaxError, ValueError) as err:
+            raise CorruptVideoError(f"{file}: cannot decode PNG frame ({err})") from err
+    try:
+        return np.stack(frames), float(fps)
+    except ValueError as err:
+        raise CorruptVideoError(f"{folder}: PNG frames differ in size") from err
+
+
+def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Describe a video: ``num_frames, width, height, fps, codec, pix_fmt``.
+
+    mp4/webm are read from the container headers with PyAV (the encoded, possibly padded size);
+    GIF, WebP and PNG folders are decoded with ``read_video``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such video")
+    fmt = "png" if path.is_dir() else video_format(path)
+    if fmt not in _CONTAINER_FORMATS:
+        video, fps = read_video(path)
+        return {
+            "num_frames": video.shape[0], "width": video.shape[2], "height": video.shape[1],
+            "fps": fps, "codec": fmt, "pix_fmt": "pal8" if fmt == "gif" else "rgb24",
+        }
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise CorruptVideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            num_frames = stream.frames  # 0 when the container (webm) does not store it
+            if not num_frames:
+                num_frames = sum(1 for packet in container.demux(stream) if packet.size)
+            ctx = stream.codec_context
+            return {
+                "num_frames": int(num_frames),
+                "width": ctx.width,
+                "height": ctx.height,
+                "fps": float(rate) if rate else None,
+                "codec": ctx.name,
+                "pix_fmt": ctx.pix_fmt,
+            }
+    except av.FFmpegError as err:
+        raise CorruptVideoError(f"{path}: cannot read video headers ({err})") from err

@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from i2v.data.captions import COLOUR_WORDS, DIRECTION_WORDS, TEMPLATES, all_training_words, caption_scene
+from i2v.data.world import (
+    CAMERA_PANS, COLOURS, FPS, MOTION_WEIGHTS, NUM_FRAMES, SIZE, mirror_scene, render, sample_scene,
+)
+
+
+def test_world_constants_match_the_design():
+    assert (SIZE, NUM_FRAMES, FPS) == (128, 16, 8)
+
+
+def test_same_seed_same_video():
+    a, b = render(sample_scene(7)), render(sample_scene(7))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (16, 128, 128, 3) and a.dtype == np.uint8
+    assert not np.array_equal(a, render(sample_scene(8)))
+
+
+@pytest.mark.parametrize("motion", sorted(MOTION_WEIGHTS))
+def test_every_motion_renders_and_objects_stay_distinct(motion):
+    scene = sample_scene(3, motion=motion)
+    frames = render(scene)
+    assert len({o.colour for o in scene.objects}) == len(scene.objects)
+    assert 1 <= len(scene.objects) <= 3
+    if scene.category in ("object_direction", "object_scale") or motion == "still":
+        assert scene.target is not None
+    else:
+        assert scene.target is None
+    moving = np.abs(frames[-1].astype(int) - frames[0].astype(int)).mean()
+    assert (moving > 0.5) == (scene.category != "still")
+
+
+def test_target_moves_in_its_direction_and_others_stay():
+    scene = sample_scene(11, motion="move_left", num_objects=3)
+    tracks = scene.screen_tracks()
+    dx = tracks[-1, scene.target, 0] - tracks[0, scene.target, 0]
+    assert dx < -0.25 * SIZE
+    others = [k for k in range(3) if k != scene.target]
+    np.testing.assert_allclose(tracks[-1, others], tracks[0, others])
+    # the target stays inside the frame for the whole clip
+    assert tracks[:, scene.target].min() > 0 and tracks[:, scene.target].max() < SIZE
+
+
+def test_camera_pan_left_slides_content_right():
+    scene = sample_scene(5, motion="pan_left")
+    tracks = scene.screen_tracks()
+    assert np.all(tracks[-1, :, 0] - tracks[0, :, 0] > 0.2 * SIZE)
+    assert set(CAMERA_PANS) == {"pan_left", "pan_right", "pan_up", "pan_down"}
+
+
+def test_zoom_in_spreads_objects_from_the_centre():
+    scene = sample_scene(5, motion="zoom_in", num_objects=2)
+    tracks = scene.screen_tracks()
+    spread = lambda t: np.linalg.norm(t[0] - t[1])  # noqa: E731
+    assert spread(tracks[-1]) > 1.4 * spread(tracks[0])
+
+
+def test_mirrored_scene_renders_the_flipped_video():
+    scene = sample_scene(21, motion="move_up_left")
+    mirrored = mirror_scene(scene)
+    assert mirrored.motion == "move_up_right"
+    if scene.background != "noise":  # the noise texture is sampled, not mirrored
+        diff = np.abs(render(mirrored).astype(int) - render(scene)[:, :, ::-1].astype(int))
+        assert np.percentile(diff, 99) <= 2
+
+
+def test_colours_are_named_and_distinct():
+    rgb = np.array(list(COLOURS.values()))
+    d = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)
+    assert d[~np.eye(len(rgb), dtype=bool)].min() > 60
+
+
+def test_captions_name_the_object_and_direction():
+    scene = sample_scene(4, motion="move_right")
+    obj = scene.objects[scene.target]
+    for seed in range(20):
+        cap = caption_scene(scene, np.random.default_rng(seed))
+        assert any(w in cap for w in COLOUR_WORDS[obj.colour][0])
+        assert any(w in cap for w in DIRECTION_WORDS["right"][0])
+
+
+def test_heldout_phrasings_are_never_used_in_training():
+    train_words = all_training_words()
+    for table in (COLOUR_WORDS, DIRECTION_WORDS):
+        for _, held in table.values():
+            assert not set(held) & train_words
+    for train, held in TEMPLATES.values():
+        assert not set(train) & set(held)
+    train_caps = {caption_scene(sample_scene(s), np.random.default_rng(s), "train") for s in range(300)}
+    held_caps = {caption_scene(sample_scene(s), np.random.default_rng(s), "heldout") for s in range(300)}
+    assert len(held_caps - train_caps) > 0.9 * len(held_caps)
+
+
+def test_unknown_split_and_motion_raise():
+    with pytest.raises(ValueError, match="split"):
+        caption_scene(sample_scene(0), np.random.default_rng(0), "test")
+    with pytest.raises(ValueError, match="motion"):
+        sample_scene(0, motion="teleport")
