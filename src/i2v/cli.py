@@ -3,6 +3,7 @@
     i2v generate IMAGE --prompt TEXT -o OUT.mp4     one clip (mp4/webm/gif/webp/PNG folder)
     i2v models                                      the models and their defaults
     i2v train vae|video ...                         train the embedded model
+    i2v benchmark                                   score a model on the held-out procedural world
 """
 
 from __future__ import annotations
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the embedded model. `i2v train vae --help` and `i2v train video --help` "
                                    "list each stage's options.")
     p.add_argument("stage", choices=["vae", "video"], help="vae: the autoencoder; video: the video denoiser")
+    from .benchmark import add_arguments
+
+    p = sub.add_parser("benchmark", help="score a model on the held-out procedural world",
+                       description="Run a model over held-out scenes and phrasings of i2v's procedural world and "
+                                   "report motion accuracy per category, first-frame PSNR, flicker and speed.")
+    add_arguments(p)
     return parser
 
 
@@ -132,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "benchmark":
+            from .benchmark import main as benchmark_main
+
+            return benchmark_main(args)
         return cmd_train(args, rest)
     except (ImageInputError, InvalidRequestError, UnknownModelError, VideoIOError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -89,10 +89,10 @@ def _content_shift(tracks: list[ObjectTrack], camera: dict) -> tuple[np.ndarray,
     (2,) shift in pixels and the fraction of steps measured on objects.
     """
     steps = camera["step_translation"].copy()
+    visible = [_visible(tr) for tr in tracks]
     from_objects = 0
     for k in range(len(steps)):
-        moves = [tr.centroids[k + 1] - tr.centroids[k] for tr in tracks
-                 if _visible(tr)[k] and _visible(tr)[k + 1]]
+        moves = [tr.centroids[k + 1] - tr.centroids[k] for tr, vis in zip(tracks, visible) if vis[k] and vis[k + 1]]
         if moves:
             steps[k] = np.mean(moves, axis=0)
             from_objects += 1
@@ -108,9 +108,10 @@ def _content_scale(tracks: list[ObjectTrack], camera: dict) -> tuple[float, floa
     scale and the fraction of steps measured on objects.
     """
     n_steps = len(camera["step_scale"])
+    visible = [_visible(tr) for tr in tracks]
     log_scale, from_objects = 0.0, 0
     for k in range(n_steps):
-        vis = [tr for tr in tracks if _visible(tr)[k] and _visible(tr)[k + 1]]
+        vis = [tr for tr, v in zip(tracks, visible) if v[k] and v[k + 1]]
         logs = [0.5 * math.log(tr.areas[k + 1] / tr.areas[k]) for tr in vis]
         for i in range(len(vis)):
             for j in range(i + 1, len(vis)):

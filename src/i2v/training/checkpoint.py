@@ -81,3 +81,13 @@ def rng_for_step(seed: int, step: int, process_index: int = 0) -> tuple[torch.Ge
     noise are a pure function of the step, so a resumed run repeats the same losses."""
     s = (seed * 1_000_003 + step * 7919 + process_index * 104_729) % (2**63 - 1)
     return torch.Generator().manual_seed(s), s % (2**31)
+
+
+def truncate_log(path: Path, step: int, header: str) -> None:
+    """Drop log rows after ``step`` (written by a run that was killed before its next checkpoint)."""
+    if not path.exists():
+        path.write_text(header)
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",")[0]) <= step]
+    path.write_text("".join(kept))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..models.autoencoder import build_autoencoder
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint, truncate_log
 from .world_batches import frame_crops
 
 PRESETS = {
@@ -79,8 +79,7 @@ def main(argv=None) -> dict:
     log_path = out / "loss_log.csv"
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        if not log_path.exists():
-            log_path.write_text("step,loss,recon,kl,lr,seconds\n")
+        truncate_log(log_path, step, header="step,loss,recon,kl,lr,seconds\n")
     losses = {}
     t0 = time.time()
     while step < args.max_steps:

@@ -22,7 +22,7 @@ from ..data.captions import caption_scene
 from ..data.world import mirror_scene
 from ..models.unet import build_unet
 from ..sampling import add_noise, sample_training_sigmas
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint, truncate_log
 from .latent_cache import build_latent_cache, load_latent_cache
 
 PRESETS = {
@@ -111,7 +111,7 @@ def main(argv=None) -> dict:
     log_path = out / "loss_log.csv"
     if accelerator.is_main_process:
         (out / "samples").mkdir(parents=True, exist_ok=True)
-        _truncate_log(log_path, step, header="step,loss,lr,seconds\n")
+        truncate_log(log_path, step, header="step,loss,lr,seconds\n")
 
     # ---- loop ----
     losses: dict[int, float] = {}
@@ -192,16 +192,6 @@ def write_samples(unet_dir: Path, vae_dir: str, path: Path, text_encoder) -> Non
         frames = pipe(image=first, prompt=prompt, num_inference_steps=16, seed=k).frames
         rows.append((frames, prompt))
     contact_sheet(rows, path)
-
-
-def _truncate_log(path: Path, step: int, header: str) -> None:
-    """Drop log rows after ``step`` (written by a run that was killed before its next checkpoint)."""
-    if not path.exists():
-        path.write_text(header)
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",")[0]) <= step]
-    path.write_text("".join(kept))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,106 @@
+import json
+
+import numpy as np
+import pytest
+
+from i2v import GenerationRequest, ImageToVideoGenerator
+from i2v.backends.base import InvalidRequestError
+from i2v.imaging import CorruptImageError, ImageNotFoundError, NotAnImageError
+from i2v.registry import UnknownModelError
+from i2v.video_io import probe_video, read_metadata, read_video
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_model_dir):
+    return ImageToVideoGenerator(model_name=str(tiny_model_dir), device="cpu")
+
+
+def test_defaults_come_from_the_model(gen, sample_image_path):
+    result = gen.run(GenerationRequest(image=sample_image_path, prompt="the red square moves left", seed=0,
+                                       num_inference_steps=2))
+    d = gen.defaults
+    assert result.frames.shape == (d.num_frames, d.height, d.width, 3)
+    assert result.fps == d.fps
+    assert result.settings["num_frames"] == d.num_frames
+    # the 96x80 input was fitted to the model's square size, and that was reported
+    assert any("centre-cropped" in n for n in result.notices)
+
+
+def test_brief_usage_generate_and_save_video(gen, sample_image_path, tmp_path):
+    frames = gen.generate(image_path=str(sample_image_path), prompt="the red square moves right", num_frames=6,
+                          fps=12, seed=4, num_inference_steps=2)
+    assert isinstance(frames, np.ndarray) and frames.shape == (6, 64, 64, 3)
+    out = gen.save_video(frames, tmp_path / "out.mp4")
+    info = probe_video(out)
+    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (6, 64, 64, 12)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
+    meta = read_metadata(out)
+    for key in ("model", "prompt", "seed", "num_inference_steps", "guidance_scale", "height", "width",
+                "num_frames", "fps", "i2v_version"):
+        assert key in meta
+    assert meta["seed"] == 4 and meta["prompt"] == "the red square moves right"
+
+
+def test_save_video_fps_override(gen, sample_image_path, tmp_path):
+    frames = gen.generate(image_path=sample_image_path, prompt="x", seed=0, num_inference_steps=1)
+    _, fps = read_video(gen.save_video(frames, tmp_path / "o.webm", fps=5))
+    assert fps == 5
+
+
+def test_same_seed_same_frames(gen, sample_image_path):
+    kw = dict(image_path=sample_image_path, prompt="the red square grows", num_inference_steps=2, seed=11)
+    np.testing.assert_array_equal(gen.generate(**kw), gen.generate(**kw))
+
+
+def test_missing_seed_is_chosen_and_recorded(gen, sample_image_path):
+    result = gen.run(GenerationRequest(image=sample_image_path, num_inference_steps=1))
+    again = gen.run(GenerationRequest(image=sample_image_path, num_inference_steps=1, seed=result.settings["seed"]))
+    np.testing.assert_array_equal(result.frames, again.frames)
+
+
+def test_size_is_snapped_and_reported(gen, sample_image_path):
+    result = gen.run(GenerationRequest(image=sample_image_path, height=40, width=70, seed=0, num_inference_steps=1))
+    m = gen.defaults.size_multiple
+    assert result.frames.shape[1] % m == 0 and result.frames.shape[2] % m == 0
+    assert any("snap" in n or "rounded" in n for n in result.notices)
+
+
+@pytest.mark.parametrize("field, value", [("num_frames", 1), ("num_frames", 2.5), ("fps", 0), ("fps", float("nan")),
+                                          ("num_inference_steps", 0), ("guidance_scale", -1.0), ("seed", -3)])
+def test_invalid_request_values_raise_before_any_work(gen, sample_image_path, field, value):
+    with pytest.raises(InvalidRequestError, match=field.split("_")[0]):
+        gen.run(GenerationRequest(image=sample_image_path, **{field: value}))
+
+
+def test_bad_images_raise_typed_errors(gen, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    broken = tmp_path / "broken.png"
+    from PIL import Image
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(broken)
+    broken.write_bytes(broken.read_bytes()[:60])
+    with pytest.raises(ImageNotFoundError, match="nope.png"):
+        gen.generate(image_path=tmp_path / "nope.png", prompt="x")
+    with pytest.raises(NotAnImageError, match="notes.png"):
+        gen.generate(image_path=text, prompt="x")
+    with pytest.raises(CorruptImageError, match="broken.png"):
+        gen.generate(image_path=broken, prompt="x")
+
+
+def test_unknown_model_raises():
+    with pytest.raises(UnknownModelError, match="no-such-model"):
+        ImageToVideoGenerator(model_name="no-such-model")
+
+
+def test_generate_needs_exactly_one_image(gen):
+    with pytest.raises(ValueError, match="exactly one"):
+        gen.generate(prompt="x")
+
+
+def test_result_save_writes_settings_sidecar(gen, sample_image_path, tmp_path):
+    result = gen.run(GenerationRequest(image=sample_image_path, prompt="p", seed=1, num_inference_steps=1))
+    path = result.save(tmp_path / "clip.gif")
+    sidecar = json.loads((tmp_path / "clip.gif.json").read_text())
+    assert sidecar["prompt"] == "p" and sidecar["seed"] == 1
+    frames, fps = read_video(path)
+    assert frames.shape == result.frames.shape and fps == pytest.approx(result.fps)

@@ -1,0 +1,77 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from i2v.cli import build_parser, main
+from i2v.video_io import probe_video, read_metadata, read_video
+
+
+def test_generate_writes_mp4_with_requested_fps(tiny_model_dir, sample_image_path, tmp_path, capsys):
+    out = tmp_path / "clip.mp4"
+    code = main(["generate", str(sample_image_path), "--prompt", "the red square moves left", "--model",
+                 str(tiny_model_dir), "--num-frames", "5", "--fps", "10", "--num-inference-steps", "2", "--seed", "3",
+                 "--timings", "-o", str(out)])
+    assert code == 0
+    info = probe_video(out)
+    assert (info["num_frames"], info["fps"], info["codec"]) == (5, 10, "h264")
+    printed = capsys.readouterr().out
+    for stage in ("load", "encode", "denoise", "decode", "write", "total"):
+        assert stage in printed
+    assert read_metadata(out)["seed"] == 3
+
+
+@pytest.mark.parametrize("name", ["clip.webm", "clip.gif", "clip.webp", "frames/"])
+def test_every_output_format(tiny_model_dir, sample_image_path, tmp_path, name):
+    out = tmp_path / name
+    assert main(["generate", str(sample_image_path), "-p", "x", "-m", str(tiny_model_dir), "--num-inference-steps",
+                 "1", "--seed", "0", "-q", "-o", str(out)]) == 0
+    frames, fps = read_video(out)
+    assert frames.shape == (4, 64, 64, 3) and fps == pytest.approx(8)
+
+
+def test_cli_and_api_give_the_same_frames(tiny_model_dir, sample_image_path, tmp_path):
+    from i2v import ImageToVideoGenerator
+
+    out = tmp_path / "frames/"
+    main(["generate", str(sample_image_path), "-p", "the red square grows", "-m", str(tiny_model_dir),
+          "--num-inference-steps", "2", "--seed", "9", "-q", "-o", str(out)])
+    frames, _ = read_video(out)
+    api = ImageToVideoGenerator(str(tiny_model_dir)).generate(image_path=sample_image_path, prompt="the red square grows",
+                                                              num_inference_steps=2, seed=9)
+    assert (frames == api).all()
+
+
+def test_bad_inputs_exit_2_with_a_message(tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert main(["generate", str(bad), "-m", str(tiny_model_dir), "-o", str(tmp_path / "o.mp4")]) == 2
+    assert "bad.jpg" in capsys.readouterr().err
+    assert main(["generate", str(bad), "-o", str(tmp_path / "o.avi")]) == 2
+    assert ".avi" in capsys.readouterr().err
+    assert main(["generate", str(bad), "-m", "not-a-model", "-o", str(tmp_path / "o.mp4")]) == 2
+    assert not list(tmp_path.glob("o.*"))
+
+
+def test_models_lists_defaults(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    tiny = next(r for r in rows if r["name"] == "i2v-tiny")
+    assert (tiny["num_frames"], tiny["height"], tiny["width"], tiny["fps"]) == (16, 128, 128, 8)
+    assert main(["models"]) == 0
+    assert "i2v-tiny" in capsys.readouterr().out
+
+
+def test_help_is_complete():
+    parser = build_parser()
+    text = parser.format_help()
+    for command in ("generate", "models", "train"):
+        assert command in text
+    gen_help = subprocess.run([sys.executable, "-m", "i2v.cli", "generate", "--help"], capture_output=True, text=True)
+    for flag in ("--prompt", "--negative-prompt", "--model", "--num-frames", "--fps", "--height", "--width",
+                 "--num-inference-steps", "--guidance-scale", "--seed", "--output"):
+        assert flag in gen_help.stdout
+    train_help = subprocess.run([sys.executable, "-m", "i2v.cli", "train", "video", "--help"], capture_output=True,
+                                text=True)
+    assert "--resume" in train_help.stdout and "--max-steps" in train_help.stdout
