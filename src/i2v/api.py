@@ -112,7 +112,7 @@ class ImageToVideoGenerator:
         t0 = time.perf_counter()
         image = load_image(request.image)
         image, fit = fit_image(image, settings.width, settings.height)
-        if fit.message and (fit.source_size != fit.target_size):
+        if fit.changed:
             notices.append(fit.message)
         timings["load_image"] = time.perf_counter() - t0
         frames = self.backend.generate(settings, image, callback, timings, self.show_progress)

@@ -244,7 +244,7 @@ def snap_size(width: int, height: int, multiple: int) -> tuple[int, int, str | N
         return width, height, None
     notice = (
         f"size {width}x{height} is not a multiple of {multiple}; "
-        f"using {snapped_w}x{snapped_h}"
+        f"snapped to {snapped_w}x{snapped_h}"
     )
     return snapped_w, snapped_h, notice
 

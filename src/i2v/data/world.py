@@ -182,7 +182,9 @@ def _draw_objects(rng: np.random.Generator, n: int, motion: str, amount: float) 
             objs.append(SceneObject(str(rng.choice(SHAPES)), str(colours[k]), float(x), float(y), radius))
         if len(objs) == n and not _overlaps(objs, target, motion, amount):
             return objs, target
-    raise RuntimeError("could not place objects")  # practically unreachable for n <= 3
+    if n > 1:  # a crowded draw (large shapes, long travel): one object fewer always fits
+        return _draw_objects(rng, n - 1, motion, amount)
+    raise RuntimeError(f"could not place an object for motion {motion!r}")
 
 
 def _overlaps(objs: list[SceneObject], target: int, motion: str, amount: float) -> bool:

@@ -27,7 +27,7 @@ from .latent_cache import build_latent_cache, load_latent_cache
 
 PRESETS = {
     # name: denoiser preset, batch size, learning rate, cached training clips
-    "small": dict(unet="small", batch=8, lr=3e-4, clips=6144),
+    "small": dict(unet="small", batch=8, lr=3e-4, clips=3072),
     "test": dict(unet="test", batch=2, lr=1e-3, clips=8),
 }
 CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--sample-every", type=int, default=1000)
     p.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
+    p.add_argument("--init-from", default=None,
+                   help="start from these denoiser weights (a unet folder, or a model folder such as the shipped "
+                        "src/i2v/weights/i2v-tiny) instead of a fresh preset")
     p.add_argument("--cache-dir", default=None, help="latent cache folder (default: OUTPUT_DIR/latents)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema-decay", type=float, default=0.999)
@@ -89,8 +92,15 @@ def main(argv=None) -> dict:
 
     # ---- model, EMA, optimiser, schedule ----
     torch.manual_seed(args.seed)
-    unet = build_unet(preset["unet"], latent_channels=vae.config.latent_channels,
-                      num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1])
+    if args.init_from:
+        from ..models.unet import SpaceTimeUNet
+
+        init = Path(args.init_from)
+        unet = SpaceTimeUNet.from_pretrained(init / "unet" if (init / "unet").is_dir() else init, use_safetensors=True)
+        unet = unet.to(torch.float32)
+    else:
+        unet = build_unet(preset["unet"], latent_channels=vae.config.latent_channels,
+                          num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1])
     ema = EMAModel(unet.parameters(), decay=args.ema_decay, model_cls=type(unet), model_config=unet.config)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=preset["lr"], weight_decay=0.01)
     lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=500)

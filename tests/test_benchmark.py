@@ -1,0 +1,22 @@
+import json
+
+from i2v.benchmark import CATEGORY_TARGETS, run_benchmark
+from i2v.cli import main
+
+
+def test_benchmark_writes_report_summary_and_contact_sheet(tiny_model_dir, tmp_path):
+    report = run_benchmark(str(tiny_model_dir), cases=3, out=tmp_path, num_inference_steps=1, log=lambda *_: None)
+    assert len(report["cases"]) == 3
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["summary"]["n"] == 3
+    assert "first-frame PSNR" in (tmp_path / "summary.md").read_text()
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 0
+    # the cases cycle through the motion kinds, so three cases cover three categories
+    assert len({c["category"] for c in report["cases"]}) == 3
+    assert {c["category"] for c in report["cases"]} <= set(CATEGORY_TARGETS)
+
+
+def test_benchmark_cli(tiny_model_dir, tmp_path, capsys):
+    assert main(["benchmark", "-m", str(tiny_model_dir), "--cases", "1", "--num-inference-steps", "1",
+                 "--out", str(tmp_path)]) == 0
+    assert "pass rate" in capsys.readouterr().out
