@@ -15,11 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-CATEGORY_TARGETS = {  # the quality bar of the embedded model
-    "object_direction": 0.80, "object_scale": 0.70, "still": 0.70, "camera_pan": 0.70, "camera_zoom": 0.70,
-}
-PSNR_TARGET = 28.0
-FLICKER_TARGET = 0.95
 
 
 def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | None = None, seed: int = 0,
@@ -56,19 +51,24 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
 
 
 def summary_markdown(summary: dict) -> str:
-    lines = ["| measure | value | target |", "|---|---|---|"]
-    for cat, target in CATEGORY_TARGETS.items():
-        rate = summary.get("pass_rate", {}).get(cat)
-        lines.append(f"| {cat} pass rate | {_fmt(rate)} | >= {target:.0%} |")
-    lines.append(f"| non-target objects still | {_fmt(summary.get('others_still_rate'))} | |")
-    lines.append(f"| first-frame PSNR (dB) | {summary.get('mean_first_frame_psnr', float('nan')):.2f} | >= {PSNR_TARGET} |")
-    lines.append(f"| temporal flicker | {summary.get('mean_flicker', float('nan')):.4f} | >= {FLICKER_TARGET} |")
-    lines.append(f"| seconds per video | {summary.get('seconds_per_video', float('nan')):.2f} | |")
+    from .metrics.world_score import CATEGORIES, QUALITY_BAR
+
+    lines = ["| measure | value | cases | target |", "|---|---|---|---|"]
+    for cat in CATEGORIES:
+        c = summary["per_category"][cat]
+        lines.append(f"| {cat} pass rate | {_fmt(c['pass_rate'], '.0%')} | {c['n']} | >= {QUALITY_BAR[cat]:.0%} |")
+    lines.append(f"| non-target objects still | {_fmt(summary['others_still_rate'], '.0%')} | "
+                 f"{summary['others_still_n']} | |")
+    lines.append(f"| first-frame PSNR (dB) | {_fmt(summary['first_frame_psnr'], '.2f')} | {summary['n']} | "
+                 f">= {QUALITY_BAR['first_frame_psnr']} |")
+    lines.append(f"| temporal flicker | {_fmt(summary['flicker'], '.4f')} | {summary['n']} | "
+                 f">= {QUALITY_BAR['flicker']} |")
+    lines.append(f"| seconds per video | {summary['seconds_per_video']:.2f} | {summary['n']} | |")
     return "\n".join(lines) + "\n"
 
 
-def _fmt(rate) -> str:
-    return "n/a" if rate is None else f"{rate:.0%}"
+def _fmt(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def _jsonable(value):

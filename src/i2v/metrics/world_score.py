@@ -18,7 +18,9 @@ import math
 import numpy as np
 
 from ..data.captions import caption_scene
-from ..data.world import CAMERA_PANS, COLOURS, MOTION_WEIGHTS, OBJECT_DIRECTIONS, Scene, heldout_seed, render, sample_scene
+from ..data.world import (
+    CAMERA_PANS, COLOURS, MOTION_CATEGORIES, MOTION_WEIGHTS, OBJECT_DIRECTIONS, Scene, heldout_seed, render, sample_scene,
+)
 from .fidelity import first_frame_psnr, temporal_flicker
 from .tracking import DEFAULT_TOL, ObjectTrack, estimate_camera_motion, track_objects
 
@@ -288,15 +290,25 @@ def summarise(results: list[dict]) -> dict:
     return summary
 
 
+def _interleaved_kinds() -> list[str]:
+    """Every motion kind once, taking the categories round-robin (dir, scale, still, pan, zoom, dir, ...)."""
+    queues = [[k for k in MOTION_WEIGHTS if MOTION_CATEGORIES[k] == cat] for cat in CATEGORIES]
+    order = []
+    while any(queues):
+        order += [q.pop(0) for q in queues if q]
+    return order
+
+
 def heldout_cases(n: int, seed_offset: int = 0) -> list[tuple[Scene, str]]:
     """``n`` held-out benchmark cases ``(scene, prompt)``.
 
     Case ``i`` uses seed ``heldout_seed(seed_offset + i)`` and motion kind number
-    ``(seed_offset + i) % len(MOTION_WEIGHTS)`` in ``MOTION_WEIGHTS``' fixed order, so every kind
-    appears evenly (and consecutive offsets continue the cycle); prompts use the
-    held-out phrasings (``caption_scene(..., "heldout")``) drawn from the same seed.
+    ``(seed_offset + i) % len(MOTION_WEIGHTS)`` of a fixed order that takes the categories in
+    turn, so every kind appears evenly and even a handful of cases covers every category
+    (consecutive offsets continue the cycle); prompts use the held-out phrasings
+    (``caption_scene(..., "heldout")``) drawn from the same seed.
     """
-    kinds = list(MOTION_WEIGHTS)
+    kinds = _interleaved_kinds()
     cases = []
     for i in range(n):
         seed = heldout_seed(seed_offset + i)
