@@ -11,7 +11,7 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(1)  # tiny models gain nothing from more; avoids oversubscribing shared CPUs
 
 
 def dummy_components(num_frames: int = 4, size: int = 64):

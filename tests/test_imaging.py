@@ -237,3 +237,12 @@ def test_snap_size():
     assert snap_size(12, 12, 8)[:2] == (16, 16)  # halves round up
     with pytest.raises(ValueError, match="multiple"):
         snap_size(64, 64, 0)
+
+
+def test_jpeg_with_truncated_header_is_corrupt(tmp_path):
+    from i2v.imaging import CorruptImageError, load_image
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(CorruptImageError, match="bad.jpg"):
+        load_image(bad)

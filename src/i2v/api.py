@@ -20,10 +20,18 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
-from .backends.base import Backend, ProgressCallback
+from .backends.base import Backend, InvalidRequestError, ProgressCallback
 from .registry import ModelSpec, resolve_model
 
-BACKEND_CLASSES = {"tiny": "i2v.backends.tiny:TinyBackend"}
+BACKEND_CLASSES = {
+    "tiny": "i2v.backends.tiny:TinyBackend",
+    "svd": "i2v.backends.svd:SVDBackend",
+    "animatediff": "i2v.backends.animatediff:AnimateDiffBackend",
+    "wan": "i2v.backends.wan:WanBackend",
+    "cogvideox": "i2v.backends.cogvideox:CogVideoXBackend",
+    "ltx": "i2v.backends.ltx:LTXBackend",
+    "hunyuan": "i2v.backends.hunyuan:HunyuanBackend",
+}
 
 
 @dataclass
@@ -41,6 +49,8 @@ class GenerationRequest:
     guidance_scale: float | None = None
     seed: int | None = None
     motion_strength: float | None = None
+    last_image: str | Path | Image.Image | np.ndarray | None = None  # last frame (Wan FLF2V, LTX conditions)
+    decode_chunk_size: int | None = None  # frames decoded at once (Stable Video Diffusion)
 
 
 @dataclass
@@ -71,10 +81,15 @@ def pick_device(device: str | None) -> str:
     return device
 
 
-def load_backend(spec: ModelSpec, device: str, dtype: str | None = None) -> Backend:
+def load_backend(spec: ModelSpec, device: str, dtype: str | None = None, **options) -> Backend:
+    """Build the family's backend. ``options`` (offload, vae_tiling, vae_slicing, loras, scheduler)
+    go to backends that accept them; unset ones (None/False/empty) are dropped."""
     module_name, class_name = BACKEND_CLASSES[spec.family].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(spec, device, dtype)
+    options = {k: v for k, v in options.items() if v not in (None, False, (), [])}
+    if options and not getattr(cls, "accepts_options", False):
+        raise InvalidRequestError(f"{spec.name} does not take {', '.join(sorted(options))}")
+    return cls(spec, device, dtype, **options)
 
 
 class ImageToVideoGenerator:
@@ -89,11 +104,15 @@ class ImageToVideoGenerator:
     """
 
     def __init__(self, model_name: str | None = None, device: str | None = None, dtype: str | None = None,
-                 show_progress: bool = False):
+                 show_progress: bool = False, *, offload: str | None = None, vae_tiling: bool = False,
+                 vae_slicing: bool = False, loras: list | None = None, scheduler: str | None = None):
         t0 = time.perf_counter()
         self.spec = resolve_model(model_name)
         self.device = pick_device(device)
-        self.backend = load_backend(self.spec, self.device, dtype)
+        # diffusers models: offload "auto"/none/model/sequential/group, VAE tiling/slicing, LoRAs
+        # ("path.safetensors[:scale]"), scheduler (a class name from the model's compatibles)
+        self.backend = load_backend(self.spec, self.device, dtype, offload=offload, vae_tiling=vae_tiling,
+                                    vae_slicing=vae_slicing, loras=loras, scheduler=scheduler)
         self.show_progress = show_progress
         self.load_seconds = time.perf_counter() - t0
         self.last_result: GenerationResult | None = None
@@ -108,18 +127,30 @@ class ImageToVideoGenerator:
 
         timings: dict[str, float] = {}
         notices: list[str] = []
+        last_image = getattr(request, "last_image", None)
+        if last_image is not None and not getattr(self.backend, "supports_last_image", False):
+            raise InvalidRequestError(f"{self.spec.name} cannot take a last image (last_image); "
+                                      "Wan and LTX-Video models can")
         settings = self.backend.resolve(request, notices)  # validates before any heavy work
         t0 = time.perf_counter()
         image = load_image(request.image)
         image, fit = fit_image(image, settings.width, settings.height)
         if fit.changed:
             notices.append(fit.message)
+        extra_inputs = {}
+        if last_image is not None:  # fitted to the same size as the first frame
+            last, last_fit = fit_image(load_image(last_image), settings.width, settings.height)
+            if last_fit.changed:
+                notices.append(f"last image: {last_fit.message}")
+            extra_inputs["last_image"] = last
         timings["load_image"] = time.perf_counter() - t0
-        frames = self.backend.generate(settings, image, callback, timings, self.show_progress)
+        frames = self.backend.generate(settings, image, callback, timings, self.show_progress, **extra_inputs)
         record = {
             "model": self.spec.name,
             "model_source": self.spec.source,
             "image": str(request.image) if isinstance(request.image, (str, Path)) else None,
+            **({"last_image": str(last_image) if isinstance(last_image, (str, Path)) else "<in-memory image>"}
+               if last_image is not None else {}),
             **asdict(settings),
             "i2v_version": __version__,
         }
@@ -145,6 +176,8 @@ class ImageToVideoGenerator:
         seed: int | None = None,
         motion_strength: float | None = None,
         callback: ProgressCallback | None = None,
+        last_image: str | Path | Image.Image | np.ndarray | None = None,
+        decode_chunk_size: int | None = None,
     ) -> np.ndarray:
         """The brief's call: returns frames (T, H, W, 3) uint8. Pass ``image_path`` or ``image``."""
         if (image_path is None) == (image is None):
@@ -152,7 +185,8 @@ class ImageToVideoGenerator:
         request = GenerationRequest(
             image=image_path if image_path is not None else image, prompt=prompt, negative_prompt=negative_prompt,
             num_frames=num_frames, fps=fps, height=height, width=width, num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale, seed=seed, motion_strength=motion_strength,
+            guidance_scale=guidance_scale, seed=seed, motion_strength=motion_strength, last_image=last_image,
+            decode_chunk_size=decode_chunk_size,
         )
         return self.run(request, callback=callback).frames
 

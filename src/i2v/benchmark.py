@@ -22,6 +22,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     from .api import GenerationRequest, ImageToVideoGenerator
     from .contact_sheet import contact_sheet
     from .data.world import render
+    from .evaluate import motion_metrics
     from .metrics.world_score import heldout_cases, score_case, summarise
 
     gen = ImageToVideoGenerator(model_name=model, device=device)
@@ -33,6 +34,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
                                            num_inference_steps=num_inference_steps))
         seconds = time.perf_counter() - t0
         score = score_case(result.frames, scene, first)
+        score.update(motion_metrics(result.frames, result.fps))  # dynamic_degree_cv, mean_flow_magnitude
         score.update(prompt=prompt, seconds=seconds, case=k)
         results.append(score)
         rows.append((result.frames, f"{'PASS' if score['passed'] else 'fail'} {scene.motion}: {prompt}"))
@@ -40,6 +42,9 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     summary = summarise(results)
     summary["seconds_per_video"] = sum(r["seconds"] for r in results) / max(1, len(results))
     summary["model"] = gen.spec.name
+    # OpenCV-flow motion amount: share of clips VBench's dynamic-degree rule calls moving, mean flow
+    summary["dynamic_degree_cv"] = sum(bool(r["dynamic_degree_cv"]) for r in results) / max(1, len(results))
+    summary["mean_flow_magnitude"] = sum(r["mean_flow_magnitude"] for r in results) / max(1, len(results))
     report = {"summary": summary, "cases": results}
     if out is not None:
         out = Path(out)
@@ -63,6 +68,9 @@ def summary_markdown(summary: dict) -> str:
                  f">= {QUALITY_BAR['first_frame_psnr']} |")
     lines.append(f"| temporal flicker | {_fmt(summary['flicker'], '.4f')} | {summary['n']} | "
                  f">= {QUALITY_BAR['flicker']} |")
+    if "dynamic_degree_cv" in summary:
+        lines.append(f"| dynamic degree (cv) | {_fmt(summary['dynamic_degree_cv'], '.0%')} | {summary['n']} | |")
+        lines.append(f"| mean flow (px/frame) | {_fmt(summary['mean_flow_magnitude'], '.2f')} | {summary['n']} | |")
     lines.append(f"| seconds per video | {summary['seconds_per_video']:.2f} | {summary['n']} | |")
     return "\n".join(lines) + "\n"
 

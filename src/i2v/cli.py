@@ -4,6 +4,7 @@
     i2v models                                      the models and their defaults
     i2v train vae|video ...                         train the embedded model
     i2v benchmark                                   score a model on the held-out procedural world
+    i2v evaluate VIDEO --image IMAGE [--prompt TEXT] per-video metrics (flicker, motion, fidelity, ...)
 """
 
 from __future__ import annotations
@@ -39,9 +40,28 @@ def _add_generate(sub) -> None:
     p.add_argument("--num-inference-steps", type=int, default=None, help="denoising steps")
     p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed + settings = same frames)")
-    p.add_argument("--motion-strength", type=float, default=None, help="motion amount, for models that take one")
+    p.add_argument("--motion-strength", type=float, default=None,
+                   help="motion amount in [0, 1] for models that take one (Stable Video Diffusion: "
+                        "motion_bucket_id = round(254 * value); 0.5 ~ the default 127)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
-    p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="weights dtype")
+    p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"],
+                   help="weights dtype (default: fp32 on CPU, the model's own bf16/fp16 on a GPU)")
+    g = p.add_argument_group("diffusers models (see `i2v models`)")
+    g.add_argument("--last-image", default=None, metavar="IMAGE",
+                   help="last frame to end on (Wan first-last-frame models, LTX-Video conditions)")
+    g.add_argument("--offload", default=None, choices=["auto", "none", "model", "sequential", "group"],
+                   help="CPU offload to fit GPU memory: model (whole components), sequential (layer by layer, "
+                        "slowest), group (layer groups, streamed); default auto: none on CPU or when the "
+                        "weights fit the GPU")
+    g.add_argument("--vae-tiling", action="store_true", help="decode the video in spatial tiles (less memory)")
+    g.add_argument("--vae-slicing", action="store_true", help="decode the batch one video at a time (less memory)")
+    g.add_argument("--decode-chunk-size", type=int, default=None, metavar="N",
+                   help="Stable Video Diffusion: frames decoded at once (lower = less memory)")
+    g.add_argument("--lora", action="append", default=None, metavar="PATH[:SCALE]",
+                   help="LoRA adapter (.safetensors file, folder, hub id or named motion LoRA) with an optional "
+                        "scale, default 1.0; repeatable")
+    g.add_argument("--scheduler", default=None, metavar="NAME",
+                   help="scheduler class from the model's compatible schedulers (an invalid name lists them)")
     p.add_argument("--output", "-o", required=True, help="output path: .mp4 .webm .gif .webp or a folder/")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no notices")
     p.add_argument("--timings", action="store_true", help="print the time breakdown (load, encode, denoise, decode, write)")
@@ -54,11 +74,14 @@ def cmd_generate(args) -> int:
     t_start = time.perf_counter()
     video_format(args.output)  # fail on a bad extension before loading anything
     gen = ImageToVideoGenerator(model_name=args.model, device=args.device, dtype=args.dtype,
-                                show_progress=not args.quiet and sys.stderr.isatty())
+                                show_progress=not args.quiet and sys.stderr.isatty(), offload=args.offload,
+                                vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, loras=args.lora,
+                                scheduler=args.scheduler)
     request = GenerationRequest(
         image=args.image, prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
         fps=args.fps, height=args.height, width=args.width, num_inference_steps=args.num_inference_steps,
         guidance_scale=args.guidance_scale, seed=args.seed, motion_strength=args.motion_strength,
+        last_image=args.last_image, decode_chunk_size=args.decode_chunk_size,
     )
     result = gen.run(request)
     if not args.quiet:
@@ -71,7 +94,8 @@ def cmd_generate(args) -> int:
           f"{result.fps:g} fps, seed {result.settings['seed']})")
     if args.timings:
         t = result.timings
-        rows = [("load", gen.load_seconds), ("encode", t.get("encode", 0.0)), ("denoise", t.get("denoise", 0.0)),
+        rows = [("load", gen.load_seconds + t.get("load", 0.0)), ("encode", t.get("encode", 0.0)),
+                ("denoise", t.get("denoise", 0.0)),
                 ("decode", t.get("decode", 0.0)), ("write", write), ("total", time.perf_counter() - t_start)]
         print("  ".join(f"{k} {v:.2f}s" for k, v in rows))
     return 0
@@ -90,6 +114,12 @@ def cmd_models(args) -> int:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    print("\nsources and model-specific defaults:")
+    for r in rows:
+        extras = {k: v for k, v in r.get("extras", {}).items()
+                  if not isinstance(v, (list, dict)) and k != "negative_prompt"}
+        print(f"  {r['name']}: {r['source'] if r['family'] != 'tiny' else '(shipped)'}"
+              + "".join(f"  {k}={v}" for k, v in extras.items()))
     return 0
 
 
@@ -120,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a model over held-out scenes and phrasings of i2v's procedural world and "
                                    "report motion accuracy per category, first-frame PSNR, flicker and speed.")
     add_arguments(p)
+    from .evaluate import add_arguments as add_evaluate_arguments
+
+    p = sub.add_parser("evaluate", help="measure a generated video (motion, fidelity, consistency)",
+                       description="Per-video metrics of an image-to-video clip: flicker, dynamic degree, flow, "
+                                   "motion smoothness, warping error, camera motion, first-frame fidelity; CLIP, "
+                                   "DINO and FVD (I3D) with local weights you point at (never downloaded).")
+    add_evaluate_arguments(p)
     return parser
 
 
@@ -143,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             from .benchmark import main as benchmark_main
 
             return benchmark_main(args)
+        if args.command == "evaluate":
+            from .evaluate import main as evaluate_main
+
+            return evaluate_main(args)
         return cmd_train(args, rest)
     except (ImageInputError, InvalidRequestError, UnknownModelError, VideoIOError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -106,7 +106,8 @@ def _load_path(path: str, max_pixels: int | None) -> Image.Image:
             raise NotAnImageError(f"{path}: not an image file Pillow can read") from err
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ImageTooLargeError(f"{path}: image is too large to load safely ({err})") from err
-        except (SyntaxError, struct.error, EOFError, ValueError) as err:
+        except (OSError, SyntaxError, struct.error, EOFError, ValueError) as err:
+            # a recognised format whose header is cut short or malformed (e.g. "Truncated File Read")
             raise CorruptImageError(f"{path}: corrupt image header ({err})") from err
         with image:
             _check_size(image.size, path, max_pixels)  # before decoding any pixel data

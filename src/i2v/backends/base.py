@@ -1,7 +1,9 @@
 """What every backend does: turn a resolved request into frames.
 
-A backend is built once per model (weights loaded in ``__init__``) and then called for many
-requests. ``resolve`` fills a request's unset fields from the model's defaults and snaps
+A backend is built once per model (weights loaded in ``__init__``, or lazily on the first
+``generate`` as the diffusers backends do, so that ``resolve`` can refuse a request before any
+weights are read) and then called for many requests.
+``resolve`` fills a request's unset fields from the model's defaults and snaps
 values to the model's rules, returning human-readable notices for every change it made.
 """
 

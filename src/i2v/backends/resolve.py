@@ -29,6 +29,7 @@ def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> Reso
     num_frames = _positive_int("num_frames", request.num_frames if request.num_frames is not None else defaults.num_frames)
     if num_frames < 2:
         raise InvalidRequestError(f"num_frames must be >= 2 for a video, got {num_frames}")
+    num_frames = snap_frames(defaults, num_frames, notices)
     fps = _finite("fps", request.fps if request.fps is not None else defaults.fps, low=0)
     if fps <= 0 or fps > 240:
         raise InvalidRequestError(f"fps must be in (0, 240], got {fps}")
@@ -58,3 +59,27 @@ def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> Reso
         height=height, width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
         motion_strength=motion,
     )
+
+
+def snap_frames(defaults: ModelDefaults, num_frames: int, notices: list[str]) -> int:
+    """Snap a frame count to the model's rule ``frame_offset + k * frame_step`` (nearest, ties up),
+    within ``[min_frames, max_frames]``; a count above ``max_frames`` cannot run and is refused."""
+    step = getattr(defaults, "frame_step", 1)
+    offset = getattr(defaults, "frame_offset", 0)
+    low = max(2, getattr(defaults, "min_frames", 2))
+    high = getattr(defaults, "max_frames", None)
+    if high is not None and num_frames > high:
+        raise InvalidRequestError(
+            f"num_frames {num_frames} is more than this model can generate (at most {high}; rule {defaults.frame_rule})"
+        )
+    snapped = num_frames
+    if step > 1:
+        snapped = offset + math.floor((num_frames - offset) / step + 0.5) * step
+    while snapped < low:
+        snapped += step
+    while high is not None and snapped > high:
+        snapped -= step
+    if snapped != num_frames:
+        notices.append(f"num_frames {num_frames} does not fit the model's rule ({defaults.frame_rule}); "
+                       f"snapped to {snapped}")
+    return snapped

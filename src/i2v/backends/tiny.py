@@ -17,7 +17,7 @@ class TinyBackend(Backend):
         super().__init__(spec, device, dtype)
         from ..pipelines.pipeline_i2v import I2VPipeline
 
-        torch_dtype = {None: None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+        torch_dtype = {None: torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
         self.pipeline = I2VPipeline.from_folder(spec.source, torch_dtype=torch_dtype).to(device)
 
     def resolve(self, request, notices: list[str]) -> ResolvedSettings:

@@ -44,8 +44,11 @@ class I2VPipeline(DiffusionPipeline):
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
     def from_folder(cls, folder: str | Path, text_encoder: MiniLMTextEncoder | None = None,
-                    torch_dtype: torch.dtype | None = None) -> "I2VPipeline":
-        """Load a saved embedded model (``save_pretrained`` output): safetensors only, offline."""
+                    torch_dtype: torch.dtype | None = torch.float32) -> "I2VPipeline":
+        """Load a saved embedded model (``save_pretrained`` output): safetensors only, offline.
+
+        Weights may be stored in fp16 (the shipped model is, to stay small); they are cast to
+        ``torch_dtype`` on load (fp32 by default: the fast path on CPUs)."""
         folder = Path(folder)
         vae = AutoencoderKL.from_pretrained(folder / "vae", use_safetensors=True, torch_dtype=torch_dtype)
         unet = SpaceTimeUNet.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=torch_dtype)
@@ -95,12 +98,16 @@ class I2VPipeline(DiffusionPipeline):
 
     @staticmethod
     def image_to_tensor(image, height: int, width: int) -> torch.Tensor:
-        """(1, 3, H, W) float in [-1, 1]; the caller has already fitted the image to the size."""
+        """(1, 3, H, W) float in [-1, 1]. PIL images and arrays of another size are resized to
+        cover (height, width) and centre-cropped; tensors must be (1 or no batch, 3, H, W) in [-1, 1]."""
         if isinstance(image, torch.Tensor):
+            if image.shape[-3:] != (3, height, width):
+                raise ValueError(f"image tensor must be (3, {height}, {width}), got {tuple(image.shape)}")
             return image.reshape(1, 3, height, width).float()
-        arr = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-        if arr.shape != (height, width, 3):
-            raise ValueError(f"image must be {width}x{height} RGB here, got shape {arr.shape}")
+        from ..imaging import fit_image, load_image
+
+        fitted, _ = fit_image(load_image(image), width, height)
+        arr = np.asarray(fitted)  # (H, W, 3) uint8
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
 
     def encode_prompt(self, prompt: str, negative_prompt: str, do_cfg: bool) -> TextEmbedding:

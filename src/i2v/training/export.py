@@ -20,8 +20,9 @@ def export_model(vae_dir: str | Path, unet_dir: str | Path, out: str | Path, shi
 
     out = Path(out)
     pipe = I2VPipeline.from_parts(unet_dir, vae_dir, shift=shift, text_encoder=False)
-    if dtype == "fp16":
-        pipe.unet.to(torch.float16)  # halves the shipped size; loaded back as fp32 by default
+    if dtype == "fp16":  # halves the shipped size; loaded back as fp32 by default
+        pipe.unet.to(torch.float16)
+        pipe.vae.to(torch.float16)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export_", dir=out.parent))
     try:

@@ -1,0 +1,97 @@
+"""AnimateDiff conditioned on the input image (``AnimateDiffSparseControlNetPipeline``).
+
+AnimateDiff animates a Stable Diffusion 1.5 model with a motion adapter; the image enters through
+SparseCtrl's RGB ControlNet as a condition on frame 0 (``conditioning_frames=[image]``,
+``controlnet_frame_indices=[0]``), so the first frame follows the image and the prompt drives
+the rest. The motion modules were trained on 16 frames (positional embeddings up to
+``motion_max_seq_length``, 32); sizes are a multiple of 8, 512x512 by default.
+
+Camera moves come from AnimateDiff's motion LoRAs: ``--lora zoom-in`` (or zoom-out, pan-left,
+pan-right, tilt-up, tilt-down, rolling-clockwise, rolling-anticlockwise) loads
+``guoyww/animatediff-motion-lora-<name>``; any SD 1.5 / motion LoRA in safetensors works too.
+
+The registered ``animatediff-sparsectrl-rgb`` is assembled as in the diffusers example: an SD 1.5
+base, the v1.5.3 motion adapter, the SparseCtrl RGB ControlNet, the sd-vae-ft-mse VAE, and
+DPM-Solver++ (Karras sigmas, linear betas). A local folder saved from this pipeline loads as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from ..registry import ModelSpec
+from .base import ResolvedSettings
+from .diffusers_common import (DiffusersBackend, check_model_folder, folder_model_spec, local_model_folder,
+                               native_size, read_config)
+
+CAMERA_MOVES = ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down", "rolling-clockwise",
+                "rolling-anticlockwise")
+MOTION_LORAS = {name: f"guoyww/animatediff-motion-lora-{name}" for name in CAMERA_MOVES}
+
+
+def folder_spec(path: Path, class_name: str) -> ModelSpec:
+    """Defaults of a local AnimateDiff SparseCtrl folder, from its UNet, VAE and motion configs."""
+    check_model_folder(path, AnimateDiffBackend.folder_classes)
+    unet, vae = read_config(path, "unet"), read_config(path, "vae")
+    scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    side = int(unet.get("sample_size", 64)) * scale
+    height, width = native_size((512, 512), (side, side))
+    max_frames = int(unet.get("motion_max_seq_length", 32))
+    return folder_model_spec(path, class_name, "animatediff", height=height, width=width,
+                             num_frames=min(16, max_frames), max_frames=max_frames,
+                             frame_rule=f"any 2..{max_frames} (trained on 16)")
+
+
+class AnimateDiffBackend(DiffusersBackend):
+    family = "animatediff"
+    pipeline_class = "AnimateDiffSparseControlNetPipeline"
+    folder_classes = ("AnimateDiffSparseControlNetPipeline",)
+    lora_aliases = MOTION_LORAS
+
+    def is_assembled(self) -> bool:
+        """True for the registered model: an SD 1.5 base plus adapter/ControlNet ids from the registry."""
+        return "motion_adapter" in self.spec.extras and "controlnet" in self.spec.extras
+
+    def load(self):
+        if self.is_assembled() and self.folder is None:  # the base is a StableDiffusionPipeline folder
+            self.folder = local_model_folder(self.spec.source)
+            self.index = check_model_folder(self.folder)
+        return super().load()
+
+    def load_pipeline(self, folder: Path):
+        import diffusers
+
+        kwargs = self.load_kwargs()
+        parts = {}
+        if self.is_assembled():
+            e = self.spec.extras
+            try:
+                parts["motion_adapter"] = diffusers.MotionAdapter.from_pretrained(e["motion_adapter"], **kwargs)
+                parts["controlnet"] = diffusers.SparseControlNetModel.from_pretrained(e["controlnet"], **kwargs)
+                if e.get("vae"):
+                    parts["vae"] = diffusers.AutoencoderKL.from_pretrained(e["vae"], **kwargs)
+            except OSError as exc:
+                from ..registry import UnknownModelError
+
+                raise UnknownModelError(f"{self.spec.name}: cannot load a component ({exc})") from exc
+            scheduler_cls = getattr(diffusers, e.get("scheduler_class", "DPMSolverMultistepScheduler"))
+            parts["scheduler"] = scheduler_cls.from_pretrained(str(folder), subfolder="scheduler",
+                                                               **e.get("scheduler_overrides", {}))
+        return diffusers.AnimateDiffSparseControlNetPipeline.from_pretrained(str(folder), **parts, **kwargs)
+
+    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+        super().family_resolve(request, settings, notices)
+        settings.extras.update(
+            controlnet_frame_indices=[0],
+            controlnet_conditioning_scale=float(self.spec.extras.get("controlnet_conditioning_scale", 1.0)),
+        )
+
+    def call_kwargs(self, settings: ResolvedSettings, image: Image.Image, last_image: Image.Image | None) -> dict:
+        e = settings.extras
+        return dict(prompt=settings.prompt, negative_prompt=settings.negative_prompt or None,
+                    height=settings.height, width=settings.width, num_frames=settings.num_frames,
+                    guidance_scale=settings.guidance_scale, conditioning_frames=[image],
+                    controlnet_frame_indices=e["controlnet_frame_indices"],
+                    controlnet_conditioning_scale=e["controlnet_conditioning_scale"])

@@ -1,0 +1,644 @@
+"""Shared plumbing of the diffusers-pipeline backends (svd, animatediff, wan, cogvideox, ltx, hunyuan).
+
+One ``DiffusersBackend`` base class maps a ``GenerationRequest`` onto a diffusers pipeline; each
+family module fills in what differs (which pipeline class, how defaults come from a folder's
+configs, which ``__call__`` arguments). Around it live small helpers, each with one job:
+
+- **safe loading**: ``check_model_folder`` refuses custom code (``pipeline.py``, components from
+  other libraries) and pickle-only weights *before* anything is loaded; loading itself always
+  passes ``use_safetensors=True``, never ``trust_remote_code`` nor ``custom_pipeline``.
+- **dtype / offload / VAE**: ``pick_dtype``, ``check_offload``/``auto_offload``/``apply_offload``,
+  ``apply_vae_options``.
+- **LoRA / scheduler**: ``parse_lora``/``load_loras`` (safetensors files only, read by us),
+  ``scheduler_names``/``swap_scheduler`` (the scheduler's own ``compatibles``).
+- **progress / output**: ``StepReporter`` (diffusers ``callback_on_step_end`` -> ``(step, total)`` and
+  approximate encode/denoise/decode timings), ``to_uint8_frames``.
+
+Nothing here loads weights at import; the pipeline is loaded lazily on the first ``generate`` so
+that ``resolve`` (validation, snapping, defaults) runs before any weights are read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..registry import ModelDefaults, ModelSpec, UnknownModelError
+from .base import Backend, InvalidRequestError, ProgressCallback, ResolvedSettings
+
+DTYPE_NAMES = ("fp32", "bf16", "fp16")
+OFFLOAD_MODES = ("none", "model", "sequential", "group")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+SAFE_LIBRARIES = ("diffusers", "transformers")
+
+
+class UnsafeModelError(UnknownModelError):
+    """The model folder holds custom code or pickle-only weights; i2v refuses to load it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Safe loading
+# ---------------------------------------------------------------------------------------------
+
+
+def read_model_index(path: Path) -> dict:
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise UnknownModelError(f"{path} has no model_index.json; expected a diffusers pipeline folder")
+    try:
+        return json.loads(index.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnknownModelError(f"{index} is not valid JSON: {exc}") from exc
+
+
+def component_names(index: dict) -> list[str]:
+    """Names of the components a model_index.json lists (``"vae": ["diffusers", "AutoencoderKL"]``)."""
+    return [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2]
+
+
+def check_model_folder(path: str | Path, expected_classes: tuple[str, ...] | None = None) -> dict:
+    """Refuse a pipeline folder i2v must not load; return its model_index.json otherwise.
+
+    Refused: any ``*.py`` file (a custom ``pipeline.py`` or component code), a ``_class_name`` that is
+    not a plain diffusers class, a component from a library other than diffusers/transformers, and
+    a component whose only weights are pickles (``*.bin``, ``*.pt``, ``*.ckpt``, ...). Nothing is
+    imported or unpickled to decide this.
+    """
+    path = Path(path)
+    index = read_model_index(path)
+    code = sorted(str(p.relative_to(path)) for p in path.rglob("*.py"))
+    if code:
+        raise UnsafeModelError(
+            f"{path}: the folder contains Python code ({', '.join(code[:5])}); i2v never runs code shipped "
+            "inside a model folder (no custom pipelines, no trust_remote_code). Use the stock diffusers folder."
+        )
+    class_name = index.get("_class_name")
+    if not isinstance(class_name, str):
+        raise UnsafeModelError(f"{path}: model_index.json names a custom pipeline ({class_name!r}); i2v only "
+                               "loads diffusers' own pipeline classes")
+    if expected_classes is not None and class_name not in expected_classes:
+        raise UnknownModelError(f"{path}: pipeline class {class_name!r} is not one of {sorted(expected_classes)}")
+    for name in component_names(index):
+        library, cls = index[name]
+        if library is not None and library not in SAFE_LIBRARIES:
+            raise UnsafeModelError(f"{path}: component {name!r} comes from {library!r} ({cls}); i2v only loads "
+                                   f"components from {' and '.join(SAFE_LIBRARIES)} (no custom code)")
+    pickles: list[str] = []
+    for folder in [path] + [path / n for n in component_names(index)]:
+        if not folder.is_dir():
+            continue
+        files = [f for f in folder.iterdir() if f.is_file()]
+        pickled = [f for f in files if f.suffix.lower() in PICKLE_SUFFIXES]
+        if pickled and not any(f.name.endswith(".safetensors") for f in files):
+            pickles += [str(f.relative_to(path)) for f in pickled]
+    if pickles:
+        raise UnsafeModelError(
+            f"{path}: weights are only in pickle format ({', '.join(sorted(pickles)[:5])}); i2v loads safetensors "
+            "only, because unpickling a file can run arbitrary code. Convert the weights to .safetensors "
+            "(e.g. save_pretrained(..., safe_serialization=True) in a trusted environment) and try again."
+        )
+    return index
+
+
+def local_model_folder(source: str, variant: str | None = None) -> Path:
+    """A local folder for ``source``: the folder itself, or the hub snapshot (safetensors only)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    from diffusers import DiffusionPipeline
+
+    try:  # downloads model_index.json, configs and *.safetensors only; never custom code
+        return Path(DiffusionPipeline.download(source, use_safetensors=True, variant=variant))
+    except Exception as exc:  # offline, gated, missing: all mean "cannot get this model here"
+        raise UnknownModelError(f"{source}: cannot download the model ({type(exc).__name__}: {exc}); pass a local "
+                                "diffusers folder with --model, or check network access / hub login") from exc
+
+
+def read_config(path: Path, component: str) -> dict:
+    """A component's config.json (or scheduler_config.json) as a dict; {} when absent."""
+    for name in ("config.json", "scheduler_config.json", "preprocessor_config.json"):
+        file = path / component / name
+        if file.is_file():
+            try:
+                return json.loads(file.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise UnknownModelError(f"{file} is not valid JSON: {exc}") from exc
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Folder -> ModelSpec
+# ---------------------------------------------------------------------------------------------
+
+
+def family_base(family: str) -> ModelSpec:
+    """The first registered model of a family: the base a local folder's defaults start from."""
+    from ..registry import MODELS
+
+    return next(spec for spec in MODELS.values() if spec.family == family)
+
+
+def folder_model_spec(path: Path, class_name: str, family: str, *, extras: dict | None = None,
+                      **overrides) -> ModelSpec:
+    """A ModelSpec for a local folder: the family's registered defaults, overridden by the folder's configs."""
+    base = family_base(family)
+    defaults = ModelDefaults(**{**asdict(base.defaults), **overrides})
+    merged = {k: v for k, v in base.extras.items() if k not in ("motion_adapter", "controlnet", "vae", "variant")}
+    merged.update(extras or {})
+    return ModelSpec(name=path.name, family=family, description=f"local {class_name} folder", source=str(path),
+                     defaults=defaults, extras=merged)
+
+
+def native_size(family: tuple[int, int], config: tuple[int, int]) -> tuple[int, int]:
+    """(height, width): the family default, or the folder's own size when its configs describe a much
+    smaller model (tiny/test or distilled models), whose default must be its own trained size."""
+    if config[0] * config[1] * 4 <= family[0] * family[1]:
+        return config
+    return family
+
+
+# ---------------------------------------------------------------------------------------------
+# dtype, offload, VAE
+# ---------------------------------------------------------------------------------------------
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def pick_dtype(requested: str | None, device: str, extras: dict) -> tuple[str, Any]:
+    """(dtype name, diffusers ``torch_dtype``): fp32 on CPU; the model's own (bf16/fp16) on a GPU.
+
+    Components listed in ``extras["fp32_components"]`` stay fp32 (Wan's VAE and image encoder, as
+    the Wan docs recommend); ``extras["transformer_dtype"]`` overrides the transformer's dtype when
+    no dtype was asked for (HunyuanVideo: transformer bf16, the rest fp16).
+    """
+    if requested is not None and requested not in DTYPE_NAMES:
+        raise InvalidRequestError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {requested!r}")
+    name = requested or ("fp32" if device == "cpu" else extras.get("dtype", "bf16"))
+    if name == "fp32":
+        return name, torch_dtype(name)
+    per_component = {"default": torch_dtype(name)}
+    for component in extras.get("fp32_components", ()):
+        per_component[component] = torch_dtype("fp32")
+    if requested is None and extras.get("transformer_dtype"):
+        per_component["transformer"] = torch_dtype(extras["transformer_dtype"])
+    return name, per_component if len(per_component) > 1 else per_component["default"]
+
+
+def check_offload(mode: str | None, device: str) -> str:
+    """Validate ``--offload``; ``None``/``"auto"`` -> ``"none"`` on CPU, else ``"auto"`` (decided at
+    load time from the model's size and the GPU's memory)."""
+    if mode in (None, "auto"):
+        return "none" if device == "cpu" else "auto"
+    if mode not in OFFLOAD_MODES:
+        raise InvalidRequestError(f"offload must be one of auto, {', '.join(OFFLOAD_MODES)}; got {mode!r}")
+    if device == "cpu" and mode in ("model", "sequential"):
+        raise InvalidRequestError(
+            f"offload {mode!r} moves weights between the CPU and an accelerator, but the device is cpu (all "
+            "weights already live in RAM); use --offload none, or run on a GPU"
+        )
+    return mode
+
+
+def weights_bytes(folder: Path, index: dict, itemsize: int) -> tuple[int, int]:
+    """(all components, largest component) weight bytes once loaded at ``itemsize`` bytes per value.
+
+    Reads only the safetensors headers (dtype and shape of every tensor), never the tensors.
+    """
+    sizes = {}
+    for name in component_names(index):
+        total = 0
+        for file in (folder / name).glob("*.safetensors") if (folder / name).is_dir() else ():
+            total += _safetensors_numel(file) * itemsize
+        sizes[name] = total
+    return sum(sizes.values()), max(sizes.values(), default=0)
+
+
+def _safetensors_numel(file: Path) -> int:
+    with open(file, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_len))
+    return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+
+
+def auto_offload(device: str, total_bytes: int, largest_bytes: int) -> str:
+    """Pick an offload mode for the device: none when the weights fit in 75% of the GPU's memory,
+    model offload when the largest component does, group (leaf-level, streamed) offload otherwise."""
+    if not device.startswith("cuda"):
+        return "none"
+    import torch
+
+    index = torch.device(device).index or 0
+    budget = 0.75 * torch.cuda.get_device_properties(index).total_memory
+    if total_bytes <= budget:
+        return "none"
+    return "model" if largest_bytes <= budget else "group"
+
+
+def apply_offload(pipe, mode: str, device: str) -> None:
+    """Place the pipeline: ``to(device)``, or one of diffusers' three offload strategies."""
+    import torch
+
+    if mode == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif mode == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    elif mode == "group":
+        pipe.enable_group_offload(onload_device=torch.device(device), offload_device=torch.device("cpu"),
+                                  offload_type="leaf_level", use_stream=device.startswith("cuda"))
+    else:
+        pipe.to(device)
+
+
+def apply_vae_options(pipe, tiling: bool, slicing: bool) -> None:
+    vae = pipe.vae
+    if tiling:
+        if not hasattr(vae, "use_tiling"):
+            raise InvalidRequestError(f"{type(vae).__name__} has no tiled decoding (--vae-tiling)")
+        vae.enable_tiling()
+    if slicing:
+        if not hasattr(vae, "use_slicing"):
+            raise InvalidRequestError(f"{type(vae).__name__} has no sliced decoding (--vae-slicing)")
+        vae.enable_slicing()
+
+
+# ---------------------------------------------------------------------------------------------
+# LoRA and scheduler
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_lora(text: str | tuple) -> tuple[str, float]:
+    """``PATH[:SCALE]`` (or a ``(path, scale)`` pair) -> (path, scale); scale defaults to 1.0."""
+    if isinstance(text, (tuple, list)):
+        source, scale = text
+        return str(source), float(scale)
+    source, scale = str(text), 1.0
+    head, sep, tail = source.rpartition(":")
+    if sep and head:
+        try:
+            scale = float(tail)
+            source = head
+        except ValueError:
+            pass
+    if not math.isfinite(scale):
+        raise InvalidRequestError(f"LoRA scale must be a finite number, got {tail!r} in {text!r}")
+    return source, scale
+
+
+def check_lora_source(source: str, aliases: dict[str, str]) -> str:
+    """Validate a LoRA source without loading it: a local ``.safetensors`` file, a folder with exactly
+    one, a named alias, or a hub repo id (downloaded as safetensors at load time)."""
+    source = aliases.get(source, source)
+    path = Path(source).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise InvalidRequestError(f"LoRA {source}: pickle weights are refused; i2v loads .safetensors LoRAs only")
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            raise InvalidRequestError(f"LoRA {source}: expected a .safetensors file")
+        return str(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors"))
+        if len(files) != 1:
+            raise InvalidRequestError(f"LoRA folder {source}: expected exactly one .safetensors file, found "
+                                      f"{[f.name for f in files] or 'none'}")
+        return str(files[0])
+    if source.count("/") == 1 and not source.startswith((".", "/", "~")):
+        return source  # a hub repo id
+    raise InvalidRequestError(f"LoRA {source}: no such file (expected PATH.safetensors[:SCALE], a folder, "
+                              f"a hub repo id{', or one of ' + ', '.join(sorted(aliases)) if aliases else ''})")
+
+
+def _lora_file(source: str) -> str:
+    if Path(source).is_file():
+        return source
+    from huggingface_hub import HfApi, hf_hub_download
+
+    try:
+        names = [f for f in HfApi().list_repo_files(source) if f.endswith(".safetensors")]
+        if not names:
+            raise InvalidRequestError(f"LoRA {source}: the repo has no .safetensors file (pickles are refused)")
+        preferred = [n for n in names if "lora" in n.lower() or n.startswith("diffusion_pytorch_model")]
+        return hf_hub_download(source, (preferred or names)[0])
+    except InvalidRequestError:
+        raise
+    except Exception as exc:
+        raise InvalidRequestError(f"LoRA {source}: cannot download ({type(exc).__name__}: {exc})") from exc
+
+
+def load_loras(pipe, loras: list[tuple[str, float]]) -> list[dict]:
+    """Load each LoRA's safetensors state dict ourselves (never a pickle) into the pipeline as a
+    named adapter, then activate all of them with their scales. Returns the metadata records."""
+    if not loras:
+        return []
+    if not hasattr(pipe, "load_lora_weights"):
+        raise InvalidRequestError(f"{type(pipe).__name__} does not support LoRA adapters")
+    from safetensors.torch import load_file
+
+    names, scales, records = [], [], []
+    for i, (source, scale) in enumerate(loras):
+        file = _lora_file(source)
+        name = f"lora{i}"
+        try:
+            pipe.load_lora_weights(load_file(file), adapter_name=name)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise InvalidRequestError(f"LoRA {source}: does not fit {type(pipe).__name__} ({exc})") from exc
+        names.append(name)
+        scales.append(scale)
+        records.append({"source": source, "scale": scale})
+    pipe.set_adapters(names, adapter_weights=scales)
+    return records
+
+
+def scheduler_names(class_name: str) -> list[str]:
+    """The scheduler classes compatible with ``class_name`` (its diffusers ``compatibles``)."""
+    import diffusers
+
+    cls = getattr(diffusers, class_name, None)
+    if cls is None or not hasattr(cls, "_get_compatibles"):
+        return [class_name]
+    return sorted(c.__name__ for c in cls._get_compatibles())
+
+
+def check_scheduler(name: str, current: str) -> None:
+    valid = scheduler_names(current)
+    if name not in valid:
+        raise InvalidRequestError(f"scheduler {name!r} is not compatible with this model ({current}); "
+                                  f"valid names: {', '.join(valid)}")
+
+
+def swap_scheduler(pipe, name: str, **overrides) -> None:
+    import diffusers
+
+    check_scheduler(name, type(pipe.scheduler).__name__)
+    pipe.scheduler = getattr(diffusers, name).from_config(pipe.scheduler.config, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and output
+# ---------------------------------------------------------------------------------------------
+
+
+class StepReporter:
+    """A diffusers ``callback_on_step_end`` that reports ``(step, total)`` and times the steps.
+
+    Diffusers gives no hook between encoding, denoising and decoding, so ``timings`` gets an
+    estimate: encode = time before the first step ends less one average step; decode = time after
+    the last step; denoise = the rest.
+    """
+
+    def __init__(self, callback: ProgressCallback | None, total: int):
+        self.callback = callback
+        self.total = total
+        self.start = time.perf_counter()
+        self.step_ends: list[float] = []
+
+    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        self.step_ends.append(time.perf_counter())
+        if self.callback is not None:
+            self.callback(step + 1, self.total)
+        return callback_kwargs
+
+    def fill(self, timings: dict) -> None:
+        end = time.perf_counter()
+        if not self.step_ends:
+            timings["pipeline"] = end - self.start
+            return
+        first, last, n = self.step_ends[0], self.step_ends[-1], len(self.step_ends)
+        step = (last - first) / (n - 1) if n > 1 else (first - self.start) / 2
+        timings["encode"] = max(0.0, first - self.start - step)
+        timings["denoise"] = last - (self.start + timings["encode"])
+        timings["decode"] = end - last
+
+
+def to_uint8_frames(frames) -> np.ndarray:
+    """One video of a pipeline's ``output_type="np"`` output -> (T, H, W, 3) uint8."""
+    video = np.asarray(frames[0] if isinstance(frames, (list, tuple)) or np.ndim(frames) == 5 else frames)
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise RuntimeError(f"unexpected pipeline output of shape {video.shape}")
+    return np.clip(np.round(video.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def image_size(image) -> tuple[int, int]:
+    """(width, height) of the request's image, after EXIF orientation (validated like any input)."""
+    from ..imaging import load_image
+
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, np.ndarray) and image.ndim >= 2:
+        return int(image.shape[1]), int(image.shape[0])
+    return load_image(image).size
+
+
+def aspect_size(area: int, aspect: float, multiple: int) -> tuple[int, int]:
+    """(height, width) with ``height / width = aspect`` and about ``area`` pixels, rounded down to
+    ``multiple`` (the Wan recipe: ``round(sqrt(area * aspect)) // mod * mod``)."""
+    height = max(multiple, round(math.sqrt(area * aspect)) // multiple * multiple)
+    width = max(multiple, round(math.sqrt(area / aspect)) // multiple * multiple)
+    return height, width
+
+
+# ---------------------------------------------------------------------------------------------
+# The base backend
+# ---------------------------------------------------------------------------------------------
+
+
+class DiffusersBackend(Backend):
+    """A diffusers image-to-video pipeline behind i2v's request vocabulary.
+
+    Subclasses set the class attributes and override ``family_resolve`` (family-specific checks
+    and metadata), ``call_kwargs`` (the pipeline's own argument names), and optionally
+    ``load_pipeline`` (how components are assembled) / ``active_pipeline`` (which pipeline runs).
+    """
+
+    family = ""
+    pipeline_class = ""  # the diffusers class used to load and run
+    folder_classes: tuple[str, ...] = ()  # model_index.json classes this backend accepts
+    supports_last_image = False
+    supports_lora = True
+    supports_vae_tiling = True
+    supports_vae_slicing = True
+    lora_aliases: dict[str, str] = {}
+    accepts_options = True  # api.load_backend passes offload/vae/lora/scheduler options
+
+    def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None, *, offload: str | None = None,
+                 vae_tiling: bool = False, vae_slicing: bool = False, loras=(), scheduler: str | None = None):
+        super().__init__(spec, device, dtype)
+        # Everything below is validated now, before any weights are read.
+        self.dtype_name, self.torch_dtype = pick_dtype(dtype, device, spec.extras)
+        self.offload = check_offload(offload, device)
+        if vae_tiling and not self.supports_vae_tiling:
+            raise InvalidRequestError(f"{spec.name}: {self.vae_help('tiling')}")
+        if vae_slicing and not self.supports_vae_slicing:
+            raise InvalidRequestError(f"{spec.name}: {self.vae_help('slicing')}")
+        self.vae_tiling, self.vae_slicing = bool(vae_tiling), bool(vae_slicing)
+        parsed = [parse_lora(x) for x in (loras or ())]
+        if parsed and not self.supports_lora:
+            raise InvalidRequestError(f"{spec.name} ({self.family}) does not support LoRA adapters")
+        self.loras = [(check_lora_source(src, self.lora_aliases), scale) for src, scale in parsed]
+        self.lora_records: list[dict] = []
+        self.folder: Path | None = None
+        self.index: dict | None = None
+        local = Path(spec.source).expanduser()
+        if local.is_dir():
+            self.folder, self.index = local, check_model_folder(local, self.folder_classes or None)
+        self.scheduler = scheduler
+        if scheduler is not None and self.folder is not None:
+            current = read_config(self.folder, "scheduler").get("_class_name")
+            if current:
+                check_scheduler(scheduler, current)
+        self.variant: str | None = None
+        self.active = None
+        self._pipe = None
+        self.load_seconds = 0.0
+
+    @classmethod
+    def vae_help(cls, what: str) -> str:
+        return f"this model's VAE has no {what}"
+
+    # -- loading ----------------------------------------------------------------------------
+
+    @property
+    def pipeline(self):
+        if self._pipe is None:
+            self.load()
+        return self._pipe
+
+    def load(self):
+        """Read the weights (safetensors only), then apply scheduler, LoRA, VAE and offload options."""
+        t0 = time.perf_counter()
+        if self.folder is None:
+            variant = self.spec.extras.get("variant") if self.dtype_name == self.spec.extras.get("dtype") else None
+            self.folder = local_model_folder(self.spec.source, variant=variant)
+            self.index = check_model_folder(self.folder, self.folder_classes or None)
+            self.variant = variant
+        pipe = self.load_pipeline(self.folder)
+        if self.scheduler is not None:
+            swap_scheduler(pipe, self.scheduler)
+        self.lora_records = load_loras(pipe, self.loras)
+        apply_vae_options(pipe, self.vae_tiling, self.vae_slicing)
+        if self.offload == "auto":
+            itemsize = 4 if self.dtype_name == "fp32" else 2
+            self.offload = auto_offload(self.device, *weights_bytes(self.folder, self.index or {}, itemsize))
+        apply_offload(pipe, self.offload, self.device)
+        self._pipe = pipe
+        self.load_seconds = time.perf_counter() - t0
+        return pipe
+
+    def load_pipeline(self, folder: Path):
+        import diffusers
+
+        cls = getattr(diffusers, self.pipeline_class)
+        return cls.from_pretrained(str(folder), **self.load_kwargs())
+
+    def load_kwargs(self) -> dict:
+        """``from_pretrained`` keyword arguments: dtype, safetensors only, the variant if any."""
+        import diffusers.utils
+
+        # diffusers renamed torch_dtype -> dtype (the old name warns); use whichever this version has
+        key = "dtype" if hasattr(diffusers.utils, "_resolve_dtype") else "torch_dtype"
+        kwargs = {key: self.torch_dtype, "use_safetensors": True}
+        if self.variant:
+            kwargs["variant"] = self.variant
+        return kwargs
+
+    # -- resolving --------------------------------------------------------------------------
+
+    def resolve(self, request, notices: list[str]) -> ResolvedSettings:
+        from .resolve import resolve_common
+
+        d = self.spec.defaults
+        request = self.fill_size(request, notices)
+        settings = resolve_common(d, request, notices)
+        if d.size_policy == "fixed" and (settings.height, settings.width) != (d.height, d.width):
+            raise InvalidRequestError(
+                f"{self.spec.name} only generates {d.width}x{d.height} (its positional embeddings are learned for "
+                f"that size); got {settings.width}x{settings.height}"
+            )
+        if getattr(request, "decode_chunk_size", None) is not None and self.family != "svd":
+            notices.append("decode_chunk_size is only used by Stable Video Diffusion; ignored")
+        extras = settings.extras
+        if d.uses_prompt:
+            default_negative = self.spec.extras.get("negative_prompt")
+            if not settings.negative_prompt and default_negative:
+                settings.negative_prompt = default_negative
+                notices.append("no negative prompt given; using the model card's default negative prompt")
+            extras["prompt_used"] = True
+        extras.update(dtype=self.dtype_name, offload=self.offload, vae_tiling=self.vae_tiling,
+                      vae_slicing=self.vae_slicing,
+                      loras=[{"source": s, "scale": k} for s, k in self.loras],
+                      scheduler=self.scheduler)
+        self.family_resolve(request, settings, notices)
+        return settings
+
+    def fill_size(self, request, notices: list[str]):
+        """Choose an unset height/width from the model's size policy and the input image."""
+        d = self.spec.defaults
+        if d.size_policy in ("default", "fixed"):
+            return request
+        if request.height is not None and request.width is not None:
+            return request
+        width, height = image_size(request.image)
+        aspect = height / width
+        if request.height is not None:  # one side given: the other follows the image's aspect ratio
+            return replace(request, width=max(1, round(request.height / aspect)))
+        if request.width is not None:
+            return replace(request, height=max(1, round(request.width * aspect)))
+        if d.size_policy == "orient":
+            long, short = max(d.height, d.width), min(d.height, d.width)
+            h, w = (long, short) if height > width else (short, long) if width > height else (d.height, d.width)
+        else:  # "aspect": the default's pixel area at the image's aspect ratio
+            h, w = aspect_size(d.height * d.width, aspect, d.size_multiple)
+        if (h, w) != (d.height, d.width):
+            notices.append(f"size {w}x{h} chosen for the {width}x{height} input (model default {d.width}x{d.height}, "
+                           f"{'same orientation' if d.size_policy == 'orient' else 'same pixel area'})")
+        return replace(request, height=h, width=w)
+
+    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+        """Family hook: check family-only values, add family defaults to ``settings.extras``."""
+        if settings.motion_strength is not None:
+            notices.append(f"motion_strength is not used by {self.spec.name}; describe the motion in the prompt")
+
+    # -- generating -------------------------------------------------------------------------
+
+    def active_pipeline(self, last_image: Image.Image | None):
+        """Family hook: the pipeline this request runs on (the loaded one, or one sharing its weights)."""
+        return self._pipe
+
+    def call_kwargs(self, settings: ResolvedSettings, image: Image.Image, last_image: Image.Image | None) -> dict:
+        """Family hook: the pipeline's ``__call__`` arguments (``self.active`` is the pipeline)."""
+        raise NotImplementedError
+
+    def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
+                 timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
+        import torch
+
+        if self._pipe is None:
+            self.load()
+            timings["load"] = self.load_seconds
+        pipe = self.active = self.active_pipeline(last_image)
+        pipe.set_progress_bar_config(disable=not show_progress, leave=False, desc="denoising")
+        reporter = StepReporter(callback, settings.num_inference_steps)
+        kwargs = self.call_kwargs(settings, image, last_image)
+        kwargs.update(num_inference_steps=settings.num_inference_steps, output_type="np",
+                      generator=torch.Generator("cpu").manual_seed(settings.seed),
+                      callback_on_step_end=reporter)
+        settings.extras.update(offload=self.offload, scheduler=type(pipe.scheduler).__name__,
+                               loras=self.lora_records or settings.extras.get("loras", []))
+        with torch.inference_mode():
+            out = pipe(**kwargs)
+        reporter.fill(timings)
+        frames = to_uint8_frames(out.frames)
+        if len(frames) != settings.num_frames:
+            raise RuntimeError(f"{self.pipeline_class} returned {len(frames)} frames for num_frames "
+                               f"{settings.num_frames}; please report this")
+        return frames

@@ -1,0 +1,94 @@
+"""LTX-Video (``LTXImageToVideoPipeline``, or ``LTXConditionPipeline`` for first/last-frame conditions).
+
+Rules from the LTX-Video card and the diffusers docs: ``num_frames = 8n + 1`` (at most 257), sides
+a multiple of 32 (the pipeline checks it), 24 fps (passed to the model as ``frame_rate``, which
+scales its temporal RoPE); best under 720x1280. The default size keeps the image's aspect ratio at
+the model's pixel area (704x480). For the timestep-aware VAEs (LTX-Video 0.9.1 and later) the docs
+set ``decode_timestep=0.05`` and ``image_cond_noise_scale=0.025``.
+
+``last_image`` runs ``LTXConditionPipeline`` with two conditions, the image on frame 0 and the
+last image on the last frame; an ``LTXImageToVideoPipeline`` folder is turned into one with
+``from_pipe`` (same weights, no reload).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from ..registry import ModelSpec
+from .base import ResolvedSettings
+from .diffusers_common import DiffusersBackend, check_model_folder, folder_model_spec, read_config
+
+CONDITION_PIPELINE = "LTXConditionPipeline"
+
+
+def folder_spec(path: Path, class_name: str) -> ModelSpec:
+    """Defaults of a local LTX-Video folder (LTX, LTX image-to-video or LTX condition pipeline)."""
+    check_model_folder(path, LTXBackend.folder_classes)
+    vae = read_config(path, "vae")
+    extras = {"timestep_conditioning": bool(vae.get("timestep_conditioning", False))}
+    if class_name == CONDITION_PIPELINE:
+        extras["pipeline"] = CONDITION_PIPELINE
+    return folder_model_spec(path, class_name, "ltx", extras=extras)
+
+
+class LTXBackend(DiffusersBackend):
+    family = "ltx"
+    pipeline_class = "LTXImageToVideoPipeline"
+    folder_classes = ("LTXImageToVideoPipeline", "LTXConditionPipeline", "LTXPipeline")
+    supports_last_image = True
+
+    def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None, **options):
+        super().__init__(spec, device, dtype, **options)
+        if spec.extras.get("pipeline") == CONDITION_PIPELINE:
+            self.pipeline_class = CONDITION_PIPELINE
+        self._condition_pipe = None
+
+    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+        super().family_resolve(request, settings, notices)
+        if settings.fps != round(settings.fps):
+            notices.append(f"LTX-Video's frame_rate conditioning is a whole number; using {round(settings.fps)}")
+        settings.extras.update(frame_rate=max(1, round(settings.fps)),
+                               max_sequence_length=int(self.spec.extras.get("max_sequence_length", 128)),
+                               first_last_frame=getattr(request, "last_image", None) is not None)
+
+    def condition_pipeline(self):
+        """The pipeline to run with a last image: the loaded one if it is an LTXConditionPipeline,
+        else an LTXConditionPipeline sharing its components."""
+        import diffusers
+
+        pipe = self._pipe
+        if type(pipe).__name__ == CONDITION_PIPELINE:
+            return pipe
+        if self._condition_pipe is None:
+            self._condition_pipe = getattr(diffusers, CONDITION_PIPELINE).from_pipe(pipe)
+        return self._condition_pipe
+
+    def decode_kwargs(self, pipe) -> dict:
+        if getattr(pipe.vae.config, "timestep_conditioning", False):  # LTX-Video 0.9.1+ VAEs
+            return {"decode_timestep": 0.05, "decode_noise_scale": 0.025}
+        return {}
+
+    def active_pipeline(self, last_image: Image.Image | None):
+        if last_image is not None or self.pipeline_class == CONDITION_PIPELINE:
+            return self.condition_pipeline()
+        return self._pipe
+
+    def call_kwargs(self, settings: ResolvedSettings, image: Image.Image, last_image: Image.Image | None) -> dict:
+        e = settings.extras
+        kwargs = dict(prompt=settings.prompt, negative_prompt=settings.negative_prompt or None,
+                      height=settings.height, width=settings.width, num_frames=settings.num_frames,
+                      frame_rate=e["frame_rate"], guidance_scale=settings.guidance_scale,
+                      max_sequence_length=e["max_sequence_length"], **self.decode_kwargs(self._pipe))
+        if type(self.active).__name__ != CONDITION_PIPELINE:
+            return dict(image=image, **kwargs)
+        from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+        conditions = [LTXVideoCondition(image=image, frame_index=0)]
+        if last_image is not None:
+            conditions.append(LTXVideoCondition(image=last_image, frame_index=settings.num_frames - 1))
+        if "decode_timestep" in kwargs:
+            kwargs["image_cond_noise_scale"] = 0.025
+        return dict(conditions=conditions, **kwargs)

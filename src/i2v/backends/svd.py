@@ -1,0 +1,87 @@
+"""Stable Video Diffusion (``StableVideoDiffusionPipeline``): SVD and SVD-XT.
+
+SVD is conditioned on the image only: it takes **no text**. A prompt is never silently
+"used": the backend says so in a notice and records ``"prompt_used": false``. The motion is
+steered instead by ``motion_strength`` in [0, 1], mapped linearly onto SVD's
+``motion_bucket_id`` (``round(254 * motion_strength)``; 0.5 -> 127, the model's default), and by
+the fps micro-conditioning (the UNet was trained on ``fps - 1``; the pipeline subtracts the 1).
+
+Guidance ramps linearly over the frames from ``min_guidance_scale`` (1.0) on the first frame to
+``guidance_scale`` (the max, 3.0) on the last, as in Stability's sampling script.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from ..registry import ModelSpec
+from .base import InvalidRequestError, ResolvedSettings
+from .diffusers_common import DiffusersBackend, check_model_folder, folder_model_spec, native_size, read_config
+
+MOTION_BUCKET_SCALE = 254  # motion_strength 1.0 -> bucket 254; 0.5 -> 127 (the model's default)
+
+
+def motion_bucket_id(motion_strength: float) -> int:
+    if not 0.0 <= motion_strength <= 1.0:
+        raise InvalidRequestError(f"motion_strength must be in [0, 1] for Stable Video Diffusion (mapped to "
+                                  f"motion_bucket_id 0..{MOTION_BUCKET_SCALE}), got {motion_strength}")
+    return round(MOTION_BUCKET_SCALE * motion_strength)
+
+
+def folder_spec(path: Path, class_name: str) -> ModelSpec:
+    """Defaults of a local SVD folder: frames from ``unet.num_frames`` (14 SVD, 25 SVD-XT)."""
+    check_model_folder(path, SVDBackend.folder_classes)
+    unet, vae = read_config(path, "unet"), read_config(path, "vae")
+    frames = int(unet.get("num_frames", 25))
+    scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    latent_multiple = 2 ** (len(unet.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    side = int(unet.get("sample_size", 96)) * scale
+    height, width = native_size((576, 1024), (side, side))
+    return folder_model_spec(path, class_name, "svd", num_frames=frames, frame_rule=f"any >= 2 (trained on {frames})",
+                             height=height, width=width, size_multiple=max(8, scale * latent_multiple))
+
+
+class SVDBackend(DiffusersBackend):
+    family = "svd"
+    pipeline_class = "StableVideoDiffusionPipeline"
+    folder_classes = ("StableVideoDiffusionPipeline",)
+    supports_lora = False  # the pipeline has no LoRA loader
+    supports_vae_tiling = False  # AutoencoderKLTemporalDecoder decodes in frame chunks instead
+    supports_vae_slicing = False
+
+    @classmethod
+    def vae_help(cls, what: str) -> str:
+        return (f"Stable Video Diffusion's temporal VAE decoder has no {what}; use --decode-chunk-size N to decode "
+                "N frames at a time instead")
+
+    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+        extras = self.spec.extras
+        if settings.prompt or settings.negative_prompt:
+            notices.append("Stable Video Diffusion takes no text: the prompt and negative prompt were NOT used "
+                           "(steer the motion with motion_strength and fps instead)")
+        strength = 0.5 if settings.motion_strength is None else settings.motion_strength
+        bucket = motion_bucket_id(strength) if settings.motion_strength is not None else extras.get(
+            "motion_bucket_id", 127)
+        if settings.fps != round(settings.fps) or settings.fps < 2:
+            notices.append(f"SVD's fps conditioning is a whole number >= 2; conditioning on "
+                           f"{max(2, round(settings.fps))} (the file is still written at {settings.fps:g} fps)")
+        chunk = request.decode_chunk_size if getattr(request, "decode_chunk_size", None) is not None else \
+            extras.get("decode_chunk_size")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise InvalidRequestError(f"decode_chunk_size must be a positive integer, got {chunk!r}")
+        settings.extras.update(
+            prompt_used=False, motion_bucket_id=bucket, fps_conditioning=max(2, round(settings.fps)),
+            noise_aug_strength=extras.get("noise_aug_strength", 0.02),
+            min_guidance_scale=min(extras.get("min_guidance_scale", 1.0), settings.guidance_scale),
+            max_guidance_scale=settings.guidance_scale,
+            decode_chunk_size=min(chunk, settings.num_frames) if chunk else settings.num_frames,
+        )
+
+    def call_kwargs(self, settings: ResolvedSettings, image: Image.Image, last_image: Image.Image | None) -> dict:
+        e = settings.extras
+        return dict(image=image, height=settings.height, width=settings.width, num_frames=settings.num_frames,
+                    min_guidance_scale=e["min_guidance_scale"], max_guidance_scale=e["max_guidance_scale"],
+                    fps=e["fps_conditioning"], motion_bucket_id=e["motion_bucket_id"],
+                    noise_aug_strength=e["noise_aug_strength"], decode_chunk_size=e["decode_chunk_size"])

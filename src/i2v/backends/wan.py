@@ -1,0 +1,96 @@
+"""Wan 2.1 / 2.2 image-to-video (``WanImageToVideoPipeline``), including first-last-frame (FLF2V).
+
+Rules from the Wan docs and pipeline: ``num_frames = 4n + 1`` (81 at 16 fps; Wan 2.2 TI2V-5B:
+121 at 24 fps); the output keeps the input image's aspect ratio at the model's pixel area (480x832
+or 720x1280), with sides a multiple of ``vae_scale_factor_spatial * patch_size`` (16; 32 for the
+5B model's 16x VAE). The UniPC flow shift follows the resolution: 3.0 at 480p, 5.0 at 720p.
+``last_image`` conditions the last frame. Only some checkpoints can take one: Wan 2.1 FLF2V
+(its transformer has positional embeddings for two CLIP images, ``pos_embed_seq_len``) and
+Wan 2.2 I2V A14B (no CLIP image tokens at all); the Wan 2.1 I2V models and the Wan 2.2 TI2V-5B
+(``expand_timesteps``) cannot, and are refused before loading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from ..registry import ModelSpec, UnknownModelError
+from .base import InvalidRequestError, ResolvedSettings
+from .diffusers_common import DiffusersBackend, check_model_folder, folder_model_spec, read_config
+
+AREA_720P = 720 * 1280
+AREA_480P = 480 * 832
+
+
+def flow_shift_for(height: int, width: int, extras: dict) -> float:
+    """The scheduler's flow shift for a resolution: the 720p value from about 720p up, else the 480p one."""
+    midpoint = (AREA_480P + AREA_720P) / 2
+    key = "flow_shift_720p" if height * width >= midpoint else "flow_shift_480p"
+    return float(extras.get(key, 5.0 if key == "flow_shift_720p" else 3.0))
+
+
+def folder_spec(path: Path, class_name: str) -> ModelSpec:
+    """Defaults of a local Wan I2V folder, from its model_index.json and transformer/VAE configs."""
+    index = check_model_folder(path, WanBackend.folder_classes + ("WanPipeline",))
+    transformer, vae = read_config(path, "transformer"), read_config(path, "vae")
+    expand = bool(index.get("expand_timesteps"))
+    if class_name == "WanPipeline" and not expand:  # only Wan 2.2 TI2V ships as WanPipeline and takes images
+        raise UnknownModelError(f"{path}: a Wan text-to-video folder (WanPipeline); i2v needs an image-to-video "
+                                "checkpoint (Wan I2V / FLF2V, or Wan 2.2 TI2V-5B)")
+    patch = transformer.get("patch_size", [1, 2, 2])
+    multiple = int(vae.get("scale_factor_spatial", 8)) * int(patch[1] if isinstance(patch, list) else patch)
+    two_experts = isinstance(index.get("transformer_2"), list) and index["transformer_2"][0] is not None
+    overrides: dict = {"size_multiple": multiple}
+    # a last frame needs room for two CLIP images (FLF2V) or no CLIP image tokens (Wan 2.2 A14B)
+    flf = not expand and (transformer.get("image_dim") is None or transformer.get("pos_embed_seq_len") is not None)
+    extras: dict = {"expand_timesteps": expand, "first_last_frame": flf}
+    if expand:  # Wan 2.2 TI2V-5B
+        overrides.update(num_frames=121, fps=24.0, height=704, width=1280)
+        extras.update(flow_shift_480p=5.0, fp32_components=["vae"])
+    elif "720" in path.name:  # the 720p checkpoints differ from 480p only in training data
+        overrides.update(height=720, width=1280)
+    if two_experts:  # Wan 2.2 I2V A14B
+        overrides.update(num_inference_steps=40, guidance_scale=3.5)
+    return folder_model_spec(path, class_name, "wan", extras=extras, **overrides)
+
+
+class WanBackend(DiffusersBackend):
+    family = "wan"
+    pipeline_class = "WanImageToVideoPipeline"
+    folder_classes = ("WanImageToVideoPipeline",)
+    supports_last_image = True
+
+    def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None, **options):
+        if spec.extras.get("expand_timesteps"):  # Wan 2.2 TI2V-5B ships as WanPipeline (text or image to video)
+            self.folder_classes = WanBackend.folder_classes + ("WanPipeline",)
+        super().__init__(spec, device, dtype, **options)
+
+    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+        super().family_resolve(request, settings, notices)
+        extras = self.spec.extras
+        if getattr(request, "last_image", None) is not None and not extras.get("first_last_frame"):
+            raise InvalidRequestError(
+                f"{self.spec.name} cannot condition on a last image (last_image); use wan2.1-flf2v-14b-720p or "
+                "wan2.2-i2v-a14b for first-last-frame videos"
+            )
+        settings.extras.update(flow_shift=flow_shift_for(settings.height, settings.width, extras),
+                               max_sequence_length=int(extras.get("max_sequence_length", 512)),
+                               first_last_frame=getattr(request, "last_image", None) is not None)
+
+    def set_flow_shift(self, pipe, shift: float) -> None:
+        config = pipe.scheduler.config
+        key = "flow_shift" if "flow_shift" in config else "shift" if "shift" in config else None
+        if key is not None and config[key] != shift:
+            pipe.scheduler = type(pipe.scheduler).from_config(config, **{key: shift})
+
+    def call_kwargs(self, settings: ResolvedSettings, image: Image.Image, last_image: Image.Image | None) -> dict:
+        self.set_flow_shift(self._pipe, settings.extras["flow_shift"])
+        kwargs = dict(image=image, prompt=settings.prompt, negative_prompt=settings.negative_prompt or None,
+                      height=settings.height, width=settings.width, num_frames=settings.num_frames,
+                      guidance_scale=settings.guidance_scale,
+                      max_sequence_length=settings.extras["max_sequence_length"])
+        if last_image is not None:
+            kwargs["last_image"] = last_image
+        return kwargs

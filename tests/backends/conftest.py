@@ -1,0 +1,68 @@
+"""Fixtures for the diffusers backends: tiny seeded pipelines saved as model folders, built once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from . import tiny_components
+
+BUILDERS = {
+    "svd": tiny_components.build_svd,
+    "animatediff": tiny_components.build_animatediff,
+    "wan": tiny_components.build_wan,
+    "wan-flf": lambda: tiny_components.build_wan(first_last_frame=True),
+    "cogvideox": tiny_components.build_cogvideox,
+    "ltx": tiny_components.build_ltx,
+    "hunyuan": tiny_components.build_hunyuan,
+    "hunyuan-33ch": lambda: tiny_components.build_hunyuan("latent_concat"),
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny models are far too small for intra-op parallelism: one thread is faster, and on a
+    busy 2-core machine two threads can be 100x slower (OpenMP workers spinning for a core)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """``tiny_folder(name)`` -> a saved tiny pipeline folder (safetensors), built on first use."""
+    cache: dict[str, str] = {}
+
+    def get(name: str) -> str:
+        if name not in cache:
+            folder = tmp_path_factory.mktemp(f"tiny-{name}")
+            BUILDERS[name]().save_pretrained(folder)
+            cache[name] = str(folder)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def square_image(tmp_path_factory):
+    """A 40x40 RGB image with a red square, as a file."""
+    arr = np.full((40, 40, 3), 110, np.uint8)
+    arr[10:25, 12:28] = (220, 30, 30)
+    arr += np.random.default_rng(0).integers(0, 6, arr.shape, dtype=np.uint8)
+    path = tmp_path_factory.mktemp("images") / "square.png"
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def portrait_image(tmp_path_factory):
+    """A 60x100 (width x height) portrait image, as a file."""
+    arr = np.full((100, 60, 3), 90, np.uint8)
+    arr[30:60, 10:40] = (30, 200, 40)
+    path = tmp_path_factory.mktemp("images") / "portrait.png"
+    Image.fromarray(arr).save(path)
+    return path

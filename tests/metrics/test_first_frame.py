@@ -1,0 +1,73 @@
+"""SSIM, first-frame fidelity and drift against the input image, on known inputs."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from i2v.data.world import render, sample_scene
+from i2v.metrics import fidelity_drift, first_frame_fidelity, ssim
+from i2v.metrics.first_frame import fit_to_video
+
+from .synthetic import pan_clip, texture
+
+C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_ssim_identical_is_one_and_constant_images_have_the_closed_form():
+    img = texture(32)
+    assert ssim(img, img) == 1.0
+    # two flat images: no variance, so SSIM is the luminance term alone
+    a = np.full((24, 24, 3), 100, np.uint8)
+    b = np.full((24, 24, 3), 150, np.uint8)
+    expected = (2 * 100 * 150 + C1) / (100**2 + 150**2 + C1)
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-9)
+    assert ssim(b, a) == pytest.approx(expected, abs=1e-9)
+
+
+def test_ssim_falls_with_noise_and_is_symmetric():
+    rng = np.random.default_rng(0)
+    img = texture(48)
+    scores = []
+    for sigma in (2, 10, 40):
+        noisy = np.clip(img + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+        scores.append(ssim(img, noisy))
+        assert ssim(noisy, img) == pytest.approx(scores[-1], abs=1e-12)
+    assert 1.0 > scores[0] > scores[1] > scores[2] > -1.0
+    assert ssim(img, 255 - img) < 0.0  # inverted structure: anti-correlated
+    with pytest.raises(ValueError, match="equal shapes"):
+        ssim(img, img[:10])
+    with pytest.raises(TypeError, match="uint8"):
+        ssim(img.astype(np.float32), img)
+
+
+def test_exact_first_frame_is_inf_and_one():
+    frames = pan_clip(2.0, 0.0)
+    fid = first_frame_fidelity(frames, frames[0])
+    assert fid == {"psnr": math.inf, "ssim": 1.0}
+    assert first_frame_fidelity(frames, Image.fromarray(frames[0]))["ssim"] == 1.0
+    # an input twice the video's size is resized (bicubic) before comparing
+    big = np.asarray(Image.fromarray(frames[0]).resize((128, 128), Image.BICUBIC))
+    assert fit_to_video(big, 64, 64).shape == (64, 64, 3)
+    resized = first_frame_fidelity(frames, big)
+    assert resized["psnr"] > 30.0 and resized["ssim"] > 0.95
+
+
+def test_drift_curve_of_a_pan_falls_and_of_a_still_copy_stays_exact():
+    frames = render(sample_scene(5, motion="pan_right"), size=64)
+    drift = fidelity_drift(frames, frames[0])
+    assert len(drift["psnr"]) == len(drift["ssim"]) == len(frames)
+    assert drift["psnr"][0] == math.inf and drift["ssim"][0] == 1.0
+    assert drift["psnr"][-1] < drift["psnr"][1] and drift["ssim"][-1] < drift["ssim"][1]
+    still = np.repeat(frames[:1], 6, axis=0)
+    assert fidelity_drift(still, frames[0]) == {"psnr": [math.inf] * 6, "ssim": [1.0] * 6}
