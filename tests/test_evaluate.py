@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from i2v.cli import main
@@ -18,14 +17,6 @@ from .metrics.tiny_networks import make_tiny_clip, make_tiny_i3d, make_tiny_vit
 
 SIGNAL_METRICS = {"temporal_flicker", "dynamic_degree_cv", "mean_flow_magnitude", "motion_smoothness_cv",
                   "warping_error", "camera_motion"}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,6 @@ BUILDERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny models are far too small for intra-op parallelism: one thread is faster, and on a
-    busy 2-core machine two threads can be 100x slower (OpenMP workers spinning for a core)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory):
     """``tiny_folder(name)`` -> a saved tiny pipeline folder (safetensors), built on first use."""

@@ -2,21 +2,12 @@
 
 import numpy as np
 import pytest
-import torch
 
 from i2v.data.world import render, sample_scene
 from i2v.metrics import CAMERA_CLASSES, camera_motion_class
 from i2v.metrics.camera import classify_edges, dominant_motion, grid_points
 
 from .synthetic import pan_clip, static_clip, zoom_clip
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # i2v convention: the camera pans left = the content slides right

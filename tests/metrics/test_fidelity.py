@@ -4,20 +4,10 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from i2v.data.world import render, sample_scene
 from i2v.metrics import first_frame_psnr, psnr, temporal_flicker
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Render on one thread: the clips are tiny and extra threads only contend on small CI boxes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_psnr_identical_is_inf():

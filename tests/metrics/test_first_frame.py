@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from i2v.data.world import render, sample_scene
@@ -14,14 +13,6 @@ from i2v.metrics.first_frame import fit_to_video
 from .synthetic import pan_clip, texture
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_ssim_identical_is_one_and_constant_images_have_the_closed_form():

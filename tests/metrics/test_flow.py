@@ -2,21 +2,12 @@
 
 import numpy as np
 import pytest
-import torch
 
 from i2v.data.world import render, sample_scene
 from i2v.metrics import dynamic_degree_cv, mean_flow_magnitude, motion_smoothness_cv, optical_flow, warping_error
 from i2v.metrics.flow import interpolate_midframe, occlusion_mask, video_flow, warp
 
 from .synthetic import flicker_clip, jitter_clip, pan_clip, static_clip
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("method", ["farneback", "dis"])

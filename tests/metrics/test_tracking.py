@@ -4,22 +4,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from i2v.data.world import (BACKGROUND_COLOURS, BACKGROUND_KINDS, COLOURS, SIZE, Scene, SceneObject, render,
                             sample_scene)
 from i2v.metrics import colour_masks, estimate_camera_motion, track_colour, track_objects
 
 NAMES = list(COLOURS)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Render on one thread: the clips are tiny and extra threads only contend on small CI boxes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _scene(objects, background, colours, motion="static", target=None, amount=0.0, num_frames=1, seed=7):

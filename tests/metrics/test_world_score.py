@@ -5,37 +5,23 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from i2v.data.captions import caption_scene
-from i2v.data.world import (COLOURS, HELDOUT_SEED_START, MOTION_CATEGORIES, MOTION_WEIGHTS, SceneObject,
-                            mirror_scene, render, sample_scene)
+from i2v.data.world import (HELDOUT_SEED_START, MOTION_CATEGORIES, MOTION_WEIGHTS, mirror_scene, render, sample_scene)
 from i2v.metrics import QUALITY_BAR, heldout_cases, score_case, summarise
 
 MOTIONS = list(MOTION_WEIGHTS)
 SEEDS = (101, 202)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Render on one thread: the clips are tiny and extra threads only contend on small CI boxes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def clips():
     """Every motion kind x a couple of seeds: (scene, ground-truth frames)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = {}
     for motion in MOTIONS:
         for seed in SEEDS:
             scene = sample_scene(seed, motion=motion)
             out[motion, seed] = (scene, render(scene))
-    torch.set_num_threads(n)
     return out
 
 
