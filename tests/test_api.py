@@ -66,7 +66,11 @@ def test_size_is_snapped_and_reported(gen, sample_image_path):
 
 
 @pytest.mark.parametrize("field, value", [("num_frames", 1), ("num_frames", 2.5), ("fps", 0), ("fps", float("nan")),
-                                          ("num_inference_steps", 0), ("guidance_scale", -1.0), ("seed", -3)])
+                                          ("num_inference_steps", 0), ("guidance_scale", -1.0), ("seed", -3),
+                                          # NaN / inf in integer fields: a typed error, not int()'s ValueError
+                                          ("num_frames", float("nan")), ("height", float("inf")),
+                                          ("width", float("-inf")), ("num_inference_steps", float("nan")),
+                                          ("fps", 10**400)])
 def test_invalid_request_values_raise_before_any_work(gen, sample_image_path, field, value):
     with pytest.raises(InvalidRequestError, match=field.split("_")[0]):
         gen.run(GenerationRequest(image=sample_image_path, **{field: value}))

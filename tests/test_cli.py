@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -75,3 +76,39 @@ def test_help_is_complete():
     train_help = subprocess.run([sys.executable, "-m", "i2v.cli", "train", "video", "--help"], capture_output=True,
                                 text=True)
     assert "--resume" in train_help.stdout and "--max-steps" in train_help.stdout
+
+
+@pytest.mark.parametrize("device, cuda, message", [
+    ("cuda", False, "CUDA is not available"),
+    ("cuda:0", False, "CUDA is not available"),
+    ("gpu", False, "not a device name"),
+    ("cuda:3", True, "1 CUDA device(s)"),
+])
+def test_an_unavailable_device_is_a_typed_error_and_exit_2(tiny_model_dir, sample_image_path, tmp_path, capsys,
+                                                             monkeypatch, device, cuda, message):
+    import torch
+
+    from i2v.api import DeviceUnavailableError, pick_device
+    from i2v.backends.base import InvalidRequestError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(DeviceUnavailableError, match=re.escape(message)):
+        pick_device(device)
+    assert issubclass(DeviceUnavailableError, InvalidRequestError)
+    code = main(["generate", str(sample_image_path), "-m", str(tiny_model_dir), "--device", device,
+                 "-o", str(tmp_path / "o.mp4")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and device in err
+    assert pick_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("fps", ["-3", "0", "nan"])
+def test_evaluate_refuses_a_bad_fps_with_exit_2(tmp_path, capsys, fps):
+    import numpy as np
+
+    from i2v.video_io import write_video
+
+    video = write_video(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "v.gif", fps=8)
+    assert main(["evaluate", str(video), "--fps", fps]) == 2
+    assert f"--fps must be a positive number of frames per second, got {float(fps)}" in capsys.readouterr().err

@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .api import DeviceUnavailableError
     from .backends.base import InvalidRequestError
     from .imaging import ImageInputError
     from .registry import UnknownModelError
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return evaluate_main(args)
         return cmd_train(args, rest)
-    except (ImageInputError, InvalidRequestError, UnknownModelError, VideoIOError, FileNotFoundError) as exc:
+    except (ImageInputError, InvalidRequestError, DeviceUnavailableError, UnknownModelError, VideoIOError,
+            FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

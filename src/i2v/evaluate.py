@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import sys
 
 import numpy as np
@@ -40,6 +41,19 @@ METRIC_NOTES: dict[str, str] = {
     "dino_subject_consistency": "VBench subject consistency on DINO (1 = consistent)",
     "dino_i2v_subject": "VBench++ I2V subject on DINO: frames vs input image (1 = faithful)",
 }
+
+
+def check_fps(fps, flag: str = "fps") -> float:
+    """A frame rate must be a finite number > 0 (dynamic degree scales its thresholds by it)."""
+    from .backends.base import InvalidRequestError
+
+    try:
+        value = float(fps) if isinstance(fps, numbers.Real) and not isinstance(fps, bool) else math.nan
+    except OverflowError:  # an int too large for a float
+        value = math.inf
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidRequestError(f"{flag} must be a positive number of frames per second, got {fps!r}")
+    return value
 
 
 def motion_metrics(frames, fps: float = 8.0, flows=None, flow_method: str = "farneback") -> dict:
@@ -81,6 +95,7 @@ def evaluate_video(frames, image=None, prompt: str | None = None, *, fps: float 
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) < 1:
         raise ValueError(f"frames must be uint8 shaped (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    check_fps(fps)
     t, h, w = frames.shape[:3]
     if image is not None and not isinstance(image, np.ndarray):
         from .imaging import load_image
@@ -214,6 +229,8 @@ def main(args: argparse.Namespace) -> int:
     if (args.i3d is None) != (args.reference is None):
         print("error: FVD needs both --i3d FILE and --reference VIDEO ...", file=sys.stderr)
         return 2
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")  # InvalidRequestError: the CLI prints it and exits 2
     try:
         clip = load_clip(args.clip, args.device) if args.clip else None
         dino = load_dino(args.dino, args.device) if args.dino else None
@@ -229,7 +246,7 @@ def main(args: argparse.Namespace) -> int:
 
     results, clips = [], []
     for path in args.videos:
-        frames, fps = read_video(path, default_fps=args.fps or 8.0)
+        frames, fps = read_video(path, default_fps=8.0 if args.fps is None else args.fps)
         result = evaluate_video(frames, image, args.prompt, fps=fps, clip=clip, dino=dino, flow_method=args.flow,
                                 device=args.device)
         result["path"] = str(path)
@@ -239,7 +256,7 @@ def main(args: argparse.Namespace) -> int:
         clips.append(frames)
     report: dict = {"videos": results}
     if i3d is not None:
-        reference = [read_video(p, default_fps=args.fps or 8.0)[0] for p in args.reference]
+        reference = [read_video(p, default_fps=8.0 if args.fps is None else args.fps)[0] for p in args.reference]
         try:
             value = fvd(clips, reference, i3d)
         except ValueError as err:

@@ -151,16 +151,29 @@ def _svd(name: str, source: str, frames: int, description: str, **extras) -> Mod
     )
 
 
+# The UniPC flow shift of each Wan model at 480p / 720p. Wan's generate.py: I2V 3.0 at 480x832, else
+# 5.0; FLF2V 16 ("elif 'flf2v' in args.task: args.sample_shift = 16"). Wan 2.2 configs
+# (wan_i2v_A14B.py, wan_ti2v_5B.py): sample_shift = 5.0 at every size.
+FLOW_SHIFTS: dict[str, dict[str, float]] = {
+    "wan2.1-i2v": {"flow_shift_480p": 3.0, "flow_shift_720p": 5.0},
+    "wan2.1-flf2v": {"flow_shift_480p": 16.0, "flow_shift_720p": 16.0},
+    "wan2.2-i2v-a14b": {"flow_shift_480p": 5.0, "flow_shift_720p": 5.0},
+    "wan2.2-ti2v-5b": {"flow_shift_480p": 5.0, "flow_shift_720p": 5.0},
+}
+
+
 def _wan(name: str, source: str, height: int, width: int, description: str, *, frames: int = 81, fps: float = 16.0,
          steps: int = 50, guidance: float = 5.0, multiple: int = 16, **extras) -> ModelSpec:
     # Wan: 4n+1 frames (81 at 16 fps), max area of 480x832 or 720x1280 at the image's aspect ratio,
-    # sizes a multiple of vae_scale_factor_spatial * patch_size; UniPC flow shift 3.0 (480p) / 5.0 (720p).
+    # sizes a multiple of vae_scale_factor_spatial * patch_size; UniPC flow shift per model and size
+    # (Wan's generate.py / configs): Wan 2.1 I2V 3.0 at 480p, 5.0 at 720p; Wan 2.1 FLF2V 16 (any
+    # size); Wan 2.2 I2V-A14B and TI2V-5B 5.0 (any size).
     return ModelSpec(
         name=name, family="wan", description=description, source=source,
         defaults=ModelDefaults(num_frames=frames, height=height, width=width, fps=fps, num_inference_steps=steps,
                                guidance_scale=guidance, size_multiple=multiple, frame_rule="4n+1",
                                frame_step=4, frame_offset=1, min_frames=5, size_policy="aspect"),
-        extras={"flow_shift_480p": 3.0, "flow_shift_720p": 5.0, "negative_prompt": _WAN_NEGATIVE,
+        extras={**FLOW_SHIFTS["wan2.1-i2v"], "negative_prompt": _WAN_NEGATIVE,
                 "max_sequence_length": 512, "dtype": "bf16", "fp32_components": ["vae", "image_encoder"],
                 **extras},
     )
@@ -191,13 +204,14 @@ _DIFFUSERS_MODELS = [
     _wan("wan2.1-i2v-14b-720p", "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", 720, 1280,
          "Wan 2.1 image-to-video 14B, 720p (81 frames, 16 fps)"),
     _wan("wan2.1-flf2v-14b-720p", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", 720, 1280,
-         "Wan 2.1 first-last-frame-to-video 14B, 720p (--last-image)", guidance=5.5, first_last_frame=True),
+         "Wan 2.1 first-last-frame-to-video 14B, 720p (--last-image)", guidance=5.5, first_last_frame=True,
+         **FLOW_SHIFTS["wan2.1-flf2v"]),
     _wan("wan2.2-i2v-a14b", "Wan-AI/Wan2.2-I2V-A14B-Diffusers", 480, 832,
          "Wan 2.2 image-to-video A14B (two experts), 480p default, 720p supported", steps=40, guidance=3.5,
-         first_last_frame=True),
+         first_last_frame=True, **FLOW_SHIFTS["wan2.2-i2v-a14b"]),
     _wan("wan2.2-ti2v-5b", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", 704, 1280,
          "Wan 2.2 text+image-to-video 5B, 720p (121 frames, 24 fps)", frames=121, fps=24.0, multiple=32,
-         flow_shift_480p=5.0, expand_timesteps=True, fp32_components=["vae"]),
+         expand_timesteps=True, fp32_components=["vae"], **FLOW_SHIFTS["wan2.2-ti2v-5b"]),
     ModelSpec(
         name="cogvideox-5b-i2v", family="cogvideox", source="THUDM/CogVideoX-5b-I2V",
         description="CogVideoX 1.0 5B image-to-video (49 frames at 8 fps, 480x720 only)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -265,3 +266,85 @@ def test_lora_argument_parsing(tmp_path):
 def test_tiny_backend_refuses_diffusers_only_options(tiny_model_dir):
     with pytest.raises(InvalidRequestError, match="offload"):
         ImageToVideoGenerator(str(tiny_model_dir), device="cpu", offload="group")
+
+
+def test_components_from_diffusers_pipeline_modules_are_accepted(tiny_folder, tmp_path):
+    """SD 1.5 folders list ``"safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"]``: a
+    diffusers pipeline module (diffusers resolves it inside ``diffusers.pipelines``), not custom code."""
+    folder = tmp_path / "sd15-based"
+    shutil.copytree(tiny_folder("animatediff"), folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["safety_checker"] = ["stable_diffusion", "StableDiffusionSafetyChecker"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    assert dc.check_model_folder(folder)["safety_checker"][0] == "stable_diffusion"
+    gen = ImageToVideoGenerator(str(folder), device="cpu")
+    assert type(gen.backend.pipeline).__name__ == "AnimateDiffSparseControlNetPipeline"
+    for library in ("os", "evil_module", "stable_diffusion.evil", "../stable_diffusion"):
+        (folder / "model_index.json").write_text(json.dumps({**index, "safety_checker": [library, "X"]}))
+        with pytest.raises(dc.UnsafeModelError, match="no custom code"):
+            dc.check_model_folder(folder)
+
+
+# -- schedulers ----------------------------------------------------------------------------------------
+
+
+def test_scheduler_choices_follow_the_models_schedule():
+    flow = {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": 3.0}
+    assert dc.scheduler_names("UniPCMultistepScheduler", flow) == [
+        "DEISMultistepScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler",
+        "UniPCMultistepScheduler"]
+    assert dc.scheduler_names("FlowMatchEulerDiscreteScheduler", {"shift": 7.0}) == ["FlowMatchEulerDiscreteScheduler"]
+    svd = {"prediction_type": "v_prediction", "timestep_type": "continuous", "use_karras_sigmas": True}
+    assert dc.scheduler_names("EulerDiscreteScheduler", svd) == ["EulerDiscreteScheduler"]
+    discrete = dc.scheduler_names("DDIMScheduler", {"prediction_type": "epsilon"})
+    assert {"DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler"} <= set(discrete)
+    assert not any(n.startswith("EDM") for n in discrete)
+    import diffusers
+    from diffusers.utils import DummyObject
+
+    assert not any(isinstance(getattr(diffusers, n), DummyObject) for n in discrete)  # importable here
+
+
+@pytest.mark.parametrize("family, bad, valid", [
+    ("wan", "EulerDiscreteScheduler", "DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler"),
+    ("svd", "DPMSolverMultistepScheduler", "valid names: EulerDiscreteScheduler"),
+    ("ltx", "UniPCMultistepScheduler", "valid names: FlowMatchEulerDiscreteScheduler"),
+])
+def test_a_scheduler_that_cannot_run_the_model_is_refused_before_loading(tiny_folder, square_image, tmp_path,
+                                                                           capsys, family, bad, valid):
+    with pytest.raises(InvalidRequestError, match=valid):
+        ImageToVideoGenerator(tiny_folder(family), device="cpu", scheduler=bad)
+    code = main(["generate", str(square_image), "-m", tiny_folder(family), "--scheduler", bad,
+                 "-o", str(tmp_path / "o.mp4")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"scheduler {bad!r} cannot replace" in err and valid in err
+
+
+def test_hub_model_scheduler_is_checked_once_its_configs_are_here(tiny_folder, monkeypatch):
+    with pytest.raises(InvalidRequestError, match="not a diffusers scheduler"):
+        ImageToVideoGenerator("wan2.1-i2v-14b-480p", device="cpu", scheduler="NoSuchScheduler")
+    gen = ImageToVideoGenerator("wan2.1-i2v-14b-480p", device="cpu", scheduler="EulerDiscreteScheduler")
+    monkeypatch.setattr(dc, "local_model_folder", lambda source, variant=None: Path(tiny_folder("wan")))
+    monkeypatch.setattr(gen.backend, "load_pipeline", lambda folder: pytest.fail("weights loaded"))
+    with pytest.raises(InvalidRequestError, match="flow-matching"):
+        gen.backend.load()
+
+
+# -- weights variants ------------------------------------------------------------------------------------
+
+
+def test_a_folder_with_only_fp16_variant_files_loads_with_that_variant(tmp_path):
+    from .tiny_components import build_ltx
+
+    folder = tmp_path / "ltx-fp16"
+    build_ltx().save_pretrained(folder, variant="fp16")
+    assert (folder / "transformer" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    gen = ImageToVideoGenerator(str(folder), device="cpu")
+    assert gen.backend.variant == "fp16"
+    assert type(gen.backend.pipeline).__name__ == "LTXImageToVideoPipeline"
+    index = dc.read_model_index(folder)
+    assert dc.weights_bytes(folder, index, 2, "fp16")[0] > 0
+    # plain files next to the variant ones: plain unless the variant is asked for
+    for file in folder.glob("*/*.fp16.safetensors"):
+        shutil.copy(file, file.with_name(file.name.replace(".fp16", "")))
+    assert dc.folder_variant(folder, index) is None and dc.folder_variant(folder, index, "fp16") == "fp16"

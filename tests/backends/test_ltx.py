@@ -59,3 +59,19 @@ def test_vae_tiling_keeps_the_output(tiny_folder, gen, square_image):
     tiled = ImageToVideoGenerator(tiny_folder("ltx"), device="cpu", vae_tiling=True).run(
         GenerationRequest(image=square_image, prompt="x", **FAST)).frames
     assert np.abs(plain.astype(int) - tiled).max() <= 2
+
+
+def test_condition_pipeline_keeps_the_loaded_dtypes(tiny_folder):
+    """The LTXConditionPipeline built for a last image shares the loaded (bf16) models without casting
+    them (diffusers' ``from_pipe`` with no dtype would turn them all to fp32)."""
+    import torch
+
+    gen = ImageToVideoGenerator(tiny_folder("ltx"), device="cpu")
+    pipe = gen.backend.pipeline
+    pipe.transformer.to(torch.bfloat16)
+    pipe.text_encoder.to(torch.bfloat16)
+    condition = gen.backend.condition_pipeline()
+    assert type(condition).__name__ == "LTXConditionPipeline"
+    assert condition.transformer is pipe.transformer and condition.vae is pipe.vae
+    assert pipe.transformer.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+    assert pipe.vae.dtype == torch.float32  # each component keeps its own dtype

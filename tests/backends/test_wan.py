@@ -82,6 +82,7 @@ def test_first_last_frame(tiny_folder, square_image, portrait_image, tmp_path):
                  "-q", "-o", str(out)]) == 0
     meta = sidecar(out)
     assert meta["first_last_frame"] is True and meta["last_image"] == str(portrait_image)
+    assert meta["flow_shift"] == 16.0  # Wan 2.1 FLF2V's own shift (Wan generate.py), not the I2V 3.0/5.0
     assert probe_video(out)["num_frames"] == 5
 
 
@@ -153,3 +154,69 @@ def test_memory_options_keep_the_output(tiny_folder, square_image, base_frames, 
     tiled = tiled_gen.run(GenerationRequest(**big)).frames
     assert tiled_gen.backend.pipeline.vae.use_tiling
     assert np.abs(plain.astype(int) - tiled).mean() < 8
+
+
+@pytest.mark.parametrize("name, shift_480p, shift_720p", [
+    ("wan2.1-i2v-14b-480p", 3.0, 5.0),  # Wan generate.py: i2v at 480x832 -> 3.0, else 5.0
+    ("wan2.1-i2v-14b-720p", 3.0, 5.0),
+    ("wan2.1-flf2v-14b-720p", 16.0, 16.0),  # generate.py: "flf2v" -> sample_shift = 16
+    ("wan2.2-i2v-a14b", 5.0, 5.0),  # wan_i2v_A14B.py: sample_shift = 5.0
+    ("wan2.2-ti2v-5b", 5.0, 5.0),  # wan_ti2v_5B.py: sample_shift = 5.0
+])
+def test_registered_wan_models_record_their_own_flow_shift(name, shift_480p, shift_720p, square_image):
+    from i2v.registry import MODELS
+
+    assert MODELS[name].family == "wan"
+    backend = ImageToVideoGenerator(name, device="cpu").backend
+    for (height, width), shift in (((480, 832), shift_480p), ((720, 1280), shift_720p)):
+        s = backend.resolve(GenerationRequest(image=square_image, height=height, width=width, seed=0), [])
+        assert s.extras["flow_shift"] == shift, (name, height, width)
+    assert backend._pipe is None  # decided without weights
+
+
+def test_local_flf2v_and_a14b_folders_take_their_flow_shift(tiny_folder, square_image, tmp_path):
+    import json
+    import shutil
+
+    flf = ImageToVideoGenerator(tiny_folder("wan-flf"), device="cpu").backend
+    assert flf.resolve(GenerationRequest(image=square_image, seed=0, **{k: FAST[k] for k in ("height", "width")}),
+                       []).extras["flow_shift"] == 16.0
+    assert resolve_model(tiny_folder("wan")).extras["flow_shift_480p"] == 3.0  # plain Wan 2.1 I2V
+    folder = tmp_path / "a14b"  # Wan 2.2 I2V-A14B: two experts, no CLIP image tokens
+    shutil.copytree(tiny_folder("wan"), folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["transformer_2"] = ["diffusers", "WanTransformer3DModel"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    config = json.loads((folder / "transformer" / "config.json").read_text())
+    (folder / "transformer" / "config.json").write_text(json.dumps({**config, "image_dim": None}))
+    spec = resolve_model(str(folder))
+    assert (spec.extras["flow_shift_480p"], spec.extras["flow_shift_720p"]) == (5.0, 5.0)
+
+
+def test_lora_alpha_from_the_safetensors_metadata_is_kept(tiny_folder, tmp_path):
+    """A LoRA saved with lora_alpha != r (alpha in the file's adapter metadata) loads with that alpha:
+    the file is loaded by path, so diffusers reads its header (a bare state dict would get alpha = r)."""
+    from diffusers import WanImageToVideoPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = WanImageToVideoPipeline.from_pretrained(tiny_folder("wan"))
+    torch.manual_seed(0)
+    config = LoraConfig(r=2, lora_alpha=8, target_modules=["to_q", "to_out.0"], init_lora_weights=False)
+    pipe.transformer.add_adapter(config)
+    WanImageToVideoPipeline.save_lora_weights(tmp_path, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer),
+                                              transformer_lora_adapter_metadata=config.to_dict())
+    gen = ImageToVideoGenerator(tiny_folder("wan"), device="cpu",
+                                loras=[f"{tmp_path / 'pytorch_lora_weights.safetensors'}:0.5"])
+    loaded = gen.backend.pipeline.transformer.peft_config["lora0"]
+    assert (loaded.r, loaded.lora_alpha) == (2, 8)
+
+
+def test_a_missing_relative_lora_file_is_refused_before_loading(tiny_folder, square_image, tmp_path, capsys,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidRequestError, match="no such file"):
+        ImageToVideoGenerator(tiny_folder("wan"), device="cpu", loras=["loras/style.safetensors"])
+    code = main(["generate", str(square_image), "-m", tiny_folder("wan"), "--lora", "loras/style.safetensors:0.8",
+                 "-o", str(tmp_path / "o.mp4")])
+    assert code == 2 and "loras/style.safetensors: no such file" in capsys.readouterr().err

@@ -37,11 +37,23 @@ def test_first_frame_psnr_identical_resized_and_pil():
     frames = render(sample_scene(3, motion="move_left"))
     assert first_frame_psnr(frames, frames[0]) == float("inf")
     assert first_frame_psnr(frames, Image.fromarray(frames[0])) == float("inf")
-    # an input twice the video's size is resized (bicubic) before comparing
+    # an input twice the video's size is resized (as generation fits it) before comparing
     big = np.asarray(Image.fromarray(frames[0]).resize((256, 256), Image.BICUBIC))
     assert first_frame_psnr(frames, big) > 28.0
     # a different image scores low
     assert first_frame_psnr(frames, 255 - frames[0]) < 15.0
+
+
+def test_first_frame_psnr_centre_crops_an_image_of_another_aspect():
+    """Generation covers + centre-crops the image (i2v.imaging.fit_image); the metric compares the same
+    crop, so a wider image whose centre is frame 0 scores inf (stretching it would not)."""
+    frames = render(sample_scene(3, motion="move_left"))  # (T, 128, 128, 3)
+    h, w = frames.shape[1:3]
+    wide = np.zeros((h, w + 64, 3), np.uint8)
+    wide[:, :32] = 255
+    wide[:, 32:32 + w] = frames[0]
+    assert first_frame_psnr(frames, wide) == float("inf")
+    assert first_frame_psnr(frames, Image.fromarray(wide)) == float("inf")
 
 
 def test_flicker_static_is_one_and_flashing_is_low():

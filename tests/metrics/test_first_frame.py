@@ -47,7 +47,7 @@ def test_exact_first_frame_is_inf_and_one():
     fid = first_frame_fidelity(frames, frames[0])
     assert fid == {"psnr": math.inf, "ssim": 1.0}
     assert first_frame_fidelity(frames, Image.fromarray(frames[0]))["ssim"] == 1.0
-    # an input twice the video's size is resized (bicubic) before comparing
+    # an input twice the video's size is resized (as generation fits it) before comparing
     big = np.asarray(Image.fromarray(frames[0]).resize((128, 128), Image.BICUBIC))
     assert fit_to_video(big, 64, 64).shape == (64, 64, 3)
     resized = first_frame_fidelity(frames, big)
@@ -62,3 +62,21 @@ def test_drift_curve_of_a_pan_falls_and_of_a_still_copy_stays_exact():
     assert drift["psnr"][-1] < drift["psnr"][1] and drift["ssim"][-1] < drift["ssim"][1]
     still = np.repeat(frames[:1], 6, axis=0)
     assert fidelity_drift(still, frames[0]) == {"psnr": [math.inf] * 6, "ssim": [1.0] * 6}
+
+
+def test_an_image_of_another_aspect_is_centre_cropped_like_generation():
+    """Generation fits the image by cover + centre-crop (i2v.imaging.fit_image), not by stretching:
+    a wider image whose centre is frame 0 is a perfect first frame."""
+    from i2v.imaging import fit_image
+
+    frames = pan_clip(2.0, 0.0)  # (T, 64, 64, 3)
+    wide = np.zeros((64, 96, 3), np.uint8)  # same height, 16 px of other content on each side
+    wide[:, :16], wide[:, -16:] = 255, 30
+    wide[:, 16:80] = frames[0]
+    assert np.array_equal(fit_to_video(wide, 64, 64), frames[0])
+    assert first_frame_fidelity(frames, wide) == {"psnr": math.inf, "ssim": 1.0}
+    assert fidelity_drift(frames, Image.fromarray(wide))["psnr"][0] == math.inf
+    # with a resize too: the reference is exactly what generation would have been given
+    tall = np.asarray(Image.fromarray(texture(48)).resize((48, 80)))
+    fitted = np.asarray(fit_image(tall, 32, 32)[0])
+    assert np.array_equal(fit_to_video(tall, 32, 32), fitted)

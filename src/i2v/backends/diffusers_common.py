@@ -9,8 +9,10 @@ configs, which ``__call__`` arguments). Around it live small helpers, each with 
   passes ``use_safetensors=True``, never ``trust_remote_code`` nor ``custom_pipeline``.
 - **dtype / offload / VAE**: ``pick_dtype``, ``check_offload``/``auto_offload``/``apply_offload``,
   ``apply_vae_options``.
-- **LoRA / scheduler**: ``parse_lora``/``load_loras`` (safetensors files only, read by us),
-  ``scheduler_names``/``swap_scheduler`` (the scheduler's own ``compatibles``).
+- **LoRA / scheduler**: ``parse_lora``/``load_loras`` (safetensors files only, loaded by path so that
+  their adapter metadata counts),
+  ``scheduler_names``/``swap_scheduler`` (the scheduler's ``compatibles`` that can run the model's
+  schedule: flow matching, continuous EDM timesteps, or discrete).
 - **progress / output**: ``StepReporter`` (diffusers ``callback_on_step_end`` -> ``(step, total)`` and
   approximate encode/denoise/decode timings), ``to_uint8_frames``.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -63,13 +66,31 @@ def component_names(index: dict) -> list[str]:
     return [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2]
 
 
+def is_safe_library(library: str) -> bool:
+    """True for the libraries a model_index.json may name: diffusers, transformers, or one of diffusers'
+    own pipeline modules (``"stable_diffusion"`` for SD 1.5's ``StableDiffusionSafetyChecker``), which
+    diffusers resolves as ``getattr(diffusers.pipelines, library)`` (``hasattr(pipelines, name)`` in its
+    loader). Anything else would be imported as a top-level module: refused."""
+    if library in SAFE_LIBRARIES:
+        return True
+    if not isinstance(library, str) or not library.isidentifier():
+        return False
+    import inspect
+
+    import diffusers.pipelines
+
+    module = getattr(diffusers.pipelines, library, None)
+    return inspect.ismodule(module) and module.__name__ == f"diffusers.pipelines.{library}"
+
+
 def check_model_folder(path: str | Path, expected_classes: tuple[str, ...] | None = None) -> dict:
     """Refuse a pipeline folder i2v must not load; return its model_index.json otherwise.
 
     Refused: any ``*.py`` file (a custom ``pipeline.py`` or component code), a ``_class_name`` that is
-    not a plain diffusers class, a component from a library other than diffusers/transformers, and
-    a component whose only weights are pickles (``*.bin``, ``*.pt``, ``*.ckpt``, ...). Nothing is
-    imported or unpickled to decide this.
+    not a plain diffusers class, a component from a library other than diffusers/transformers (or a
+    diffusers pipeline module, ``is_safe_library``), and a component whose only weights are pickles
+    (``*.bin``, ``*.pt``, ``*.ckpt``, ...). Nothing is unpickled, and no code from the folder or
+    from a library it names is imported, to decide this.
     """
     path = Path(path)
     index = read_model_index(path)
@@ -87,9 +108,10 @@ def check_model_folder(path: str | Path, expected_classes: tuple[str, ...] | Non
         raise UnknownModelError(f"{path}: pipeline class {class_name!r} is not one of {sorted(expected_classes)}")
     for name in component_names(index):
         library, cls = index[name]
-        if library is not None and library not in SAFE_LIBRARIES:
+        if library is not None and not is_safe_library(library):
             raise UnsafeModelError(f"{path}: component {name!r} comes from {library!r} ({cls}); i2v only loads "
-                                   f"components from {' and '.join(SAFE_LIBRARIES)} (no custom code)")
+                                   f"components from {' and '.join(SAFE_LIBRARIES)} or diffusers' own pipeline "
+                                   "modules (no custom code)")
     pickles: list[str] = []
     for folder in [path] + [path / n for n in component_names(index)]:
         if not folder.is_dir():
@@ -119,6 +141,48 @@ def local_model_folder(source: str, variant: str | None = None) -> Path:
     except Exception as exc:  # offline, gated, missing: all mean "cannot get this model here"
         raise UnknownModelError(f"{source}: cannot download the model ({type(exc).__name__}: {exc}); pass a local "
                                 "diffusers folder with --model, or check network access / hub login") from exc
+
+
+# diffusers/transformers weight file names: "diffusion_pytorch_model.safetensors", "model.fp16.safetensors",
+# shards "model-00001-of-00002.safetensors" / "diffusion_pytorch_model.fp16-00001-of-00002.safetensors"
+_WEIGHT_FILE = re.compile(r"^(?P<stem>[^.]+)(?:\.(?P<variant>[^.-]+))?(?:-\d+-of-\d+)?\.safetensors$")
+
+
+def folder_variant(path: Path, index: dict, requested: str | None = None) -> str | None:
+    """The ``variant`` to load a folder's weights with, from its file names.
+
+    ``requested`` (e.g. ``"fp16"``) when some component has files of that variant (diffusers falls
+    back to the plain files of the others); else the variant that the components without plain
+    weights all have (a folder saved with ``save_pretrained(..., variant="fp16")`` has only
+    ``*.fp16.safetensors``, which diffusers does not find without ``variant="fp16"``); else None.
+    """
+    variant_only: list[set[str]] = []
+    seen: set[str] = set()
+    for name in component_names(index):
+        folder = path / name
+        if not folder.is_dir():
+            continue
+        plain, variants = False, set()
+        for file in folder.glob("*.safetensors"):
+            match = _WEIGHT_FILE.match(file.name)
+            if match is None:
+                continue
+            if match["variant"]:
+                variants.add(match["variant"])
+            else:
+                plain = True
+        seen |= variants
+        if variants and not plain:
+            variant_only.append(variants)
+    if requested is not None and requested in seen:
+        return requested
+    if not variant_only:
+        return None
+    common = set.intersection(*variant_only)
+    if not common:
+        raise UnknownModelError(f"{path}: components have weights only in different variants "
+                                f"({', '.join(sorted(set.union(*variant_only)))}); re-save the folder with one")
+    return requested if requested in common else min(common)
 
 
 def read_config(path: Path, component: str) -> dict:
@@ -210,17 +274,18 @@ def check_offload(mode: str | None, device: str) -> str:
     return mode
 
 
-def weights_bytes(folder: Path, index: dict, itemsize: int) -> tuple[int, int]:
+def weights_bytes(folder: Path, index: dict, itemsize: int, variant: str | None = None) -> tuple[int, int]:
     """(all components, largest component) weight bytes once loaded at ``itemsize`` bytes per value.
 
-    Reads only the safetensors headers (dtype and shape of every tensor), never the tensors.
+    Counts the files diffusers will load (``variant`` ones where a component has them, else the
+    plain ones). Reads only the safetensors headers (dtype and shape of every tensor), never the tensors.
     """
     sizes = {}
     for name in component_names(index):
-        total = 0
-        for file in (folder / name).glob("*.safetensors") if (folder / name).is_dir() else ():
-            total += _safetensors_numel(file) * itemsize
-        sizes[name] = total
+        files = sorted((folder / name).glob("*.safetensors")) if (folder / name).is_dir() else []
+        kinds = {f: (m["variant"] if (m := _WEIGHT_FILE.match(f.name)) else None) for f in files}
+        pick = variant if variant is not None and variant in kinds.values() else None
+        sizes[name] = sum(_safetensors_numel(f) * itemsize for f, kind in kinds.items() if kind == pick)
     return sum(sizes.values()), max(sizes.values(), default=0)
 
 
@@ -312,6 +377,8 @@ def check_lora_source(source: str, aliases: dict[str, str]) -> str:
             raise InvalidRequestError(f"LoRA folder {source}: expected exactly one .safetensors file, found "
                                       f"{[f.name for f in files] or 'none'}")
         return str(files[0])
+    if path.suffix.lower() == ".safetensors":  # a file name, never a hub id: refuse now, not after loading
+        raise InvalidRequestError(f"LoRA {source}: no such file ({path.resolve()} does not exist)")
     if source.count("/") == 1 and not source.startswith((".", "/", "~")):
         return source  # a hub repo id
     raise InvalidRequestError(f"LoRA {source}: no such file (expected PATH.safetensors[:SCALE], a folder, "
@@ -336,21 +403,30 @@ def _lora_file(source: str) -> str:
 
 
 def load_loras(pipe, loras: list[tuple[str, float]]) -> list[dict]:
-    """Load each LoRA's safetensors state dict ourselves (never a pickle) into the pipeline as a
-    named adapter, then activate all of them with their scales. Returns the metadata records."""
+    """Load each LoRA's safetensors file (never a pickle) into the pipeline as a named adapter, then
+    activate all of them with their scales. Returns the metadata records.
+
+    The file is passed by path (folder + ``weight_name``, ``use_safetensors=True``: diffusers then
+    never falls back to a pickle), not as an in-memory state dict, so that diffusers reads the
+    adapter metadata in the safetensors header (``lora_alpha``, ``r``): without it every adapter
+    would get ``alpha = r`` and a LoRA saved with another alpha would run at the wrong strength.
+    """
     if not loras:
         return []
     if not hasattr(pipe, "load_lora_weights"):
         raise InvalidRequestError(f"{type(pipe).__name__} does not support LoRA adapters")
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError
 
     names, scales, records = [], [], []
     for i, (source, scale) in enumerate(loras):
-        file = _lora_file(source)
+        file = Path(_lora_file(source))
+        if file.suffix.lower() != ".safetensors":
+            raise InvalidRequestError(f"LoRA {source}: expected a .safetensors file, got {file.name}")
         name = f"lora{i}"
         try:
-            pipe.load_lora_weights(load_file(file), adapter_name=name)
-        except (ValueError, KeyError, RuntimeError) as exc:
+            pipe.load_lora_weights(str(file.parent), weight_name=file.name, use_safetensors=True,
+                                   adapter_name=name)
+        except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:
             raise InvalidRequestError(f"LoRA {source}: does not fit {type(pipe).__name__} ({exc})") from exc
         names.append(name)
         scales.append(scale)
@@ -359,27 +435,92 @@ def load_loras(pipe, loras: list[tuple[str, float]]) -> list[dict]:
     return records
 
 
-def scheduler_names(class_name: str) -> list[str]:
-    """The scheduler classes compatible with ``class_name`` (its diffusers ``compatibles``)."""
+def _init_params(cls) -> set[str] | None:
+    """The ``__init__`` parameter names of a scheduler class; None when it cannot be used here (a
+    diffusers placeholder whose optional dependency, e.g. torchsde, is not installed)."""
+    import inspect
+
+    from diffusers.utils import DummyObject
+
+    if isinstance(cls, DummyObject):  # diffusers' stand-in that raises ImportError when used
+        return None
+    try:
+        return set(inspect.signature(cls.__init__).parameters)
+    except (ImportError, TypeError, ValueError):
+        return None
+
+
+def scheduler_names(class_name: str, config: dict | None = None) -> list[str]:
+    """The scheduler classes that can replace ``class_name`` (configured by ``config``, its
+    ``scheduler_config.json``): its diffusers ``compatibles``, narrowed to those that can honour
+    what the model was trained with. diffusers' ``compatibles`` only means "can read the config";
+    many of them would silently run a different schedule:
+
+    - flow matching (Wan's UniPC with ``prediction_type="flow_prediction"`` / ``use_flow_sigmas``):
+      only schedulers that take both (UniPC, DPM-Solver multistep/singlestep, DEIS); a
+      ``FlowMatch*`` scheduler (LTX, HunyuanVideo): only ``FlowMatch*`` ones;
+    - continuous (EDM / Karras) timesteps (SVD's ``EulerDiscreteScheduler`` with
+      ``timestep_type="continuous"``): only schedulers that take ``timestep_type`` (Euler discrete);
+    - everything else (discrete epsilon / v-prediction: AnimateDiff, CogVideoX): the compatibles
+      but the ``EDM*`` ones (they feed the model continuous noise levels, not its discrete timesteps).
+
+    Compatibles that cannot be imported here (missing optional dependency) are left out.
+    """
     import diffusers
 
+    config = dict(config or {})
     cls = getattr(diffusers, class_name, None)
     if cls is None or not hasattr(cls, "_get_compatibles"):
         return [class_name]
-    return sorted(c.__name__ for c in cls._get_compatibles())
+    candidates = {c.__name__: _init_params(c) for c in cls._get_compatibles()}
+    candidates.setdefault(class_name, _init_params(cls))
+    candidates = {name: params for name, params in candidates.items() if params is not None}
+    if class_name.startswith("FlowMatch"):
+        valid = [n for n in candidates if n.startswith("FlowMatch")]
+    elif config.get("prediction_type") == "flow_prediction" or config.get("use_flow_sigmas"):
+        valid = [n for n, p in candidates.items() if {"prediction_type", "use_flow_sigmas"} <= p]
+    elif config.get("timestep_type") == "continuous":
+        valid = [n for n, p in candidates.items() if {"timestep_type", "use_karras_sigmas"} <= p]
+    else:  # discrete timesteps: EDM schedulers feed continuous noise levels instead, which such models never saw
+        valid = [n for n in candidates if not n.startswith("EDM")]
+    return sorted(set(valid) | {class_name})
 
 
-def check_scheduler(name: str, current: str) -> None:
-    valid = scheduler_names(current)
+def scheduler_kind(class_name: str, config: dict | None = None) -> str | None:
+    """A few words naming the schedule that restricts the choice (for error messages)."""
+    config = dict(config or {})
+    if class_name.startswith("FlowMatch"):
+        return "a flow-matching schedule"
+    if config.get("prediction_type") == "flow_prediction" or config.get("use_flow_sigmas"):
+        return "a flow-matching schedule (prediction_type='flow_prediction', flow sigmas)"
+    if config.get("timestep_type") == "continuous":
+        return "continuous EDM/Karras timesteps (timestep_type='continuous')"
+    return None
+
+
+def check_scheduler(name: str, current: str, config: dict | None = None) -> None:
+    valid = scheduler_names(current, config)
     if name not in valid:
-        raise InvalidRequestError(f"scheduler {name!r} is not compatible with this model ({current}); "
+        kind = scheduler_kind(current, config)
+        why = f", which runs {kind}" if kind else ""
+        raise InvalidRequestError(f"scheduler {name!r} cannot replace this model's {current}{why}; "
                                   f"valid names: {', '.join(valid)}")
+
+
+def check_scheduler_name(name: str) -> None:
+    """Before the model's scheduler is known: ``name`` must at least be a diffusers scheduler class."""
+    import diffusers
+
+    cls = getattr(diffusers, name, None) if name.isidentifier() else None
+    if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+        raise InvalidRequestError(f"scheduler {name!r} is not a diffusers scheduler class (e.g. "
+                                  "UniPCMultistepScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler)")
 
 
 def swap_scheduler(pipe, name: str, **overrides) -> None:
     import diffusers
 
-    check_scheduler(name, type(pipe.scheduler).__name__)
+    check_scheduler(name, type(pipe.scheduler).__name__, pipe.scheduler.config)
     pipe.scheduler = getattr(diffusers, name).from_config(pipe.scheduler.config, **overrides)
 
 
@@ -488,18 +629,35 @@ class DiffusersBackend(Backend):
         self.lora_records: list[dict] = []
         self.folder: Path | None = None
         self.index: dict | None = None
+        self.variant: str | None = None  # weights variant ("fp16"), from the folder's file names
         local = Path(spec.source).expanduser()
         if local.is_dir():
             self.folder, self.index = local, check_model_folder(local, self.folder_classes or None)
+            self.variant = folder_variant(local, self.index, self.wanted_variant())
         self.scheduler = scheduler
-        if scheduler is not None and self.folder is not None:
-            current = read_config(self.folder, "scheduler").get("_class_name")
-            if current:
-                check_scheduler(scheduler, current)
-        self.variant: str | None = None
+        if scheduler is not None:
+            if not isinstance(scheduler, str):
+                raise InvalidRequestError(f"scheduler must be a class name, got {scheduler!r}")
+            if self.folder is not None:  # a local folder: check against its scheduler before any weights
+                self.check_folder_scheduler(self.folder)
+            else:  # a hub model: the name now, the model's own scheduler once its configs are here (load)
+                check_scheduler_name(scheduler)
         self.active = None
         self._pipe = None
         self.load_seconds = 0.0
+
+    def wanted_variant(self) -> str | None:
+        """The registry's weights variant (``"fp16"`` for SVD) when running in the model's own dtype."""
+        extras = self.spec.extras
+        return extras.get("variant") if self.dtype_name == extras.get("dtype") else None
+
+    def check_folder_scheduler(self, folder: Path) -> None:
+        """Refuse ``--scheduler`` when the folder's own scheduler cannot be replaced by it."""
+        config = read_config(folder, "scheduler")
+        if config.get("_class_name"):
+            check_scheduler(self.scheduler, config["_class_name"], config)
+        else:
+            check_scheduler_name(self.scheduler)
 
     @classmethod
     def vae_help(cls, what: str) -> str:
@@ -517,10 +675,12 @@ class DiffusersBackend(Backend):
         """Read the weights (safetensors only), then apply scheduler, LoRA, VAE and offload options."""
         t0 = time.perf_counter()
         if self.folder is None:
-            variant = self.spec.extras.get("variant") if self.dtype_name == self.spec.extras.get("dtype") else None
+            variant = self.wanted_variant()
             self.folder = local_model_folder(self.spec.source, variant=variant)
             self.index = check_model_folder(self.folder, self.folder_classes or None)
-            self.variant = variant
+            self.variant = folder_variant(self.folder, self.index, variant)
+            if self.scheduler is not None:
+                self.check_folder_scheduler(self.folder)
         pipe = self.load_pipeline(self.folder)
         if self.scheduler is not None:
             swap_scheduler(pipe, self.scheduler)
@@ -528,7 +688,8 @@ class DiffusersBackend(Backend):
         apply_vae_options(pipe, self.vae_tiling, self.vae_slicing)
         if self.offload == "auto":
             itemsize = 4 if self.dtype_name == "fp32" else 2
-            self.offload = auto_offload(self.device, *weights_bytes(self.folder, self.index or {}, itemsize))
+            self.offload = auto_offload(self.device, *weights_bytes(self.folder, self.index or {}, itemsize,
+                                                                    self.variant))
         apply_offload(pipe, self.offload, self.device)
         self._pipe = pipe
         self.load_seconds = time.perf_counter() - t0

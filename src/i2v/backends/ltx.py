@@ -7,8 +7,9 @@ the model's pixel area (704x480). For the timestep-aware VAEs (LTX-Video 0.9.1 a
 set ``decode_timestep=0.05`` and ``image_cond_noise_scale=0.025``.
 
 ``last_image`` runs ``LTXConditionPipeline`` with two conditions, the image on frame 0 and the
-last image on the last frame; an ``LTXImageToVideoPipeline`` folder is turned into one with
-``from_pipe`` (same weights, no reload).
+last image on the last frame; an ``LTXImageToVideoPipeline`` folder is turned into one built from
+its components (same weights, no reload, dtypes untouched: ``from_pipe`` without a dtype would cast
+every shared model to fp32).
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ class LTXBackend(DiffusersBackend):
         if type(pipe).__name__ == CONDITION_PIPELINE:
             return pipe
         if self._condition_pipe is None:
-            self._condition_pipe = getattr(diffusers, CONDITION_PIPELINE).from_pipe(pipe)
+            # built from the same component objects: no copy, no reload, no dtype cast (``from_pipe``
+            # would call ``.to(dtype=float32)`` on the shared models when given no dtype)
+            cls = getattr(diffusers, CONDITION_PIPELINE)
+            expected, _ = cls._get_signature_keys(cls)
+            self._condition_pipe = cls(**{k: v for k, v in pipe.components.items() if k in expected})
         return self._condition_pipe
 
     def decode_kwargs(self, pipe) -> dict:

@@ -13,15 +13,23 @@ MAX_SEED = 2**63 - 1
 
 
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+    # floats are checked without int(): int(nan) / int(inf) raise plain ValueError / OverflowError
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer())) or value < 1):
         raise InvalidRequestError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def _finite(name: str, value, low: float = -math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
         raise InvalidRequestError(f"{name} must be a finite number >= {low}, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)  # an int too large for a float raises OverflowError
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InvalidRequestError(f"{name} must be a finite number >= {low}, got {value!r}")
+    return number
 
 
 def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> ResolvedSettings:

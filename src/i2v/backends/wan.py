@@ -3,7 +3,8 @@
 Rules from the Wan docs and pipeline: ``num_frames = 4n + 1`` (81 at 16 fps; Wan 2.2 TI2V-5B:
 121 at 24 fps); the output keeps the input image's aspect ratio at the model's pixel area (480x832
 or 720x1280), with sides a multiple of ``vae_scale_factor_spatial * patch_size`` (16; 32 for the
-5B model's 16x VAE). The UniPC flow shift follows the resolution: 3.0 at 480p, 5.0 at 720p.
+5B model's 16x VAE). The UniPC flow shift is the model's own (``registry.FLOW_SHIFTS``, from Wan's
+generate.py and configs): Wan 2.1 I2V 3.0 at 480p and 5.0 at 720p, Wan 2.1 FLF2V 16, Wan 2.2 5.0.
 ``last_image`` conditions the last frame. Only some checkpoints can take one: Wan 2.1 FLF2V
 (its transformer has positional embeddings for two CLIP images, ``pos_embed_seq_len``) and
 Wan 2.2 I2V A14B (no CLIP image tokens at all); the Wan 2.1 I2V models and the Wan 2.2 TI2V-5B
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..registry import ModelSpec, UnknownModelError
+from ..registry import FLOW_SHIFTS, ModelSpec, UnknownModelError
 from .base import InvalidRequestError, ResolvedSettings
 from .diffusers_common import DiffusersBackend, check_model_folder, folder_model_spec, read_config
 
@@ -45,14 +46,17 @@ def folder_spec(path: Path, class_name: str) -> ModelSpec:
     overrides: dict = {"size_multiple": multiple}
     # a last frame needs room for two CLIP images (FLF2V) or no CLIP image tokens (Wan 2.2 A14B)
     flf = not expand and (transformer.get("image_dim") is None or transformer.get("pos_embed_seq_len") is not None)
-    extras: dict = {"expand_timesteps": expand, "first_last_frame": flf}
+    extras: dict = {"expand_timesteps": expand, "first_last_frame": flf, **FLOW_SHIFTS["wan2.1-i2v"]}
     if expand:  # Wan 2.2 TI2V-5B
         overrides.update(num_frames=121, fps=24.0, height=704, width=1280)
-        extras.update(flow_shift_480p=5.0, fp32_components=["vae"])
+        extras.update(fp32_components=["vae"], **FLOW_SHIFTS["wan2.2-ti2v-5b"])
     elif "720" in path.name:  # the 720p checkpoints differ from 480p only in training data
         overrides.update(height=720, width=1280)
     if two_experts:  # Wan 2.2 I2V A14B
         overrides.update(num_inference_steps=40, guidance_scale=3.5)
+        extras.update(FLOW_SHIFTS["wan2.2-i2v-a14b"])
+    elif flf and transformer.get("image_dim") is not None:  # Wan 2.1 FLF2V (two CLIP images)
+        extras.update(FLOW_SHIFTS["wan2.1-flf2v"])
     return folder_model_spec(path, class_name, "wan", extras=extras, **overrides)
 
 

@@ -11,6 +11,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from ..imaging import fit_image
+
 
 def _as_uint8(x, name: str) -> np.ndarray:
     arr = np.asarray(x)
@@ -52,14 +54,15 @@ def _to_rgb_array(image) -> np.ndarray:
 def first_frame_psnr(frames, image) -> float:
     """PSNR of the video's first frame against the conditioning image.
 
-    ``image`` is an ``(H, W, 3)`` uint8 array or a PIL image; it is resized to the video's
-    size with PIL bicubic resampling when the sizes differ.
+    ``image`` is an ``(H, W, 3)`` uint8 array or a PIL image; when the sizes differ it is fitted to
+    the video as generation fits it (``i2v.imaging.fit_image``: resize to cover, then centre-crop),
+    so an image of another aspect ratio is compared with the part the model was given.
     """
     frames = _as_video(frames)
     img = _to_rgb_array(image)
     h, w = frames.shape[1:3]
     if img.shape[:2] != (h, w):
-        img = np.asarray(Image.fromarray(img).resize((w, h), Image.BICUBIC))
+        img = np.asarray(fit_image(Image.fromarray(img), w, h)[0])
     return psnr(frames[0], img)
 
 

@@ -225,8 +225,10 @@ def warping_error(frames, flows=None, backward_flows=None, method: str = "farneb
     """EvalCrafter / Lai et al. warping error (lower is better; 0 for a static clip).
 
     For each consecutive pair: warp frame ``t+1`` onto frame ``t`` with the forward flow, and
-    average ``sum_channels (I_t - warp(I_{t+1}))^2`` (RGB in [0, 1]) over the non-occluded
-    pixels (``occlusion_mask``); then average over pairs. EvalCrafter halves the resolution
+    take the mean of ``(I_t - warp(I_{t+1}))^2`` (RGB in [0, 1]) over the non-occluded pixels
+    (``occlusion_mask``) and the 3 channels, i.e. ``sum / (3 * visible pixels)`` as EvalCrafter /
+    Lai et al. do (their mask is stacked to 3 channels); then average over pairs. A uniform
+    brightness step ``d`` on every channel scores ``d^2``. EvalCrafter halves the resolution
     before RAFT; here the frames are used as given. None for a single frame.
     """
     frames = _as_video(frames)
@@ -242,6 +244,6 @@ def warping_error(frames, flows=None, backward_flows=None, method: str = "farneb
         warped, _ = warp(images[t + 1], flows[t])
         keep = ~occlusion_mask(flows[t], backward_flows[t])
         n = int(keep.sum())
-        sq = ((images[t] - warped) ** 2).sum(-1)  # (H, W), summed over channels
-        errors.append(float(sq[keep].sum() / n) if n else 0.0)
+        sq = (images[t] - warped) ** 2  # (H, W, 3)
+        errors.append(float(sq[keep].sum() / (n * sq.shape[-1])) if n else 0.0)  # mean over pixels x channels
     return float(np.mean(errors))
