@@ -62,9 +62,21 @@ class MiniLMTextEncoder:
     def __init__(self, path: str | Path | None = None, device: str | torch.device = "cpu", cache_size: int = 50_000):
         from transformers import AutoTokenizer, BertModel
 
+        from transformers.utils import logging as hf_logging
+
         path = Path(path) if path else minilm_path()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+        # The packaged checkpoint carries a pooler we do not use; keep transformers' load report
+        # and progress bar (about exactly that) off the user's terminal.
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            self.model = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         self.model.eval().requires_grad_(False).to(device)
         self.device = torch.device(device)
         self._cache: dict[str, TextEmbedding] = {}
