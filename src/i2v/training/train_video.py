@@ -191,13 +191,12 @@ def write_samples(unet_dir: Path, vae_dir: str, path: Path, text_encoder) -> Non
     from ..pipelines.pipeline_i2v import I2VPipeline
 
     pipe = I2VPipeline.from_parts(unet_dir, vae_dir, text_encoder=text_encoder)
-    from ..data.captions import caption_scene as _caption
     from ..data.world import heldout_seed, render, sample_scene
 
     rows = []
     for k, motion in enumerate(["move_left", "move_up_right", "grow", "pan_right", "zoom_in", "static"]):
         scene = sample_scene(heldout_seed(k), motion=motion)
-        prompt = _caption(scene, np.random.default_rng(k), "heldout")
+        prompt = caption_scene(scene, np.random.default_rng(k), "heldout")
         first = render(scene)[0]
         frames = pipe(image=first, prompt=prompt, num_inference_steps=16, seed=k).frames
         rows.append((frames, prompt))
