@@ -2,7 +2,8 @@
 
     i2v generate IMAGE --prompt TEXT -o OUT.mp4     one clip (mp4/webm/gif/webp/PNG folder)
     i2v models                                      the models and their defaults
-    i2v train vae|video ...                         train the embedded model
+    i2v train --model M --data CSV_OR_DIR -o DIR    train / fine-tune on your videos (i2v model or SVD, LoRA)
+    i2v train vae|video ...                         train the embedded model on the procedural world
     i2v benchmark                                   score a model on the held-out procedural world
     i2v evaluate VIDEO --image IMAGE [--prompt TEXT] per-video metrics (flicker, motion, fidelity, ...)
 """
@@ -122,12 +123,21 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_train(args, rest: list[str]) -> int:
-    if args.stage == "vae":
+TRAIN_STAGES = ("vae", "video")  # the embedded model's own two stages, on the procedural world
+
+
+def cmd_train(argv: list[str]) -> int:
+    """``i2v train vae|video ...`` (procedural world) or ``i2v train --model ... --data ...`` (your videos)."""
+    if argv and argv[0] == "vae":
         from .training.train_vae import main
-    else:
+    elif argv and argv[0] == "video":
         from .training.train_video import main
-    main(rest)
+    else:
+        from .training.finetune import main
+
+        main(argv)
+        return 0
+    main(argv[1:])
     return 0
 
 
@@ -139,10 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the available models and their defaults",
                        description="List the registered models with their default frames, size, fps, steps and guidance.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p = sub.add_parser("train", help="train the embedded model (stage vae, then video)", add_help=False,
-                       description="Train the embedded model. `i2v train vae --help` and `i2v train video --help` "
-                                   "list each stage's options.")
-    p.add_argument("stage", choices=["vae", "video"], help="vae: the autoencoder; video: the video denoiser")
+    sub.add_parser("train", help="train or fine-tune: your videos (i2v model or SVD, full or LoRA), or the "
+                                 "embedded model's stages on the procedural world (vae, video)", add_help=False,
+                   description="`i2v train --help`: training on your own videos; `i2v train vae --help` and "
+                               "`i2v train video --help`: the embedded model's stages.")
     from .benchmark import add_arguments
 
     p = sub.add_parser("benchmark", help="score a model on the held-out procedural world",
@@ -167,9 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     from .video_io import VideoIOError
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "train":  # the training scripts own their arguments (and --help)
+        from .data.video_dataset import DatasetError
+        from .training.clip_cache import StaleCacheError
+        from .training.finetune import TrainingSetupError
+
+        try:
+            return cmd_train(argv[1:])
+        except (TrainingSetupError, DatasetError, StaleCacheError, ImageInputError, InvalidRequestError, UnknownModelError, VideoIOError,
+                FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command != "train" and rest:
+    if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "generate":
@@ -184,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import main as evaluate_main
 
             return evaluate_main(args)
-        return cmd_train(args, rest)
+        return 0
     except (ImageInputError, InvalidRequestError, DeviceUnavailableError, UnknownModelError, VideoIOError,
             FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

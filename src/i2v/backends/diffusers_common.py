@@ -413,7 +413,9 @@ def load_loras(pipe, loras: list[tuple[str, float]]) -> list[dict]:
     """
     if not loras:
         return []
-    if not hasattr(pipe, "load_lora_weights"):
+    # pipelines without a LoRA loader (SVD): load straight onto the denoiser, same file format
+    denoiser = None if hasattr(pipe, "load_lora_weights") else getattr(pipe, "unet", None)
+    if denoiser is None and not hasattr(pipe, "load_lora_weights"):
         raise InvalidRequestError(f"{type(pipe).__name__} does not support LoRA adapters")
     from safetensors import SafetensorError
 
@@ -424,14 +426,24 @@ def load_loras(pipe, loras: list[tuple[str, float]]) -> list[dict]:
             raise InvalidRequestError(f"LoRA {source}: expected a .safetensors file, got {file.name}")
         name = f"lora{i}"
         try:
-            pipe.load_lora_weights(str(file.parent), weight_name=file.name, use_safetensors=True,
-                                   adapter_name=name)
-        except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+            if denoiser is not None:  # keys under "unet.", as diffusers' pipeline LoRA files have them
+                from ..lora import load_lora
+
+                load_lora(denoiser, file, adapter_name=name)
+            else:
+                pipe.load_lora_weights(str(file.parent), weight_name=file.name, use_safetensors=True,
+                                       adapter_name=name)
+        except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # LoraFileError is a ValueError
             raise InvalidRequestError(f"LoRA {source}: does not fit {type(pipe).__name__} ({exc})") from exc
         names.append(name)
         scales.append(scale)
         records.append({"source": source, "scale": scale})
-    pipe.set_adapters(names, adapter_weights=scales)
+    if denoiser is not None:
+        from ..lora import set_lora_scales
+
+        set_lora_scales(denoiser, dict(zip(names, scales)))
+    else:
+        pipe.set_adapters(names, adapter_weights=scales)
     return records
 
 

@@ -6,6 +6,10 @@ steered instead by ``motion_strength`` in [0, 1], mapped linearly onto SVD's
 ``motion_bucket_id`` (``round(254 * motion_strength)``; 0.5 -> 127, the model's default), and by
 the fps micro-conditioning (the UNet was trained on ``fps - 1``; the pipeline subtracts the 1).
 
+A folder fine-tuned by ``i2v train --text-conditioning`` carries a ``text_proj/`` subfolder: it
+runs on ``TextGuidedSVDPipeline`` and does use the prompt (``"prompt_used": true``). LoRAs trained
+by ``i2v train --lora-rank`` load onto the U-Net (diffusers' SVD pipeline has no LoRA loader).
+
 Guidance ramps linearly over the frames from ``min_guidance_scale`` (1.0) on the first frame to
 ``guidance_scale`` (the max, 3.0) on the last, as in Stability's sampling script.
 """
@@ -20,6 +24,7 @@ from ..registry import ModelSpec
 from .base import InvalidRequestError, ResolvedSettings
 from .diffusers_common import DiffusersBackend, check_model_folder, folder_model_spec, native_size, read_config
 
+TEXT_PROJ_FOLDER = "text_proj"  # written by i2v's text-guided SVD fine-tuning
 MOTION_BUCKET_SCALE = 254  # motion_strength 1.0 -> bucket 254; 0.5 -> 127 (the model's default)
 
 
@@ -39,15 +44,17 @@ def folder_spec(path: Path, class_name: str) -> ModelSpec:
     latent_multiple = 2 ** (len(unet.get("block_out_channels", [0, 0, 0, 0])) - 1)
     side = int(unet.get("sample_size", 96)) * scale
     height, width = native_size((576, 1024), (side, side))
+    text_guided = (path / TEXT_PROJ_FOLDER / "config.json").is_file()
     return folder_model_spec(path, class_name, "svd", num_frames=frames, frame_rule=f"any >= 2 (trained on {frames})",
-                             height=height, width=width, size_multiple=max(8, scale * latent_multiple))
+                             height=height, width=width, size_multiple=max(8, scale * latent_multiple),
+                             uses_prompt=text_guided, extras={"text_guided": text_guided})
 
 
 class SVDBackend(DiffusersBackend):
     family = "svd"
     pipeline_class = "StableVideoDiffusionPipeline"
     folder_classes = ("StableVideoDiffusionPipeline",)
-    supports_lora = False  # the pipeline has no LoRA loader
+    supports_lora = True  # onto the U-Net: the pipeline itself has no LoRA loader
     supports_vae_tiling = False  # AutoencoderKLTemporalDecoder decodes in frame chunks instead
     supports_vae_slicing = False
 
@@ -56,9 +63,28 @@ class SVDBackend(DiffusersBackend):
         return (f"Stable Video Diffusion's temporal VAE decoder has no {what}; use --decode-chunk-size N to decode "
                 "N frames at a time instead")
 
+    @property
+    def text_guided(self) -> bool:
+        return bool(self.spec.extras.get("text_guided"))
+
+    def load_pipeline(self, folder: Path):
+        pipe = super().load_pipeline(folder)
+        if not (folder / TEXT_PROJ_FOLDER).is_dir():
+            return pipe
+        from ..conditioning import MiniLMTextEncoder
+        from ..models.text_projection import TextProjection
+        from ..pipelines.pipeline_svd_text import TextGuidedSVDPipeline
+
+        kwargs = self.load_kwargs()
+        kwargs.pop("variant", None)
+        text_proj = TextProjection.from_pretrained(str(folder / TEXT_PROJ_FOLDER), **kwargs).to(self.device)
+        return TextGuidedSVDPipeline.from_svd(pipe, text_proj, MiniLMTextEncoder(device=self.device))
+
     def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
         extras = self.spec.extras
-        if settings.prompt or settings.negative_prompt:
+        if self.text_guided:
+            settings.extras["prompt_used"] = True
+        elif settings.prompt or settings.negative_prompt:
             notices.append("Stable Video Diffusion takes no text: the prompt and negative prompt were NOT used "
                            "(steer the motion with motion_strength and fps instead)")
         strength = 0.5 if settings.motion_strength is None else settings.motion_strength
@@ -71,8 +97,9 @@ class SVDBackend(DiffusersBackend):
             extras.get("decode_chunk_size")
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
             raise InvalidRequestError(f"decode_chunk_size must be a positive integer, got {chunk!r}")
+        settings.extras.setdefault("prompt_used", False)
         settings.extras.update(
-            prompt_used=False, motion_bucket_id=bucket, fps_conditioning=max(2, round(settings.fps)),
+            motion_bucket_id=bucket, fps_conditioning=max(2, round(settings.fps)),
             noise_aug_strength=extras.get("noise_aug_strength", 0.02),
             min_guidance_scale=min(extras.get("min_guidance_scale", 1.0), settings.guidance_scale),
             max_guidance_scale=settings.guidance_scale,
@@ -81,7 +108,8 @@ class SVDBackend(DiffusersBackend):
 
     def call_kwargs(self, settings: ResolvedSettings, image: Image.Image, last_image: Image.Image | None) -> dict:
         e = settings.extras
-        return dict(image=image, height=settings.height, width=settings.width, num_frames=settings.num_frames,
+        text = dict(prompt=settings.prompt, negative_prompt=settings.negative_prompt) if self.text_guided else {}
+        return dict(image=image, **text, height=settings.height, width=settings.width, num_frames=settings.num_frames,
                     min_guidance_scale=e["min_guidance_scale"], max_guidance_scale=e["max_guidance_scale"],
                     fps=e["fps_conditioning"], motion_bucket_id=e["motion_bucket_id"],
                     noise_aug_strength=e["noise_aug_strength"], decode_chunk_size=e["decode_chunk_size"])

@@ -9,21 +9,32 @@ import torch
 from PIL import Image
 
 from ..registry import ModelSpec
-from .base import Backend, ProgressCallback, ResolvedSettings
+from .base import Backend, InvalidRequestError, ProgressCallback, ResolvedSettings
 
 
 class TinyBackend(Backend):
-    def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None):
-        super().__init__(spec, device, dtype)
-        from ..pipelines.pipeline_i2v import I2VPipeline
+    accepts_options = True  # LoRAs only (trained by `i2v train --lora-rank`); others are refused
 
+    def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None, *, loras=(), **options):
+        super().__init__(spec, device, dtype)
+        if options:
+            raise InvalidRequestError(f"{spec.name} does not take {', '.join(sorted(options))} (diffusers models "
+                                      "only; the embedded model is small enough not to need them)")
+        from ..pipelines.pipeline_i2v import I2VPipeline
+        from .diffusers_common import check_lora_source, load_loras, parse_lora
+
+        parsed = [parse_lora(x) for x in (loras or ())]
+        loras = [(check_lora_source(src, {}), scale) for src, scale in parsed]  # checked before loading
         torch_dtype = {None: torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
         self.pipeline = I2VPipeline.from_folder(spec.source, torch_dtype=torch_dtype).to(device)
+        self.lora_records = load_loras(self.pipeline, loras)
 
     def resolve(self, request, notices: list[str]) -> ResolvedSettings:
         settings = super().resolve(request, notices)
         if settings.motion_strength is not None:
             notices.append("motion_strength is not used by i2v-tiny: the prompt names the motion")
+        if self.lora_records:
+            settings.extras["loras"] = self.lora_records
         return settings
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,

@@ -20,19 +20,23 @@ from safetensors.torch import load_file, save_file
 STEP_PREFIX = "step_"
 
 
-def _state_to_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+def _state_to_tensors(module: torch.nn.Module | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = module if isinstance(module, dict) else module.state_dict()
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
 def save_checkpoint(
     root: str | Path,
     step: int,
-    modules: dict[str, torch.nn.Module],
+    modules: dict[str, torch.nn.Module | dict[str, torch.Tensor]],
     states: dict[str, object],
     info: dict | None = None,
     keep: int = 2,
 ) -> Path:
-    """Write ``root/step_{step}`` atomically; keep the newest ``keep`` checkpoints."""
+    """Write ``root/step_{step}`` atomically; keep the newest ``keep`` checkpoints.
+
+    ``modules`` maps a name to a module (its whole state dict is saved) or to a state dict (for
+    example only the trainable LoRA weights)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{STEP_PREFIX}{step:08d}"
@@ -67,11 +71,18 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module]) -> tuple[dict, dict[str, object]]:
-    """Load weights into ``modules``; return (state.json, the other saved states by name)."""
+def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module],
+                    strict: bool = True) -> tuple[dict, dict[str, object]]:
+    """Load weights into ``modules``; return (state.json, the other saved states by name).
+
+    ``strict=False`` loads a partial state dict (trainable weights only) into a larger module."""
     path = Path(path)
+    if not (path / "state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint (no state.json)")
     for name, module in modules.items():
-        module.load_state_dict(load_file(str(path / f"{name}.safetensors")))
+        missing = module.load_state_dict(load_file(str(path / f"{name}.safetensors")), strict=strict)
+        if not strict and missing.unexpected_keys:
+            raise KeyError(f"checkpoint {path}: {name} has weights this model lacks: {missing.unexpected_keys[:5]}")
     states = {p.stem: torch.load(p, map_location="cpu", weights_only=True) for p in path.glob("*.pt")}
     return json.loads((path / "state.json").read_text()), states
 
