@@ -198,17 +198,47 @@ def test_unreadable_data_is_refused(tiny_model_dir, tmp_path, capsys):
     assert "bad0.mp4" in capsys.readouterr().err
 
 
+ACCELERATE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
+
+
 def test_two_processes_train_in_sync(tiny_model_dir, video_csv, tmp_path):
-    """The distributed path: two CPU processes (gloo) with DDP, launched like `accelerate launch`."""
+    """The distributed path: `accelerate launch` with two CPU processes (DDP over gloo)."""
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "i2v.training.finetune", "--model", str(tiny_model_dir), "--data", str(video_csv),
-           "--output-dir", str(out), "--max-steps", 2, "--checkpoint-every", 2, "--no-validation",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", ACCELERATE_CONFIGS / "cpu_2proc.yaml",
+           "--main_process_port", "29517", "-m", "i2v.training.finetune", "--model", tiny_model_dir,
+           "--data", video_csv, "--output-dir", out, "--max-steps", 2, "--checkpoint-every", 2, "--no-validation",
            "--learning-rate", 1e-3]
-    run = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, env=env, timeout=600)
+    run = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "replicas in sync: 2 processes" in run.stdout
     state = json.loads((out / "checkpoints" / "step_00000002" / "state.json").read_text())
     assert state["num_processes"] == 2
     assert (out / "model_index.json").is_file()
+
+
+@pytest.mark.parametrize("name, kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("deepspeed_zero2", "DEEPSPEED"),
+                                        ("cpu_2proc", "MULTI_GPU")])
+def test_accelerate_configs_are_valid(name, kind):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(str(ACCELERATE_CONFIGS / f"{name}.yaml"))
+    assert config.distributed_type.value == kind and config.num_processes >= 2
+
+
+def test_tensorboard_log_or_a_clear_error(tiny_model_dir, video_csv, tmp_path, capsys):
+    import importlib.util
+
+    code = train("--model", tiny_model_dir, "--data", video_csv, "--output-dir", tmp_path / "tb", "--max-steps", 1,
+                 "--no-validation", "--report-to", "tensorboard")
+    if importlib.util.find_spec("tensorboard") is None:
+        assert code == 2 and "pip install tensorboard" in capsys.readouterr().err
+    else:
+        assert code == 0 and any((tmp_path / "tb" / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tiny_model_dir, video_csv, tmp_path):
+    out = tmp_path / "bf16"
+    assert train("--model", tiny_model_dir, "--data", video_csv, "--output-dir", out, "--max-steps", 2,
+                 "--mixed-precision", "bf16", "--no-validation") == 0
+    assert all(np.isfinite(v) for v in logged_losses(out).values())

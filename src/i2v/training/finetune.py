@@ -21,14 +21,19 @@ repeats the same losses. For the procedural world the embedded model was trained
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import json
+import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint, truncate_log
+from .checkpoint import (STEP_PREFIX, latest_checkpoint, list_checkpoints, load_checkpoint, rng_for_step,
+                         save_checkpoint, truncate_log)
 
 CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 LR_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -138,6 +143,7 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def main(argv=None) -> dict[int, float]:
     from accelerate import Accelerator
+    from accelerate.utils import DistributedType
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
@@ -162,6 +168,13 @@ def main(argv=None) -> dict[int, float]:
                               log_with="tensorboard" if args.report_to == "tensorboard" else None,
                               project_dir=str(out / "logs"))
     device = accelerator.device
+    # FSDP / DeepSpeed shard weights or optimizer state: checkpoints go through accelerate's save_state
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if sharded and use_ema:
+        if args.ema:
+            raise TrainingSetupError("--ema keeps a full copy of sharded weights; not supported with FSDP/DeepSpeed")
+        use_ema = False
+        accelerator.print("note: EMA is off under FSDP/DeepSpeed (pass --no-ema to silence this)")
 
     # ---- 1. the model: i2v's own or SVD; full weights or a LoRA ----
     trainable = load_trainable(args, device)
@@ -218,26 +231,35 @@ def main(argv=None) -> dict[int, float]:
         captions = ["" if rng.random() < CAPTION_DROPOUT else c for c in captions]
         return cond, captions
 
-    # ---- 3. optimiser, schedule, EMA ----
+    # ---- 3. resume weights, wrap the model (DDP / FSDP / DeepSpeed), optimiser, schedule, EMA ----
+    step = 0
+    ckpt = latest_checkpoint(out / "checkpoints") if args.resume == "latest" else args.resume
+    ckpt = Path(ckpt) if ckpt else None
+    own_format = ckpt is not None and (ckpt / "trainable.safetensors").is_file()
+    if own_format:
+        state, states = load_checkpoint(ckpt, {"trainable": model}, strict=False)
+    export_copy = copy.deepcopy(model).cpu() if sharded else None  # full weights are gathered into it to export
+    model = accelerator.prepare(model)  # before the optimiser: FSDP replaces the parameters
+    params = [p for p in model.parameters() if p.requires_grad]
     lr = args.learning_rate or (1e-4 if lora else 2e-5)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=args.weight_decay)
     # stepped once per optimiser step by this loop (not prepared: accelerate would step it once per process)
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
                                  num_training_steps=args.max_steps)
     ema = EMAModel(params, decay=args.ema_decay, use_ema_warmup=True) if use_ema else None
-
-    # ---- 4. resume ----
-    step = 0
-    ckpt = latest_checkpoint(out / "checkpoints") if args.resume == "latest" else args.resume
-    if ckpt:
-        state, states = load_checkpoint(ckpt, {"trainable": model}, strict=False)
+    if own_format:
         optimizer.load_state_dict(states["optimizer"])
         lr_scheduler.load_state_dict(states["lr_scheduler"])
         if ema is not None:
             ema.load_state_dict(states["ema"])
         step = state["step"]
+    optimizer = accelerator.prepare(optimizer)
+    if ckpt is not None and not own_format:  # written by accelerate's save_state (FSDP / DeepSpeed runs)
+        accelerator.load_state(str(ckpt))
+        lr_scheduler.load_state_dict(torch.load(ckpt / "lr_scheduler.pt", weights_only=True))
+        step = json.loads((ckpt / "state.json").read_text())["step"]
+    if ckpt is not None:
         accelerator.print(f"resumed from {ckpt} at step {step}")
-    model, optimizer = accelerator.prepare(model, optimizer)
     if ema is not None:
         ema.to(device)
 
@@ -250,21 +272,53 @@ def main(argv=None) -> dict[int, float]:
                                                            if isinstance(v, (int, float, str, bool))})
 
     def export() -> None:
-        """The usable result in OUTPUT_DIR: the model folder (EMA weights) or the LoRA file."""
-        unwrapped = accelerator.unwrap_model(model)
+        """The usable result in OUTPUT_DIR: the model folder (EMA weights) or the LoRA file.
+        Called on every process: gathering sharded weights is collective."""
+        if sharded:
+            full = accelerator.get_state_dict(model)
+            if not accelerator.is_main_process:
+                return
+            export_copy.load_state_dict(full, strict=False)
+            target = export_copy
+        elif not accelerator.is_main_process:
+            return
+        else:
+            target = accelerator.unwrap_model(model)
         if lora:
-            save_lora(trainable.denoiser, out)
+            save_lora(getattr(target, "unet", target), out)  # SVDDenoiser.unet or the i2v denoiser itself
             return
         if ema is not None:
             ema.store(params)
             ema.copy_to(params)
         try:
-            trainable.save_model(unwrapped, out)
+            trainable.save_model(target, out)
         finally:
             if ema is not None:
                 ema.restore(params)
 
-    # ---- 5. loop ----
+    def write_checkpoint(at_step: int) -> None:
+        info = {"num_processes": accelerator.num_processes, "lora_rank": args.lora_rank, "model": args.model,
+                "family": trainable.family}
+        root = out / "checkpoints"
+        if sharded:  # accelerate writes each process's shards; the folder is renamed once complete
+            tmp = root / f".tmp_{STEP_PREFIX}{at_step:08d}"
+            accelerator.save_state(str(tmp))
+            if accelerator.is_main_process:
+                torch.save(lr_scheduler.state_dict(), tmp / "lr_scheduler.pt")
+                (tmp / "state.json").write_text(json.dumps({"step": at_step, **info}, indent=2))
+                final = root / f"{STEP_PREFIX}{at_step:08d}"
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+                for old in list_checkpoints(root)[:-args.keep_checkpoints]:
+                    shutil.rmtree(old, ignore_errors=True)
+        elif accelerator.is_main_process:
+            save_checkpoint(root, at_step, {"trainable": trainable_state(accelerator.unwrap_model(model))},
+                            {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
+                             **({"ema": ema.state_dict()} if ema is not None else {})},
+                            info=info, keep=args.keep_checkpoints)
+
+    # ---- 4. loop ----
     losses: dict[int, float] = {}
     t0 = time.time()
     accum = args.gradient_accumulation_steps
@@ -304,19 +358,14 @@ def main(argv=None) -> dict[int, float]:
                 accelerator.print(f"step {step}/{args.max_steps} loss {total:.4f} "
                                   f"({(time.time() - t0) / len(losses):.2f} s/step)")
         last = step == args.max_steps
-        if step % args.checkpoint_every == 0 or last:
-            if accelerator.is_main_process:
-                save_checkpoint(out / "checkpoints", step, {"trainable": trainable_state(accelerator.unwrap_model(model))},
-                                {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
-                                 **({"ema": ema.state_dict()} if ema is not None else {})},
-                                info={"num_processes": accelerator.num_processes, "lora_rank": args.lora_rank,
-                                      "model": args.model, "family": trainable.family},
-                                keep=args.keep_checkpoints)
-                export()
-        validate_now = (args.validation_every and step % args.validation_every == 0) or last
-        if validate_now and not args.no_validation and accelerator.is_main_process:
-            if not (step % args.checkpoint_every == 0 or last):
-                export()
+        checkpoint_now = step % args.checkpoint_every == 0 or last
+        validate_now = not args.no_validation and (last or (args.validation_every and
+                                                            step % args.validation_every == 0))
+        if checkpoint_now:
+            write_checkpoint(step)
+        if checkpoint_now or validate_now:
+            export()
+        if validate_now and accelerator.is_main_process:
             path = write_validation(args, dataset, out, step)
             accelerator.print(f"validation video: {path}")
         accelerator.wait_for_everyone()
@@ -324,7 +373,13 @@ def main(argv=None) -> dict[int, float]:
             break
 
     check_replicas_in_sync(accelerator, params)
-    accelerator.end_training()
+    if accelerator.num_processes > 1:
+        # gloo's worker thread frees finished collectives (and their tensors, which needs the GIL) after
+        # they complete; tearing DDP's process group down while it still does so deadlocks both threads.
+        accelerator.wait_for_everyone()
+        time.sleep(0.5)
+        del model, optimizer, params
+    accelerator.end_training()  # also destroys the process group
     return losses
 
 
