@@ -23,8 +23,14 @@ from PIL import Image
 
 from ..registry import ModelSpec
 from .base import ResolvedSettings
-from .diffusers_common import (DiffusersBackend, check_model_folder, folder_model_spec, local_model_folder,
-                               native_size, read_config)
+from .diffusers_common import (
+    DiffusersBackend,
+    check_model_folder,
+    folder_model_spec,
+    local_model_folder,
+    native_size,
+    read_config,
+)
 
 CAMERA_MOVES = ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down", "rolling-clockwise",
                 "rolling-anticlockwise")

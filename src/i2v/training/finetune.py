@@ -32,8 +32,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import (STEP_PREFIX, latest_checkpoint, list_checkpoints, load_checkpoint, rng_for_step,
-                         save_checkpoint, truncate_log)
+from .accelerate_state import reset_accelerate_state
+from .checkpoint import (
+    STEP_PREFIX,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    rng_for_step,
+    save_checkpoint,
+    truncate_log,
+)
 
 CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 LR_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -148,8 +156,8 @@ def main(argv=None) -> dict[int, float]:
     from diffusers.training_utils import EMAModel
 
     from ..data.video_dataset import VideoClipDataset
-    from .clip_cache import ClipCache, build_clip_cache
     from ..lora import add_lora, save_lora
+    from .clip_cache import ClipCache, build_clip_cache
 
     args = parse_args(argv)
     out = Path(args.output_dir)
@@ -163,6 +171,7 @@ def main(argv=None) -> dict[int, float]:
             import tensorboard  # noqa: F401
         except ImportError as exc:
             raise TrainingSetupError("--report-to tensorboard needs `pip install tensorboard`") from exc
+    reset_accelerate_state()
     accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=args.gradient_accumulation_steps,
                               cpu=not torch.cuda.is_available(),
                               log_with="tensorboard" if args.report_to == "tensorboard" else None,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..models.autoencoder import build_autoencoder
+from .accelerate_state import reset_accelerate_state
 from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint, truncate_log
 from .world_batches import frame_crops
 
@@ -56,6 +57,7 @@ def main(argv=None) -> dict:
     mp = args.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() or _cpu_has_bf16() else "no"
+    reset_accelerate_state()
     accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
 
     # ---- model, optimiser, schedule ----

@@ -22,6 +22,7 @@ from ..data.captions import caption_scene
 from ..data.world import mirror_scene
 from ..models.unet import build_unet
 from ..sampling import add_noise, sample_training_sigmas
+from .accelerate_state import reset_accelerate_state
 from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint, truncate_log
 from .latent_cache import build_latent_cache, load_latent_cache
 
@@ -78,6 +79,7 @@ def main(argv=None) -> dict:
     mp = args.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() or _cpu_has_bf16() else "no"
+    reset_accelerate_state()
     accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
     device = accelerator.device
 
