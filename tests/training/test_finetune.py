@@ -190,6 +190,12 @@ def test_bad_options_are_refused(svd_dir, video_csv, tmp_path, capsys, extra, me
     assert message in capsys.readouterr().err
 
 
+def test_unknown_preset_is_refused(tiny_model_dir, video_csv, tmp_path, capsys):
+    assert train("--model", tiny_model_dir, "--data", video_csv, "--output-dir", tmp_path / "x",
+                 "--preset", "huge") == 2
+    assert "unknown --preset 'huge'" in capsys.readouterr().err
+
+
 def test_unreadable_data_is_refused(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "data").mkdir()
     for i in range(3):

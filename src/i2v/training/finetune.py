@@ -128,8 +128,11 @@ def load_trainable(args, device):
     if spec.family == "tiny":
         if args.text_conditioning:
             raise TrainingSetupError("--text-conditioning is for Stable Video Diffusion; i2v models take text")
+        from ..models.unet import UNET_PRESETS
         from .trainable_i2v import I2VTrainable
 
+        if args.preset is not None and args.preset not in UNET_PRESETS:
+            raise TrainingSetupError(f"unknown --preset {args.preset!r}; expected one of {sorted(UNET_PRESETS)}")
         return I2VTrainable(spec.source, preset=args.preset, device=device)
     if spec.family == "svd":
         if args.preset:
