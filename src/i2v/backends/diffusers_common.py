@@ -385,6 +385,11 @@ def check_lora_source(source: str, aliases: dict[str, str]) -> str:
                               f"a hub repo id{', or one of ' + ', '.join(sorted(aliases)) if aliases else ''})")
 
 
+def check_loras(loras, aliases: dict[str, str]) -> list[tuple[str, float]]:
+    """``PATH[:SCALE]`` entries -> validated (source, scale) pairs, before any weights load."""
+    return [(check_lora_source(src, aliases), scale) for src, scale in (parse_lora(x) for x in (loras or ()))]
+
+
 def _lora_file(source: str) -> str:
     if Path(source).is_file():
         return source
@@ -634,10 +639,9 @@ class DiffusersBackend(Backend):
         if vae_slicing and not self.supports_vae_slicing:
             raise InvalidRequestError(f"{spec.name}: {self.vae_help('slicing')}")
         self.vae_tiling, self.vae_slicing = bool(vae_tiling), bool(vae_slicing)
-        parsed = [parse_lora(x) for x in (loras or ())]
-        if parsed and not self.supports_lora:
+        if loras and not self.supports_lora:
             raise InvalidRequestError(f"{spec.name} ({self.family}) does not support LoRA adapters")
-        self.loras = [(check_lora_source(src, self.lora_aliases), scale) for src, scale in parsed]
+        self.loras = check_loras(loras, self.lora_aliases)
         self.lora_records: list[dict] = []
         self.folder: Path | None = None
         self.index: dict | None = None

@@ -21,10 +21,9 @@ class TinyBackend(Backend):
             raise InvalidRequestError(f"{spec.name} does not take {', '.join(sorted(options))} (diffusers models "
                                       "only; the embedded model is small enough not to need them)")
         from ..pipelines.pipeline_i2v import I2VPipeline
-        from .diffusers_common import check_lora_source, load_loras, parse_lora
+        from .diffusers_common import check_loras, load_loras
 
-        parsed = [parse_lora(x) for x in (loras or ())]
-        loras = [(check_lora_source(src, {}), scale) for src, scale in parsed]  # checked before loading
+        loras = check_loras(loras, {})  # checked before loading
         torch_dtype = {None: torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
         self.pipeline = I2VPipeline.from_folder(spec.source, torch_dtype=torch_dtype).to(device)
         self.lora_records = load_loras(self.pipeline, loras)
