@@ -204,6 +204,14 @@ def test_unreadable_data_is_refused(tiny_model_dir, tmp_path, capsys):
     assert "bad0.mp4" in capsys.readouterr().err
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 ACCELERATE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
 
 
@@ -212,7 +220,7 @@ def test_two_processes_train_in_sync(tiny_model_dir, video_csv, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", ACCELERATE_CONFIGS / "cpu_2proc.yaml",
-           "--main_process_port", "29517", "-m", "i2v.training.finetune", "--model", tiny_model_dir,
+           "--main_process_port", free_port(), "-m", "i2v.training.finetune", "--model", tiny_model_dir,
            "--data", video_csv, "--output-dir", out, "--max-steps", 2, "--checkpoint-every", 2, "--no-validation",
            "--learning-rate", 1e-3]
     run = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
