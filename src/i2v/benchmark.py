@@ -18,14 +18,15 @@ from pathlib import Path
 
 
 def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | None = None, seed: int = 0,
-                  num_inference_steps: int | None = None, device: str | None = None, log=print) -> dict:
+                  num_inference_steps: int | None = None, device: str | None = None, log=print,
+                  dtype: str | None = None, scheduler: str | None = None) -> dict:
     from .api import GenerationRequest, ImageToVideoGenerator
     from .contact_sheet import contact_sheet
     from .data.world import render
     from .evaluate import motion_metrics
     from .metrics.world_score import heldout_cases, score_case, summarise
 
-    gen = ImageToVideoGenerator(model_name=model, device=device)
+    gen = ImageToVideoGenerator(model_name=model, device=device, dtype=dtype, scheduler=scheduler)
     results, rows = [], []
     for k, (scene, prompt) in enumerate(heldout_cases(cases)):
         first = render(scene)[0]
@@ -42,6 +43,9 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     summary = summarise(results)
     summary["seconds_per_video"] = sum(r["seconds"] for r in results) / max(1, len(results))
     summary["model"] = gen.spec.name
+    summary["motion_accuracy"] = sum(bool(r["passed"]) for r in results) / max(1, len(results))
+    summary["settings"] = {k: results and gen.last_result.settings.get(k)
+                           for k in ("num_inference_steps", "sampler", "dtype")}
     # OpenCV-flow motion amount: share of clips VBench's dynamic-degree rule calls moving, mean flow
     summary["dynamic_degree_cv"] = sum(bool(r["dynamic_degree_cv"]) for r in results) / max(1, len(results))
     summary["mean_flow_magnitude"] = sum(r["mean_flow_magnitude"] for r in results) / max(1, len(results))
@@ -71,6 +75,8 @@ def summary_markdown(summary: dict) -> str:
     if "dynamic_degree_cv" in summary:
         lines.append(f"| dynamic degree (cv) | {_fmt(summary['dynamic_degree_cv'], '.0%')} | {summary['n']} | |")
         lines.append(f"| mean flow (px/frame) | {_fmt(summary['mean_flow_magnitude'], '.2f')} | {summary['n']} | |")
+    if "motion_accuracy" in summary:
+        lines.append(f"| motion accuracy (all cases) | {summary['motion_accuracy']:.1%} | {summary['n']} | |")
     lines.append(f"| seconds per video | {summary['seconds_per_video']:.2f} | {summary['n']} | |")
     return "\n".join(lines) + "\n"
 
@@ -106,10 +112,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-inference-steps", type=int, default=None)
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="default: the model's fastest")
+    p.add_argument("--scheduler", default=None, help="sampler (embedded model: euler, heun, dpmpp_2m)")
 
 
 def main(args: argparse.Namespace) -> int:
-    report = run_benchmark(args.model, args.cases, args.out, args.seed, args.num_inference_steps, args.device)
+    report = run_benchmark(args.model, args.cases, args.out, args.seed, args.num_inference_steps, args.device,
+                           dtype=args.dtype, scheduler=args.scheduler)
     print(summary_markdown(report["summary"]))
     print(f"report: {Path(args.out) / 'report.json'}")
     return 0

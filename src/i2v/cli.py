@@ -62,6 +62,23 @@ def _add_generate(sub) -> None:
                         "scale, default 1.0; repeatable")
     g.add_argument("--scheduler", default=None, metavar="NAME",
                    help="scheduler class from the model's compatible schedulers (an invalid name lists them)")
+    a = p.add_argument_group("speed and memory (see README: Speed and memory)")
+    prof = a.add_mutually_exclusive_group()
+    prof.add_argument("--speed", dest="profile", action="store_const", const="speed",
+                      help="fastest settings for this model and device (cache, compile on GPUs, native bf16 on CPUs)")
+    prof.add_argument("--memory", dest="profile", action="store_const", const="memory",
+                      help="least memory (group offload with streams, fp8 weight storage, VAE tiling/slicing, "
+                           "chunked feed-forward and decoding)")
+    a.add_argument("--cache", default=None, choices=["pab", "fbcache", "fastercache", "taylorseer"],
+                   help="diffusers caching hook: Pyramid Attention Broadcast, First Block Cache, FasterCache, TaylorSeer")
+    a.add_argument("--compile", action="store_true", help="torch.compile the denoiser's repeated blocks")
+    a.add_argument("--fp8-storage", action="store_true", help="store the denoiser's weights in float8 (layerwise casting)")
+    a.add_argument("--quantize", default=None, choices=["torchao-int8", "bnb-8bit", "bnb-4bit"],
+                   help="load the denoiser quantized (needs torchao or bitsandbytes)")
+    a.add_argument("--forward-chunk", action="store_true", help="run feed-forward layers in chunks (less memory)")
+    a.add_argument("--dry-run", action="store_true",
+                   help="print the memory plan (estimated peak memory and the options that make the run fit), "
+                        "load nothing, generate nothing")
     p.add_argument("--output", "-o", required=True, help="output path: .mp4 .webm .gif .webp or a folder/")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no notices")
     p.add_argument("--timings", action="store_true", help="print the time breakdown (load, encode, denoise, decode, write)")
@@ -73,16 +90,24 @@ def cmd_generate(args) -> int:
 
     t_start = time.perf_counter()
     video_format(args.output)  # fail on a bad extension before loading anything
-    gen = ImageToVideoGenerator(model_name=args.model, device=args.device, dtype=args.dtype,
-                                show_progress=not args.quiet and sys.stderr.isatty(), offload=args.offload,
-                                vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, loras=args.lora,
-                                scheduler=args.scheduler)
     request = GenerationRequest(
         image=args.image, prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
         fps=args.fps, height=args.height, width=args.width, num_inference_steps=args.num_inference_steps,
         guidance_scale=args.guidance_scale, seed=args.seed, motion_strength=args.motion_strength,
         last_image=args.last_image, decode_chunk_size=args.decode_chunk_size,
     )
+    if args.dry_run:
+        from .memory_plan import plan_for_request
+
+        plan = plan_for_request(args.model, request, device=args.device, dtype=args.dtype)
+        print(plan.describe())
+        return 0
+    gen = ImageToVideoGenerator(model_name=args.model, device=args.device, dtype=args.dtype,
+                                show_progress=not args.quiet and sys.stderr.isatty(), offload=args.offload,
+                                vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, loras=args.lora,
+                                scheduler=args.scheduler, profile=args.profile, cache=args.cache,
+                                compile=args.compile, fp8_storage=args.fp8_storage, quantize=args.quantize,
+                                forward_chunk=args.forward_chunk)
     result = gen.run(request)
     if not args.quiet:
         for notice in result.notices:

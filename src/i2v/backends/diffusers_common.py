@@ -629,9 +629,23 @@ class DiffusersBackend(Backend):
     accepts_options = True  # api.load_backend passes offload/vae/lora/scheduler options
 
     def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None, *, offload: str | None = None,
-                 vae_tiling: bool = False, vae_slicing: bool = False, loras=(), scheduler: str | None = None):
+                 vae_tiling: bool = False, vae_slicing: bool = False, loras=(), scheduler: str | None = None,
+                 profile: str | None = None, cache: str | None = None, compile: bool = False,
+                 fp8_storage: bool = False, quantize: str | None = None, forward_chunk: bool = False):
+        from ..acceleration import Acceleration, check_acceleration, profile_acceleration
+
         super().__init__(spec, device, dtype)
-        # Everything below is validated now, before any weights are read.
+        # Everything below is validated now, before any weights are read. A profile fills only
+        # what the caller left unset.
+        acc = Acceleration(cache=cache, compile=compile, fp8_storage=fp8_storage, quantize=quantize,
+                           forward_chunk=forward_chunk)
+        self.acceleration, chosen = profile_acceleration(profile, self.family, device, acc)
+        check_acceleration(self.acceleration)
+        self.profile = profile
+        dtype = dtype or chosen.get("dtype")
+        offload = offload or chosen.get("offload")
+        vae_tiling = vae_tiling or (chosen.get("vae_tiling", False) and self.supports_vae_tiling)
+        vae_slicing = vae_slicing or (chosen.get("vae_slicing", False) and self.supports_vae_slicing)
         self.dtype_name, self.torch_dtype = pick_dtype(dtype, device, spec.extras)
         self.offload = check_offload(offload, device)
         if vae_tiling and not self.supports_vae_tiling:
@@ -659,6 +673,7 @@ class DiffusersBackend(Backend):
             else:  # a hub model: the name now, the model's own scheduler once its configs are here (load)
                 check_scheduler_name(scheduler)
         self.active = None
+        self.acceleration_notes: list[str] = []
         self._pipe = None
         self.load_seconds = 0.0
 
@@ -688,7 +703,9 @@ class DiffusersBackend(Backend):
         return self._pipe
 
     def load(self):
-        """Read the weights (safetensors only), then apply scheduler, LoRA, VAE and offload options."""
+        """Read the weights (safetensors only), then apply scheduler, LoRA, VAE, acceleration and offload."""
+        from ..acceleration import apply_acceleration
+
         t0 = time.perf_counter()
         if self.folder is None:
             variant = self.wanted_variant()
@@ -702,6 +719,7 @@ class DiffusersBackend(Backend):
             swap_scheduler(pipe, self.scheduler)
         self.lora_records = load_loras(pipe, self.loras)
         apply_vae_options(pipe, self.vae_tiling, self.vae_slicing)
+        self.acceleration_notes = apply_acceleration(pipe, self.acceleration, self.device)
         if self.offload == "auto":
             itemsize = 4 if self.dtype_name == "fp32" else 2
             self.offload = auto_offload(self.device, *weights_bytes(self.folder, self.index or {}, itemsize,
@@ -726,7 +744,18 @@ class DiffusersBackend(Backend):
         kwargs = {key: self.torch_dtype, "use_safetensors": True}
         if self.variant:
             kwargs["variant"] = self.variant
+        if self.acceleration.quantize:
+            from ..acceleration import quantization_config
+
+            kwargs["quantization_config"] = quantization_config(self.acceleration, self.denoiser_name)
         return kwargs
+
+    @property
+    def denoiser_name(self) -> str:
+        """The pipeline's denoiser component ("unet" or "transformer"), from model_index.json when known."""
+        index = self.index or {}
+        return "unet" if "unet" in index else "transformer" if "transformer" in index else \
+            ("unet" if self.family in ("svd", "animatediff") else "transformer")
 
     # -- resolving --------------------------------------------------------------------------
 
@@ -753,7 +782,8 @@ class DiffusersBackend(Backend):
         extras.update(dtype=self.dtype_name, offload=self.offload, vae_tiling=self.vae_tiling,
                       vae_slicing=self.vae_slicing,
                       loras=[{"source": s, "scale": k} for s, k in self.loras],
-                      scheduler=self.scheduler)
+                      scheduler=self.scheduler, profile=self.profile,
+                      acceleration={k: v for k, v in self.acceleration.as_dict().items() if v})
         self.family_resolve(request, settings, notices)
         return settings
 
@@ -809,6 +839,8 @@ class DiffusersBackend(Backend):
         kwargs.update(num_inference_steps=settings.num_inference_steps, output_type="np",
                       generator=torch.Generator("cpu").manual_seed(settings.seed),
                       callback_on_step_end=reporter)
+        if self.acceleration_notes:
+            settings.extras["acceleration_notes"] = self.acceleration_notes
         settings.extras.update(offload=self.offload, scheduler=type(pipe.scheduler).__name__,
                                loras=self.lora_records or settings.extras.get("loras", []))
         with torch.inference_mode():

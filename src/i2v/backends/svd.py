@@ -94,7 +94,7 @@ class SVDBackend(DiffusersBackend):
             notices.append(f"SVD's fps conditioning is a whole number >= 2; conditioning on "
                            f"{max(2, round(settings.fps))} (the file is still written at {settings.fps:g} fps)")
         chunk = request.decode_chunk_size if getattr(request, "decode_chunk_size", None) is not None else \
-            extras.get("decode_chunk_size")
+            (self.acceleration.decode_chunk_size or extras.get("decode_chunk_size"))
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
             raise InvalidRequestError(f"decode_chunk_size must be a positive integer, got {chunk!r}")
         settings.extras.setdefault("prompt_used", False)

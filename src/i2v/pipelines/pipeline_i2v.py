@@ -118,6 +118,7 @@ class I2VPipeline(DiffusionPipeline):
     def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = 16) -> np.ndarray:
         # latents: (1, C, T, h, w) -> frames (T, H, W, 3) uint8
         z = latents[0].permute(1, 0, 2, 3) / self.vae.config.scaling_factor  # (T, C, h, w)
+        z = z.contiguous(memory_format=torch.channels_last) if latents.device.type == "cpu" else z
         z = z.to(self.vae.dtype)
         frames = torch.cat([self.vae.decode(chunk).sample for chunk in z.split(decode_chunk_size)])
         frames = ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -171,26 +172,29 @@ class I2VPipeline(DiffusionPipeline):
         image_latents = image_latents.to(dtype)
         timings["encode"] = time.perf_counter() - t0
 
-        # 4. Prepare noise latents; frame 0 is the input image
+        # 4. Prepare noise latents; frame 0 is the input image. The sampler's state stays fp32 whatever
+        #    the weights' dtype, so a bf16 network does not also round the integration.
         c = self.unet.config.latent_channels
         shape = (1, c, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
+        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+        image_latents = image_latents.float()
         latents[:, :, 0] = image_latents
 
         # 5. Noise levels
         sigmas = flow_sigmas(num_inference_steps, shift=self.scheduler.config.shift).to(device)
 
         # 6. The guided velocity: CFG batched into one forward, frame 0 held at the image
+        image_cond = image_latents.to(dtype).expand(2 if do_cfg else 1, -1, -1, -1)  # (B, C, h, w)
+
         def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             x = x.clone()
             x[:, :, 0] = image_latents
-            xin = torch.cat([x, x]) if do_cfg else x
+            xin = (torch.cat([x, x]) if do_cfg else x).to(dtype)
             s = sigma.reshape(1).expand(xin.shape[0]).to(dtype)
-            v = self.unet(xin, s, image_latents.expand(xin.shape[0], -1, -1, -1), text.states, text.pooled, text.mask)
+            v = self.unet(xin, s, image_cond, text.states, text.pooled, text.mask).float()
             if do_cfg:
                 v_neg, v_pos = v.chunk(2)
                 v = v_neg + guidance_scale * (v_pos - v_neg)
-            v = v.clone()
             v[:, :, 0] = 0  # frame 0 does not move
             return v
 

@@ -1,0 +1,215 @@
+"""Speed and memory switches for the diffusers backends, and the ``--speed`` / ``--memory`` profiles.
+
+Every switch is diffusers' (or PyTorch's) own mechanism, applied to a loaded pipeline:
+
+=================  ===============================================================  ==========================
+switch             what it does                                                      trade-off
+=================  ===============================================================  ==========================
+``cache="pab"``    Pyramid Attention Broadcast: re-uses attention outputs for a       faster; output drifts a
+                   few steps (spatial every 2nd, temporal 3rd, cross 5th step)        little (measured: PSNR
+                   in the middle of the schedule                                      ~50 dB on tiny SVD)
+``"fbcache"``      First Block Cache: skips the remaining blocks while the first      adaptive; transformers
+                   block's residual barely changes (threshold 0.05)                   only
+``"fastercache"``  FasterCache: attention re-use + skipping the unconditional         transformers with CFG
+                   branch on some steps
+``"taylorseer"``   TaylorSeer: predicts block outputs from their recent history        transformers only
+``compile``        ``torch.compile`` of the repeated blocks (one compiled block,       pays off on GPUs; on CPU
+                   re-used), else of the whole denoiser                               compiling costs ~90 s
+``fp8_storage``    layerwise casting: weights stored as float8_e4m3fn, cast to the    ~half the weight memory
+                   compute dtype per layer as it runs                                 of bf16; tiny drift
+``quantize``       quantized loading of the denoiser: ``torchao-int8`` (int8           needs torchao or
+                   weight-only), ``bnb-8bit``, ``bnb-4bit`` (bitsandbytes)            bitsandbytes installed
+``forward_chunk``  feed-forward layers run in chunks (``enable_forward_chunking``)    less memory, a bit slower
+=================  ===============================================================  ==========================
+
+Profiles fill the switches a user did not set: ``speed`` = the family's cache, compile on CUDA
+and native bf16 on CPUs that have it; ``memory`` = group offload with CUDA streams, fp8 storage,
+VAE tiling + slicing, chunked feed-forward and small decode chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .backends.base import InvalidRequestError
+
+CACHES = ("pab", "fbcache", "fastercache", "taylorseer")
+QUANTIZERS = {  # name -> (diffusers quant backend, its kwargs, the package it needs)
+    "torchao-int8": ("torchao", {"quant_type": "int8wo"}, "torchao"),
+    "bnb-8bit": ("bitsandbytes_8bit", {"load_in_8bit": True}, "bitsandbytes"),
+    "bnb-4bit": ("bitsandbytes_4bit", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, "bitsandbytes"),
+}
+PROFILES = ("speed", "memory")
+# The cache each family's --speed profile uses: UNets have no "transformer blocks" for the
+# block caches, so they get PAB on their attention layers.
+FAMILY_CACHE = {"svd": "pab", "animatediff": "pab", "cogvideox": "pab", "wan": "fbcache", "ltx": "fbcache",
+                "hunyuan": "fbcache"}
+# Attention layer names (regular expressions) in diffusers' UNets: spatial self-attention,
+# temporal (motion) self-attention and cross-attention.
+UNET_ATTENTION = {
+    "spatial": (r"(?<!temporal_)transformer_blocks\.\d+\.attn1$",),
+    "temporal": (r"temporal_transformer_blocks\.\d+\.attn1$", r"motion_modules\.\d+\.transformer_blocks\.\d+\.attn\d$"),
+    "cross": (r"(?<!temporal_)transformer_blocks\.\d+\.attn2$",),
+}
+
+
+@dataclass
+class Acceleration:
+    """The switches for one loaded model (unset = off)."""
+
+    cache: str | None = None
+    compile: bool = False
+    fp8_storage: bool = False
+    quantize: str | None = None
+    forward_chunk: bool = False
+    decode_chunk_size: int | None = None  # SVD: frames decoded at once when the request sets none
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "notes"}
+
+
+def check_acceleration(acc: Acceleration) -> Acceleration:
+    """Refuse unknown names before any weights are read."""
+    if acc.cache is not None and acc.cache not in CACHES:
+        hint = " (MagCache needs per-model calibrated mag_ratios, which i2v does not ship)" if acc.cache == "magcache" else ""
+        raise InvalidRequestError(f"unknown cache {acc.cache!r}; expected one of {', '.join(CACHES)}{hint}")
+    if acc.quantize is not None:
+        if acc.quantize not in QUANTIZERS:
+            raise InvalidRequestError(f"unknown quantization {acc.quantize!r}; expected one of {', '.join(QUANTIZERS)}")
+        package = QUANTIZERS[acc.quantize][2]
+        import importlib.util
+
+        if importlib.util.find_spec(package) is None:
+            raise InvalidRequestError(f"quantize={acc.quantize!r} needs the {package!r} package; "
+                                      f"`pip install {package}`")
+    return acc
+
+
+def profile_acceleration(profile: str | None, family: str, device: str, acc: Acceleration) -> tuple[Acceleration, dict]:
+    """Fill the switches ``acc`` leaves unset from a profile. Returns (switches, backend options),
+    where the options are the profile's choices among the backend's own flags (offload, VAE, dtype)."""
+    if profile is None:
+        return acc, {}
+    if profile not in PROFILES:
+        raise InvalidRequestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    cuda = device.startswith("cuda")
+    if profile == "speed":
+        acc = replace(acc, cache=acc.cache or FAMILY_CACHE.get(family), compile=acc.compile or cuda)
+        options = {"dtype": "bf16"} if device.startswith("cpu") and cpu_has_fast_bf16() else {}
+        if not cuda:
+            acc.notes.append("speed profile on CPU: no torch.compile (compiling costs more than it saves here)")
+        return acc, options
+    acc = replace(acc, fp8_storage=acc.fp8_storage or cuda, forward_chunk=True, decode_chunk_size=acc.decode_chunk_size or 2)
+    options = {"vae_tiling": True, "vae_slicing": True}
+    if cuda:
+        options["offload"] = "group"
+    return acc, options
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
+    import torch
+
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def quantization_config(acc: Acceleration, denoiser: str):
+    """diffusers' ``PipelineQuantizationConfig`` for ``from_pretrained``, quantizing the denoiser only."""
+    if acc.quantize is None:
+        return None
+    from diffusers.quantizers import PipelineQuantizationConfig
+
+    backend, kwargs, _ = QUANTIZERS[acc.quantize]
+    return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=kwargs, components_to_quantize=[denoiser])
+
+
+def denoiser_of(pipe) -> tuple[str, Any]:
+    for name in ("transformer", "unet"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            return name, module
+    raise InvalidRequestError(f"{type(pipe).__name__} has no transformer or unet to accelerate")
+
+
+class StepClock:
+    """A timestep for the caching hooks that reads the same on every scheduler: 1000 at the first
+    denoising step, falling linearly to 0 at the last. It records the timestep each denoiser call
+    gets (a forward pre-hook) and finds it in ``pipe.scheduler.timesteps``."""
+
+    def __init__(self, pipe, denoiser):
+        self.pipe, self.t = pipe, None
+        denoiser.register_forward_pre_hook(self._record, with_kwargs=True)
+
+    def _record(self, module, args, kwargs) -> None:
+        t = kwargs.get("timestep", args[1] if len(args) > 1 else None)
+        self.t = None if t is None else float(t.flatten()[0]) if hasattr(t, "flatten") else float(t)
+
+    def __call__(self) -> float:
+        timesteps = getattr(self.pipe.scheduler, "timesteps", None)
+        if self.t is None or timesteps is None or len(timesteps) < 2:
+            return 1000.0
+        index = int((timesteps.float() - self.t).abs().argmin())
+        return 1000.0 * (1 - index / (len(timesteps) - 1))
+
+
+def cache_config(name: str, clock: StepClock, unet: bool):
+    import diffusers.hooks as hooks
+
+    if name == "pab":
+        ids = {f"{kind}_attention_block_identifiers": UNET_ATTENTION[kind] for kind in UNET_ATTENTION} if unet else {}
+        return hooks.PyramidAttentionBroadcastConfig(
+            spatial_attention_block_skip_range=2, temporal_attention_block_skip_range=3,
+            cross_attention_block_skip_range=5, spatial_attention_timestep_skip_range=(100, 900),
+            temporal_attention_timestep_skip_range=(100, 900), cross_attention_timestep_skip_range=(100, 900),
+            current_timestep_callback=clock, **ids)
+    if name == "fbcache":
+        return hooks.FirstBlockCacheConfig(threshold=0.05)
+    if name == "fastercache":
+        return hooks.FasterCacheConfig(
+            spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 681),
+            unconditional_batch_skip_range=5, unconditional_batch_timestep_skip_range=(-1, 781),
+            current_timestep_callback=clock, attention_weight_callback=lambda _: 0.3, is_guidance_distilled=False)
+    return hooks.TaylorSeerCacheConfig(cache_interval=3, disable_cache_before_step=3)
+
+
+def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
+    """Apply the switches to a loaded pipeline (before it is placed or offloaded); returns notes."""
+    notes = list(acc.notes)
+    name, denoiser = denoiser_of(pipe)
+    if acc.cache:
+        unet = name == "unet"
+        if unet and acc.cache != "pab":
+            raise InvalidRequestError(f"cache {acc.cache!r} needs a transformer denoiser; {type(denoiser).__name__} "
+                                      "is a U-Net: use cache 'pab'")
+        config = cache_config(acc.cache, StepClock(pipe, denoiser), unet)
+        try:
+            if unet:
+                from diffusers.hooks import apply_pyramid_attention_broadcast
+
+                apply_pyramid_attention_broadcast(denoiser, config)
+            else:
+                denoiser.enable_cache(config)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InvalidRequestError(f"cache {acc.cache!r} is not supported by {type(denoiser).__name__}: {exc}") from exc
+        notes.append(f"cache {acc.cache} on the {name}")
+    if acc.forward_chunk:
+        if hasattr(denoiser, "enable_forward_chunking"):
+            denoiser.enable_forward_chunking(chunk_size=1, dim=1)
+            notes.append("feed-forward chunking on")
+        else:
+            notes.append(f"{type(denoiser).__name__} has no feed-forward chunking; skipped")
+    if acc.fp8_storage:
+        import torch
+
+        denoiser.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=denoiser.dtype)
+        notes.append(f"{name} weights stored as float8_e4m3fn, computed in {str(denoiser.dtype).removeprefix('torch.')}")
+    if acc.compile:
+        if getattr(denoiser, "_repeated_blocks", None):
+            denoiser.compile_repeated_blocks(fullgraph=False)
+            notes.append(f"torch.compile of the repeated {', '.join(denoiser._repeated_blocks)} blocks")
+        else:
+            denoiser.compile()
+            notes.append(f"torch.compile of the whole {name}")
+    return notes

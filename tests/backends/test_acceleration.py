@@ -1,0 +1,157 @@
+"""Speed/memory switches and profiles (i2v.acceleration) on tiny seeded diffusers folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from i2v import GenerationRequest, ImageToVideoGenerator
+from i2v.acceleration import (FAMILY_CACHE, Acceleration, StepClock, apply_acceleration, check_acceleration,
+                              profile_acceleration)
+from i2v.backends.base import InvalidRequestError
+from i2v.cli import main
+
+from .tiny_components import build_wan, sidecar
+
+SVD_FAST = dict(num_inference_steps=6, seed=0, height=16, width=16, num_frames=3)
+WAN_FAST = dict(num_inference_steps=4, seed=0, height=16, width=16, num_frames=5, prompt="a red ball moves left")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+@pytest.fixture(scope="module")
+def svd_plain(tiny_folder, square_image):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu")
+    return gen.run(GenerationRequest(image=square_image, **SVD_FAST)).frames
+
+
+def test_unknown_names_are_refused_before_loading():
+    with pytest.raises(InvalidRequestError, match="unknown cache 'nope'"):
+        check_acceleration(Acceleration(cache="nope"))
+    with pytest.raises(InvalidRequestError, match="mag_ratios"):
+        check_acceleration(Acceleration(cache="magcache"))
+    with pytest.raises(InvalidRequestError, match="unknown quantization"):
+        check_acceleration(Acceleration(quantize="int3"))
+    with pytest.raises(InvalidRequestError, match="unknown profile"):
+        profile_acceleration("fastest", "svd", "cpu", Acceleration())
+
+
+@pytest.mark.parametrize("name,package", [("torchao-int8", "torchao"), ("bnb-4bit", "bitsandbytes")])
+def test_quantization_without_its_package_names_the_package(name, package):
+    import importlib.util
+
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed here")
+    with pytest.raises(InvalidRequestError, match=f"pip install {package}"):
+        check_acceleration(Acceleration(quantize=name))
+
+
+def test_profiles_fill_only_unset_switches():
+    acc, opts = profile_acceleration("speed", "svd", "cpu", Acceleration())
+    assert acc.cache == FAMILY_CACHE["svd"] == "pab" and not acc.compile  # compiling does not pay on CPU
+    assert opts.get("dtype") in (None, "bf16") and "offload" not in opts
+    acc, opts = profile_acceleration("speed", "wan", "cuda", Acceleration(cache="taylorseer"))
+    assert acc.cache == "taylorseer" and acc.compile  # the user's cache wins; compile on GPUs
+    acc, opts = profile_acceleration("memory", "svd", "cuda", Acceleration())
+    assert acc.fp8_storage and acc.forward_chunk and acc.decode_chunk_size == 2
+    assert opts == {"vae_tiling": True, "vae_slicing": True, "offload": "group"}
+    acc, opts = profile_acceleration("memory", "svd", "cpu", Acceleration())
+    assert not acc.fp8_storage and "offload" not in opts  # offload means nothing when weights live in RAM
+
+
+def test_pab_on_the_svd_unet_reuses_attention_and_stays_close(tiny_folder, square_image, svd_plain):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cache="pab")
+    unet = gen.backend.pipeline.unet
+    calls = {"n": 0}
+
+    def count(module, args, output):
+        calls["n"] += 1
+
+    attn = [m for n, m in unet.named_modules() if n.endswith(("attn1", "attn2"))]
+    processors = [m.processor for m in attn]
+    for m in attn:  # count real attention computations (the processor runs only when not re-used)
+        m.processor = _Counting(m.processor, calls)
+    result = gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+    for m, p in zip(attn, processors):
+        m.processor = p
+    assert result.settings["acceleration"] == {"cache": "pab"}
+    assert any("cache pab on the unet" in n for n in result.settings["acceleration_notes"])
+    assert calls["n"] < len(attn) * SVD_FAST["num_inference_steps"]  # some steps re-used a broadcast output
+    assert result.frames.shape == svd_plain.shape
+    assert not np.array_equal(result.frames, svd_plain) and psnr(result.frames, svd_plain) > 25
+
+
+class _Counting:
+    def __init__(self, processor, calls):
+        self.processor, self.calls = processor, calls
+
+    def __call__(self, *args, **kwargs):
+        self.calls["n"] += 1
+        return self.processor(*args, **kwargs)
+
+
+def test_block_caches_are_refused_on_a_unet(tiny_folder, square_image):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cache="fbcache")
+    with pytest.raises(InvalidRequestError, match="U-Net: use cache 'pab'"):
+        gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+
+
+def test_memory_profile_on_cpu_chunks_and_tiles(tiny_folder, square_image, svd_plain):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", profile="memory")
+    result = gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+    s = result.settings
+    assert s["profile"] == "memory" and s["decode_chunk_size"] == 2  # (SVD's temporal VAE cannot tile or slice)
+    assert s["acceleration"]["forward_chunk"] and any("chunking on" in n for n in s["acceleration_notes"])
+    # chunked feed-forward is exact; decoding 2 frames at a time is a (valid) different temporal decode
+    assert result.frames.shape == svd_plain.shape and psnr(result.frames, svd_plain) > 20
+
+
+def test_fp8_storage_keeps_weights_in_float8_and_output_close(tiny_folder, square_image, svd_plain):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", fp8_storage=True)
+    result = gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+    dtypes = {p.dtype for n, p in gen.backend.pipeline.unet.named_parameters() if n.endswith("weight") and p.dim() > 1}
+    assert torch.float8_e4m3fn in dtypes
+    assert np.isfinite(result.frames).all() and psnr(result.frames, svd_plain) > 20
+
+
+@pytest.mark.parametrize("cache", ["fbcache", "taylorseer", "pab"])
+def test_transformer_caches_run_on_wan(tiny_folder, square_image, cache):
+    plain = ImageToVideoGenerator(tiny_folder("wan"), device="cpu").run(GenerationRequest(image=square_image, **WAN_FAST))
+    result = ImageToVideoGenerator(tiny_folder("wan"), device="cpu", cache=cache).run(
+        GenerationRequest(image=square_image, **WAN_FAST))
+    assert result.frames.shape == plain.frames.shape and result.settings["acceleration"] == {"cache": cache}
+    assert psnr(result.frames, plain.frames) > 15
+
+
+def test_compile_wraps_the_repeated_blocks_without_running():
+    pipe = build_wan()
+    notes = apply_acceleration(pipe, Acceleration(compile=True), "cpu")
+    assert "repeated" in notes[0]
+    block = pipe.transformer.blocks[0]
+    assert getattr(block, "_compiled_call_impl", None) is not None
+
+
+def test_step_clock_reads_progress_through_the_schedule():
+    pipe = build_wan()
+    clock = StepClock(pipe, pipe.transformer)
+    pipe.scheduler.set_timesteps(5)
+    assert clock() == 1000.0  # before the first call
+    clock.t = float(pipe.scheduler.timesteps[0])
+    assert clock() == 1000.0
+    clock.t = float(pipe.scheduler.timesteps[-1])
+    assert clock() == 0.0
+
+
+def test_cli_speed_flag_reaches_the_sidecar(tiny_folder, square_image, tmp_path):
+    out = tmp_path / "svd.mp4"
+    code = main(["generate", str(square_image), "-m", tiny_folder("svd"), "--speed", "--num-frames", "3",
+                 "--height", "16", "--width", "16", "--num-inference-steps", "4", "--seed", "0", "-q", "-o", str(out)])
+    assert code == 0
+    meta = sidecar(out)
+    assert meta["profile"] == "speed" and meta["acceleration"]["cache"] == "pab"
+    with pytest.raises(SystemExit):  # --speed and --memory exclude each other
+        main(["generate", str(square_image), "--speed", "--memory", "-o", str(out)])
