@@ -13,6 +13,9 @@ switch             what it does                                                 
 ``"fastercache"``  FasterCache: attention re-use + skipping the unconditional         transformers with CFG
                    branch on some steps
 ``"taylorseer"``   TaylorSeer: predicts block outputs from their recent history        transformers only
+``cfg_cache``      FasterCache's CFG-Cache for U-Net pipelines that batch [uncond,     ~halves every 2nd step's
+                   cond]: every 2nd step of the middle of the schedule runs only the  U-Net cost; the guidance
+                   conditional half and re-uses the last (cond - uncond) difference   difference lags one step
 ``compile``        ``torch.compile`` of the repeated blocks (one compiled block,       pays off on GPUs; on CPU
                    re-used), else of the whole denoiser                               compiling costs ~90 s
 ``fp8_storage``    layerwise casting: weights stored as float8_e4m3fn, cast to the    ~half the weight memory
@@ -22,8 +25,8 @@ switch             what it does                                                 
 ``forward_chunk``  feed-forward layers run in chunks (``enable_forward_chunking``)    less memory, a bit slower
 =================  ===============================================================  ==========================
 
-Profiles fill the switches a user did not set: ``speed`` = the family's cache, compile on CUDA
-and native bf16 on CPUs that have it; ``memory`` = group offload with CUDA streams, fp8 storage,
+Profiles fill the switches a user did not set: ``speed`` = the family's cache (plus the CFG
+cache on U-Nets), compile on CUDA and native bf16 on CPUs that have it; ``memory`` = group offload with CUDA streams, fp8 storage,
 VAE tiling + slicing, chunked feed-forward and small decode chunks.
 """
 
@@ -41,10 +44,11 @@ QUANTIZERS = {  # name -> (diffusers quant backend, its kwargs, the package it n
     "bnb-4bit": ("bitsandbytes_4bit", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, "bitsandbytes"),
 }
 PROFILES = ("speed", "memory")
-# The cache each family's --speed profile uses: UNets have no "transformer blocks" for the
-# block caches, so they get PAB on their attention layers.
-FAMILY_CACHE = {"svd": "pab", "animatediff": "pab", "cogvideox": "pab", "wan": "fbcache", "ltx": "fbcache",
+# The cache each family's --speed profile uses. U-Nets have no "transformer blocks" for the block
+# caches; they get the CFG cache instead (PAB works on them too, but not together with it).
+FAMILY_CACHE = {"svd": None, "animatediff": None, "cogvideox": "pab", "wan": "fbcache", "ltx": "fbcache",
                 "hunyuan": "fbcache"}
+UNET_FAMILIES = ("svd", "animatediff")
 # Attention layer names (regular expressions) in diffusers' UNets: spatial self-attention,
 # temporal (motion) self-attention and cross-attention.
 UNET_ATTENTION = {
@@ -59,6 +63,7 @@ class Acceleration:
     """The switches for one loaded model (unset = off)."""
 
     cache: str | None = None
+    cfg_cache: bool = False
     compile: bool = False
     fp8_storage: bool = False
     quantize: str | None = None
@@ -75,6 +80,9 @@ def check_acceleration(acc: Acceleration) -> Acceleration:
     if acc.cache is not None and acc.cache not in CACHES:
         hint = " (MagCache needs per-model calibrated mag_ratios, which i2v does not ship)" if acc.cache == "magcache" else ""
         raise InvalidRequestError(f"unknown cache {acc.cache!r}; expected one of {', '.join(CACHES)}{hint}")
+    if acc.cache is not None and acc.cfg_cache:
+        raise InvalidRequestError(f"cache {acc.cache!r} and cfg_cache cannot be combined: the attention outputs one "
+                                  "caches have the batch size the other changes; pick one")
     if acc.quantize is not None:
         if acc.quantize not in QUANTIZERS:
             raise InvalidRequestError(f"unknown quantization {acc.quantize!r}; expected one of {', '.join(QUANTIZERS)}")
@@ -96,7 +104,8 @@ def profile_acceleration(profile: str | None, family: str, device: str, acc: Acc
         raise InvalidRequestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     cuda = device.startswith("cuda")
     if profile == "speed":
-        acc = replace(acc, cache=acc.cache or FAMILY_CACHE.get(family), compile=acc.compile or cuda)
+        acc = replace(acc, cache=acc.cache or FAMILY_CACHE.get(family), compile=acc.compile or cuda,
+                      cfg_cache=acc.cfg_cache or family in UNET_FAMILIES)
         options = {"dtype": "bf16"} if device.startswith("cpu") and cpu_has_fast_bf16() else {}
         if not cuda:
             acc.notes.append("speed profile on CPU: no torch.compile (compiling costs more than it saves here)")
@@ -194,6 +203,17 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
         except (ValueError, TypeError, AttributeError) as exc:
             raise InvalidRequestError(f"cache {acc.cache!r} is not supported by {type(denoiser).__name__}: {exc}") from exc
         notes.append(f"cache {acc.cache} on the {name}")
+    if acc.cfg_cache:
+        if name != "unet":
+            raise InvalidRequestError(f"cfg_cache is for U-Net pipelines that batch classifier-free guidance; "
+                                      f"{type(denoiser).__name__} is a transformer: use cache 'fastercache'")
+        from diffusers.hooks import HookRegistry
+
+        from .cfg_cache import CFGCacheHook
+
+        HookRegistry.check_if_exists_or_initialize(denoiser).register_hook(
+            CFGCacheHook(StepClock(pipe, denoiser)), "i2v_cfg_cache")
+        notes.append("CFG cache on the unet (every 2nd step of the middle 80% runs the conditional half only)")
     if acc.forward_chunk:
         if hasattr(denoiser, "enable_forward_chunking"):
             denoiser.enable_forward_chunking(chunk_size=1, dim=1)
@@ -213,3 +233,12 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
             denoiser.compile()
             notes.append(f"torch.compile of the whole {name}")
     return notes
+
+
+def reset_caches(pipe) -> None:
+    """Forget every caching hook's state (call before a new generation)."""
+    from diffusers.hooks import HookRegistry
+
+    _, denoiser = denoiser_of(pipe)
+    if hasattr(denoiser, "_diffusers_hook"):
+        HookRegistry.check_if_exists_or_initialize(denoiser).reset_stateful_hooks(recurse=True)

@@ -71,6 +71,8 @@ def _add_generate(sub) -> None:
                            "chunked feed-forward and decoding)")
     a.add_argument("--cache", default=None, choices=["pab", "fbcache", "fastercache", "taylorseer"],
                    help="diffusers caching hook: Pyramid Attention Broadcast, First Block Cache, FasterCache, TaylorSeer")
+    a.add_argument("--cfg-cache", action="store_true",
+                   help="U-Net models (SVD, AnimateDiff): every 2nd step runs the conditional half only (FasterCache's CFG cache)")
     a.add_argument("--compile", action="store_true", help="torch.compile the denoiser's repeated blocks")
     a.add_argument("--fp8-storage", action="store_true", help="store the denoiser's weights in float8 (layerwise casting)")
     a.add_argument("--quantize", default=None, choices=["torchao-int8", "bnb-8bit", "bnb-4bit"],
@@ -107,7 +109,7 @@ def cmd_generate(args) -> int:
                                 vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, loras=args.lora,
                                 scheduler=args.scheduler, profile=args.profile, cache=args.cache,
                                 compile=args.compile, fp8_storage=args.fp8_storage, quantize=args.quantize,
-                                forward_chunk=args.forward_chunk)
+                                forward_chunk=args.forward_chunk, cfg_cache=args.cfg_cache)
     result = gen.run(request)
     if not args.quiet:
         for notice in result.notices:

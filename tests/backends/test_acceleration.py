@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.acceleration import (FAMILY_CACHE, Acceleration, StepClock, apply_acceleration, check_acceleration,
+from i2v.acceleration import (Acceleration, StepClock, apply_acceleration, check_acceleration,
                               profile_acceleration)
 from i2v.backends.base import InvalidRequestError
 from i2v.cli import main
@@ -36,6 +36,8 @@ def test_unknown_names_are_refused_before_loading():
         check_acceleration(Acceleration(cache="magcache"))
     with pytest.raises(InvalidRequestError, match="unknown quantization"):
         check_acceleration(Acceleration(quantize="int3"))
+    with pytest.raises(InvalidRequestError, match="cannot be combined"):
+        check_acceleration(Acceleration(cache="pab", cfg_cache=True))
     with pytest.raises(InvalidRequestError, match="unknown profile"):
         profile_acceleration("fastest", "svd", "cpu", Acceleration())
 
@@ -52,7 +54,7 @@ def test_quantization_without_its_package_names_the_package(name, package):
 
 def test_profiles_fill_only_unset_switches():
     acc, opts = profile_acceleration("speed", "svd", "cpu", Acceleration())
-    assert acc.cache == FAMILY_CACHE["svd"] == "pab" and not acc.compile  # compiling does not pay on CPU
+    assert acc.cache is None and acc.cfg_cache and not acc.compile  # compiling does not pay on CPU
     assert opts.get("dtype") in (None, "bf16") and "offload" not in opts
     acc, opts = profile_acceleration("speed", "wan", "cuda", Acceleration(cache="taylorseer"))
     assert acc.cache == "taylorseer" and acc.compile  # the user's cache wins; compile on GPUs
@@ -152,6 +154,27 @@ def test_cli_speed_flag_reaches_the_sidecar(tiny_folder, square_image, tmp_path)
                  "--height", "16", "--width", "16", "--num-inference-steps", "4", "--seed", "0", "-q", "-o", str(out)])
     assert code == 0
     meta = sidecar(out)
-    assert meta["profile"] == "speed" and meta["acceleration"]["cache"] == "pab"
+    assert meta["profile"] == "speed" and meta["acceleration"]["cfg_cache"] is True
     with pytest.raises(SystemExit):  # --speed and --memory exclude each other
         main(["generate", str(square_image), "--speed", "--memory", "-o", str(out)])
+
+
+def test_cfg_cache_halves_the_batch_on_skip_steps_and_stays_close(tiny_folder, square_image, svd_plain):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cfg_cache=True)
+    batches: list[int] = []
+    unet = gen.backend.pipeline.unet
+    unet.conv_in.register_forward_hook(lambda m, a, o: batches.append(a[0].shape[0]))
+    first = gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+    frames = SVD_FAST["num_frames"]
+    # 6 steps on the 1000 -> 0 clock: 1000, 800, 600, 400, 200, 0; odd calls inside (100, 900) skip
+    assert batches == [2 * frames, frames, 2 * frames, frames, 2 * frames, 2 * frames]
+    assert not np.array_equal(first.frames, svd_plain) and psnr(first.frames, svd_plain) > 25
+    batches.clear()
+    again = gen.run(GenerationRequest(image=square_image, **SVD_FAST))  # state is reset between generations
+    assert np.array_equal(again.frames, first.frames) and len(batches) == 6
+
+
+def test_cfg_cache_is_refused_on_transformers(tiny_folder, square_image):
+    gen = ImageToVideoGenerator(tiny_folder("wan"), device="cpu", cfg_cache=True)
+    with pytest.raises(InvalidRequestError, match="fastercache"):
+        gen.run(GenerationRequest(image=square_image, **WAN_FAST))

@@ -631,13 +631,14 @@ class DiffusersBackend(Backend):
     def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None, *, offload: str | None = None,
                  vae_tiling: bool = False, vae_slicing: bool = False, loras=(), scheduler: str | None = None,
                  profile: str | None = None, cache: str | None = None, compile: bool = False,
-                 fp8_storage: bool = False, quantize: str | None = None, forward_chunk: bool = False):
+                 fp8_storage: bool = False, quantize: str | None = None, forward_chunk: bool = False,
+                 cfg_cache: bool = False):
         from ..acceleration import Acceleration, check_acceleration, profile_acceleration
 
         super().__init__(spec, device, dtype)
         # Everything below is validated now, before any weights are read. A profile fills only
         # what the caller left unset.
-        acc = Acceleration(cache=cache, compile=compile, fp8_storage=fp8_storage, quantize=quantize,
+        acc = Acceleration(cache=cache, cfg_cache=cfg_cache, compile=compile, fp8_storage=fp8_storage, quantize=quantize,
                            forward_chunk=forward_chunk)
         self.acceleration, chosen = profile_acceleration(profile, self.family, device, acc)
         check_acceleration(self.acceleration)
@@ -843,6 +844,10 @@ class DiffusersBackend(Backend):
             settings.extras["acceleration_notes"] = self.acceleration_notes
         settings.extras.update(offload=self.offload, scheduler=type(pipe.scheduler).__name__,
                                loras=self.lora_records or settings.extras.get("loras", []))
+        if self.acceleration.cache or self.acceleration.cfg_cache:
+            from ..acceleration import reset_caches
+
+            reset_caches(pipe)
         with torch.inference_mode():
             out = pipe(**kwargs)
         reporter.fill(timings)
