@@ -60,7 +60,7 @@ class ModelSpec:
 
 
 TINY_DEFAULTS = ModelDefaults(
-    num_frames=16, height=128, width=128, fps=8.0, num_inference_steps=20, guidance_scale=3.0,
+    num_frames=16, height=128, width=128, fps=8.0, num_inference_steps=10, guidance_scale=3.0,
     size_multiple=32, frame_rule="any >= 2 (trained on 16)",
 )
 

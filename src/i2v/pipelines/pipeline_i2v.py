@@ -79,7 +79,7 @@ class I2VPipeline(DiffusionPipeline):
         size = cfg.sample_size * self.vae_scale_factor
         extra = getattr(self.scheduler.config, "i2v_defaults", None) or {}
         return {"num_frames": cfg.num_frames, "height": size, "width": size, "fps": 8,
-                "num_inference_steps": 20, "guidance_scale": 3.0, "sampler": "euler", **extra}
+                "num_inference_steps": 10, "guidance_scale": 3.0, "sampler": "dpmpp_2m", **extra}
 
     # ---- helpers ---------------------------------------------------------------------------
     def check_inputs(self, image, num_frames: int, height: int, width: int, num_inference_steps: int,

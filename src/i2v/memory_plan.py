@@ -1,0 +1,704 @@
+"""Memory planning: estimate one generation's peak memory from configs, and pick options so it fits.
+
+    plan = plan_memory("svd-xt", {"num_frames": 25, "height": 576, "width": 1024}, device="cuda")
+    print(plan.describe())        # the estimate, the options chosen, whether it fits
+    plan.options                  # e.g. {"decode_chunk_size": 4, "offload": "model"}
+
+Nothing here loads weights: the weight bytes come from the safetensors headers
+(``diffusers_common.weights_bytes``) and the activation sizes from the components' ``config.json``.
+The estimate is deliberately simple (a few named factors, each commented below): it is meant to
+pick between "fits", "needs VAE tiling / smaller decode chunks" and "needs offloading", not to
+predict the allocator to the megabyte. The caller's safety margin absorbs the rest.
+
+The peak of one generation is ``weights on the device + max(denoiser activations, VAE decode)``:
+the denoising loop and the decode run one after the other, and the latents between them are small.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .backends.base import InvalidRequestError, ResolvedSettings
+from .registry import ModelSpec, UnknownModelError, resolve_model
+
+__all__ = ["MemoryEstimate", "MemoryPlan", "device_free_bytes", "estimate_memory", "plan_memory",
+           "UnknownModelError", "InvalidRequestError"]
+
+MiB, GiB = 2**20, 2**30
+DEFAULT_SAFETY_MARGIN = 0.1  # plan against 90% of the free memory
+OPTION_NAMES = ("offload", "vae_tiling", "vae_slicing", "decode_chunk_size")
+OFFLOAD_LADDER = ("model", "group", "sequential")  # each slower than the one before, and smaller
+
+# Denoiser working buffers, in multiples of one hidden state (tokens x channels):
+# - a U-Net keeps the skip activation of every level alive for its up path and, at the level it is
+#   working on, a few more (GroupNorm output, conv output, q/k/v/out of its attention, FFN hidden).
+#   Calibrated on the embedded model (13 MiB measured vs 13 MiB estimated at 16x128x128).
+UNET_WORKING_WIDTHS = 6
+# - a transformer block holds the residual stream, its norm, q, k, v and the attention output
+#   (6 widths); its feed-forward holds the residual, the norm and the hidden layer before and after
+#   the activation (2 + 2 * ffn_ratio widths). The N x N attention scores are never materialised:
+#   diffusers calls torch's scaled_dot_product_attention, whose fused kernels (flash / memory
+#   efficient, on CUDA and on CPU) work in O(tokens x head_dim), i.e. inside the q/k/v/out widths.
+ATTENTION_WIDTHS = 6
+DEFAULT_FFN_RATIO = 4.0
+# VAE decoder: a ResNet block holds its input (the skip), the normalised/activated copy and the conv
+# output at the widest (channels x pixels) stage. Calibrated on the embedded model's decoder
+# (104 MiB measured vs 104 MiB estimated for 16 frames at 128x128).
+DECODE_WORKING_WIDTHS = 3
+# Frames the embedded pipeline decodes at once (I2VPipeline.decode_latents' chunk).
+TINY_DECODE_CHUNK = 16
+# Pixels of one VAE tile when tiling is on, for the VAEs whose tile size is not in their config.
+VAE_TILE_PIXELS = {"wan": 256 * 256, "hunyuan": 256 * 256, "ltx": 512 * 512}
+# Families whose pipelines run the conditional and unconditional passes one after the other
+# (batch 1) instead of batching them (batch 2): Wan (``noise_uncond = current_model(...)``) and
+# HunyuanVideo (true CFG).
+CFG_SEPARATE_PASSES = ("wan", "hunyuan")
+
+
+# ---------------------------------------------------------------------------------------------
+# Free memory
+# ---------------------------------------------------------------------------------------------
+
+
+def device_free_bytes(device: str) -> int:
+    """Bytes free for a generation on ``device``: CUDA ``mem_get_info``; cpu (and mps, whose memory
+    is the host's) the host's available memory."""
+    kind = str(device).split(":")[0]
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            from .api import DeviceUnavailableError
+
+            raise DeviceUnavailableError(f"device {device!r}: CUDA is not available on this machine")
+        index = torch.device(device).index
+        free, _total = torch.cuda.mem_get_info(torch.cuda.current_device() if index is None else index)
+        return int(free)
+    if kind in ("cpu", "mps"):
+        return host_available_bytes()
+    raise InvalidRequestError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
+
+
+def host_available_bytes() -> int:
+    """``MemAvailable`` from /proc/meminfo; else psutil; else the free pages ``os.sysconf`` reports."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the value is in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryEstimate:
+    """Peak memory of one generation on its device, in bytes (``None``: unknown, configs missing)."""
+
+    weights: int | None  # weight bytes on the device at the peak (all of them, or what offloading keeps)
+    denoiser_activations: int | None
+    decode: int | None
+    total: int | None  # weights + max(denoiser_activations, decode)
+    components: dict[str, int] = field(default_factory=dict)  # every component's weights at its load dtype
+    details: dict = field(default_factory=dict)  # latent shape, tokens, batch, frames decoded at once
+    options: dict = field(default_factory=dict)  # the options this estimate assumes
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return self.total is not None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MemoryPlan:
+    """An estimate before and after the chosen options, against the device's free memory."""
+
+    model: str
+    device: str
+    dtype: str
+    settings: dict  # num_frames, height, width, guidance_scale, decode_chunk_size
+    before: MemoryEstimate
+    after: MemoryEstimate
+    free_bytes: int
+    safety_margin: float
+    options: dict  # only what changes: offload / vae_tiling / vae_slicing / decode_chunk_size
+    fits: bool | None  # None: cannot tell (the model's configs are not available locally)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def budget_bytes(self) -> int:
+        return int(self.free_bytes * (1 - self.safety_margin))
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "budget_bytes": self.budget_bytes}
+
+    def describe(self) -> str:
+        s = self.settings
+        fits = {True: "yes", False: "NO", None: "unknown"}[self.fits]
+        rows = [
+            ("weights on device", self.before.weights, self.after.weights),
+            ("denoiser activations", self.before.denoiser_activations, self.after.denoiser_activations),
+            ("VAE decode", self.before.decode, self.after.decode),
+            ("peak (estimate)", self.before.total, self.after.total),
+        ]
+        lines = [f"memory plan: {self.model} on {self.device} ({self.dtype}), {s['num_frames']} frames "
+                 f"{s['width']}x{s['height']}, guidance {s['guidance_scale']:g}",
+                 f"  {'':<22}{'as requested':>14}{'with plan':>14}"]
+        lines += [f"  {name:<22}{format_bytes(a):>14}{format_bytes(b):>14}" for name, a, b in rows]
+        if self.before.components:
+            parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in self.before.components.items())
+            lines.append(f"  components: {parts}")
+        if self.after.details:
+            lines.append(f"  shapes: {describe_details(self.after.details)}")
+        lines.append(f"  free {format_bytes(self.free_bytes)}, budget {format_bytes(self.budget_bytes)} "
+                     f"({self.safety_margin:.0%} safety margin)")
+        chosen = ", ".join(f"{k}={v}" for k, v in self.options.items()) or "none needed"
+        lines.append(f"  options: {chosen}")
+        lines.append(f"  fits: {fits}")
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def format_bytes(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    if n >= GiB:
+        return f"{n / GiB:.2f} GiB"
+    return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.1f} KiB"
+
+
+def describe_details(d: dict) -> str:
+    c, f, h, w = d["latent"]
+    return (f"latents {c}x{f}x{h}x{w}, {d['denoiser']} batch {d['batch']} over {d['tokens']} tokens; "
+            f"decode {d['decode_frames']} frame(s) of {d['decode_pixels']} px at once")
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: settings and the model's configs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    """The request fields that size a generation."""
+
+    num_frames: int
+    height: int
+    width: int
+    guidance_scale: float
+    decode_chunk_size: int | None  # SVD: frames decoded at once
+
+
+def frame_settings(spec: ModelSpec, settings: ResolvedSettings | Mapping | None) -> FrameSettings:
+    """Sizes from resolved settings (or a mapping of the same names); unset ones from the model's defaults."""
+    d = spec.defaults
+    if isinstance(settings, ResolvedSettings):
+        values = {**settings.extras, **asdict(settings)}
+    else:
+        values = dict(settings or {})
+    unknown = set(values) - {"num_frames", "height", "width", "guidance_scale", "decode_chunk_size"}
+    if not isinstance(settings, ResolvedSettings) and unknown:
+        raise InvalidRequestError(f"unknown settings {sorted(unknown)}; expected num_frames, height, width, "
+                                  "guidance_scale, decode_chunk_size")
+    pick = lambda key, default: default if values.get(key) is None else values[key]  # noqa: E731
+    frames = _positive("num_frames", pick("num_frames", d.num_frames))
+    chunk = pick("decode_chunk_size", spec.extras.get("decode_chunk_size"))
+    guidance = pick("guidance_scale", d.guidance_scale)
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance < math.inf:
+        raise InvalidRequestError(f"guidance_scale must be a finite number >= 0, got {guidance!r}")
+    return FrameSettings(num_frames=frames, height=_positive("height", pick("height", d.height)),
+                         width=_positive("width", pick("width", d.width)), guidance_scale=float(guidance),
+                         decode_chunk_size=None if chunk is None else min(_positive("decode_chunk_size", chunk), frames))
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+@dataclass
+class ModelConfigs:
+    """What the estimate reads from a model folder: configs and weight sizes, never the weights."""
+
+    family: str
+    dtype: str
+    vae: dict
+    denoiser_name: str
+    denoiser: dict
+    components: dict[str, int]  # component -> weight bytes at its load dtype
+    host_components: tuple[str, ...]  # components that stay in host RAM whatever the device
+    largest_tensor: int  # bytes of the largest single weight tensor (what leaf-level offload streams)
+    itemsize: Callable[[str], int]  # component -> bytes per value
+    notes: list[str] = field(default_factory=list)
+
+    def device_weights(self) -> dict[str, int]:
+        return {k: v for k, v in self.components.items() if k not in self.host_components}
+
+
+def local_folder(source: str) -> Path | None:
+    """The model's local folder, or its hub snapshot if already downloaded (never downloads)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source, local_files_only=True))
+    except Exception:  # not cached, not a repo id, no huggingface_hub: all mean "not here"
+        return None
+
+
+def dtype_and_itemsizes(spec: ModelSpec, device: str, dtype: str | None) -> tuple[str, Callable[[str], int]]:
+    """The dtype name the backend would load with, and bytes per value for each component."""
+    from .backends.diffusers_common import DTYPE_NAMES, pick_dtype
+
+    if spec.family != "tiny":
+        name, torch_dtype = pick_dtype(dtype, device, spec.extras)  # validates the name
+        if isinstance(torch_dtype, dict):  # per component (Wan's fp32 VAE, HunyuanVideo's bf16 transformer)
+            return name, lambda c: torch_dtype.get(c, torch_dtype["default"]).itemsize
+        return name, lambda c: torch_dtype.itemsize
+    if dtype is not None and dtype not in DTYPE_NAMES:
+        raise InvalidRequestError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {dtype!r}")
+    name = dtype or _tiny_default_dtype(device)
+    size = 4 if name == "fp32" else 2
+    return name, lambda c: 4 if c == "text_encoder" else size  # the packaged MiniLM always runs in fp32
+
+
+def _tiny_default_dtype(device: str) -> str:
+    from .backends.tiny import default_dtype
+
+    try:
+        return default_dtype(device)
+    except Exception:  # a device this machine does not have (planning for another one)
+        return "fp32" if device.startswith("cpu") else "fp16"
+
+
+def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) -> ModelConfigs | None:
+    """Configs and weight sizes of a local model folder; None when its vae/denoiser configs are missing."""
+    from .backends.diffusers_common import component_names, folder_variant, read_config, read_model_index
+
+    index = read_model_index(folder)
+    names = component_names(index)
+    denoiser = next((n for n in ("transformer", "unet") if n in names and read_config(folder, n)), None)
+    vae = read_config(folder, "vae") if "vae" in names else {}
+    if denoiser is None or not vae:
+        return None
+    dtype_name, itemsize = dtype_and_itemsizes(spec, device, dtype)
+    wanted = spec.extras.get("variant") if dtype_name == spec.extras.get("dtype") else None
+    variant = folder_variant(folder, index, wanted) if spec.family != "tiny" else None
+    parts = [(folder, n, n, index[n]) for n in names]  # (root, sub-folder, component, index entry)
+    host: tuple[str, ...] = ()
+    notes: list[str] = []
+    if spec.family == "tiny":  # the frozen MiniLM text encoder is loaded from its package, not the folder
+        minilm = _minilm_part()
+        if minilm is None:
+            notes.append("the MiniLM text encoder package is not installed: its weights are not counted")
+        else:
+            parts.append(minilm)
+            host = ("text_encoder",) if not device.startswith("cpu") else ()  # it always runs on the CPU
+    components, largest = {}, 0
+    for root, sub, name, entry in parts:
+        n, biggest = _component_bytes(root / sub, entry, itemsize(name), variant)
+        if n:
+            components[name] = n
+            largest = max(largest, biggest) if name not in host else largest
+    if host:
+        notes.append("the MiniLM text encoder runs on the CPU: its weights are not counted on the device")
+    for key in ("motion_adapter", "controlnet"):  # AnimateDiff's extra hub components
+        if isinstance(spec.extras.get(key), str):
+            notes.append(f"the {key} ({spec.extras[key]}) is loaded separately: its weights are not counted")
+    return ModelConfigs(family=spec.family, dtype=dtype_name, vae=vae, denoiser_name=denoiser,
+                        denoiser=read_config(folder, denoiser), components=components, host_components=host,
+                        largest_tensor=largest, itemsize=itemsize, notes=notes)
+
+
+def _minilm_part() -> tuple[Path, str, str, list] | None:
+    """The packaged MiniLM as (root, folder, component, index entry): ``<root>/model/model.safetensors``."""
+    try:
+        from .conditioning import minilm_path
+
+        path = minilm_path()
+    except Exception:
+        return None
+    return path.parent, "model", "text_encoder", ["transformers", "BertModel"]
+
+
+def _component_bytes(folder: Path, entry: list, itemsize: int, variant: str | None) -> tuple[int, int]:
+    """(all weights, largest tensor) of one component folder in bytes at ``itemsize``, from the headers only."""
+    from .backends.diffusers_common import _WEIGHT_FILE, weights_bytes
+
+    total, _ = weights_bytes(folder.parent, {folder.name: entry}, itemsize, variant)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    kinds = {f: (m["variant"] if (m := _WEIGHT_FILE.match(f.name)) else None) for f in files}
+    pick = variant if variant is not None and variant in kinds.values() else None
+    largest = max((n for f, kind in kinds.items() if kind == pick for n in _tensor_numels(f)), default=0)
+    return total, largest * itemsize
+
+
+def _tensor_numels(file: Path) -> list[int]:
+    """Element counts of every tensor in a safetensors file (8-byte length, then a JSON header)."""
+    with open(file, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return [math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimate
+# ---------------------------------------------------------------------------------------------
+
+
+def vae_factors(vae: dict) -> tuple[int, int, int]:
+    """(spatial, temporal compression, latent channels) of a VAE config.
+
+    Explicit keys first (Hunyuan/LTX ``*_compression_ratio``, Wan ``scale_factor_*``); else LTX's
+    ``patch_size * 2**sum(spatio_temporal_scaling)``; Wan's ``2**len`` / ``2**sum(temperal_downsample)``;
+    else the image-VAE rule ``2**(len(block_out_channels) - 1)`` with no temporal compression.
+    """
+    spatial = vae.get("spatial_compression_ratio") or vae.get("scale_factor_spatial")
+    temporal = vae.get("temporal_compression_ratio") or vae.get("scale_factor_temporal")
+    if "spatio_temporal_scaling" in vae:  # LTX-Video
+        scaling = 2 ** sum(bool(s) for s in vae["spatio_temporal_scaling"])
+        spatial = spatial or vae.get("patch_size", 1) * scaling
+        temporal = temporal or vae.get("patch_size_t", 1) * scaling
+    if "temperal_downsample" in vae:  # Wan (sic, diffusers' spelling)
+        spatial = spatial or 2 ** len(vae["temperal_downsample"])
+        temporal = temporal or 2 ** sum(bool(s) for s in vae["temperal_downsample"])
+    spatial = spatial or 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    channels = vae.get("latent_channels") or vae.get("z_dim") or 4
+    return int(spatial), int(temporal or 1), int(channels)
+
+
+def latent_shape(fs: FrameSettings, vae: dict) -> tuple[int, int, int, int]:
+    """(channels, frames, height, width) of the latents: a causal video VAE keeps frame 0 and packs
+    every ``temporal`` later frames into one, ``(T - 1) // temporal + 1``."""
+    spatial, temporal, channels = vae_factors(vae)
+    frames = (fs.num_frames - 1) // temporal + 1 if temporal > 1 else fs.num_frames
+    return channels, frames, max(1, fs.height // spatial), max(1, fs.width // spatial)
+
+
+def _patch(cfg: dict) -> tuple[int, int]:
+    """(temporal, spatial) patch size of a denoiser config (Wan's ``patch_size`` is ``[t, h, w]``)."""
+    p = cfg.get("patch_size") or 1
+    if isinstance(p, (list, tuple)):
+        return int(p[0]), int(p[1])
+    return int(cfg.get("patch_size_t") or 1), int(p)
+
+
+def denoiser_elements(cfg: dict, frames: int, h: int, w: int) -> tuple[int, int]:
+    """(working-buffer elements for one batch item, tokens at the denoiser's input).
+
+    U-Net (``block_out_channels``): level ``l`` holds ``F * ceil(h / (p * 2**l)) * ceil(w / (p * 2**l))``
+    tokens of ``C_l`` channels; elements = UNET_WORKING_WIDTHS * sum over levels of tokens_l * C_l.
+    Transformer (``num_attention_heads * attention_head_dim = D``): ``N = ceil(F / pt) * ceil(h / p) *
+    ceil(w / p)`` (+ text tokens where they join the sequence, CogVideoX's ``max_text_seq_length``);
+    elements = N * D * max(ATTENTION_WIDTHS, 2 + 2 * ffn_ratio), ffn_ratio = ffn_dim / D (Wan) or
+    mlp_ratio (HunyuanVideo) or 4.
+    """
+    pt, p = _patch(cfg)
+    if cfg.get("block_out_channels"):
+        levels = [frames * math.ceil(h / (p * 2**l)) * math.ceil(w / (p * 2**l)) * c
+                  for l, c in enumerate(cfg["block_out_channels"])]
+        return UNET_WORKING_WIDTHS * sum(levels), frames * math.ceil(h / p) * math.ceil(w / p)
+    width = int(cfg.get("num_attention_heads", 0)) * int(cfg.get("attention_head_dim", 0))
+    tokens = math.ceil(frames / pt) * math.ceil(h / p) * math.ceil(w / p) + int(cfg.get("max_text_seq_length") or 0)
+    ffn_ratio = cfg.get("ffn_dim", 0) / width if cfg.get("ffn_dim") and width else cfg.get("mlp_ratio", DEFAULT_FFN_RATIO)
+    return int(tokens * width * max(ATTENTION_WIDTHS, 2 + 2 * ffn_ratio)), tokens
+
+
+def decoder_channels(vae: dict) -> list[int]:
+    """The decoder's channels from its widest (latent) end to its output end."""
+    if vae.get("decoder_block_out_channels"):
+        channels = list(vae["decoder_block_out_channels"])
+    elif vae.get("block_out_channels"):
+        channels = list(vae["block_out_channels"])
+    else:  # Wan: base_dim * dim_mult
+        base = vae.get("decoder_base_dim") or vae.get("base_dim", 96)
+        channels = [base * m for m in vae.get("dim_mult", [1, 2, 4, 4])]
+    return channels[::-1]
+
+
+def decoder_frame_elements(vae: dict, pixels: int) -> int:
+    """Elements of the decoder's largest activation for one frame of ``pixels`` pixels.
+
+    Block ``i`` (from the latent end) outputs ``C_i`` channels at ``pixels / 4**max(0, ups - 1 - i)``
+    where ``ups = log2(spatial factor)`` up-samplings bring the latents back to full size; the largest
+    of these is usually a mid-width block at full or half resolution, not the widest block.
+    """
+    spatial, _, _ = vae_factors(vae)
+    ups = max(0, round(math.log2(spatial)))
+    return max(c * pixels // 4 ** max(0, ups - 1 - i) for i, c in enumerate(decoder_channels(vae)))
+
+
+def decode_frames_at_once(family: str, fs: FrameSettings, temporal: int, slicing: bool, chunk: int | None) -> int:
+    """How many output frames the VAE decodes in one go, per family pipeline:
+    SVD ``decode_chunk_size``; the embedded model 16; AnimateDiff all frames (one per slice with VAE
+    slicing); Wan one latent frame (causal feature cache) = ``temporal`` frames; CogVideoX 2 latent
+    frames; HunyuanVideo 16-frame windows (framewise decoding); LTX-Video all frames."""
+    t = fs.num_frames
+    if family == "svd":
+        return min(t, chunk or t)
+    if family in ("tiny", "animatediff"):
+        return 1 if slicing else min(t, TINY_DECODE_CHUNK) if family == "tiny" else t
+    if family == "wan":
+        return min(t, temporal)
+    if family == "cogvideox":
+        return min(t, 2 * temporal)
+    if family == "hunyuan":
+        return min(t, 16)
+    return t
+
+
+def tile_pixels(family: str, vae: dict) -> int | None:
+    """Pixels of one decoded tile with VAE tiling on (None: this VAE does not tile)."""
+    if family in VAE_TILE_PIXELS:
+        return VAE_TILE_PIXELS[family]
+    if family == "cogvideox":  # AutoencoderKLCogVideoX: half the sample size each way
+        return (vae.get("sample_height", 480) // 2) * (vae.get("sample_width", 720) // 2)
+    size = vae.get("sample_size")  # AutoencoderKL: tile_sample_min_size = config.sample_size
+    if isinstance(size, (list, tuple)):
+        return int(size[0]) * int(size[-1])
+    return int(size) ** 2 if size else None
+
+
+def offloaded_weights(cfg: ModelConfigs, offload: str | None) -> int:
+    """Weight bytes on the device at the peak: all of them; with model offload the largest component
+    (diffusers moves one component at a time); with group offload (leaf level, CUDA streams) about two
+    leaf layers (the running one and the one prefetched); with sequential offload one leaf layer."""
+    weights = cfg.device_weights()
+    total = sum(weights.values())
+    if offload == "model":
+        return max(weights.values(), default=0)
+    if offload == "group":
+        return min(total, 2 * cfg.largest_tensor)
+    if offload == "sequential":
+        return min(total, cfg.largest_tensor)
+    return total
+
+
+def estimate_from_configs(cfg: ModelConfigs, fs: FrameSettings, options: dict) -> MemoryEstimate:
+    """The estimate for one set of options (already validated)."""
+    c, f, h, w = latent_shape(fs, cfg.vae)
+    _, temporal, _ = vae_factors(cfg.vae)
+    # Denoiser: batch 2 when classifier-free guidance runs [uncond, cond] in one forward
+    guided = fs.guidance_scale > 1.0 and not (cfg.family == "hunyuan" and "guidance_embeds" in cfg.denoiser
+                                              and cfg.denoiser.get("guidance_embeds"))
+    batch = 2 if guided and cfg.family not in CFG_SEPARATE_PASSES else 1
+    elements, tokens = denoiser_elements(cfg.denoiser, f, h, w)
+    denoiser = batch * elements * cfg.itemsize(cfg.denoiser_name)
+    # VAE decode: frames at once x the decoder's largest per-frame activation x working widths,
+    # plus the decoded video itself (T x 3 x H x W)
+    pixels = fs.height * fs.width
+    tile = tile_pixels(cfg.family, cfg.vae) if options.get("vae_tiling") else None
+    decoded_pixels = min(pixels, tile) if tile else pixels
+    frames_at_once = decode_frames_at_once(cfg.family, fs, temporal, bool(options.get("vae_slicing")),
+                                           options.get("decode_chunk_size", fs.decode_chunk_size))
+    vae_item = cfg.itemsize("vae")
+    decode = (frames_at_once * decoder_frame_elements(cfg.vae, decoded_pixels) * DECODE_WORKING_WIDTHS
+              + fs.num_frames * 3 * pixels) * vae_item
+    weights = offloaded_weights(cfg, options.get("offload"))
+    details = {"latent": [c, f, h, w], "denoiser": cfg.denoiser_name, "batch": batch, "tokens": tokens,
+               "decode_frames": frames_at_once, "decode_pixels": decoded_pixels}
+    return MemoryEstimate(weights=weights, denoiser_activations=denoiser, decode=decode,
+                          total=weights + max(denoiser, decode), components=dict(cfg.components),
+                          details=details, options=dict(options), notes=list(cfg.notes))
+
+
+def unknown_estimate(spec: ModelSpec, options: dict) -> MemoryEstimate:
+    return MemoryEstimate(weights=None, denoiser_activations=None, decode=None, total=None, options=dict(options),
+                          notes=[f"configs not available locally for {spec.source} (weights unknown): download "
+                                 "the model or pass a local folder for an estimate"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The memory options a model's backend takes."""
+
+    offload: bool
+    vae_tiling: bool
+    vae_slicing: bool
+    decode_chunk_size: bool
+
+
+def capabilities(spec: ModelSpec) -> Capabilities:
+    """Read from the backend class: the embedded model takes none; SVD decode chunks, no VAE options."""
+    if spec.family == "tiny":
+        return Capabilities(False, False, False, False)
+    import importlib
+
+    from .api import BACKEND_CLASSES
+
+    module, name = BACKEND_CLASSES[spec.family].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    return Capabilities(offload=True, vae_tiling=bool(getattr(cls, "supports_vae_tiling", False)),
+                        vae_slicing=bool(getattr(cls, "supports_vae_slicing", False)),
+                        decode_chunk_size=spec.family == "svd")
+
+
+def check_options(spec: ModelSpec, device: str, options: Mapping | None) -> dict:
+    """Validate options by the project's names; drop the unset ones (None / False / "none")."""
+    from .backends.diffusers_common import check_offload
+
+    options = dict(options or {})
+    unknown = set(options) - set(OPTION_NAMES)
+    if unknown:
+        raise InvalidRequestError(f"unknown memory options {sorted(unknown)}; expected {', '.join(OPTION_NAMES)}")
+    caps = capabilities(spec)
+    out = {}
+    if options.get("offload") not in (None, "none"):
+        if not caps.offload:
+            raise InvalidRequestError(f"{spec.name} does not take offload")
+        mode = check_offload(options["offload"], device)
+        if mode == "auto":
+            raise InvalidRequestError("offload 'auto' is decided at load time; estimate one of "
+                                      f"{', '.join(('none',) + OFFLOAD_LADDER)}")
+        out["offload"] = mode
+    for key in ("vae_tiling", "vae_slicing"):
+        if options.get(key):
+            if not getattr(caps, key):
+                raise InvalidRequestError(f"{spec.name} does not take {key}")
+            out[key] = True
+    if options.get("decode_chunk_size") is not None:
+        if not caps.decode_chunk_size:
+            raise InvalidRequestError(f"{spec.name} does not take decode_chunk_size (Stable Video Diffusion only)")
+        out["decode_chunk_size"] = _positive("decode_chunk_size", options["decode_chunk_size"])
+    return out
+
+
+def decode_ladder(spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings) -> list[dict]:
+    """Decode-side options, cheapest first, keeping only those that lower the decode estimate:
+    SVD halves ``decode_chunk_size`` down to 1; the others try VAE slicing, then tiling, then both."""
+    caps = capabilities(spec)
+    decode = lambda opts: estimate_from_configs(cfg, fs, opts).decode  # noqa: E731
+    if caps.decode_chunk_size:
+        chunk, steps = fs.decode_chunk_size or fs.num_frames, []
+        while chunk > 1:
+            chunk = chunk // 2
+            steps.append({"decode_chunk_size": chunk})
+        return steps
+    base, steps = decode({}), []
+    singles = [{k: True} for k in ("vae_slicing", "vae_tiling") if getattr(caps, k)]
+    useful = [o for o in singles if decode(o) < base]
+    steps += useful
+    if len(useful) == 2 and decode({**useful[0], **useful[1]}) < min(decode(o) for o in useful):
+        steps.append({**useful[0], **useful[1]})
+    return steps
+
+
+def candidates(spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings, device: str) -> list[dict]:
+    """Every option set in the order they are tried: nothing; the decode options; then each offload
+    mode (model, group, sequential), first alone and then with the decode options. On a CPU every
+    weight already lives in RAM, so offloading is never proposed there."""
+    decode_steps = decode_ladder(spec, cfg, fs)
+    offloads = [None] + (list(OFFLOAD_LADDER) if capabilities(spec).offload and not device.startswith("cpu") else [])
+    return [{**({"offload": mode} if mode else {}), **step} for mode in offloads for step in [{}] + decode_steps]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def _spec(model: str | Path | ModelSpec | None) -> ModelSpec:
+    return model if isinstance(model, ModelSpec) else resolve_model(model)
+
+
+def _configs(spec: ModelSpec, device: str, dtype: str | None) -> tuple[str, ModelConfigs | None]:
+    folder = local_folder(spec.source)
+    found = folder is not None and (folder / "model_index.json").is_file()
+    cfg = read_configs(spec, folder, device, dtype) if found else None
+    return (cfg.dtype if cfg else dtype_and_itemsizes(spec, device, dtype)[0]), cfg
+
+
+def estimate_memory(model: str | Path | ModelSpec | None, settings: ResolvedSettings | Mapping | None = None, *,
+                    device: str = "cpu", dtype: str | None = None, options: Mapping | None = None) -> MemoryEstimate:
+    """Peak memory of one generation with ``options`` (offload / vae_tiling / vae_slicing /
+    decode_chunk_size), from the model's configs and safetensors headers only.
+
+    ``settings``: the backend's ResolvedSettings, or a mapping with any of num_frames, height, width,
+    guidance_scale, decode_chunk_size (unset ones: the model's defaults). Unknown model ->
+    UnknownModelError; non-positive sizes or a bad option -> InvalidRequestError. A hub model whose
+    configs are not on this machine gives an estimate of unknowns with a note, not an error.
+    """
+    spec = _spec(model)
+    fs = frame_settings(spec, settings)
+    opts = check_options(spec, device, options)
+    _, cfg = _configs(spec, device, dtype)
+    return estimate_from_configs(cfg, fs, opts) if cfg else unknown_estimate(spec, opts)
+
+
+def plan_memory(model: str | Path | ModelSpec | None, settings: ResolvedSettings | Mapping | None = None, *,
+                device: str = "cpu", dtype: str | None = None, free_bytes: int | None = None,
+                safety_margin: float = DEFAULT_SAFETY_MARGIN) -> MemoryPlan:
+    """The cheapest options under which one generation fits in ``free_bytes * (1 - safety_margin)``.
+
+    Tried in order (``candidates``): nothing; VAE slicing / tiling or smaller ``decode_chunk_size``
+    (SVD); then offload "model", "group", "sequential" (not on a CPU), each first alone and then
+    with the decode options. ``free_bytes`` defaults to what ``device_free_bytes(device)`` measures.
+    When nothing fits, the plan keeps the most frugal options, ``fits`` is False and a note says
+    by how much it is over.
+    """
+    spec = _spec(model)
+    fs = frame_settings(spec, settings)
+    if isinstance(safety_margin, bool) or not isinstance(safety_margin, (int, float)) or not 0 <= safety_margin < 1:
+        raise InvalidRequestError(f"safety_margin must be a fraction in [0, 1), got {safety_margin!r}")
+    if free_bytes is None:
+        free_bytes = device_free_bytes(device)
+    elif isinstance(free_bytes, bool) or not isinstance(free_bytes, int) or free_bytes < 0:
+        raise InvalidRequestError(f"free_bytes must be a non-negative integer, got {free_bytes!r}")
+    dtype_name, cfg = _configs(spec, device, dtype)
+    plan = MemoryPlan(model=spec.name, device=device, dtype=dtype_name, settings=asdict(fs), before=None,
+                      after=None, free_bytes=free_bytes, safety_margin=float(safety_margin), options={}, fits=None)
+    if cfg is None:
+        plan.before = plan.after = unknown_estimate(spec, {})
+        plan.notes = list(plan.before.notes)
+        if not device.startswith("cpu") and capabilities(spec).offload:
+            plan.notes.append("offload stays 'auto': the backend decides it from the weights once downloaded")
+        return plan
+    return _choose(plan, spec, cfg, fs)
+
+
+def _choose(plan: MemoryPlan, spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings) -> MemoryPlan:
+    """Fill ``plan`` with the first candidate that fits, or the most frugal one when none does."""
+    budget = plan.budget_bytes
+    plan.before = estimate_from_configs(cfg, fs, {})
+    tried = [estimate_from_configs(cfg, fs, opts) for opts in candidates(spec, cfg, fs, plan.device)]
+    chosen = next((e for e in tried if e.total <= budget), None)
+    plan.fits = chosen is not None
+    plan.after = chosen or min(tried, key=lambda e: e.total)
+    plan.options = dict(plan.after.options)
+    plan.notes = list(cfg.notes)
+    if not plan.fits:
+        plan.notes.append(
+            f"does not fit: needs about {format_bytes(plan.after.total)} with every option available "
+            f"({', '.join(f'{k}={v}' for k, v in plan.options.items()) or 'none'}), budget "
+            f"{format_bytes(budget)}; reduce num_frames or the size, or use a device with more free memory")
+    elif plan.options:
+        plan.notes.append(f"without options it needs about {format_bytes(plan.before.total)}, over the budget "
+                          f"of {format_bytes(budget)}")
+    if not capabilities(spec).offload and not plan.device.startswith("cpu"):
+        plan.notes.append(f"{spec.name} takes no offload option")
+    return plan
