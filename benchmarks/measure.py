@@ -36,9 +36,13 @@ def peak_gpu_bytes() -> int | None:
     return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
 
 
-def matmul_peak_flops(dtype: str = "fp32", n: int = 2048, repeats: int = 5) -> float:
-    """Measured peak matmul rate (FLOP/s) of this device for ``dtype``: the best of ``repeats``
-    n x n x n products, after a warm-up. This is the MFU denominator."""
+def matmul_peak_flops(dtype: str = "fp32", sizes: tuple[int, ...] = (512, 1024, 2048), repeats: int = 5) -> float:
+    """Measured peak matmul rate (FLOP/s) of this device for ``dtype``: the best n x n x n product
+    over ``sizes`` and ``repeats``, after a warm-up. This is the MFU denominator."""
+    return max(_matmul_rate(dtype, n, repeats) for n in sizes)
+
+
+def _matmul_rate(dtype: str, n: int, repeats: int) -> float:
     import torch
 
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]

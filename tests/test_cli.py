@@ -1,3 +1,4 @@
+from pathlib import Path
 import json
 import re
 import subprocess
@@ -112,3 +113,14 @@ def test_evaluate_refuses_a_bad_fps_with_exit_2(tmp_path, capsys, fps):
     video = write_video(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "v.gif", fps=8)
     assert main(["evaluate", str(video), "--fps", fps]) == 2
     assert f"--fps must be a positive number of frames per second, got {float(fps)}" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_memory_plan_and_writes_nothing(tmp_path, capsys):
+    from i2v.cli import main as cli_main
+
+    out = tmp_path / "never.mp4"
+    image = Path(__file__).parents[1] / "src/i2v/assets/sample.png"
+    assert cli_main(["generate", str(image), "--num-frames", "32", "--dry-run", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "memory plan: i2v-tiny" in text and "32 frames" in text and "peak (estimate)" in text
+    assert not out.exists() and not Path(str(out) + ".json").exists()

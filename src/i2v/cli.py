@@ -99,9 +99,12 @@ def cmd_generate(args) -> int:
         last_image=args.last_image, decode_chunk_size=args.decode_chunk_size,
     )
     if args.dry_run:
-        from .memory_plan import plan_for_request
+        from .api import pick_device
+        from .memory_plan import plan_memory
 
-        plan = plan_for_request(args.model, request, device=args.device, dtype=args.dtype)
+        settings = {k: getattr(request, k) for k in ("num_frames", "height", "width", "guidance_scale",
+                                                      "decode_chunk_size") if getattr(request, k) is not None}
+        plan = plan_memory(args.model, settings, device=pick_device(args.device), dtype=args.dtype)
         print(plan.describe())
         return 0
     gen = ImageToVideoGenerator(model_name=args.model, device=args.device, dtype=args.dtype,

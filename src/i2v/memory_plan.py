@@ -19,15 +19,15 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
 
 from .backends.base import InvalidRequestError, ResolvedSettings
 from .registry import ModelSpec, UnknownModelError, resolve_model
 
-__all__ = ["MemoryEstimate", "MemoryPlan", "device_free_bytes", "estimate_memory", "plan_memory",
-           "UnknownModelError", "InvalidRequestError"]
+__all__ = ["InvalidRequestError", "MemoryEstimate", "MemoryPlan", "UnknownModelError", "device_free_bytes",
+           "estimate_memory", "plan_memory"]
 
 MiB, GiB = 2**20, 2**30
 DEFAULT_SAFETY_MARGIN = 0.1  # plan against 90% of the free memory
@@ -144,7 +144,7 @@ class MemoryPlan:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def budget_bytes(self) -> int:
+    def budget_bytes(self) -> int:  # what the plan must fit in
         return int(self.free_bytes * (1 - self.safety_margin))
 
     def as_dict(self) -> dict:
@@ -159,9 +159,9 @@ class MemoryPlan:
             ("VAE decode", self.before.decode, self.after.decode),
             ("peak (estimate)", self.before.total, self.after.total),
         ]
-        lines = [f"memory plan: {self.model} on {self.device} ({self.dtype}), {s['num_frames']} frames "
-                 f"{s['width']}x{s['height']}, guidance {s['guidance_scale']:g}",
-                 f"  {'':<22}{'as requested':>14}{'with plan':>14}"]
+        title = (f"memory plan: {self.model} on {self.device} ({self.dtype}), {s['num_frames']} frames "
+                 f"{s['width']}x{s['height']}, guidance {s['guidance_scale']:g}")
+        lines = [title, f"  {'':<22}{'as requested':>14}{'with plan':>14}"]
         lines += [f"  {name:<22}{format_bytes(a):>14}{format_bytes(b):>14}" for name, a, b in rows]
         if self.before.components:
             parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in self.before.components.items())
@@ -218,7 +218,10 @@ def frame_settings(spec: ModelSpec, settings: ResolvedSettings | Mapping | None)
     if not isinstance(settings, ResolvedSettings) and unknown:
         raise InvalidRequestError(f"unknown settings {sorted(unknown)}; expected num_frames, height, width, "
                                   "guidance_scale, decode_chunk_size")
-    pick = lambda key, default: default if values.get(key) is None else values[key]  # noqa: E731
+
+    def pick(key: str, default):
+        return default if values.get(key) is None else values[key]
+
     frames = _positive("num_frames", pick("num_frames", d.num_frames))
     chunk = pick("decode_chunk_size", spec.extras.get("decode_chunk_size"))
     guidance = pick("guidance_scale", d.guidance_scale)
@@ -263,7 +266,7 @@ def local_folder(source: str) -> Path | None:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(source, local_files_only=True))
-    except Exception:  # not cached, not a repo id, no huggingface_hub: all mean "not here"
+    except (ImportError, OSError, ValueError):  # not cached (LocalEntryNotFoundError), not a repo id
         return None
 
 
@@ -278,18 +281,11 @@ def dtype_and_itemsizes(spec: ModelSpec, device: str, dtype: str | None) -> tupl
         return name, lambda c: torch_dtype.itemsize
     if dtype is not None and dtype not in DTYPE_NAMES:
         raise InvalidRequestError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {dtype!r}")
-    name = dtype or _tiny_default_dtype(device)
-    size = 4 if name == "fp32" else 2
-    return name, lambda c: 4 if c == "text_encoder" else size  # the packaged MiniLM always runs in fp32
-
-
-def _tiny_default_dtype(device: str) -> str:
     from .backends.tiny import default_dtype
 
-    try:
-        return default_dtype(device)
-    except Exception:  # a device this machine does not have (planning for another one)
-        return "fp32" if device.startswith("cpu") else "fp16"
+    name = dtype or default_dtype(device)
+    size = 4 if name == "fp32" else 2
+    return name, lambda c: 4 if c == "text_encoder" else size  # the packaged MiniLM always runs in fp32
 
 
 def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) -> ModelConfigs | None:
@@ -320,7 +316,8 @@ def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) 
         n, biggest = _component_bytes(root / sub, entry, itemsize(name), variant)
         if n:
             components[name] = n
-            largest = max(largest, biggest) if name not in host else largest
+        if name not in host:
+            largest = max(largest, biggest)
     if host:
         notes.append("the MiniLM text encoder runs on the CPU: its weights are not counted on the device")
     for key in ("motion_adapter", "controlnet"):  # AnimateDiff's extra hub components
@@ -333,11 +330,11 @@ def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) 
 
 def _minilm_part() -> tuple[Path, str, str, list] | None:
     """The packaged MiniLM as (root, folder, component, index entry): ``<root>/model/model.safetensors``."""
-    try:
-        from .conditioning import minilm_path
+    from .conditioning import TextEncoderUnavailableError, minilm_path
 
+    try:
         path = minilm_path()
-    except Exception:
+    except TextEncoderUnavailableError:
         return None
     return path.parent, "model", "text_encoder", ["transformers", "BertModel"]
 
@@ -456,8 +453,10 @@ def decode_frames_at_once(family: str, fs: FrameSettings, temporal: int, slicing
     t = fs.num_frames
     if family == "svd":
         return min(t, chunk or t)
-    if family in ("tiny", "animatediff"):
-        return 1 if slicing else min(t, TINY_DECODE_CHUNK) if family == "tiny" else t
+    if family == "tiny":
+        return min(t, TINY_DECODE_CHUNK)
+    if family == "animatediff":  # every frame goes through the image VAE in one batch, or one by one
+        return 1 if slicing else t
     if family == "wan":
         return min(t, temporal)
     if family == "cogvideox":
@@ -499,9 +498,7 @@ def estimate_from_configs(cfg: ModelConfigs, fs: FrameSettings, options: dict) -
     c, f, h, w = latent_shape(fs, cfg.vae)
     _, temporal, _ = vae_factors(cfg.vae)
     # Denoiser: batch 2 when classifier-free guidance runs [uncond, cond] in one forward
-    guided = fs.guidance_scale > 1.0 and not (cfg.family == "hunyuan" and "guidance_embeds" in cfg.denoiser
-                                              and cfg.denoiser.get("guidance_embeds"))
-    batch = 2 if guided and cfg.family not in CFG_SEPARATE_PASSES else 1
+    batch = 2 if fs.guidance_scale > 1.0 and cfg.family not in CFG_SEPARATE_PASSES else 1
     elements, tokens = denoiser_elements(cfg.denoiser, f, h, w)
     denoiser = batch * elements * cfg.itemsize(cfg.denoiser_name)
     # VAE decode: frames at once x the decoder's largest per-frame activation x working widths,
@@ -523,9 +520,10 @@ def estimate_from_configs(cfg: ModelConfigs, fs: FrameSettings, options: dict) -
 
 
 def unknown_estimate(spec: ModelSpec, options: dict) -> MemoryEstimate:
+    note = (f"configs not available locally for {spec.source} (weights unknown): download the model or pass "
+            "a local folder for an estimate")
     return MemoryEstimate(weights=None, denoiser_activations=None, decode=None, total=None, options=dict(options),
-                          notes=[f"configs not available locally for {spec.source} (weights unknown): download "
-                                 "the model or pass a local folder for an estimate"])
+                          notes=[note])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,7 +590,10 @@ def decode_ladder(spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings) -> list
     """Decode-side options, cheapest first, keeping only those that lower the decode estimate:
     SVD halves ``decode_chunk_size`` down to 1; the others try VAE slicing, then tiling, then both."""
     caps = capabilities(spec)
-    decode = lambda opts: estimate_from_configs(cfg, fs, opts).decode  # noqa: E731
+
+    def decode(opts: dict) -> int:
+        return estimate_from_configs(cfg, fs, opts).decode
+
     if caps.decode_chunk_size:
         chunk, steps = fs.decode_chunk_size or fs.num_frames, []
         while chunk > 1:
@@ -626,6 +627,11 @@ def _spec(model: str | Path | ModelSpec | None) -> ModelSpec:
     return model if isinstance(model, ModelSpec) else resolve_model(model)
 
 
+def _settings_dtype(settings) -> str | None:
+    """The dtype a backend recorded while resolving (``settings.extras["dtype"]``), if any."""
+    return settings.extras.get("dtype") if isinstance(settings, ResolvedSettings) else None
+
+
 def _configs(spec: ModelSpec, device: str, dtype: str | None) -> tuple[str, ModelConfigs | None]:
     folder = local_folder(spec.source)
     found = folder is not None and (folder / "model_index.json").is_file()
@@ -646,7 +652,7 @@ def estimate_memory(model: str | Path | ModelSpec | None, settings: ResolvedSett
     spec = _spec(model)
     fs = frame_settings(spec, settings)
     opts = check_options(spec, device, options)
-    _, cfg = _configs(spec, device, dtype)
+    _, cfg = _configs(spec, device, dtype or _settings_dtype(settings))
     return estimate_from_configs(cfg, fs, opts) if cfg else unknown_estimate(spec, opts)
 
 
@@ -669,36 +675,40 @@ def plan_memory(model: str | Path | ModelSpec | None, settings: ResolvedSettings
         free_bytes = device_free_bytes(device)
     elif isinstance(free_bytes, bool) or not isinstance(free_bytes, int) or free_bytes < 0:
         raise InvalidRequestError(f"free_bytes must be a non-negative integer, got {free_bytes!r}")
-    dtype_name, cfg = _configs(spec, device, dtype)
-    plan = MemoryPlan(model=spec.name, device=device, dtype=dtype_name, settings=asdict(fs), before=None,
-                      after=None, free_bytes=free_bytes, safety_margin=float(safety_margin), options={}, fits=None)
+    dtype_name, cfg = _configs(spec, device, dtype or _settings_dtype(settings))
+    plan = {"model": spec.name, "device": device, "dtype": dtype_name, "settings": asdict(fs),
+            "free_bytes": free_bytes, "safety_margin": float(safety_margin)}
     if cfg is None:
-        plan.before = plan.after = unknown_estimate(spec, {})
-        plan.notes = list(plan.before.notes)
+        unknown = unknown_estimate(spec, {})
+        notes = list(unknown.notes)
         if not device.startswith("cpu") and capabilities(spec).offload:
-            plan.notes.append("offload stays 'auto': the backend decides it from the weights once downloaded")
-        return plan
-    return _choose(plan, spec, cfg, fs)
+            notes.append("offload stays 'auto': the backend decides it from the weights once downloaded")
+        return MemoryPlan(**plan, before=unknown, after=unknown, options={}, fits=None, notes=notes)
+    budget = int(free_bytes * (1 - safety_margin))
+    before, after, fits = choose_options(spec, cfg, fs, device, budget)
+    return MemoryPlan(**plan, before=before, after=after, options=dict(after.options), fits=fits,
+                      notes=plan_notes(spec, cfg, device, before, after, fits, budget))
 
 
-def _choose(plan: MemoryPlan, spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings) -> MemoryPlan:
-    """Fill ``plan`` with the first candidate that fits, or the most frugal one when none does."""
-    budget = plan.budget_bytes
-    plan.before = estimate_from_configs(cfg, fs, {})
-    tried = [estimate_from_configs(cfg, fs, opts) for opts in candidates(spec, cfg, fs, plan.device)]
+def choose_options(spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings, device: str,
+                   budget: int) -> tuple[MemoryEstimate, MemoryEstimate, bool]:
+    """(estimate without options, estimate with the chosen ones, fits): the first candidate within
+    ``budget``, or, when none is, the one with the smallest peak (the first of those on a tie)."""
+    tried = [estimate_from_configs(cfg, fs, opts) for opts in candidates(spec, cfg, fs, device)]
     chosen = next((e for e in tried if e.total <= budget), None)
-    plan.fits = chosen is not None
-    plan.after = chosen or min(tried, key=lambda e: e.total)
-    plan.options = dict(plan.after.options)
-    plan.notes = list(cfg.notes)
-    if not plan.fits:
-        plan.notes.append(
-            f"does not fit: needs about {format_bytes(plan.after.total)} with every option available "
-            f"({', '.join(f'{k}={v}' for k, v in plan.options.items()) or 'none'}), budget "
-            f"{format_bytes(budget)}; reduce num_frames or the size, or use a device with more free memory")
-    elif plan.options:
-        plan.notes.append(f"without options it needs about {format_bytes(plan.before.total)}, over the budget "
-                          f"of {format_bytes(budget)}")
-    if not capabilities(spec).offload and not plan.device.startswith("cpu"):
-        plan.notes.append(f"{spec.name} takes no offload option")
-    return plan
+    return tried[0], chosen or min(tried, key=lambda e: e.total), chosen is not None
+
+
+def plan_notes(spec: ModelSpec, cfg: ModelConfigs, device: str, before: MemoryEstimate, after: MemoryEstimate,
+               fits: bool, budget: int) -> list[str]:
+    notes = list(cfg.notes)
+    if not fits:
+        chosen = ", ".join(f"{k}={v}" for k, v in after.options.items()) or "no option lowers the peak"
+        notes.append(f"does not fit: needs about {format_bytes(after.total)} at best ({chosen}), budget "
+                     f"{format_bytes(budget)}; reduce num_frames or the size, or use a device with more free memory")
+    elif after.options:
+        notes.append(f"without options it needs about {format_bytes(before.total)}, over the budget of "
+                     f"{format_bytes(budget)}")
+    if not capabilities(spec).offload and not device.startswith("cpu"):
+        notes.append(f"{spec.name} takes no offload option")
+    return notes
