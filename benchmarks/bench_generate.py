@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_S = 10.0
+TARGET_S = 5.0
 STAGES = ("load", "encode", "denoise", "decode", "write", "total")
 
 

@@ -1,7 +1,5 @@
 """``python -m i2v`` is the ``i2v`` command."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()
