@@ -108,3 +108,38 @@ def test_result_save_writes_settings_sidecar(gen, sample_image_path, tmp_path):
     assert sidecar["prompt"] == "p" and sidecar["seed"] == 1
     frames, fps = read_video(path)
     assert frames.shape == result.frames.shape and fps == pytest.approx(result.fps)
+
+
+def test_embedded_model_stays_warm_across_generators(tiny_model_dir):
+    first = ImageToVideoGenerator(model_name=str(tiny_model_dir), device="cpu", dtype="fp32")
+    again = ImageToVideoGenerator(model_name=str(tiny_model_dir), device="cpu", dtype="fp32")
+    assert again.backend.pipeline is first.backend.pipeline  # same weights object: no second load
+    other = ImageToVideoGenerator(model_name=str(tiny_model_dir), device="cpu", dtype="bf16")
+    assert other.backend.pipeline is not first.backend.pipeline
+
+
+def test_embedded_defaults_record_sampler_and_dtype(gen, sample_image_path):
+    from i2v.acceleration import cpu_has_fast_bf16
+
+    result = gen.run(GenerationRequest(image=sample_image_path, seed=0, num_frames=4))
+    s = result.settings
+    assert (s["sampler"], s["num_inference_steps"]) == ("dpmpp_2m", 10)
+    assert s["dtype"] == ("bf16" if cpu_has_fast_bf16() else "fp32")
+
+
+def test_embedded_sampler_is_chosen_by_name_and_checked(tiny_model_dir, sample_image_path):
+    euler = ImageToVideoGenerator(model_name=str(tiny_model_dir), device="cpu", scheduler="euler")
+    r = euler.run(GenerationRequest(image=sample_image_path, seed=0, num_frames=4, num_inference_steps=2))
+    assert r.settings["sampler"] == "euler"
+    with pytest.raises(InvalidRequestError, match="unknown sampler 'ddim'"):
+        ImageToVideoGenerator(scheduler="ddim")
+
+
+def test_embedded_memory_profile_decodes_in_chunks_with_the_same_frames(gen, tiny_model_dir, sample_image_path):
+    request = GenerationRequest(image=sample_image_path, seed=3, num_frames=6, num_inference_steps=2)
+    lean = ImageToVideoGenerator(model_name=str(tiny_model_dir), device="cpu", profile="memory")
+    assert lean.backend.decode_chunk_size == 2
+    # the embedded VAE decodes frame by frame, so chunking changes memory, not pixels
+    np.testing.assert_array_equal(lean.run(request).frames, gen.run(request).frames)
+    with pytest.raises(InvalidRequestError, match="unknown profile"):
+        ImageToVideoGenerator(profile="turbo")
