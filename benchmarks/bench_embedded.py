@@ -97,8 +97,8 @@ def growth(rows: list[tuple[int, int]]) -> None:
         cells = []
         for gen in gens.values():
             gen.generate(str(IMAGE), PROMPT, seed=0, num_frames=frames, height=size, width=size, num_inference_steps=2)
-            before = rss_bytes()
             reset_peak_rss()
+            before = rss_bytes()
             t0 = time.perf_counter()
             gen.generate(str(IMAGE), PROMPT, seed=0, num_frames=frames, height=size, width=size)
             cells.append((time.perf_counter() - t0, rss_bytes("VmHWM") - before))

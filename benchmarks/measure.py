@@ -14,7 +14,16 @@ import numpy as np
 
 
 def reset_peak_rss() -> bool:
-    """Reset this process's RSS high-water mark (Linux ``clear_refs`` 5); False where not possible."""
+    """Reset this process's RSS high-water mark (Linux ``clear_refs`` 5); False where not possible.
+
+    Freed heap memory is first handed back to the OS (glibc ``malloc_trim``), so that memory an
+    earlier call freed but the allocator kept does not hide this call's growth."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
