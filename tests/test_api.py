@@ -143,3 +143,15 @@ def test_embedded_memory_profile_decodes_in_chunks_with_the_same_frames(gen, tin
     np.testing.assert_array_equal(lean.run(request).frames, gen.run(request).frames)
     with pytest.raises(InvalidRequestError, match="unknown profile"):
         ImageToVideoGenerator(profile="turbo")
+
+
+def test_warm_cache_reloads_a_rewritten_model_folder(tiny_model_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    first = ImageToVideoGenerator(model_name=str(folder), device="cpu", dtype="fp32")
+    weights = next(folder.glob("unet/*.safetensors"))
+    weights.write_bytes(weights.read_bytes())  # a new export: same bytes, new file stamp
+    again = ImageToVideoGenerator(model_name=str(folder), device="cpu", dtype="fp32")
+    assert again.backend.pipeline is not first.backend.pipeline

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,8 +23,15 @@ def default_dtype(device: str) -> str:
     return "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp16"
 
 
-# (model folder, device, dtype) -> loaded pipeline: later generators in the process reuse it (warm start)
-_PIPELINE_CACHE: dict[tuple[str, str, str], object] = {}
+# (model folder, its files' stamp, device, dtype) -> loaded pipeline: later generators in the process
+# reuse it (warm start); a folder rewritten since (a training run's new export) is loaded afresh
+_PIPELINE_CACHE: dict[tuple, object] = {}
+
+
+def folder_stamp(folder: str | Path) -> tuple:
+    """(relative path, size, mtime) of every weights and config file under ``folder``."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".json"))
+    return tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 class TinyBackend(Backend):
@@ -37,13 +45,12 @@ class TinyBackend(Backend):
         if options:
             raise InvalidRequestError(f"{spec.name} does not take {', '.join(sorted(options))} (diffusers models "
                                       "only; the embedded model is small enough not to need them)")
+        from ..acceleration import PROFILES
         from ..sampling import SAMPLERS
         from .diffusers_common import check_loras, load_loras
 
         if scheduler is not None and scheduler not in SAMPLERS:
             raise InvalidRequestError(f"{spec.name}: unknown sampler {scheduler!r}; expected one of {sorted(SAMPLERS)}")
-        from ..acceleration import PROFILES
-
         if profile is not None and profile not in PROFILES:
             raise InvalidRequestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
         # Its defaults already are the speed profile; the memory profile decodes 2 frames at a time.
@@ -60,7 +67,7 @@ class TinyBackend(Backend):
         change its weights)."""
         from ..pipelines.pipeline_i2v import I2VPipeline
 
-        key = (str(folder), device, dtype)
+        key = (str(folder), folder_stamp(folder), device, dtype)
         if cached and key in _PIPELINE_CACHE:
             return _PIPELINE_CACHE[key]
         torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
