@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import count_flops, matmul_peak_flops, mib, reset_peak_rss, rss_bytes  # noqa: E402
+from measure import count_flops, matmul_peak_flops, mib, reset_peak_rss, rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "src/i2v/assets/sample.png"

@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import count_flops, matmul_peak_flops, mib, psnr, reset_peak_rss, rss_bytes, run_child  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
+from measure import count_flops, matmul_peak_flops, mib, psnr, reset_peak_rss, rss_bytes, run_child
 
 SEED = 0
 REPEATS = 3
@@ -35,8 +34,12 @@ def build_small_svd(num_frames: int = 14):
     """SVD's architecture at a laptop size: U-Net (64, 128, 128) with 32-wide attention heads, an 8x
     temporal-decoder VAE, a 2-layer CLIP vision tower. Seeded; random weights."""
     import torch
-    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
-                           UNetSpatioTemporalConditionModel)
+    from diffusers import (
+        AutoencoderKLTemporalDecoder,
+        EulerDiscreteScheduler,
+        StableVideoDiffusionPipeline,
+        UNetSpatioTemporalConditionModel,
+    )
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     torch.manual_seed(SEED)

@@ -164,7 +164,7 @@ class StepClock:
 
 
 def cache_config(name: str, clock: StepClock, unet: bool):
-    import diffusers.hooks as hooks
+    from diffusers import hooks
 
     if name == "pab":
         ids = {f"{kind}_attention_block_identifiers": UNET_ATTENTION[kind] for kind in UNET_ATTENTION} if unet else {}

@@ -9,7 +9,7 @@ scale of ``i2v.acceleration.StepClock``), so the start and the end of the schedu
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from diffusers.hooks import ModelHook

@@ -16,7 +16,6 @@ the denoising loop and the decode run one after the other, and the latents betwe
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -341,21 +340,10 @@ def _minilm_part() -> tuple[Path, str, str, list] | None:
 
 def _component_bytes(folder: Path, entry: list, itemsize: int, variant: str | None) -> tuple[int, int]:
     """(all weights, largest tensor) of one component folder in bytes at ``itemsize``, from the headers only."""
-    from .backends.diffusers_common import _WEIGHT_FILE, weights_bytes
+    from .backends.diffusers_common import component_weight_files, safetensors_numels
 
-    total, _ = weights_bytes(folder.parent, {folder.name: entry}, itemsize, variant)
-    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    kinds = {f: (m["variant"] if (m := _WEIGHT_FILE.match(f.name)) else None) for f in files}
-    pick = variant if variant is not None and variant in kinds.values() else None
-    largest = max((n for f, kind in kinds.items() if kind == pick for n in _tensor_numels(f)), default=0)
-    return total, largest * itemsize
-
-
-def _tensor_numels(file: Path) -> list[int]:
-    """Element counts of every tensor in a safetensors file (8-byte length, then a JSON header)."""
-    with open(file, "rb") as f:
-        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-    return [math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__"]
+    numels = [n for f in component_weight_files(folder, variant) for n in safetensors_numels(f)]
+    return sum(numels) * itemsize, max(numels, default=0) * itemsize
 
 
 # ---------------------------------------------------------------------------------------------

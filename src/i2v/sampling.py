@@ -10,7 +10,7 @@ where ``model(x, sigma, **extra_args) -> v``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.acceleration import (Acceleration, StepClock, apply_acceleration, check_acceleration,
-                              profile_acceleration)
+from i2v.acceleration import Acceleration, StepClock, apply_acceleration, check_acceleration, profile_acceleration
 from i2v.backends.base import InvalidRequestError
 from i2v.cli import main
 

@@ -280,20 +280,26 @@ def weights_bytes(folder: Path, index: dict, itemsize: int, variant: str | None 
     Counts the files diffusers will load (``variant`` ones where a component has them, else the
     plain ones). Reads only the safetensors headers (dtype and shape of every tensor), never the tensors.
     """
-    sizes = {}
-    for name in component_names(index):
-        files = sorted((folder / name).glob("*.safetensors")) if (folder / name).is_dir() else []
-        kinds = {f: (m["variant"] if (m := _WEIGHT_FILE.match(f.name)) else None) for f in files}
-        pick = variant if variant is not None and variant in kinds.values() else None
-        sizes[name] = sum(_safetensors_numel(f) * itemsize for f, kind in kinds.items() if kind == pick)
+    sizes = {name: sum(sum(safetensors_numels(f)) * itemsize for f in component_weight_files(folder / name, variant))
+             for name in component_names(index)}
     return sum(sizes.values()), max(sizes.values(), default=0)
 
 
-def _safetensors_numel(file: Path) -> int:
+def component_weight_files(folder: Path, variant: str | None = None) -> list[Path]:
+    """The safetensors files diffusers loads from one component folder: the ``variant`` ones where
+    the folder has them, else the plain ones."""
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    kinds = {f: (m["variant"] if (m := _WEIGHT_FILE.match(f.name)) else None) for f in files}
+    pick = variant if variant is not None and variant in kinds.values() else None
+    return [f for f, kind in kinds.items() if kind == pick]
+
+
+def safetensors_numels(file: Path) -> list[int]:
+    """Element counts of every tensor in a safetensors file, from its header (8-byte length, then JSON)."""
     with open(file, "rb") as f:
         header_len = int.from_bytes(f.read(8), "little")
         header = json.loads(f.read(header_len))
-    return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return [math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__"]
 
 
 def auto_offload(device: str, total_bytes: int, largest_bytes: int) -> str:
