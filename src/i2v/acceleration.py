@@ -20,8 +20,8 @@ switch             what it does                                                 
                    re-used), else of the whole denoiser                               compiling costs ~90 s
 ``fp8_storage``    layerwise casting: weights stored as float8_e4m3fn, cast to the    ~half the weight memory
                    compute dtype per layer as it runs                                 of bf16; tiny drift
-``quantize``       quantized loading of the denoiser: ``torchao-int8`` (int8           needs torchao or
-                   weight-only), ``bnb-8bit``, ``bnb-4bit`` (bitsandbytes)            bitsandbytes installed
+``quantize``       quantized loading of the denoiser: ``torchao-int8`` (int8           needs torchao (extra
+                   weight-only, CPU and GPU), ``bnb-8bit``, ``bnb-4bit``              "quant") or bitsandbytes
 ``forward_chunk``  feed-forward layers run in chunks (``enable_forward_chunking``)    less memory, a bit slower
 =================  ===============================================================  ==========================
 
@@ -38,10 +38,10 @@ from typing import Any
 from .backends.base import InvalidRequestError
 
 CACHES = ("pab", "fbcache", "fastercache", "taylorseer")
-QUANTIZERS = {  # name -> (diffusers quant backend, its kwargs, the package it needs)
-    "torchao-int8": ("torchao", {"quant_type": "int8wo"}, "torchao"),
-    "bnb-8bit": ("bitsandbytes_8bit", {"load_in_8bit": True}, "bitsandbytes"),
-    "bnb-4bit": ("bitsandbytes_4bit", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, "bitsandbytes"),
+QUANTIZERS = {  # name -> (diffusers quantization config class, its kwargs, the package it needs)
+    "torchao-int8": ("TorchAoConfig", {"quant_type": "Int8WeightOnlyConfig"}, "torchao"),
+    "bnb-8bit": ("BitsAndBytesConfig", {"load_in_8bit": True}, "bitsandbytes"),
+    "bnb-4bit": ("BitsAndBytesConfig", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, "bitsandbytes"),
 }
 PROFILES = ("speed", "memory")
 # The cache each family's --speed profile uses. U-Nets have no "transformer blocks" for the block
@@ -128,10 +128,15 @@ def quantization_config(acc: Acceleration, denoiser: str):
     """diffusers' ``PipelineQuantizationConfig`` for ``from_pretrained``, quantizing the denoiser only."""
     if acc.quantize is None:
         return None
+    import diffusers
     from diffusers.quantizers import PipelineQuantizationConfig
 
-    backend, kwargs, _ = QUANTIZERS[acc.quantize]
-    return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=kwargs, components_to_quantize=[denoiser])
+    class_name, kwargs, _ = QUANTIZERS[acc.quantize]
+    if class_name == "TorchAoConfig":  # torchao's own config object (diffusers no longer takes a string)
+        import torchao.quantization
+
+        kwargs = {"quant_type": getattr(torchao.quantization, kwargs["quant_type"])()}
+    return PipelineQuantizationConfig(quant_mapping={denoiser: getattr(diffusers, class_name)(**kwargs)})
 
 
 def denoiser_of(pipe) -> tuple[str, Any]:

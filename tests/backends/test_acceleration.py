@@ -177,3 +177,14 @@ def test_cfg_cache_is_refused_on_transformers(tiny_folder, square_image):
     gen = ImageToVideoGenerator(tiny_folder("wan"), device="cpu", cfg_cache=True)
     with pytest.raises(InvalidRequestError, match="fastercache"):
         gen.run(GenerationRequest(image=square_image, **WAN_FAST))
+
+
+def test_torchao_int8_quantizes_the_denoiser_weights(tiny_folder, square_image, svd_plain):
+    pytest.importorskip("torchao")
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", quantize="torchao-int8")
+    result = gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+    unet = gen.backend.pipeline.unet
+    weight = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q.weight
+    assert "Int8" in type(weight.data).__name__  # torchao's int8 weight-only tensor, not a float one
+    assert result.settings["acceleration"] == {"quantize": "torchao-int8"}
+    assert psnr(result.frames, svd_plain) > 25 and not np.array_equal(result.frames, svd_plain)
