@@ -46,9 +46,17 @@ QUANTIZERS = {  # name -> (diffusers quantization config class, its kwargs, the 
 PROFILES = ("speed", "memory")
 # The cache each family's --speed profile uses. U-Nets have no "transformer blocks" for the block
 # caches; they get the CFG cache instead (PAB works on them too, but not together with it).
-FAMILY_CACHE = {"svd": None, "animatediff": None, "cogvideox": "pab", "wan": "fbcache", "ltx": "fbcache",
-                "hunyuan": "fbcache"}
+FAMILY_CACHE = {"svd": None, "animatediff": None, "cogvideox": "pab", "wan": "fbcache", "ltx": "pab",
+                "hunyuan": "pab"}
+# The caches each family runs (checked on the tiny seeded models in tests/backends/test_acceleration.py).
+# LTX's blocks break First Block Cache's hidden-state bookkeeping, and HunyuanVideo's I2V pipeline
+# does not open the cache context that First Block Cache and TaylorSeer need.
+FAMILY_CACHES = {"svd": ("pab",), "animatediff": ("pab",), "cogvideox": ("pab", "fastercache"),
+                 "wan": ("pab", "fbcache", "taylorseer"), "ltx": ("pab", "taylorseer"), "hunyuan": ("pab",)}
 UNET_FAMILIES = ("svd", "animatediff")
+# Families whose pipelines run the conditional and unconditional passes one after the other (batch 1)
+# instead of batching them: Wan (``noise_uncond = current_model(...)``) and HunyuanVideo (true CFG).
+CFG_SEPARATE_PASSES = ("wan", "hunyuan")
 # Attention layer names (regular expressions) in diffusers' UNets: spatial self-attention,
 # temporal (motion) self-attention and cross-attention.
 UNET_ATTENTION = {
@@ -75,11 +83,18 @@ class Acceleration:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "notes"}
 
 
-def check_acceleration(acc: Acceleration) -> Acceleration:
-    """Refuse unknown names before any weights are read."""
+def check_acceleration(acc: Acceleration, family: str | None = None) -> Acceleration:
+    """Refuse unknown names, and switches the model family cannot run, before any weights are read."""
     if acc.cache is not None and acc.cache not in CACHES:
         hint = " (MagCache needs per-model calibrated mag_ratios, which i2v does not ship)" if acc.cache == "magcache" else ""
         raise InvalidRequestError(f"unknown cache {acc.cache!r}; expected one of {', '.join(CACHES)}{hint}")
+    if acc.cache == "fastercache" and family in CFG_SEPARATE_PASSES:
+        raise InvalidRequestError(f"cache 'fastercache' skips the unconditional half of a batched CFG forward, but "
+                                  f"{family} runs its guidance passes separately; use one of "
+                                  f"{', '.join(FAMILY_CACHES[family])}")
+    if acc.cache is not None and family in FAMILY_CACHES and acc.cache not in FAMILY_CACHES[family]:
+        raise InvalidRequestError(f"cache {acc.cache!r} does not run on {family} models; use one of "
+                                  f"{', '.join(FAMILY_CACHES[family])}")
     if acc.cache is not None and acc.cfg_cache:
         raise InvalidRequestError(f"cache {acc.cache!r} and cfg_cache cannot be combined: the attention outputs one "
                                   "caches have the batch size the other changes; pick one")

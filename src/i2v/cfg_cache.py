@@ -45,8 +45,14 @@ class CFGCacheHook(ModelHook):
                 self.delta = cond - uncond
             return out
 
-        def half(v):  # the conditional half of every batched tensor input
-            return v[batch // 2:] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == batch else v
+        def half(v):
+            """The conditional half of a batched input: dim 0 is the batch, or batch x frames in batch-major
+            order (AnimateDiff's per-frame text states and ControlNet residuals); lists are walked."""
+            if isinstance(v, (list, tuple)):
+                return type(v)(half(x) for x in v)
+            if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] >= batch and v.shape[0] % batch == 0:
+                return v[v.shape[0] // 2:]
+            return v
 
         out = self.fn_ref.original_forward(*[half(a) for a in args], **{k: half(v) for k, v in kwargs.items()})
         cond = _prediction(out)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .acceleration import CFG_SEPARATE_PASSES
 from .backends.base import InvalidRequestError, ResolvedSettings
 from .registry import ModelSpec, UnknownModelError, resolve_model
 
@@ -53,10 +54,7 @@ DECODE_WORKING_WIDTHS = 3
 TINY_DECODE_CHUNK = 16
 # Pixels of one VAE tile when tiling is on, for the VAEs whose tile size is not in their config.
 VAE_TILE_PIXELS = {"wan": 256 * 256, "hunyuan": 256 * 256, "ltx": 512 * 512}
-# Families whose pipelines run the conditional and unconditional passes one after the other
-# (batch 1) instead of batching them (batch 2): Wan (``noise_uncond = current_model(...)``) and
-# HunyuanVideo (true CFG).
-CFG_SEPARATE_PASSES = ("wan", "hunyuan")
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.acceleration import Acceleration, StepClock, apply_acceleration, check_acceleration, profile_acceleration
+from i2v.acceleration import (FAMILY_CACHE, Acceleration, StepClock, apply_acceleration, check_acceleration,
+                              profile_acceleration)
 from i2v.backends.base import InvalidRequestError
 from i2v.cli import main
 
@@ -95,10 +96,11 @@ class _Counting:
         return self.processor(*args, **kwargs)
 
 
-def test_block_caches_are_refused_on_a_unet(tiny_folder, square_image):
-    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cache="fbcache")
-    with pytest.raises(InvalidRequestError, match="U-Net: use cache 'pab'"):
-        gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+def test_caches_a_family_cannot_run_are_refused_before_loading(tiny_folder):
+    with pytest.raises(InvalidRequestError, match="'fbcache' does not run on svd models; use one of pab"):
+        ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cache="fbcache")
+    with pytest.raises(InvalidRequestError, match="'taylorseer' does not run on hunyuan"):
+        ImageToVideoGenerator(tiny_folder("hunyuan"), device="cpu", cache="taylorseer")
 
 
 def test_memory_profile_on_cpu_chunks_and_tiles(tiny_folder, square_image, svd_plain):
@@ -188,3 +190,25 @@ def test_torchao_int8_quantizes_the_denoiser_weights(tiny_folder, square_image, 
     assert "Int8" in type(weight.data).__name__  # torchao's int8 weight-only tensor, not a float one
     assert result.settings["acceleration"] == {"quantize": "torchao-int8"}
     assert psnr(result.frames, svd_plain) > 25 and not np.array_equal(result.frames, svd_plain)
+
+
+def test_fastercache_runs_on_cogvideox_and_is_refused_where_cfg_runs_separately(tiny_folder, square_image):
+    request = GenerationRequest(image=square_image, num_inference_steps=6, seed=0, num_frames=9, height=16, width=16,
+                                prompt="a red ball moves left")
+    plain = ImageToVideoGenerator(tiny_folder("cogvideox"), device="cpu").run(request)
+    cached = ImageToVideoGenerator(tiny_folder("cogvideox"), device="cpu", cache="fastercache").run(request)
+    assert cached.frames.shape == plain.frames.shape and cached.settings["acceleration"] == {"cache": "fastercache"}
+    assert psnr(cached.frames, plain.frames) > 15
+    with pytest.raises(InvalidRequestError, match="runs its guidance passes separately"):
+        ImageToVideoGenerator(tiny_folder("wan"), device="cpu", cache="fastercache")
+
+
+@pytest.mark.parametrize("family,frames,size", [("animatediff", 4, 32), ("cogvideox", 9, 16), ("ltx", 9, 32),
+                                               ("hunyuan", 5, 16), ("wan", 5, 32)])
+def test_speed_profile_runs_on_every_family(tiny_folder, square_image, family, frames, size):
+    gen = ImageToVideoGenerator(tiny_folder(family), device="cpu", profile="speed")
+    result = gen.run(GenerationRequest(image=square_image, num_inference_steps=3, seed=0, num_frames=frames,
+                                       height=size, width=size, prompt="a red ball moves left"))
+    acc = result.settings["acceleration"]
+    assert acc.get("cache") == FAMILY_CACHE[family] and bool(acc.get("cfg_cache")) == (family == "animatediff")
+    assert np.isfinite(result.frames.astype(float)).all() and len(result.frames) == frames

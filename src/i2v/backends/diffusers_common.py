@@ -647,7 +647,7 @@ class DiffusersBackend(Backend):
         acc = Acceleration(cache=cache, cfg_cache=cfg_cache, compile=compile, fp8_storage=fp8_storage, quantize=quantize,
                            forward_chunk=forward_chunk)
         self.acceleration, chosen = profile_acceleration(profile, self.family, device, acc)
-        check_acceleration(self.acceleration)
+        check_acceleration(self.acceleration, self.family)
         self.profile = profile
         dtype = dtype or chosen.get("dtype")
         offload = offload or chosen.get("offload")
