@@ -71,7 +71,7 @@ class Acceleration:
     """The switches for one loaded model (unset = off)."""
 
     cache: str | None = None
-    cfg_cache: bool = False
+    cfg_cache: int = 0  # 0: off; N >= 2: one full step in every N within the cached range (True means 2)
     compile: bool = False
     fp8_storage: bool = False
     quantize: str | None = None
@@ -95,6 +95,11 @@ def check_acceleration(acc: Acceleration, family: str | None = None) -> Accelera
     if acc.cache is not None and family in FAMILY_CACHES and acc.cache not in FAMILY_CACHES[family]:
         raise InvalidRequestError(f"cache {acc.cache!r} does not run on {family} models; use one of "
                                   f"{', '.join(FAMILY_CACHES[family])}")
+    if isinstance(acc.cfg_cache, bool):
+        acc.cfg_cache = 2 if acc.cfg_cache else 0
+    if not isinstance(acc.cfg_cache, int) or acc.cfg_cache < 0 or acc.cfg_cache == 1:
+        raise InvalidRequestError(f"cfg_cache must be 0 (off) or an interval >= 2 (one full step in N), "
+                                  f"got {acc.cfg_cache!r}")
     if acc.cache is not None and acc.cfg_cache:
         raise InvalidRequestError(f"cache {acc.cache!r} and cfg_cache cannot be combined: the attention outputs one "
                                   "caches have the batch size the other changes; pick one")
@@ -120,7 +125,7 @@ def profile_acceleration(profile: str | None, family: str, device: str, acc: Acc
     cuda = device.startswith("cuda")
     if profile == "speed":
         acc = replace(acc, cache=acc.cache or FAMILY_CACHE.get(family), compile=acc.compile or cuda,
-                      cfg_cache=acc.cfg_cache or family in UNET_FAMILIES)
+                      cfg_cache=acc.cfg_cache or (2 if family in UNET_FAMILIES else 0))
         options = {"dtype": "bf16"} if device.startswith("cpu") and cpu_has_fast_bf16() else {}
         if not cuda:
             acc.notes.append("speed profile on CPU: no torch.compile (compiling costs more than it saves here)")
@@ -232,8 +237,9 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
         from .cfg_cache import CFGCacheHook
 
         HookRegistry.check_if_exists_or_initialize(denoiser).register_hook(
-            CFGCacheHook(StepClock(pipe, denoiser)), "i2v_cfg_cache")
-        notes.append("CFG cache on the unet (every 2nd step of the middle 80% runs the conditional half only)")
+            CFGCacheHook(StepClock(pipe, denoiser), every=acc.cfg_cache), "i2v_cfg_cache")
+        notes.append(f"CFG cache on the unet: in the middle 80% of the steps, {acc.cfg_cache - 1} of every "
+                     f"{acc.cfg_cache} run the conditional half only")
     if acc.forward_chunk:
         if hasattr(denoiser, "enable_forward_chunking"):
             denoiser.enable_forward_chunking(chunk_size=1, dim=1)

@@ -134,7 +134,7 @@ class ImageToVideoGenerator:
                  vae_slicing: bool = False, loras: list | None = None, scheduler: str | None = None,
                  profile: str | None = None, cache: str | None = None, compile: bool = False,
                  fp8_storage: bool = False, quantize: str | None = None, forward_chunk: bool = False,
-                 cfg_cache: bool = False):
+                 cfg_cache: bool | int = False):
         t0 = time.perf_counter()
         self.spec = resolve_model(model_name)
         self.device = pick_device(device)

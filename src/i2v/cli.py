@@ -71,8 +71,9 @@ def _add_generate(sub) -> None:
                            "chunked feed-forward and decoding)")
     a.add_argument("--cache", default=None, choices=["pab", "fbcache", "fastercache", "taylorseer"],
                    help="diffusers caching hook: Pyramid Attention Broadcast, First Block Cache, FasterCache, TaylorSeer")
-    a.add_argument("--cfg-cache", action="store_true",
-                   help="U-Net models (SVD, AnimateDiff): every 2nd step runs the conditional half only (FasterCache's CFG cache)")
+    a.add_argument("--cfg-cache", type=int, nargs="?", const=2, default=0, metavar="N",
+                   help="U-Net models (SVD, AnimateDiff), FasterCache's CFG cache: in the middle of the schedule "
+                        "only 1 step in N (default 2) runs the unconditional half; 3 is faster, drifts more")
     a.add_argument("--compile", action="store_true", help="torch.compile the denoiser's repeated blocks")
     a.add_argument("--fp8-storage", action="store_true", help="store the denoiser's weights in float8 (layerwise casting)")
     a.add_argument("--quantize", default=None, choices=["torchao-int8", "bnb-8bit", "bnb-4bit"],

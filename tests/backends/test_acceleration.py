@@ -54,7 +54,7 @@ def test_quantization_without_its_package_names_the_package(name, package):
 
 def test_profiles_fill_only_unset_switches():
     acc, opts = profile_acceleration("speed", "svd", "cpu", Acceleration())
-    assert acc.cache is None and acc.cfg_cache and not acc.compile  # compiling does not pay on CPU
+    assert acc.cache is None and acc.cfg_cache == 2 and not acc.compile  # compiling does not pay on CPU
     assert opts.get("dtype") in (None, "bf16") and "offload" not in opts
     acc, opts = profile_acceleration("speed", "wan", "cuda", Acceleration(cache="taylorseer"))
     assert acc.cache == "taylorseer" and acc.compile  # the user's cache wins; compile on GPUs
@@ -155,7 +155,7 @@ def test_cli_speed_flag_reaches_the_sidecar(tiny_folder, square_image, tmp_path)
                  "--height", "16", "--width", "16", "--num-inference-steps", "4", "--seed", "0", "-q", "-o", str(out)])
     assert code == 0
     meta = sidecar(out)
-    assert meta["profile"] == "speed" and meta["acceleration"]["cfg_cache"] is True
+    assert meta["profile"] == "speed" and meta["acceleration"]["cfg_cache"] == 2
     with pytest.raises(SystemExit):  # --speed and --memory exclude each other
         main(["generate", str(square_image), "--speed", "--memory", "-o", str(out)])
 
@@ -212,3 +212,16 @@ def test_speed_profile_runs_on_every_family(tiny_folder, square_image, family, f
     acc = result.settings["acceleration"]
     assert acc.get("cache") == FAMILY_CACHE[family] and bool(acc.get("cfg_cache")) == (family == "animatediff")
     assert np.isfinite(result.frames.astype(float)).all() and len(result.frames) == frames
+
+
+def test_cfg_cache_interval_skips_more_steps(tiny_folder, square_image, svd_plain):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cfg_cache=3)
+    batches: list[int] = []
+    gen.backend.pipeline.unet.conv_in.register_forward_hook(lambda m, a, o: batches.append(a[0].shape[0]))
+    result = gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+    f = SVD_FAST["num_frames"]
+    # clock 1000, 800, 600, 400, 200, 0: calls 1, 2, 4 fall inside (100, 900) and are not multiples of 3
+    assert batches == [2 * f, f, f, 2 * f, f, 2 * f]
+    assert result.settings["acceleration"] == {"cfg_cache": 3} and psnr(result.frames, svd_plain) > 20
+    with pytest.raises(InvalidRequestError, match="interval >= 2"):
+        ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cfg_cache=1)

@@ -638,7 +638,7 @@ class DiffusersBackend(Backend):
                  vae_tiling: bool = False, vae_slicing: bool = False, loras=(), scheduler: str | None = None,
                  profile: str | None = None, cache: str | None = None, compile: bool = False,
                  fp8_storage: bool = False, quantize: str | None = None, forward_chunk: bool = False,
-                 cfg_cache: bool = False):
+                 cfg_cache: bool | int = False):
         from ..acceleration import Acceleration, check_acceleration, profile_acceleration
 
         super().__init__(spec, device, dtype)
