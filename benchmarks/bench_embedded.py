@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_generate import one_run
 from measure import count_flops, matmul_peak_flops, mib, reset_peak_rss, rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,16 +67,11 @@ def generation_flops(gen) -> int:
 
 
 def cold_runs(n: int) -> list[float]:
+    """Wall time of ``n`` fresh ``i2v generate`` processes (bench_generate.py's run, same prompt)."""
     import tempfile
 
-    times = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(n):
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "i2v.cli", "generate", str(IMAGE), "-p", PROMPT, "--seed", "0",
-                            "-q", "-o", f"{tmp}/cold{i}.mp4"], check=True, capture_output=True)
-            times.append(time.perf_counter() - t0)
-    return times
+        return [one_run(None, IMAGE, Path(tmp) / f"cold{i}.mp4")["process"] for i in range(n)]
 
 
 def quality(cases: int) -> dict:

@@ -79,6 +79,10 @@ class Acceleration:
     decode_chunk_size: int | None = None  # SVD: frames decoded at once when the request sets none
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.cfg_cache, bool):  # True: the default interval
+            self.cfg_cache = 2 if self.cfg_cache else 0
+
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "notes"}
 
@@ -95,8 +99,6 @@ def check_acceleration(acc: Acceleration, family: str | None = None) -> Accelera
     if acc.cache is not None and family in FAMILY_CACHES and acc.cache not in FAMILY_CACHES[family]:
         raise InvalidRequestError(f"cache {acc.cache!r} does not run on {family} models; use one of "
                                   f"{', '.join(FAMILY_CACHES[family])}")
-    if isinstance(acc.cfg_cache, bool):
-        acc.cfg_cache = 2 if acc.cfg_cache else 0
     if not isinstance(acc.cfg_cache, int) or acc.cfg_cache < 0 or acc.cfg_cache == 1:
         raise InvalidRequestError(f"cfg_cache must be 0 (off) or an interval >= 2 (one full step in N), "
                                   f"got {acc.cfg_cache!r}")
@@ -115,13 +117,17 @@ def check_acceleration(acc: Acceleration, family: str | None = None) -> Accelera
     return acc
 
 
+def check_profile(profile: str | None) -> str | None:
+    if profile is not None and profile not in PROFILES:
+        raise InvalidRequestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    return profile
+
+
 def profile_acceleration(profile: str | None, family: str, device: str, acc: Acceleration) -> tuple[Acceleration, dict]:
     """Fill the switches ``acc`` leaves unset from a profile. Returns (switches, backend options),
     where the options are the profile's choices among the backend's own flags (offload, VAE, dtype)."""
-    if profile is None:
+    if check_profile(profile) is None:
         return acc, {}
-    if profile not in PROFILES:
-        raise InvalidRequestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     cuda = device.startswith("cuda")
     if profile == "speed":
         acc = replace(acc, cache=acc.cache or FAMILY_CACHE.get(family), compile=acc.compile or cuda,

@@ -759,10 +759,8 @@ class DiffusersBackend(Backend):
 
     @property
     def denoiser_name(self) -> str:
-        """The pipeline's denoiser component ("unet" or "transformer"), from model_index.json when known."""
-        index = self.index or {}
-        return "unet" if "unet" in index else "transformer" if "transformer" in index else \
-            ("unet" if self.family in ("svd", "animatediff") else "transformer")
+        """The pipeline's denoiser component, from model_index.json (read before any weights load)."""
+        return "unet" if "unet" in self.index else "transformer"
 
     # -- resolving --------------------------------------------------------------------------
 

@@ -45,14 +45,13 @@ class TinyBackend(Backend):
         if options:
             raise InvalidRequestError(f"{spec.name} does not take {', '.join(sorted(options))} (diffusers models "
                                       "only; the embedded model is small enough not to need them)")
-        from ..acceleration import PROFILES
+        from ..acceleration import check_profile
         from ..sampling import SAMPLERS
         from .diffusers_common import check_loras, load_loras
 
         if scheduler is not None and scheduler not in SAMPLERS:
             raise InvalidRequestError(f"{spec.name}: unknown sampler {scheduler!r}; expected one of {sorted(SAMPLERS)}")
-        if profile is not None and profile not in PROFILES:
-            raise InvalidRequestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+        check_profile(profile)
         # Its defaults already are the speed profile; the memory profile decodes 2 frames at a time.
         self.profile, self.decode_chunk_size = profile, 2 if profile == "memory" else 16
         self.sampler = scheduler
