@@ -131,7 +131,8 @@ def profile_acceleration(profile: str | None, family: str, device: str, acc: Acc
     cuda = device.startswith("cuda")
     if profile == "speed":
         acc = replace(acc, cache=acc.cache or FAMILY_CACHE.get(family), compile=acc.compile or cuda,
-                      cfg_cache=acc.cfg_cache or (2 if family in UNET_FAMILIES else 0))
+                      # a cache the caller chose replaces the profile's CFG cache (the two cannot be combined)
+                      cfg_cache=acc.cfg_cache or (2 if family in UNET_FAMILIES and acc.cache is None else 0))
         options = {"dtype": "bf16"} if device.startswith("cpu") and cpu_has_fast_bf16() else {}
         if not cuda:
             acc.notes.append("speed profile on CPU: no torch.compile (compiling costs more than it saves here)")

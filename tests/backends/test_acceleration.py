@@ -56,6 +56,9 @@ def test_profiles_fill_only_unset_switches():
     acc, opts = profile_acceleration("speed", "svd", "cpu", Acceleration())
     assert acc.cache is None and acc.cfg_cache == 2 and not acc.compile  # compiling does not pay on CPU
     assert opts.get("dtype") in (None, "bf16") and "offload" not in opts
+    acc, _ = profile_acceleration("speed", "svd", "cpu", Acceleration(cache="pab"))
+    assert acc.cache == "pab" and acc.cfg_cache == 0  # the user's cache replaces the profile's CFG cache
+    check_acceleration(acc, "svd")
     acc, opts = profile_acceleration("speed", "wan", "cuda", Acceleration(cache="taylorseer"))
     assert acc.cache == "taylorseer" and acc.compile  # the user's cache wins; compile on GPUs
     acc, opts = profile_acceleration("memory", "svd", "cuda", Acceleration())
