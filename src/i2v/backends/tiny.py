@@ -65,12 +65,12 @@ class TinyBackend(Backend):
         """Load the pipeline, or reuse the one already loaded in this process (never when LoRAs will
         change its weights)."""
         from ..pipelines.pipeline_i2v import I2VPipeline
+        from .diffusers_common import torch_dtype
 
         key = (str(folder), folder_stamp(folder), device, dtype)
         if cached and key in _PIPELINE_CACHE:
             return _PIPELINE_CACHE[key]
-        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-        pipe = I2VPipeline.from_folder(folder, torch_dtype=torch_dtype).to(device)
+        pipe = I2VPipeline.from_folder(folder, torch_dtype=torch_dtype(dtype)).to(device)
         if device.startswith("cpu"):  # oneDNN's convolutions are fastest on channels-last 3D tensors
             pipe.unet.to(memory_format=torch.channels_last_3d)
         if cached:
