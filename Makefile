@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints-cpu.txt
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup demo test test-slow clean
 
@@ -14,16 +15,21 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $(STAMP)
 
+# the tests also exercise quantized loading (the `quant` extra)
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,quant]"
+	touch $(TEST_STAMP)
+
 setup: $(STAMP)
 
 demo: setup
 	$(VENV)/bin/i2v generate src/i2v/assets/sample.png --prompt "the red circle moves to the right" \
 		--seed 0 --timings -o outputs/demo.mp4
 
-test: setup
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q
 
-test-slow: setup
+test-slow: $(TEST_STAMP)
 	$(PY) -m pytest -q -m slow
 
 clean:
