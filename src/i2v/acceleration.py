@@ -8,14 +8,19 @@ switch             what it does                                                 
 ``cache="pab"``    Pyramid Attention Broadcast: re-uses attention outputs for a       faster; output drifts a
                    few steps (spatial every 2nd, temporal 3rd, cross 5th step)        little (measured: PSNR
                    in the middle of the schedule                                      ~50 dB on tiny SVD)
+``"deepcache"``    DeepCache (U-Nets): on 2 of every 3 steps in the middle of the      faster; the deep features
+                   schedule only the shallow branch runs (conv_in, first down block,  lag up to 2 steps
+                   last up block) on the deep features kept from the last full step   (``cache_interval``)
 ``"fbcache"``      First Block Cache: skips the remaining blocks while the first      adaptive; transformers
                    block's residual barely changes (threshold 0.05)                   only
 ``"fastercache"``  FasterCache: attention re-use + skipping the unconditional         transformers with CFG
                    branch on some steps
 ``"taylorseer"``   TaylorSeer: predicts block outputs from their recent history        transformers only
-``cfg_cache``      FasterCache's CFG-Cache for U-Net pipelines that batch [uncond,     ~halves every 2nd step's
-                   cond]: every 2nd step of the middle of the schedule runs only the  U-Net cost; the guidance
-                   conditional half and re-uses the last (cond - uncond) difference   difference lags one step
+                   (a full step every ``cache_interval``, default 3)
+``cfg_cache``      FasterCache's CFG-Cache for U-Net pipelines that batch [uncond,     ~halves the U-Net cost of
+                   cond]: all but 1 in N steps of the middle of the schedule run only  the skipped steps; the
+                   the conditional half and re-use the last (cond - uncond)           guidance difference lags
+                   difference; combines with ``deepcache``                            up to N-1 steps
 ``compile``        ``torch.compile`` of the repeated blocks (one compiled block,       pays off on GPUs; on CPU
                    re-used), else of the whole denoiser                               compiling costs ~90 s
 ``fp8_storage``    layerwise casting: weights stored as float8_e4m3fn, cast to the    ~half the weight memory
@@ -25,9 +30,10 @@ switch             what it does                                                 
 ``forward_chunk``  feed-forward layers run in chunks (``enable_forward_chunking``)    less memory, a bit slower
 =================  ===============================================================  ==========================
 
-Profiles fill the switches a user did not set: ``speed`` = the family's cache (plus the CFG
-cache on U-Nets), compile on CUDA and native bf16 on CPUs that have it; ``memory`` = group offload with CUDA streams, fp8 storage,
-VAE tiling + slicing, chunked feed-forward and small decode chunks.
+Profiles fill the switches a user did not set: ``speed`` = the family's cache (on U-Nets
+DeepCache plus the CFG cache, both running 1 full step in 3), compile on CUDA and native bf16
+on CPUs that have it; ``memory`` = group offload with CUDA streams, fp8 storage, VAE tiling +
+slicing, chunked feed-forward and small decode chunks.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ from typing import Any
 
 from .backends.base import InvalidRequestError
 
-CACHES = ("pab", "fbcache", "fastercache", "taylorseer")
+CACHES = ("deepcache", "pab", "fbcache", "fastercache", "taylorseer")
+INTERVAL_CACHES = ("deepcache", "taylorseer")  # the caches that take ``cache_interval``
+DEFAULT_CACHE_INTERVAL = 3
 QUANTIZERS = {  # name -> (diffusers quantization config class, its kwargs, the package it needs)
     "torchao-int8": ("TorchAoConfig", {"quant_type": "Int8WeightOnlyConfig"}, "torchao"),
     "bnb-8bit": ("BitsAndBytesConfig", {"load_in_8bit": True}, "bitsandbytes"),
@@ -45,13 +53,13 @@ QUANTIZERS = {  # name -> (diffusers quantization config class, its kwargs, the 
 }
 PROFILES = ("speed", "memory")
 # The cache each family's --speed profile uses. U-Nets have no "transformer blocks" for the block
-# caches; they get the CFG cache instead (PAB works on them too, but not together with it).
-FAMILY_CACHE = {"svd": None, "animatediff": None, "cogvideox": "pab", "wan": "fbcache", "ltx": "pab",
+# caches; they get DeepCache, with the CFG cache on top.
+FAMILY_CACHE = {"svd": "deepcache", "animatediff": "deepcache", "cogvideox": "pab", "wan": "fbcache", "ltx": "pab",
                 "hunyuan": "pab"}
 # The caches each family runs (checked on the tiny seeded models in tests/backends/test_acceleration.py).
 # LTX's blocks break First Block Cache's hidden-state bookkeeping, and HunyuanVideo's I2V pipeline
 # does not open the cache context that First Block Cache and TaylorSeer need.
-FAMILY_CACHES = {"svd": ("pab",), "animatediff": ("pab",), "cogvideox": ("pab", "fastercache"),
+FAMILY_CACHES = {"svd": ("deepcache", "pab"), "animatediff": ("deepcache", "pab"), "cogvideox": ("pab", "fastercache"),
                  "wan": ("pab", "fbcache", "taylorseer"), "ltx": ("pab", "taylorseer"), "hunyuan": ("pab",)}
 UNET_FAMILIES = ("svd", "animatediff")
 # Families whose pipelines run the conditional and unconditional passes one after the other (batch 1)
@@ -71,6 +79,7 @@ class Acceleration:
     """The switches for one loaded model (unset = off)."""
 
     cache: str | None = None
+    cache_interval: int | None = None  # deepcache / taylorseer: one full step in every N (None: 3)
     cfg_cache: int = 0  # 0: off; N >= 2: one full step in every N within the cached range (True means 2)
     compile: bool = False
     fp8_storage: bool = False
@@ -102,9 +111,16 @@ def check_acceleration(acc: Acceleration, family: str | None = None) -> Accelera
     if not isinstance(acc.cfg_cache, int) or acc.cfg_cache < 0 or acc.cfg_cache == 1:
         raise InvalidRequestError(f"cfg_cache must be 0 (off) or an interval >= 2 (one full step in N), "
                                   f"got {acc.cfg_cache!r}")
-    if acc.cache is not None and acc.cfg_cache:
-        raise InvalidRequestError(f"cache {acc.cache!r} and cfg_cache cannot be combined: the attention outputs one "
-                                  "caches have the batch size the other changes; pick one")
+    if acc.cache_interval is not None:
+        if acc.cache not in INTERVAL_CACHES:
+            raise InvalidRequestError(f"cache_interval applies to the caches {', '.join(INTERVAL_CACHES)}, "
+                                      f"not to {acc.cache!r}")
+        if not isinstance(acc.cache_interval, int) or isinstance(acc.cache_interval, bool) or acc.cache_interval < 2:
+            raise InvalidRequestError(f"cache_interval must be an integer >= 2 (one full step in N), "
+                                      f"got {acc.cache_interval!r}")
+    if acc.cache == "pab" and acc.cfg_cache:
+        raise InvalidRequestError("cache 'pab' and cfg_cache cannot be combined: the attention outputs PAB "
+                                  "caches have the batch size the CFG cache changes; use cache 'deepcache'")
     if acc.quantize is not None:
         if acc.quantize not in QUANTIZERS:
             raise InvalidRequestError(f"unknown quantization {acc.quantize!r}; expected one of {', '.join(QUANTIZERS)}")
@@ -130,9 +146,11 @@ def profile_acceleration(profile: str | None, family: str, device: str, acc: Acc
         return acc, {}
     cuda = device.startswith("cuda")
     if profile == "speed":
-        acc = replace(acc, cache=acc.cache or FAMILY_CACHE.get(family), compile=acc.compile or cuda,
-                      # a cache the caller chose replaces the profile's CFG cache (the two cannot be combined)
-                      cfg_cache=acc.cfg_cache or (2 if family in UNET_FAMILIES and acc.cache is None else 0))
+        cache = acc.cache or FAMILY_CACHE.get(family)
+        acc = replace(acc, cache=cache, compile=acc.compile or cuda,
+                      # on U-Nets the CFG cache rides along with DeepCache (not with PAB: they cannot be combined)
+                      cfg_cache=acc.cfg_cache or (DEFAULT_CACHE_INTERVAL if family in UNET_FAMILIES
+                                                  and cache == "deepcache" else 0))
         options = {"dtype": "bf16"} if device.startswith("cpu") and cpu_has_fast_bf16() else {}
         if not cuda:
             acc.notes.append("speed profile on CPU: no torch.compile (compiling costs more than it saves here)")
@@ -195,7 +213,7 @@ class StepClock:
         return 1000.0 * (1 - index / (len(timesteps) - 1))
 
 
-def cache_config(name: str, clock: StepClock, unet: bool):
+def cache_config(name: str, clock: StepClock, unet: bool, interval: int = DEFAULT_CACHE_INTERVAL):
     from diffusers import hooks
 
     if name == "pab":
@@ -212,7 +230,7 @@ def cache_config(name: str, clock: StepClock, unet: bool):
             spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 681),
             unconditional_batch_skip_range=5, unconditional_batch_timestep_skip_range=(-1, 781),
             current_timestep_callback=clock, attention_weight_callback=lambda _: 0.3, is_guidance_distilled=False)
-    return hooks.TaylorSeerCacheConfig(cache_interval=3, disable_cache_before_step=3)
+    return hooks.TaylorSeerCacheConfig(cache_interval=interval, disable_cache_before_step=3)
 
 
 def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
@@ -221,12 +239,20 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
     name, denoiser = denoiser_of(pipe)
     if acc.cache:
         unet = name == "unet"
-        if unet and acc.cache != "pab":
+        if unet and acc.cache not in ("pab", "deepcache"):
             raise InvalidRequestError(f"cache {acc.cache!r} needs a transformer denoiser; {type(denoiser).__name__} "
-                                      "is a U-Net: use cache 'pab'")
-        config = cache_config(acc.cache, StepClock(pipe, denoiser), unet)
+                                      "is a U-Net: use cache 'deepcache' or 'pab'")
+        if not unet and acc.cache == "deepcache":
+            raise InvalidRequestError(f"cache 'deepcache' needs a U-Net; {type(denoiser).__name__} is a transformer: "
+                                      "use one of its block caches (fbcache, taylorseer, pab)")
+        interval = acc.cache_interval or DEFAULT_CACHE_INTERVAL
+        config = None if acc.cache == "deepcache" else cache_config(acc.cache, StepClock(pipe, denoiser), unet, interval)
         try:
-            if unet:
+            if acc.cache == "deepcache":
+                from .deep_cache import apply_deep_cache
+
+                apply_deep_cache(denoiser, StepClock(pipe, denoiser), every=interval)
+            elif unet:
                 from diffusers.hooks import apply_pyramid_attention_broadcast
 
                 apply_pyramid_attention_broadcast(denoiser, config)
@@ -234,7 +260,8 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
                 denoiser.enable_cache(config)
         except (ValueError, TypeError, AttributeError) as exc:
             raise InvalidRequestError(f"cache {acc.cache!r} is not supported by {type(denoiser).__name__}: {exc}") from exc
-        notes.append(f"cache {acc.cache} on the {name}")
+        notes.append(f"cache {acc.cache} on the {name}"
+                     + (f", a full step every {interval}" if acc.cache in INTERVAL_CACHES else ""))
     if acc.cfg_cache:
         if name != "unet":
             raise InvalidRequestError(f"cfg_cache is for U-Net pipelines that batch classifier-free guidance; "

@@ -134,18 +134,18 @@ class ImageToVideoGenerator:
                  vae_slicing: bool = False, loras: list | None = None, scheduler: str | None = None,
                  profile: str | None = None, cache: str | None = None, compile: bool = False,
                  fp8_storage: bool = False, quantize: str | None = None, forward_chunk: bool = False,
-                 cfg_cache: bool | int = False):
+                 cfg_cache: bool | int = False, cache_interval: int | None = None):
         t0 = time.perf_counter()
         self.spec = resolve_model(model_name)
         self.device = pick_device(device)
         # diffusers models: offload "auto"/none/model/sequential/group, VAE tiling/slicing, LoRAs
         # ("path.safetensors[:scale]"), scheduler (a class name from the model's compatibles; the
         # embedded model's sampler), profile ("speed"/"memory") and the speed/memory switches of
-        # i2v.acceleration (cache, cfg_cache, compile, fp8_storage, quantize, forward_chunk)
+        # i2v.acceleration (cache, cache_interval, cfg_cache, compile, fp8_storage, quantize, forward_chunk)
         self.backend = load_backend(self.spec, self.device, dtype, offload=offload, vae_tiling=vae_tiling,
                                     vae_slicing=vae_slicing, loras=loras, scheduler=scheduler, profile=profile,
                                     cache=cache, compile=compile, fp8_storage=fp8_storage, quantize=quantize,
-                                    forward_chunk=forward_chunk, cfg_cache=cfg_cache)
+                                    forward_chunk=forward_chunk, cfg_cache=cfg_cache, cache_interval=cache_interval)
         self.show_progress = show_progress
         self.load_seconds = time.perf_counter() - t0
         self.last_result: GenerationResult | None = None

@@ -69,8 +69,11 @@ def _add_generate(sub) -> None:
     prof.add_argument("--memory", dest="profile", action="store_const", const="memory",
                       help="least memory (group offload with streams, fp8 weight storage, VAE tiling/slicing, "
                            "chunked feed-forward and decoding)")
-    a.add_argument("--cache", default=None, choices=["pab", "fbcache", "fastercache", "taylorseer"],
-                   help="diffusers caching hook: Pyramid Attention Broadcast, First Block Cache, FasterCache, TaylorSeer")
+    a.add_argument("--cache", default=None, choices=["deepcache", "pab", "fbcache", "fastercache", "taylorseer"],
+                   help="step cache: DeepCache (U-Nets), Pyramid Attention Broadcast, First Block Cache, FasterCache, "
+                        "TaylorSeer (transformers)")
+    a.add_argument("--cache-interval", type=int, default=None, metavar="N",
+                   help="deepcache and taylorseer: one full step in every N (default 3); larger is faster, drifts more")
     a.add_argument("--cfg-cache", type=int, nargs="?", const=2, default=0, metavar="N",
                    help="U-Net models (SVD, AnimateDiff), FasterCache's CFG cache: in the middle of the schedule "
                         "only 1 step in N (default 2) runs the unconditional half; 3 is faster, drifts more")
@@ -113,7 +116,8 @@ def cmd_generate(args) -> int:
                                 vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, loras=args.lora,
                                 scheduler=args.scheduler, profile=args.profile, cache=args.cache,
                                 compile=args.compile, fp8_storage=args.fp8_storage, quantize=args.quantize,
-                                forward_chunk=args.forward_chunk, cfg_cache=args.cfg_cache)
+                                forward_chunk=args.forward_chunk, cfg_cache=args.cfg_cache,
+                                cache_interval=args.cache_interval)
     result = gen.run(request)
     if not args.quiet:
         for notice in result.notices:

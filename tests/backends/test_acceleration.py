@@ -38,6 +38,11 @@ def test_unknown_names_are_refused_before_loading():
         check_acceleration(Acceleration(quantize="int3"))
     with pytest.raises(InvalidRequestError, match="cannot be combined"):
         check_acceleration(Acceleration(cache="pab", cfg_cache=True))
+    check_acceleration(Acceleration(cache="deepcache", cfg_cache=3))  # these two combine
+    with pytest.raises(InvalidRequestError, match="cache_interval applies to the caches deepcache, taylorseer"):
+        check_acceleration(Acceleration(cache="pab", cache_interval=2))
+    with pytest.raises(InvalidRequestError, match="integer >= 2"):
+        check_acceleration(Acceleration(cache="deepcache", cache_interval=1))
     with pytest.raises(InvalidRequestError, match="unknown profile"):
         profile_acceleration("fastest", "svd", "cpu", Acceleration())
 
@@ -54,10 +59,10 @@ def test_quantization_without_its_package_names_the_package(name, package):
 
 def test_profiles_fill_only_unset_switches():
     acc, opts = profile_acceleration("speed", "svd", "cpu", Acceleration())
-    assert acc.cache is None and acc.cfg_cache == 2 and not acc.compile  # compiling does not pay on CPU
+    assert acc.cache == "deepcache" and acc.cfg_cache == 3 and not acc.compile  # compiling does not pay on CPU
     assert opts.get("dtype") in (None, "bf16") and "offload" not in opts
     acc, _ = profile_acceleration("speed", "svd", "cpu", Acceleration(cache="pab"))
-    assert acc.cache == "pab" and acc.cfg_cache == 0  # the user's cache replaces the profile's CFG cache
+    assert acc.cache == "pab" and acc.cfg_cache == 0  # PAB and the CFG cache cannot be combined
     check_acceleration(acc, "svd")
     acc, opts = profile_acceleration("speed", "wan", "cuda", Acceleration(cache="taylorseer"))
     assert acc.cache == "taylorseer" and acc.compile  # the user's cache wins; compile on GPUs
@@ -100,7 +105,7 @@ class _Counting:
 
 
 def test_caches_a_family_cannot_run_are_refused_before_loading(tiny_folder):
-    with pytest.raises(InvalidRequestError, match="'fbcache' does not run on svd models; use one of pab"):
+    with pytest.raises(InvalidRequestError, match="'fbcache' does not run on svd models; use one of deepcache, pab"):
         ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cache="fbcache")
     with pytest.raises(InvalidRequestError, match="'taylorseer' does not run on hunyuan"):
         ImageToVideoGenerator(tiny_folder("hunyuan"), device="cpu", cache="taylorseer")
@@ -158,7 +163,7 @@ def test_cli_speed_flag_reaches_the_sidecar(tiny_folder, square_image, tmp_path)
                  "--height", "16", "--width", "16", "--num-inference-steps", "4", "--seed", "0", "-q", "-o", str(out)])
     assert code == 0
     meta = sidecar(out)
-    assert meta["profile"] == "speed" and meta["acceleration"]["cfg_cache"] == 2
+    assert meta["profile"] == "speed" and meta["acceleration"] == {"cache": "deepcache", "cfg_cache": 3}
     with pytest.raises(SystemExit):  # --speed and --memory exclude each other
         main(["generate", str(square_image), "--speed", "--memory", "-o", str(out)])
 
@@ -228,3 +233,70 @@ def test_cfg_cache_interval_skips_more_steps(tiny_folder, square_image, svd_plai
     assert result.settings["acceleration"] == {"cfg_cache": 3} and psnr(result.frames, svd_plain) > 20
     with pytest.raises(InvalidRequestError, match="interval >= 2"):
         ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cfg_cache=1)
+
+
+def _count_calls(module, calls: list, key: str) -> None:
+    module.register_forward_hook(lambda m, a, o: calls.append(key))
+
+
+def test_deep_cache_runs_only_the_shallow_branch_on_cached_steps(tiny_folder, square_image, svd_plain):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cache="deepcache")
+    unet = gen.backend.pipeline.unet
+    calls: list[str] = []
+    _count_calls(unet.conv_in, calls, "in")  # every step
+    _count_calls(unet.mid_block.resnets[0], calls, "mid")  # the deep branch: full steps only
+    _count_calls(unet.up_blocks[-1].resnets[0], calls, "last_up")  # the shallow branch: every step
+    first = gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+    # clock 1000, 800, 600, 400, 200, 0: calls 1, 2, 4 are not multiples of 3 nor the first or last step
+    assert calls.count("in") == calls.count("last_up") == 6 and calls.count("mid") == 3
+    assert first.settings["acceleration"] == {"cache": "deepcache"}
+    assert not np.array_equal(first.frames, svd_plain) and psnr(first.frames, svd_plain) > 20
+    again = gen.run(GenerationRequest(image=square_image, **SVD_FAST))  # the kept feature is reset in between
+    assert np.array_equal(again.frames, first.frames)
+
+
+def test_deep_cache_interval_and_cfg_cache_together(tiny_folder, square_image, svd_plain):
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cache="deepcache", cache_interval=2, cfg_cache=2)
+    unet = gen.backend.pipeline.unet
+    batches: list[int] = []
+    deep: list[int] = []
+    unet.conv_in.register_forward_hook(lambda m, a, o: batches.append(a[0].shape[0]))
+    unet.mid_block.resnets[0].register_forward_hook(lambda m, a, o: deep.append(a[0].shape[0]))
+    result = gen.run(GenerationRequest(image=square_image, **SVD_FAST))
+    f = SVD_FAST["num_frames"]
+    # calls 1 and 3 skip both (call 5 is the last step): the conditional half only, on the kept feature's half
+    assert batches == [2 * f, f, 2 * f, f, 2 * f, 2 * f] and deep == [2 * f] * 4
+    assert result.settings["acceleration"] == {"cache": "deepcache", "cache_interval": 2, "cfg_cache": 2}
+    assert psnr(result.frames, svd_plain) > 20
+
+
+def test_deep_cache_feeds_the_conditional_half_of_the_kept_feature():
+    from i2v.deep_cache import _LastUpBlockHook, _Shared
+    from diffusers.hooks import HookRegistry
+
+    seen = []
+
+    class Block(torch.nn.Module):
+        def forward(self, hidden_states, temb=None):
+            seen.append(hidden_states)
+            return hidden_states
+
+    block, shared = Block(), _Shared()
+    HookRegistry.check_if_exists_or_initialize(block).register_hook(_LastUpBlockHook(shared), "t")
+    full = torch.arange(8.0).reshape(4, 2)  # [uncond; cond], 2 rows each
+    block(hidden_states=full)
+    assert shared.feature is full
+    shared.skip = True
+    block(hidden_states=torch.zeros(2, 2))  # the CFG cache runs the conditional half
+    assert torch.equal(seen[-1], full[2:])
+    block(torch.zeros(4, 2))  # a full batch, positional
+    assert torch.equal(seen[-1], full)
+
+
+def test_deep_cache_needs_a_unet(tiny_folder):
+    from i2v.deep_cache import apply_deep_cache
+
+    with pytest.raises(InvalidRequestError, match="'deepcache' does not run on wan models"):
+        ImageToVideoGenerator(tiny_folder("wan"), device="cpu", cache="deepcache")
+    with pytest.raises(InvalidRequestError, match="needs a U-Net with down, mid and up blocks"):
+        apply_deep_cache(torch.nn.Linear(2, 2), lambda: 500.0)

@@ -638,14 +638,14 @@ class DiffusersBackend(Backend):
                  vae_tiling: bool = False, vae_slicing: bool = False, loras=(), scheduler: str | None = None,
                  profile: str | None = None, cache: str | None = None, compile: bool = False,
                  fp8_storage: bool = False, quantize: str | None = None, forward_chunk: bool = False,
-                 cfg_cache: bool | int = False):
+                 cfg_cache: bool | int = False, cache_interval: int | None = None):
         from ..acceleration import Acceleration, check_acceleration, profile_acceleration
 
         super().__init__(spec, device, dtype)
         # Everything below is validated now, before any weights are read. A profile fills only
         # what the caller left unset.
-        acc = Acceleration(cache=cache, cfg_cache=cfg_cache, compile=compile, fp8_storage=fp8_storage, quantize=quantize,
-                           forward_chunk=forward_chunk)
+        acc = Acceleration(cache=cache, cache_interval=cache_interval, cfg_cache=cfg_cache, compile=compile,
+                           fp8_storage=fp8_storage, quantize=quantize, forward_chunk=forward_chunk)
         self.acceleration, chosen = profile_acceleration(profile, self.family, device, acc)
         check_acceleration(self.acceleration, self.family)
         self.profile = profile
