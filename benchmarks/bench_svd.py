@@ -3,20 +3,23 @@
     .venv/bin/python benchmarks/bench_svd.py [--steps 25] [--sizes 64 128] [--frames 14] [--memory-frames 25]
 
 The model is a small seeded SVD (the real architecture, ~10M-parameter U-Net, 8x VAE), saved
-as safetensors and loaded by both sides from the same folder. Every measurement runs in a fresh
-process. Same image, seed, steps, size and frames on both sides.
+as safetensors and loaded by both sides from the same folder. Same image, seed, steps, size and
+frames on both sides.
 
-* speed: stock ``StableVideoDiffusionPipeline.__call__`` (fp32) vs ``i2v generate --speed``,
-  warm (after a 2-step warm-up call; the best of 3 runs); output PSNR of i2v against stock; MFU of each against
-  this machine's measured peak matmul rate for the dtype it runs in.
+* speed: stock ``StableVideoDiffusionPipeline.__call__`` (fp32) vs ``i2v generate --speed``, warm
+  (after a 2-step warm-up call), both in one fresh process per size, timed in turn, the best of 5
+  each; output PSNR of i2v against stock; MFU of each (the FLOPs a generation executes over its
+  time) against this machine's measured peak matmul rate for the dtype it runs in.
 * memory: peak RSS of a generation (above the process before the weights were loaded), stock vs
-  ``i2v generate --memory``, at ``--memory-frames`` frames.
+  ``i2v generate --memory``, at ``--memory-frames`` frames, each in a fresh process; the median of
+  ``--memory-runs`` (glibc's heap makes single peaks vary by ~20%).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +30,7 @@ import numpy as np
 from measure import count_flops, matmul_peak_flops, mib, psnr, reset_peak_rss, rss_bytes, run_child
 
 SEED = 0
-REPEATS = 3
+REPEATS = 5
 
 
 def build_small_svd(num_frames: int = 14):
@@ -75,12 +78,12 @@ def test_image(size: int):
     return Image.fromarray(arr)
 
 
-# ---- children: one configuration each, in a fresh process ------------------------------------
+# ---- children: one measurement each, in a fresh process --------------------------------------
 
-def child(side: str, mode: str, folder: str, size: int, frames: int, steps: int, out: str) -> dict:
+def load_side(side: str, mode: str, folder: str, size: int, frames: int):
+    """(generate(n_steps) -> frames, dtype name) for stock diffusers, or for i2v with profile ``mode``."""
     import torch
 
-    baseline = rss_bytes()
     image = test_image(size)
     if side == "stock":
         from diffusers import StableVideoDiffusionPipeline
@@ -91,54 +94,60 @@ def child(side: str, mode: str, folder: str, size: int, frames: int, steps: int,
         def generate(n_steps: int):
             return pipe(image=image, height=size, width=size, num_frames=frames, num_inference_steps=n_steps,
                         generator=torch.Generator().manual_seed(SEED), output_type="np").frames[0]
-        dtype = "fp32"
-        denoiser = pipe.unet
-    else:
-        from i2v import GenerationRequest, ImageToVideoGenerator
+        return generate, "fp32"
+    from i2v import GenerationRequest, ImageToVideoGenerator
 
-        gen = ImageToVideoGenerator(folder, device="cpu", profile=mode.split("+")[0])
-        # speed and memory+full: decode all frames at once like stock; memory: the profile's 2-frame chunks
-        chunk = None if mode == "memory" else frames
+    gen = ImageToVideoGenerator(folder, device="cpu", profile=mode.split("+")[0])
+    # speed and memory+full: decode all frames at once like stock; memory: the profile's 2-frame chunks
+    chunk = None if mode == "memory" else frames
 
-        def generate(n_steps: int):
-            request = GenerationRequest(image=image, num_frames=frames, height=size, width=size,
-                                        num_inference_steps=n_steps, seed=SEED, decode_chunk_size=chunk)
-            return gen.run(request).frames
-        pipe = gen.backend.pipeline
-        dtype = gen.backend.dtype_name
-        denoiser = pipe.unet
-    if mode == "speed":
+    def generate(n_steps: int):
+        request = GenerationRequest(image=image, num_frames=frames, height=size, width=size,
+                                    num_inference_steps=n_steps, seed=SEED, decode_chunk_size=chunk)
+        return gen.run(request).frames
+    return generate, gen.backend.dtype_name
+
+
+def as_uint8(frames) -> np.ndarray:
+    frames = np.asarray(frames)
+    return frames if frames.dtype == np.uint8 else (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+
+
+def child_speed(folder: str, size: int, frames: int, steps: int, out: str) -> dict:
+    """Both sides in one process, timed in turn (stock, i2v, stock, i2v, ...) so that a slow spell on
+    this shared machine hits both; the best of ``REPEATS`` each. FLOPs are the ones a generation
+    executes (a cached step does less work), counted in a separate untimed run."""
+    sides = {side: load_side(side, "speed", folder, size, frames) for side in ("stock", "i2v")}
+    for generate, _ in sides.values():
         generate(2)  # warm-up: first-call allocations, oneDNN primitive creation
-        seconds = float("inf")
-        for _ in range(REPEATS):  # the best of a few: this machine is shared, interference only adds time
+    seconds = {side: float("inf") for side in sides}
+    outputs = {}
+    for _ in range(REPEATS):
+        for side, (generate, _) in sides.items():
             t0 = time.perf_counter()
-            frames_out = generate(steps)
-            seconds = min(seconds, time.perf_counter() - t0)
-        flops = unet_flops(denoiser, frames, size, steps)
-        result = {"seconds": seconds, "dtype": dtype, "flops": flops}
-    else:
-        reset_peak_rss()
-        frames_out = generate(steps)
-        result = {"peak_bytes": rss_bytes("VmHWM") - baseline}
-    frames_out = np.asarray(frames_out)
-    if frames_out.dtype != np.uint8:
-        frames_out = (np.clip(frames_out, 0, 1) * 255).round().astype(np.uint8)
-    np.save(out, frames_out)
+            outputs[side] = generate(steps)
+            seconds[side] = min(seconds[side], time.perf_counter() - t0)
+    result = {}
+    for side, (generate, dtype) in sides.items():
+        np.save(f"{out}.{side}.npy", as_uint8(outputs[side]))
+        result[side] = {"seconds": seconds[side], "dtype": dtype, "flops": count_flops(lambda: generate(steps))}
     return result
 
 
-def unet_flops(unet, frames: int, size: int, steps: int) -> int:
-    """Denoiser FLOPs of a generation: one CFG-batched forward (counted) times the steps."""
-    import torch
+def child_memory(side: str, mode: str, folder: str, size: int, frames: int, steps: int, out: str) -> dict:
+    # both sides' code is imported before the baseline: only weights and the generation count
+    from diffusers import StableVideoDiffusionPipeline  # noqa: F401
 
-    h = size // 8
-    param = next(unet.parameters())
-    x = torch.zeros(2, frames, 8, h, h, dtype=param.dtype)
-    ctx = torch.zeros(2, 1, unet.config.cross_attention_dim, dtype=param.dtype)
-    ids = torch.zeros(2, 3, dtype=param.dtype)
-    with torch.inference_mode():
-        per_step = count_flops(lambda: unet(x, torch.tensor([1.0]), encoder_hidden_states=ctx, added_time_ids=ids))
-    return per_step * steps
+    import i2v.api
+    import i2v.backends.svd  # noqa: F401
+
+    baseline = rss_bytes()
+    generate, _ = load_side(side, mode, folder, size, frames)
+    reset_peak_rss()
+    frames_out = generate(steps)
+    peak = rss_bytes("VmHWM") - baseline
+    np.save(out, as_uint8(frames_out))
+    return {"peak_bytes": peak}
 
 
 # ---- parent ----------------------------------------------------------------------------------
@@ -150,6 +159,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=14)
     p.add_argument("--memory-frames", type=int, default=25)
     p.add_argument("--memory-size", type=int, default=128)
+    p.add_argument("--memory-runs", type=int, default=3)
     args = p.parse_args()
     script = Path(__file__).resolve()
     peaks = {d: matmul_peak_flops(d) for d in ("fp32", "bf16")}
@@ -157,37 +167,50 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "small-svd"
         build_small_svd(args.frames).save_pretrained(folder)
-        print(f"\nspeed: {args.frames} frames, {args.steps} steps, warm ({folder.name}, seed {SEED})")
-        print(f"{'size':>5} {'stock s':>8} {'i2v s':>7} {'speed-up':>9} {'PSNR dB':>8} {'MFU stock':>10} {'MFU i2v':>8}  i2v dtype")
+        print(f"\nspeed: {args.frames} frames, {args.steps} steps, warm, both sides timed in turn in one process, "
+              f"best of {REPEATS} ({folder.name}, seed {SEED})")
+        print(f"{'size':>5} {'stock s':>8} {'i2v s':>7} {'speed-up':>9} {'PSNR dB':>8} {'MFU stock':>10} {'MFU i2v':>8}  "
+              f"i2v dtype; GFLOP executed, stock / i2v")
         for size in args.sizes:
-            r = {}
-            for side in ("stock", "i2v"):
-                out = str(Path(tmp) / f"{side}-{size}.npy")
-                r[side] = run_child(script, [side, "speed", str(folder), str(size), str(args.frames), str(args.steps), out])
-                r[side]["frames"] = np.load(out)
+            out = str(Path(tmp) / f"speed-{size}")
+            r = run_child(script, ["speed", str(folder), str(size), str(args.frames), str(args.steps), out])
             mfu = {s: r[s]["flops"] / r[s]["seconds"] / peaks[r[s]["dtype"]] for s in r}
+            frames = {s: np.load(f"{out}.{s}.npy") for s in r}
             print(f"{size:>5} {r['stock']['seconds']:>8.2f} {r['i2v']['seconds']:>7.2f} "
-                  f"{r['stock']['seconds'] / r['i2v']['seconds']:>8.2f}x {psnr(r['i2v']['frames'], r['stock']['frames']):>8.1f} "
-                  f"{mfu['stock']:>10.1%} {mfu['i2v']:>8.1%}  {r['i2v']['dtype']}")
+                  f"{r['stock']['seconds'] / r['i2v']['seconds']:>8.2f}x {psnr(frames['i2v'], frames['stock']):>8.1f} "
+                  f"{mfu['stock']:>10.1%} {mfu['i2v']:>8.1%}  {r['i2v']['dtype']}; "
+                  f"{r['stock']['flops'] / 1e9:.0f} / {r['i2v']['flops'] / 1e9:.0f}")
         size, frames = args.memory_size, args.memory_frames
-        print(f"\nmemory: {frames} frames at {size}x{size}, {args.steps} steps (peak RSS above the pre-load process)")
-        m = {}
-        for side, mode in (("stock", "memory"), ("i2v", "memory"), ("i2v", "memory+full")):
-            out = str(Path(tmp) / f"{side}-{mode}.npy")
-            m[mode if side == "i2v" else side] = r = run_child(
-                script, [side, mode, str(folder), str(size), str(frames), str(args.steps), out])
-            r["frames"] = np.load(out)
-        stock = m["stock"]
-        print(f"  stock diffusers                       {mib(stock['peak_bytes']):>9}")
-        for mode, label in (("memory", "i2v --memory (2-frame decode chunks)"),
-                            ("memory+full", f"i2v --memory --decode-chunk-size {frames}")):
-            print(f"  {label:<37} {mib(m[mode]['peak_bytes']):>9}  ratio {m[mode]['peak_bytes'] / stock['peak_bytes']:.2f}x "
-                  f"(target <= 0.6x), PSNR vs stock {psnr(m[mode]['frames'], stock['frames']):.1f} dB")
+        print(f"\nmemory: {frames} frames at {size}x{size}, {args.steps} steps (peak RSS above the pre-load process; "
+              f"median of {args.memory_runs} fresh processes per row, run in turn; min-max in brackets)")
+        configs = (("stock", "memory"), ("i2v", "memory"), ("i2v", "memory+full"))
+        peaks_by = {c: [] for c in configs}
+        outputs = {}
+        for _ in range(args.memory_runs):  # in turn, so that a noisy spell does not fall on one row only
+            for side, mode in configs:
+                out = str(Path(tmp) / f"{side}-{mode}.npy")
+                peaks_by[(side, mode)].append(run_child(
+                    script, ["memory", side, mode, str(folder), str(size), str(frames), str(args.steps), out])["peak_bytes"])
+                outputs[(side, mode)] = np.load(out)
+        med = {c: statistics.median(v) for c, v in peaks_by.items()}
+        stock = med[configs[0]]
+
+        def spread(c) -> str:
+            return f"[{mib(min(peaks_by[c]))}-{mib(max(peaks_by[c]))}]"
+        print(f"  {'stock diffusers':<37} {mib(stock):>9} {spread(configs[0])}")
+        for c, label in ((configs[1], "i2v --memory (2-frame decode chunks)"),
+                         (configs[2], f"i2v --memory --decode-chunk-size {frames}")):
+            print(f"  {label:<37} {mib(med[c]):>9} {spread(c)}  ratio {med[c] / stock:.2f}x (target <= 0.6x), "
+                  f"PSNR vs stock {psnr(outputs[c], outputs[configs[0]]):.1f} dB")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        side, mode, folder, size, frames, steps, out = sys.argv[2:9]
-        print(json.dumps(child(side, mode, folder, int(size), int(frames), int(steps), out)))
+        if sys.argv[2] == "speed":
+            folder, size, frames, steps, out = sys.argv[3:8]
+            print(json.dumps(child_speed(folder, int(size), int(frames), int(steps), out)))
+        else:
+            side, mode, folder, size, frames, steps, out = sys.argv[3:10]
+            print(json.dumps(child_memory(side, mode, folder, int(size), int(frames), int(steps), out)))
     else:
         main()
