@@ -142,12 +142,12 @@ def child_memory(side: str, mode: str, folder: str, size: int, frames: int, step
     import i2v.backends.svd  # noqa: F401
 
     baseline = rss_bytes()
-    generate, _ = load_side(side, mode, folder, size, frames)
+    generate, dtype = load_side(side, mode, folder, size, frames)
     reset_peak_rss()
     frames_out = generate(steps)
     peak = rss_bytes("VmHWM") - baseline
     np.save(out, as_uint8(frames_out))
-    return {"peak_bytes": peak}
+    return {"peak_bytes": peak, "dtype": dtype}
 
 
 # ---- parent ----------------------------------------------------------------------------------
@@ -185,22 +185,22 @@ def main() -> None:
               f"median of {args.memory_runs} fresh processes per row, run in turn; min-max in brackets)")
         configs = (("stock", "memory"), ("i2v", "memory"), ("i2v", "memory+full"))
         peaks_by = {c: [] for c in configs}
-        outputs = {}
+        outputs, dtypes = {}, {}
         for _ in range(args.memory_runs):  # in turn, so that a noisy spell does not fall on one row only
             for side, mode in configs:
                 out = str(Path(tmp) / f"{side}-{mode}.npy")
-                peaks_by[(side, mode)].append(run_child(
-                    script, ["memory", side, mode, str(folder), str(size), str(frames), str(args.steps), out])["peak_bytes"])
-                outputs[(side, mode)] = np.load(out)
+                r = run_child(script, ["memory", side, mode, str(folder), str(size), str(frames), str(args.steps), out])
+                peaks_by[(side, mode)].append(r["peak_bytes"])
+                outputs[(side, mode)], dtypes[(side, mode)] = np.load(out), r["dtype"]
         med = {c: statistics.median(v) for c, v in peaks_by.items()}
         stock = med[configs[0]]
 
         def spread(c) -> str:
             return f"[{mib(min(peaks_by[c]))}-{mib(max(peaks_by[c]))}]"
-        print(f"  {'stock diffusers':<37} {mib(stock):>9} {spread(configs[0])}")
-        for c, label in ((configs[1], "i2v --memory (2-frame decode chunks)"),
-                         (configs[2], f"i2v --memory --decode-chunk-size {frames}")):
-            print(f"  {label:<37} {mib(med[c]):>9} {spread(c)}  ratio {med[c] / stock:.2f}x (target <= 0.6x), "
+        print(f"  {'stock diffusers (fp32)':<44} {mib(stock):>9} {spread(configs[0])}")
+        for c, label in ((configs[1], f"i2v --memory ({dtypes[configs[1]]}, 2-frame decode chunks)"),
+                         (configs[2], f"i2v --memory --decode-chunk-size {frames} ({dtypes[configs[2]]})")):
+            print(f"  {label:<44} {mib(med[c]):>9} {spread(c)}  ratio {med[c] / stock:.2f}x (target <= 0.6x), "
                   f"PSNR vs stock {psnr(outputs[c], outputs[configs[0]]):.1f} dB")
 
 

@@ -32,8 +32,9 @@ switch             what it does                                                 
 
 Profiles fill the switches a user did not set: ``speed`` = the family's cache (on U-Nets
 DeepCache plus the CFG cache, both running 1 full step in 3), compile on CUDA and native bf16
-on CPUs that have it; ``memory`` = group offload with CUDA streams, fp8 storage, VAE tiling +
-slicing, chunked feed-forward and small decode chunks.
+on CPUs that have it; ``memory`` = group offload with CUDA streams and fp8 storage on GPUs,
+native bf16 on CPUs that have it, VAE tiling + slicing, chunked feed-forward and small decode
+chunks.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ def profile_acceleration(profile: str | None, family: str, device: str, acc: Acc
     options = {"vae_tiling": True, "vae_slicing": True}
     if cuda:
         options["offload"] = "group"
+    elif device.startswith("cpu") and cpu_has_fast_bf16():
+        options["dtype"] = "bf16"  # half the weights and activations, and no slower here
     return acc, options
 
 

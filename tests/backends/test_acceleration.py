@@ -8,7 +8,7 @@ import torch
 
 from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.acceleration import (FAMILY_CACHE, Acceleration, StepClock, apply_acceleration, check_acceleration,
-                              profile_acceleration)
+                              cpu_has_fast_bf16, profile_acceleration)
 from i2v.backends.base import InvalidRequestError
 from i2v.cli import main
 
@@ -71,6 +71,7 @@ def test_profiles_fill_only_unset_switches():
     assert opts == {"vae_tiling": True, "vae_slicing": True, "offload": "group"}
     acc, opts = profile_acceleration("memory", "svd", "cpu", Acceleration())
     assert not acc.fp8_storage and "offload" not in opts  # offload means nothing when weights live in RAM
+    assert opts.get("dtype") == ("bf16" if cpu_has_fast_bf16() else None)  # bf16 halves weights and activations
 
 
 def test_pab_on_the_svd_unet_reuses_attention_and_stays_close(tiny_folder, square_image, svd_plain):
