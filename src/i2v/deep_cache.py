@@ -60,7 +60,7 @@ class DeepCacheHook(ModelHook):
         lo, hi = self.timestep_range
         shared = self.shared
         # the kept feature serves this batch, or this batch is its conditional half (cfg cache)
-        fits = shared.feature is not None and batch in (shared.batch, shared.batch // 2)
+        fits = shared.feature is not None and shared.batch in (batch, 2 * batch)
         shared.skip = fits and self.calls % self.every != 0 and lo < self.clock() < hi
         if not shared.skip:
             shared.batch = batch  # the feature this call keeps is for this batch

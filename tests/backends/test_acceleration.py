@@ -169,6 +169,17 @@ def test_cli_speed_flag_reaches_the_sidecar(tiny_folder, square_image, tmp_path)
         main(["generate", str(square_image), "--speed", "--memory", "-o", str(out)])
 
 
+def test_cli_cache_interval_reaches_the_sidecar(tiny_folder, square_image, tmp_path):
+    out = tmp_path / "svd.webm"
+    code = main(["generate", str(square_image), "-m", tiny_folder("svd"), "--cache", "deepcache", "--cache-interval",
+                 "4", "--num-frames", "3", "--height", "16", "--width", "16", "--num-inference-steps", "4", "-q",
+                 "-o", str(out)])
+    assert code == 0 and out.stat().st_size > 0
+    meta = sidecar(out)
+    assert meta["acceleration"] == {"cache": "deepcache", "cache_interval": 4}
+    assert any("a full step every 4" in note for note in meta["acceleration_notes"])
+
+
 def test_cfg_cache_halves_the_batch_on_skip_steps_and_stays_close(tiny_folder, square_image, svd_plain):
     gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu", cfg_cache=True)
     batches: list[int] = []
