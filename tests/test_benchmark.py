@@ -19,5 +19,7 @@ def test_benchmark_writes_report_summary_and_contact_sheet(tiny_model_dir, tmp_p
 
 def test_benchmark_cli(tiny_model_dir, tmp_path, capsys):
     assert main(["benchmark", "-m", str(tiny_model_dir), "--cases", "1", "--num-inference-steps", "1",
-                 "--out", str(tmp_path)]) == 0
+                 "--guidance-scale", "5", "--out", str(tmp_path)]) == 0
     assert "pass rate" in capsys.readouterr().out
+    settings = json.loads((tmp_path / "report.json").read_text())["summary"]["settings"]
+    assert settings["guidance_scale"] == 5.0 and settings["num_inference_steps"] == 1

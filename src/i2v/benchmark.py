@@ -19,7 +19,8 @@ from pathlib import Path
 
 def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | None = None, seed: int = 0,
                   num_inference_steps: int | None = None, device: str | None = None, log=print,
-                  dtype: str | None = None, scheduler: str | None = None) -> dict:
+                  dtype: str | None = None, scheduler: str | None = None,
+                  guidance_scale: float | None = None) -> dict:
     from .api import GenerationRequest, ImageToVideoGenerator
     from .contact_sheet import contact_sheet
     from .data.world import render
@@ -32,7 +33,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
         first = render(scene)[0]
         t0 = time.perf_counter()
         result = gen.run(GenerationRequest(image=first, prompt=prompt, seed=seed + k,
-                                           num_inference_steps=num_inference_steps))
+                                           num_inference_steps=num_inference_steps, guidance_scale=guidance_scale))
         seconds = time.perf_counter() - t0
         score = score_case(result.frames, scene, first)
         score.update(motion_metrics(result.frames, result.fps))  # dynamic_degree_cv, mean_flow_magnitude
@@ -45,7 +46,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     summary["model"] = gen.spec.name
     summary["motion_accuracy"] = sum(bool(r["passed"]) for r in results) / max(1, len(results))
     summary["settings"] = {k: results and gen.last_result.settings.get(k)
-                           for k in ("num_inference_steps", "sampler", "dtype")}
+                           for k in ("num_inference_steps", "guidance_scale", "sampler", "dtype")}
     # OpenCV-flow motion amount: share of clips VBench's dynamic-degree rule calls moving, mean flow
     summary["dynamic_degree_cv"] = sum(bool(r["dynamic_degree_cv"]) for r in results) / max(1, len(results))
     summary["mean_flow_magnitude"] = sum(r["mean_flow_magnitude"] for r in results) / max(1, len(results))
@@ -111,6 +112,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/benchmark", help="folder for report.json, summary.md, contact_sheet.png")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-inference-steps", type=int, default=None)
+    p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="default: the model's fastest")
     p.add_argument("--scheduler", default=None, help="sampler (embedded model: euler, heun, dpmpp_2m)")
@@ -118,7 +120,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     report = run_benchmark(args.model, args.cases, args.out, args.seed, args.num_inference_steps, args.device,
-                           dtype=args.dtype, scheduler=args.scheduler)
+                           dtype=args.dtype, scheduler=args.scheduler, guidance_scale=args.guidance_scale)
     print(summary_markdown(report["summary"]))
     print(f"report: {Path(args.out) / 'report.json'}")
     return 0
