@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .acceleration import CFG_SEPARATE_PASSES
 from .backends.base import InvalidRequestError, ResolvedSettings
-from .registry import ModelSpec, UnknownModelError, resolve_model
+from .registry import TINY_DECODE_CHUNK, ModelSpec, UnknownModelError, resolve_model
 
 __all__ = ["InvalidRequestError", "MemoryEstimate", "MemoryPlan", "UnknownModelError", "device_free_bytes",
            "estimate_memory", "plan_memory"]
@@ -50,8 +50,6 @@ DEFAULT_FFN_RATIO = 4.0
 # output at the widest (channels x pixels) stage. Calibrated on the embedded model's decoder
 # (104 MiB measured vs 104 MiB estimated for 16 frames at 128x128).
 DECODE_WORKING_WIDTHS = 3
-# Frames the embedded pipeline decodes at once (I2VPipeline.decode_latents' chunk).
-TINY_DECODE_CHUNK = 16
 # Pixels of one VAE tile when tiling is on, for the VAEs whose tile size is not in their config.
 VAE_TILE_PIXELS = {"wan": 256 * 256, "hunyuan": 256 * 256, "ltx": 512 * 512}
 

@@ -59,6 +59,9 @@ class ModelSpec:
         return row
 
 
+# Frames the embedded pipeline decodes at once (bounds the decoder's activations; --memory: 2).
+TINY_DECODE_CHUNK = 16
+
 TINY_DEFAULTS = ModelDefaults(
     num_frames=16, height=128, width=128, fps=8.0, num_inference_steps=10, guidance_scale=3.0,
     size_multiple=32, frame_rule="any >= 2 (trained on 16)",

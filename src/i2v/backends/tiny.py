@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..registry import ModelSpec
+from ..registry import TINY_DECODE_CHUNK, ModelSpec
 from .base import Backend, InvalidRequestError, ProgressCallback, ResolvedSettings
 
 
@@ -53,7 +53,7 @@ class TinyBackend(Backend):
             raise InvalidRequestError(f"{spec.name}: unknown sampler {scheduler!r}; expected one of {sorted(SAMPLERS)}")
         check_profile(profile)
         # Its defaults already are the speed profile; the memory profile decodes 2 frames at a time.
-        self.profile, self.decode_chunk_size = profile, 2 if profile == "memory" else 16
+        self.profile, self.decode_chunk_size = profile, 2 if profile == "memory" else TINY_DECODE_CHUNK
         self.sampler = scheduler
         loras = check_loras(loras, {})  # checked before loading
         self.dtype = dtype or default_dtype(device)

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..conditioning import MiniLMTextEncoder, TextEmbedding
 from ..models.unet import SpaceTimeUNet
+from ..registry import TINY_DECODE_CHUNK
 from ..sampling import flow_sigmas, get_sampler
 
 
@@ -115,7 +116,7 @@ class I2VPipeline(DiffusionPipeline):
         prompts = [negative_prompt, prompt] if do_cfg else [prompt]
         return self.text_encoder.encode(prompts)
 
-    def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = 16) -> np.ndarray:
+    def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = TINY_DECODE_CHUNK) -> np.ndarray:
         # latents: (1, C, T, h, w) -> frames (T, H, W, 3) uint8
         z = latents[0].permute(1, 0, 2, 3) / self.vae.config.scaling_factor  # (T, C, h, w)
         z = z.contiguous(memory_format=torch.channels_last) if latents.device.type == "cpu" else z
@@ -139,7 +140,7 @@ class I2VPipeline(DiffusionPipeline):
         seed: int | None = None,
         generator: torch.Generator | None = None,
         sampler: str | None = None,
-        decode_chunk_size: int = 16,
+        decode_chunk_size: int = TINY_DECODE_CHUNK,
         callback: Callable[[int, int], None] | None = None,
         timings: dict | None = None,
     ) -> I2VPipelineOutput:
