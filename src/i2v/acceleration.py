@@ -240,6 +240,8 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
     """Apply the switches to a loaded pipeline (before it is placed or offloaded); returns notes."""
     notes = list(acc.notes)
     name, denoiser = denoiser_of(pipe)
+    # one progress clock for every caching hook (each clock adds a forward pre-hook to the denoiser)
+    clock = StepClock(pipe, denoiser) if acc.cache or acc.cfg_cache else None
     if acc.cache:
         unet = name == "unet"
         if unet and acc.cache not in ("pab", "deepcache"):
@@ -249,18 +251,17 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
             raise InvalidRequestError(f"cache 'deepcache' needs a U-Net; {type(denoiser).__name__} is a transformer: "
                                       "use one of its block caches (fbcache, taylorseer, pab)")
         interval = acc.cache_interval or DEFAULT_CACHE_INTERVAL
-        config = None if acc.cache == "deepcache" else cache_config(acc.cache, StepClock(pipe, denoiser), unet, interval)
         try:
             if acc.cache == "deepcache":
                 from .deep_cache import apply_deep_cache
 
-                apply_deep_cache(denoiser, StepClock(pipe, denoiser), every=interval)
+                apply_deep_cache(denoiser, clock, every=interval)
             elif unet:
                 from diffusers.hooks import apply_pyramid_attention_broadcast
 
-                apply_pyramid_attention_broadcast(denoiser, config)
+                apply_pyramid_attention_broadcast(denoiser, cache_config(acc.cache, clock, unet, interval))
             else:
-                denoiser.enable_cache(config)
+                denoiser.enable_cache(cache_config(acc.cache, clock, unet, interval))
         except (ValueError, TypeError, AttributeError) as exc:
             raise InvalidRequestError(f"cache {acc.cache!r} is not supported by {type(denoiser).__name__}: {exc}") from exc
         notes.append(f"cache {acc.cache} on the {name}"
@@ -274,7 +275,7 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
         from .cfg_cache import CFGCacheHook
 
         HookRegistry.check_if_exists_or_initialize(denoiser).register_hook(
-            CFGCacheHook(StepClock(pipe, denoiser), every=acc.cfg_cache), "i2v_cfg_cache")
+            CFGCacheHook(clock, every=acc.cfg_cache), "i2v_cfg_cache")
         notes.append(f"CFG cache on the unet: in the middle 80% of the steps, {acc.cfg_cache - 1} of every "
                      f"{acc.cfg_cache} run the conditional half only")
     if acc.forward_chunk:

@@ -67,8 +67,8 @@ def _add_generate(sub) -> None:
     prof.add_argument("--speed", dest="profile", action="store_const", const="speed",
                       help="fastest settings for this model and device (cache, compile on GPUs, native bf16 on CPUs)")
     prof.add_argument("--memory", dest="profile", action="store_const", const="memory",
-                      help="least memory (group offload with streams, fp8 weight storage, VAE tiling/slicing, "
-                           "chunked feed-forward and decoding)")
+                      help="least memory (group offload with streams and fp8 weight storage on GPUs, native bf16 "
+                           "on CPUs, VAE tiling/slicing, chunked feed-forward and decoding)")
     a.add_argument("--cache", default=None, choices=["deepcache", "pab", "fbcache", "fastercache", "taylorseer"],
                    help="step cache: DeepCache (U-Nets), Pyramid Attention Broadcast, First Block Cache, FasterCache, "
                         "TaylorSeer (transformers)")
