@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from i2v.sampling import add_noise, flow_sigmas, get_sampler, sample_dpmpp_2m, sample_euler, sample_heun
+from i2v.sampling import (
+    add_noise,
+    flow_sigmas,
+    get_sampler,
+    sample_dpmpp_2m,
+    sample_euler,
+    sample_heun,
+    sample_training_sigmas,
+)
 
 
 def test_flow_sigmas_run_from_one_to_zero():
@@ -13,6 +21,19 @@ def test_flow_sigmas_run_from_one_to_zero():
 
 def test_shift_spends_more_steps_at_high_noise():
     assert torch.all(flow_sigmas(10, shift=3.0)[1:-1] > flow_sigmas(10, shift=1.0)[1:-1])
+
+
+def test_training_sigmas_follow_the_shifted_logit_normal():
+    gen = torch.Generator().manual_seed(0)
+    plain = sample_training_sigmas(20000, gen)
+    shifted = sample_training_sigmas(20000, torch.Generator().manual_seed(0), shift=3.0)
+    assert plain.shape == (20000,) and 0 < plain.min() and plain.max() < 1
+    # logit-normal(0, 1) has median 0.5; shift 3 maps it to 3 * 0.5 / (1 + 2 * 0.5) = 0.75
+    assert plain.median().item() == pytest.approx(0.5, abs=0.02)
+    assert shifted.median().item() == pytest.approx(0.75, abs=0.02)
+    # same draws, warped: the share above 0.8 grows from ~8% to ~39%
+    assert (plain > 0.8).float().mean().item() == pytest.approx(0.083, abs=0.01)
+    assert (shifted > 0.8).float().mean().item() == pytest.approx(0.387, abs=0.015)
 
 
 def test_bad_step_count_raises():

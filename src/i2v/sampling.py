@@ -22,7 +22,12 @@ def flow_sigmas(num_steps: int, shift: float = 1.0) -> torch.Tensor:
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     t = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64)
-    return (shift * t / (1 + (shift - 1) * t)).float()
+    return time_shift(t, shift).float()
+
+
+def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
+    """SD3's time shift ``s*t / (1 + (s-1)*t)``: s > 1 moves noise levels towards pure noise."""
+    return shift * t / (1 + (shift - 1) * t)
 
 
 @torch.no_grad()
@@ -109,6 +114,10 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> tor
     return (1 - s) * x0 + s * noise
 
 
-def sample_training_sigmas(batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B,) training noise levels from SD3's logit-normal(0, 1) density."""
-    return torch.sigmoid(torch.randn(batch, generator=generator))
+def sample_training_sigmas(batch: int, generator: torch.Generator | None = None, shift: float = 1.0) -> torch.Tensor:
+    """(B,) training noise levels: SD3's logit-normal(0, 1) density, time-shifted by ``shift``.
+
+    Train with the shift the sampler uses: with frame 0 given, a video's motion is decided only
+    at high noise, and shift 3 puts 39% of the draws above sigma 0.8 instead of 8%.
+    """
+    return time_shift(torch.sigmoid(torch.randn(batch, generator=generator)), shift)

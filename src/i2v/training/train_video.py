@@ -6,6 +6,9 @@ One readable loop on accelerate: the same script runs on a laptop CPU or, unchan
 ``accelerate launch`` on GPUs. Rectified-flow objective with frame 0 held clean (it is the
 input image); EMA weights; atomic checkpoints every ``--checkpoint-every`` steps and exact
 resume with ``--resume latest``; a loss log (CSV) and sample clips in ``samples/``.
+Export with the training run's noise-level shift (the preset's ``sigma_shift``):
+
+    python -m i2v.training.export --vae runs/vae/final --unet runs/video/ema_unet --shift 3 --out MODEL
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_c
 from .latent_cache import build_latent_cache, load_latent_cache
 
 PRESETS = {
-    # name: denoiser preset, batch size, learning rate, cached training clips
-    "small": dict(unet="small", batch=8, lr=3e-4, clips=3072),
-    "test": dict(unet="test", batch=2, lr=1e-3, clips=8),
+    # name: denoiser preset, batch size, learning rate, cached training clips, noise-level time shift
+    "small": dict(unet="small", batch=8, lr=3e-4, clips=3072, sigma_shift=3.0),
+    "test": dict(unet="test", batch=2, lr=1e-3, clips=8, sigma_shift=1.0),
 }
 CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 
@@ -47,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start from these denoiser weights (a unet folder, or a model folder such as the shipped "
                         "src/i2v/weights/i2v-tiny) instead of a fresh preset")
     p.add_argument("--cache-dir", default=None, help="latent cache folder (default: OUTPUT_DIR/latents)")
+    p.add_argument("--sigma-shift", type=float, default=None,
+                   help="time shift of the training noise levels (default: the preset's); export the model "
+                        "with the same --shift so the sampler spends its steps where training did")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
@@ -75,6 +81,7 @@ def main(argv=None) -> dict:
 
     args = parse_args(argv)
     preset = PRESETS[args.preset]
+    sigma_shift = preset["sigma_shift"] if args.sigma_shift is None else args.sigma_shift
     out = Path(args.output_dir)
     mp = args.mixed_precision
     if mp == "auto":
@@ -143,7 +150,7 @@ def main(argv=None) -> dict:
         ]
         text = text_encoder.encode(captions).to(device)
         latents = latents.to(device)
-        sigmas = sample_training_sigmas(len(idx), gen).to(device)
+        sigmas = sample_training_sigmas(len(idx), gen, shift=sigma_shift).to(device)
         noise = torch.randn(latents.shape, generator=gen).to(device)
 
         with accelerator.autocast():
@@ -172,7 +179,8 @@ def main(argv=None) -> dict:
                                  "ema": ema.state_dict()})
                 export_ema(accelerator.unwrap_model(unet), ema, out / "ema_unet")
             if step % args.sample_every == 0:
-                write_samples(out / "ema_unet", args.vae, out / "samples" / f"step_{step:08d}.png", text_encoder)
+                write_samples(out / "ema_unet", args.vae, out / "samples" / f"step_{step:08d}.png", text_encoder,
+                              shift=sigma_shift)
         accelerator.wait_for_everyone()
         if args.stop_at_step is not None and step >= args.stop_at_step:
             return losses
@@ -187,12 +195,12 @@ def export_ema(unet, ema, folder: Path) -> None:
     ema.restore(unet.parameters())
 
 
-def write_samples(unet_dir: Path, vae_dir: str, path: Path, text_encoder) -> None:
+def write_samples(unet_dir: Path, vae_dir: str, path: Path, text_encoder, shift: float = 1.0) -> None:
     """A PNG contact sheet of held-out cases generated with the current EMA weights."""
     from ..contact_sheet import contact_sheet
     from ..pipelines.pipeline_i2v import I2VPipeline
 
-    pipe = I2VPipeline.from_parts(unet_dir, vae_dir, text_encoder=text_encoder)
+    pipe = I2VPipeline.from_parts(unet_dir, vae_dir, shift=shift, text_encoder=text_encoder)
     from ..data.world import heldout_seed, render, sample_scene
 
     rows = []

@@ -55,7 +55,7 @@ class I2VTrainable:
         latents = cond["latents"]  # (B, C, T, h, w)
         device = latents.device
         text = self.text_encoder.encode(captions).to(device)
-        sigmas = sample_training_sigmas(len(latents), gen).to(device)
+        sigmas = sample_training_sigmas(len(latents), gen, shift=self.scheduler.config.shift).to(device)
         noise = torch.randn(latents.shape, generator=gen).to(device)
         return flow_matching_loss(model, latents, text, sigmas, noise)
 
