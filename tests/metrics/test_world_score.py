@@ -155,6 +155,17 @@ def test_heldout_cases_cycle_every_motion_evenly_and_are_reproducible():
     assert [s.to_dict() for s, _ in again] == [s.to_dict() for s, _ in cases[len(MOTIONS):len(MOTIONS) + 3]]
 
 
+def test_training_phrasings_of_the_heldout_scenes():
+    held, train = heldout_cases(8), heldout_cases(8, phrasing="train")
+    assert [s.to_dict() for s, _ in held] == [s.to_dict() for s, _ in train]
+    for scene, prompt in train:
+        seed = scene.meta["seed"]
+        assert prompt == caption_scene(sample_scene(seed, motion=scene.motion), np.random.default_rng(seed), "train")
+    assert [p for _, p in train] != [p for _, p in held]
+    with pytest.raises(ValueError, match="split"):
+        heldout_cases(1, phrasing="poetic")
+
+
 def test_rejects_bad_frames():
     scene = sample_scene(1, motion="static")
     with pytest.raises(ValueError, match="uint8"):

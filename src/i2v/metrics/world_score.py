@@ -299,14 +299,15 @@ def _interleaved_kinds() -> list[str]:
     return order
 
 
-def heldout_cases(n: int, seed_offset: int = 0) -> list[tuple[Scene, str]]:
+def heldout_cases(n: int, seed_offset: int = 0, phrasing: str = "heldout") -> list[tuple[Scene, str]]:
     """``n`` held-out benchmark cases ``(scene, prompt)``.
 
     Case ``i`` uses seed ``heldout_seed(seed_offset + i)`` and motion kind number
     ``(seed_offset + i) % len(MOTION_WEIGHTS)`` of a fixed order that takes the categories in
     turn, so every kind appears evenly and even a handful of cases covers every category
     (consecutive offsets continue the cycle); prompts use the held-out phrasings
-    (``caption_scene(..., "heldout")``) drawn from the same seed.
+    (``caption_scene(..., "heldout")``) drawn from the same seed, or with ``phrasing="train"``
+    the training phrasings of the same scenes (to measure the paraphrase gap).
     """
     kinds = _interleaved_kinds()
     cases = []
@@ -314,5 +315,5 @@ def heldout_cases(n: int, seed_offset: int = 0) -> list[tuple[Scene, str]]:
         seed = heldout_seed(seed_offset + i)
         scene = sample_scene(seed, motion=kinds[(seed_offset + i) % len(kinds)])
         scene.meta["seed"] = seed
-        cases.append((scene, caption_scene(scene, np.random.default_rng(seed), "heldout")))
+        cases.append((scene, caption_scene(scene, np.random.default_rng(seed), phrasing)))
     return cases
