@@ -1,9 +1,28 @@
+import re
+
 import numpy as np
 import pytest
 
-from i2v.data.captions import COLOUR_WORDS, DIRECTION_WORDS, TEMPLATES, all_training_words, caption_scene
+from i2v.data.captions import (
+    COLOUR_WORDS,
+    DIRECTION_WORDS,
+    MOVE_VERBS,
+    PAN_WORDS,
+    SHAPE_WORDS,
+    TEMPLATES,
+    all_training_words,
+    caption_scene,
+)
 from i2v.data.world import (
-    CAMERA_PANS, COLOURS, FPS, MOTION_WEIGHTS, NUM_FRAMES, SIZE, mirror_scene, render, sample_scene,
+    CAMERA_PANS,
+    COLOURS,
+    FPS,
+    MOTION_WEIGHTS,
+    NUM_FRAMES,
+    SIZE,
+    mirror_scene,
+    render,
+    sample_scene,
 )
 
 
@@ -53,7 +72,7 @@ def test_camera_pan_left_slides_content_right():
 def test_zoom_in_spreads_objects_from_the_centre():
     scene = sample_scene(5, motion="zoom_in", num_objects=2)
     tracks = scene.screen_tracks()
-    spread = lambda t: np.linalg.norm(t[0] - t[1])  # noqa: E731
+    spread = lambda t: np.linalg.norm(t[0] - t[1])
     assert spread(tracks[-1]) > 1.4 * spread(tracks[0])
 
 
@@ -91,6 +110,21 @@ def test_heldout_phrasings_are_never_used_in_training():
     train_caps = {caption_scene(sample_scene(s), np.random.default_rng(s), "train") for s in range(300)}
     held_caps = {caption_scene(sample_scene(s), np.random.default_rng(s), "heldout") for s in range(300)}
     assert len(held_caps - train_caps) > 0.9 * len(held_caps)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.sub(r"\{\w+\}|[^a-z ]", " ", text.lower().replace("-", " ")).split())
+
+
+def test_every_heldout_synonym_brings_a_word_training_never_uses():
+    training_vocab = set().union(*(_words(t) for train, _ in TEMPLATES.values() for t in train))
+    for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS, {"verbs": MOVE_VERBS}):
+        for train, _ in table.values():
+            training_vocab |= set().union(*(_words(w) for w in train))
+    for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS, {"verbs": MOVE_VERBS}):
+        for _, held in table.values():
+            for phrase in held:
+                assert _words(phrase) - training_vocab, f"held-out {phrase!r} uses only training words"
 
 
 def test_unknown_split_and_motion_raise():

@@ -14,74 +14,92 @@ from .world import Scene
 
 # word -> (training synonyms, held-out synonyms)
 COLOUR_WORDS: dict[str, tuple[list[str], list[str]]] = {
-    "red": (["red", "crimson", "bright red"], ["scarlet"]),
-    "green": (["green", "lime green"], ["emerald"]),
-    "blue": (["blue", "deep blue"], ["navy blue"]),
-    "yellow": (["yellow", "lemon yellow"], ["golden"]),
-    "orange": (["orange", "tangerine"], ["amber"]),
-    "purple": (["purple", "violet"], ["lilac"]),
-    "white": (["white", "snow white"], ["ivory"]),
-    "black": (["black", "jet black"], ["dark black"]),
+    "red": (["red", "crimson", "bright red", "cherry red", "ruby"], ["scarlet"]),
+    "green": (["green", "lime green", "grass green", "forest green"], ["emerald"]),
+    "blue": (["blue", "deep blue", "royal blue", "cobalt"], ["navy blue"]),
+    "yellow": (["yellow", "lemon yellow", "canary yellow", "bright yellow"], ["golden"]),
+    "orange": (["orange", "tangerine", "bright orange", "pumpkin orange"], ["amber"]),
+    "purple": (["purple", "violet", "plum", "deep purple"], ["lilac"]),
+    "white": (["white", "snow white", "pure white", "milky white"], ["ivory"]),
+    "black": (["black", "jet black", "pitch black", "coal black"], ["dark black"]),
 }
 SHAPE_WORDS: dict[str, tuple[list[str], list[str]]] = {
-    "circle": (["circle", "disc", "ball", "dot", "round shape"], ["orb"]),
-    "square": (["square", "box", "block"], ["tile"]),
-    "triangle": (["triangle", "triangular shape"], ["pyramid shape"]),
+    "circle": (["circle", "disc", "ball", "dot", "round shape", "circular shape"], ["orb"]),
+    "square": (["square", "box", "block", "square shape"], ["tile"]),
+    "triangle": (["triangle", "triangular shape", "wedge", "three-sided shape"], ["pyramid shape"]),
 }
 DIRECTION_WORDS: dict[str, tuple[list[str], list[str]]] = {
-    "left": (["left", "to the left", "toward the left edge", "leftward"], ["towards the left side"]),
-    "right": (["right", "to the right", "toward the right edge", "rightward"], ["towards the right side"]),
-    "up": (["up", "upward", "toward the top", "to the top of the frame"], ["skyward"]),
-    "down": (["down", "downward", "toward the bottom", "to the bottom of the frame"], ["towards the floor"]),
-    "up_left": (["up and to the left", "diagonally up-left", "toward the top left corner"], ["to the upper left"]),
-    "up_right": (["up and to the right", "diagonally up-right", "toward the top right corner"], ["to the upper right"]),
-    "down_left": (["down and to the left", "diagonally down-left", "toward the bottom left corner"], ["to the lower left"]),
-    "down_right": (["down and to the right", "diagonally down-right", "toward the bottom right corner"], ["to the lower right"]),
+    "left": (["left", "to the left", "toward the left edge", "leftward", "over to the left", "in the left direction"],
+             ["towards the left side"]),
+    "right": (["right", "to the right", "toward the right edge", "rightward", "over to the right",
+               "in the right direction"],
+              ["towards the right side"]),
+    "up": (["up", "upward", "toward the top", "to the top of the frame", "toward the top edge", "up the frame"],
+           ["skyward"]),
+    "down": (["down", "downward", "toward the bottom", "to the bottom of the frame", "toward the bottom edge",
+              "down the frame"],
+             ["towards the floor"]),
+    "up_left": (["up and to the left", "diagonally up-left", "toward the top left corner", "up-left"],
+                ["to the upper left"]),
+    "up_right": (["up and to the right", "diagonally up-right", "toward the top right corner", "up-right"],
+                 ["to the upper right"]),
+    "down_left": (["down and to the left", "diagonally down-left", "toward the bottom left corner", "down-left"],
+                  ["to the lower left"]),
+    "down_right": (["down and to the right", "diagonally down-right", "toward the bottom right corner", "down-right"],
+                   ["to the lower right"]),
 }
-MOVE_VERBS = (["moves", "slides", "drifts", "travels", "glides", "goes"], ["heads", "floats"])
+MOVE_VERBS = (["moves", "slides", "drifts", "travels", "glides", "goes", "shifts", "creeps", "wanders",
+               "sails", "coasts"], ["heads", "floats"])
 
 # Templates: {obj} "the red circle", {verb} a movement verb, {dir} a direction phrase.
 TEMPLATES: dict[str, tuple[list[str], list[str]]] = {
     "move": (
         ["{obj} {verb} {dir}", "the {obj_bare} {verb} {dir}", "{obj} {verb} slowly {dir}",
-         "a video of {obj} that {verb} {dir}", "{Obj} {verb} {dir}.", "watch {obj} {verb} {dir}"],
+         "a video of {obj} that {verb} {dir}", "{Obj} {verb} {dir}.", "watch {obj} {verb} {dir}",
+         "here {obj} {verb} {dir}", "in this clip, {obj} {verb} {dir}", "{obj} {verb} {dir} over time"],
         ["{dir}, {obj} {verb}", "we see {obj} as it {verb} {dir}", "{obj} is moving {dir}"],
     ),
     "grow": (
-        ["{obj} grows", "{obj} gets bigger", "{obj} expands", "{Obj} grows larger.", "{obj} swells up"],
+        ["{obj} grows", "{obj} gets bigger", "{obj} expands", "{Obj} grows larger.", "{obj} swells up",
+         "{obj} gets larger", "{obj} scales up", "{obj} enlarges", "{obj} inflates"],
         ["{obj} increases in size", "{obj} becomes larger and larger"],
     ),
     "shrink": (
-        ["{obj} shrinks", "{obj} gets smaller", "{obj} contracts", "{Obj} shrinks away.", "{obj} gets tiny"],
+        ["{obj} shrinks", "{obj} gets smaller", "{obj} contracts", "{Obj} shrinks away.", "{obj} gets tiny",
+         "{obj} scales down", "{obj} dwindles", "{obj} deflates"],
         ["{obj} decreases in size", "{obj} becomes smaller and smaller"],
     ),
     "still": (
-        ["{obj} stays still", "{obj} does not move", "{obj} remains in place", "{Obj} sits still."],
+        ["{obj} stays still", "{obj} does not move", "{obj} remains in place", "{Obj} sits still.",
+         "{obj} holds still", "{obj} does not budge", "{obj} stays where it is"],
         ["{obj} is motionless", "{obj} stays put"],
     ),
     "static": (
-        ["nothing moves", "a still scene", "everything stays still", "a static shot, no motion"],
+        ["nothing moves", "a still scene", "everything stays still", "a static shot, no motion",
+         "no motion", "a still image", "the shot holds steady", "nothing happens"],
         ["the scene is frozen", "no movement at all"],
     ),
     "pan": (
         ["the camera pans {dir}", "camera pans {dir}", "panning {dir}", "the camera turns {dir}",
-         "The view pans {dir}."],
+         "The view pans {dir}.", "the shot pans {dir}", "the frame pans {dir}", "we pan {dir}"],
         ["a slow pan {dir}", "the camera swings {dir}"],
     ),
     "zoom_in": (
-        ["the camera zooms in", "zoom in", "camera zooming in", "the camera pushes in", "The view zooms in."],
+        ["the camera zooms in", "zoom in", "camera zooming in", "the camera pushes in", "The view zooms in.",
+         "the shot zooms in", "zooming in", "the view pushes in"],
         ["the camera moves closer", "a slow zoom into the scene"],
     ),
     "zoom_out": (
-        ["the camera zooms out", "zoom out", "camera zooming out", "the camera pulls back", "The view zooms out."],
+        ["the camera zooms out", "zoom out", "camera zooming out", "the camera pulls back", "The view zooms out.",
+         "the shot zooms out", "zooming out", "the view pulls back"],
         ["the camera moves away", "a slow zoom away from the scene"],
     ),
 }
 PAN_WORDS: dict[str, tuple[list[str], list[str]]] = {
-    "pan_left": (["left", "to the left"], ["leftwards"]),
-    "pan_right": (["right", "to the right"], ["rightwards"]),
-    "pan_up": (["up", "upward"], ["upwards"]),
-    "pan_down": (["down", "downward"], ["downwards"]),
+    "pan_left": (["left", "to the left", "toward the left"], ["leftwards"]),
+    "pan_right": (["right", "to the right", "toward the right"], ["rightwards"]),
+    "pan_up": (["up", "upward", "toward the top"], ["upwards"]),
+    "pan_down": (["down", "downward", "toward the bottom"], ["downwards"]),
 }
 
 SPLITS = ("train", "heldout")
