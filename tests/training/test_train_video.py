@@ -52,3 +52,29 @@ def test_exported_model_generates_through_the_cli(tiny_vae_dir, tmp_path, sample
                 "--num-inference-steps", "2", "--seed", "0", "-q", "-o", str(out)]) == 0
     frames, fps = read_video(out)
     assert frames.shape == (16, 128, 128, 3) and fps == 8  # defaults from the exported model's config
+
+
+def test_export_samples_with_the_shift_the_run_trained_with(tiny_vae_dir, tmp_path):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from i2v.training.export import export_model
+
+    main(_args(tiny_vae_dir, tmp_path / "run") + ["--sigma-shift", "2.5", "--max-steps", "2"])
+    unet = tmp_path / "run" / "ema_unet"
+    recorded = export_model(tiny_vae_dir, unet, tmp_path / "recorded")
+    assert FlowMatchEulerDiscreteScheduler.from_pretrained(recorded / "scheduler").config.shift == 2.5
+    override = export_model(tiny_vae_dir, unet, tmp_path / "override", shift=1.5)
+    assert FlowMatchEulerDiscreteScheduler.from_pretrained(override / "scheduler").config.shift == 1.5
+
+
+def test_export_of_a_unet_without_a_recorded_shift_samples_unshifted(tiny_vae_dir, tmp_path):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from i2v.training.export import export_model
+
+    main(_args(tiny_vae_dir, tmp_path / "run") + ["--max-steps", "2"])
+    loose = tmp_path / "loose" / "unet"  # a denoiser folder copied out of its run
+    loose.parent.mkdir()
+    (tmp_path / "run" / "ema_unet").rename(loose)
+    model = export_model(tiny_vae_dir, loose, tmp_path / "model")
+    assert FlowMatchEulerDiscreteScheduler.from_pretrained(model / "scheduler").config.shift == 1.0

@@ -1,7 +1,10 @@
 """Assemble trained parts into a model folder that ``i2v generate --model`` (and the package) loads.
 
     python -m i2v.training.export --vae runs/vae/final --unet runs/video/ema_unet \
-        --out src/i2v/weights/i2v-tiny [--dtype fp16]
+        --out src/i2v/weights/i2v-tiny [--dtype fp16] [--shift S]
+
+The sampling time shift defaults to the one the denoiser was trained with, which
+``train_video`` records beside ``ema_unet`` as ``scheduler/scheduler_config.json``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,23 @@ from pathlib import Path
 import torch
 
 
-def export_model(vae_dir: str | Path, unet_dir: str | Path, out: str | Path, shift: float = 1.0,
+def training_shift(unet_dir: str | Path) -> float:
+    """The noise-level shift the run that wrote ``unet_dir`` trained with (1.0 if it recorded none)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    recorded = Path(unet_dir).parent / "scheduler"
+    if not (recorded / "scheduler_config.json").is_file():
+        return 1.0
+    return float(FlowMatchEulerDiscreteScheduler.from_pretrained(recorded).config.shift)
+
+
+def export_model(vae_dir: str | Path, unet_dir: str | Path, out: str | Path, shift: float | None = None,
                  dtype: str = "fp32") -> Path:
+    """Save an I2VPipeline folder; ``shift=None`` samples with the training run's shift."""
     from ..pipelines.pipeline_i2v import I2VPipeline
 
     out = Path(out)
+    shift = training_shift(unet_dir) if shift is None else shift
     pipe = I2VPipeline.from_parts(unet_dir, vae_dir, shift=shift, text_encoder=False)
     if dtype == "fp16":  # halves the shipped size; loaded back as fp32 by default
         pipe.unet.to(torch.float16)
@@ -41,7 +56,9 @@ def main(argv=None) -> None:
     p.add_argument("--vae", required=True)
     p.add_argument("--unet", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--shift", type=float, default=1.0, help="sampling time shift stored in the scheduler config")
+    p.add_argument("--shift", type=float, default=None,
+                   help="sampling time shift stored in the scheduler config (default: the training run's, "
+                        "read from the scheduler/ folder beside --unet, else 1)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
     args = p.parse_args(argv)
     print(export_model(args.vae, args.unet, args.out, args.shift, args.dtype))

@@ -6,9 +6,10 @@ One readable loop on accelerate: the same script runs on a laptop CPU or, unchan
 ``accelerate launch`` on GPUs. Rectified-flow objective with frame 0 held clean (it is the
 input image); EMA weights; atomic checkpoints every ``--checkpoint-every`` steps and exact
 resume with ``--resume latest``; a loss log (CSV) and sample clips in ``samples/``.
-Export with the training run's noise-level shift (the preset's ``sigma_shift``):
+The run records its noise-level shift (the preset's ``sigma_shift``) as a scheduler config in
+``OUTPUT_DIR/scheduler``, and the export step samples with it unless told otherwise:
 
-    python -m i2v.training.export --vae runs/vae/final --unet runs/video/ema_unet --shift 3 --out MODEL
+    python -m i2v.training.export --vae runs/vae/final --unet runs/video/ema_unet --out MODEL
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "src/i2v/weights/i2v-tiny) instead of a fresh preset")
     p.add_argument("--cache-dir", default=None, help="latent cache folder (default: OUTPUT_DIR/latents)")
     p.add_argument("--sigma-shift", type=float, default=None,
-                   help="time shift of the training noise levels (default: the preset's); export the model "
-                        "with the same --shift so the sampler spends its steps where training did")
+                   help="time shift of the training noise levels (default: the preset's); saved in "
+                        "OUTPUT_DIR/scheduler so the exported model samples where training spent its steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
@@ -72,7 +73,7 @@ def flow_matching_loss(unet, latents, text, sigmas, noise) -> torch.Tensor:
 
 def main(argv=None) -> dict:
     from accelerate import Accelerator
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
@@ -131,6 +132,7 @@ def main(argv=None) -> dict:
     if accelerator.is_main_process:
         (out / "samples").mkdir(parents=True, exist_ok=True)
         truncate_log(log_path, step, header="step,loss,lr,seconds\n")
+        FlowMatchEulerDiscreteScheduler(shift=sigma_shift).save_pretrained(out / "scheduler")
 
     # ---- loop ----
     losses: dict[int, float] = {}
