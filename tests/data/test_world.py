@@ -117,14 +117,13 @@ def _words(text: str) -> set[str]:
 
 
 def test_every_heldout_synonym_brings_a_word_training_never_uses():
-    training_vocab = set().union(*(_words(t) for train, _ in TEMPLATES.values() for t in train))
-    for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS, {"verbs": MOVE_VERBS}):
-        for train, _ in table.values():
-            training_vocab |= set().union(*(_words(w) for w in train))
-    for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS, {"verbs": MOVE_VERBS}):
-        for _, held in table.values():
-            for phrase in held:
-                assert _words(phrase) - training_vocab, f"held-out {phrase!r} uses only training words"
+    word_tables = [*COLOUR_WORDS.values(), *SHAPE_WORDS.values(), *DIRECTION_WORDS.values(), *PAN_WORDS.values(),
+                   MOVE_VERBS]
+    training_phrases = [p for train, _ in [*TEMPLATES.values(), *word_tables] for p in train]
+    training_vocab = set().union(*map(_words, training_phrases))
+    for _, held in word_tables:
+        for phrase in held:
+            assert _words(phrase) - training_vocab, f"held-out {phrase!r} uses only training words"
 
 
 def test_unknown_split_and_motion_raise():
