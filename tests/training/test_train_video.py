@@ -78,3 +78,45 @@ def test_export_of_a_unet_without_a_recorded_shift_samples_unshifted(tiny_vae_di
     (tmp_path / "run" / "ema_unet").rename(loose)
     model = export_model(tiny_vae_dir, loose, tmp_path / "model")
     assert FlowMatchEulerDiscreteScheduler.from_pretrained(model / "scheduler").config.shift == 1.0
+
+
+def test_cooldown_decays_the_logged_learning_rate_to_zero(tiny_vae_dir, tmp_path):
+    main(_args(tiny_vae_dir, tmp_path) + ["--max-steps", "6", "--cooldown-steps", "1"])
+    with open(tmp_path / "loss_log.csv") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert len(lrs) == 6 and lrs[-1] == 0.0 and lrs[-2] > 0.0
+
+
+def test_constant_run_resumed_with_a_cooldown_branches_into_it():
+    import torch
+
+    from i2v.training.train_video import learning_rate_schedule
+
+    def optimizer():
+        return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+    constant_opt = optimizer()
+    constant = learning_rate_schedule(constant_opt, max_steps=100, cooldown_steps=0, warmup_steps=10)
+    for _ in range(60):
+        constant_opt.step()
+        constant.step()
+    assert constant.get_last_lr()[0] == 1.0
+    branch = learning_rate_schedule(optimizer(), max_steps=80, cooldown_steps=20, warmup_steps=10)
+    branch.load_state_dict(constant.state_dict())  # what --resume does with the checkpoint
+    lrs = []
+    for _ in range(20):
+        branch.optimizer.step()
+        branch.step()
+        lrs.append(branch.get_last_lr()[0])
+    assert lrs[0] == pytest.approx(0.95) and lrs[9] == pytest.approx(0.5) and lrs[-1] == 0.0
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_cooldown_longer_than_the_run_is_refused():
+    import torch
+
+    from i2v.training.train_video import learning_rate_schedule
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match="--cooldown-steps 600"):
+        learning_rate_schedule(opt, max_steps=1000, cooldown_steps=600, warmup_steps=500)

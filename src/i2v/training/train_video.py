@@ -31,9 +31,10 @@ from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_c
 from .latent_cache import build_latent_cache, load_latent_cache
 
 PRESETS = {
-    # name: denoiser preset, batch size, learning rate, cached training clips, noise-level time shift
-    "small": dict(unet="small", batch=8, lr=3e-4, clips=3072, sigma_shift=3.0),
-    "test": dict(unet="test", batch=2, lr=1e-3, clips=8, sigma_shift=1.0),
+    # name: denoiser preset, batch size, learning rate and its warmup steps, cached training clips,
+    # noise-level time shift
+    "small": dict(unet="small", batch=8, lr=3e-4, warmup=500, clips=3072, sigma_shift=3.0),
+    "test": dict(unet="test", batch=2, lr=1e-3, warmup=2, clips=8, sigma_shift=1.0),
 }
 CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 
@@ -44,6 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output-dir", required=True)
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--cooldown-steps", type=int, default=0,
+                   help="decay the learning rate linearly to 0 over the last N steps before --max-steps "
+                        "(warmup-stable-decay); 0 keeps it constant. Resuming a constant run with this set "
+                        "branches it into a cooldown")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--sample-every", type=int, default=1000)
     p.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
@@ -61,6 +66,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def learning_rate_schedule(optimizer, max_steps: int, cooldown_steps: int, warmup_steps: int):
+    """Warmup, then constant; with ``cooldown_steps`` the last steps decay linearly to 0 (WSD).
+
+    Only the step count is checkpointed, so a resumed run follows whichever schedule it is given.
+    """
+    if cooldown_steps <= 0:
+        from diffusers.optimization import get_scheduler
+
+        return get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=warmup_steps)
+    from transformers.optimization import get_wsd_schedule
+
+    if cooldown_steps > max_steps - warmup_steps:
+        raise ValueError(f"--cooldown-steps {cooldown_steps} does not fit in --max-steps {max_steps} "
+                         f"after {warmup_steps} warmup steps")
+    return get_wsd_schedule(optimizer, num_warmup_steps=warmup_steps, num_decay_steps=cooldown_steps,
+                            num_training_steps=max_steps, decay_type="linear")
+
+
 def flow_matching_loss(unet, latents, text, sigmas, noise) -> torch.Tensor:
     """Velocity MSE on frames 1..T-1; frame 0 stays clean, as it is at generation time."""
     # latents, noise: (B, C, T, h, w); sigmas: (B,)
@@ -74,7 +97,6 @@ def flow_matching_loss(unet, latents, text, sigmas, noise) -> torch.Tensor:
 def main(argv=None) -> dict:
     from accelerate import Accelerator
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
-    from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
     from ..conditioning import MiniLMTextEncoder
@@ -113,7 +135,7 @@ def main(argv=None) -> dict:
                           num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1])
     ema = EMAModel(unet.parameters(), decay=args.ema_decay, model_cls=type(unet), model_config=unet.config)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=preset["lr"], weight_decay=0.01)
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=500)
+    lr_scheduler = learning_rate_schedule(optimizer, args.max_steps, args.cooldown_steps, preset["warmup"])
 
     # ---- resume ----
     step = 0
