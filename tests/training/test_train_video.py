@@ -2,8 +2,10 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
-from i2v.training.train_video import main
+from i2v.training.finetune import TrainingSetupError
+from i2v.training.train_video import learning_rate_schedule, main
 
 
 @pytest.fixture(scope="module")
@@ -87,21 +89,18 @@ def test_cooldown_decays_the_logged_learning_rate_to_zero(tiny_vae_dir, tmp_path
     assert len(lrs) == 6 and lrs[-1] == 0.0 and lrs[-2] > 0.0
 
 
+def _one_parameter_optimizer():
+    return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+
 def test_constant_run_resumed_with_a_cooldown_branches_into_it():
-    import torch
-
-    from i2v.training.train_video import learning_rate_schedule
-
-    def optimizer():
-        return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-
-    constant_opt = optimizer()
+    constant_opt = _one_parameter_optimizer()
     constant = learning_rate_schedule(constant_opt, max_steps=100, cooldown_steps=0, warmup_steps=10)
     for _ in range(60):
         constant_opt.step()
         constant.step()
     assert constant.get_last_lr()[0] == 1.0
-    branch = learning_rate_schedule(optimizer(), max_steps=80, cooldown_steps=20, warmup_steps=10)
+    branch = learning_rate_schedule(_one_parameter_optimizer(), max_steps=80, cooldown_steps=20, warmup_steps=10)
     branch.load_state_dict(constant.state_dict())  # what --resume does with the checkpoint
     lrs = []
     for _ in range(20):
@@ -112,11 +111,7 @@ def test_constant_run_resumed_with_a_cooldown_branches_into_it():
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
 
 
-def test_cooldown_longer_than_the_run_is_refused():
-    import torch
-
-    from i2v.training.train_video import learning_rate_schedule
-
-    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    with pytest.raises(ValueError, match="--cooldown-steps 600"):
-        learning_rate_schedule(opt, max_steps=1000, cooldown_steps=600, warmup_steps=500)
+def test_cooldown_longer_than_the_run_is_refused_before_anything_is_written(tiny_vae_dir, tmp_path):
+    with pytest.raises(TrainingSetupError, match="--cooldown-steps 5 does not fit in --max-steps 6"):
+        main(_args(tiny_vae_dir, tmp_path / "run") + ["--max-steps", "6", "--cooldown-steps", "5"])
+    assert not (tmp_path / "run").exists()

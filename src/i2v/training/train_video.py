@@ -77,9 +77,6 @@ def learning_rate_schedule(optimizer, max_steps: int, cooldown_steps: int, warmu
         return get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=warmup_steps)
     from transformers.optimization import get_wsd_schedule
 
-    if cooldown_steps > max_steps - warmup_steps:
-        raise ValueError(f"--cooldown-steps {cooldown_steps} does not fit in --max-steps {max_steps} "
-                         f"after {warmup_steps} warmup steps")
     return get_wsd_schedule(optimizer, num_warmup_steps=warmup_steps, num_decay_steps=cooldown_steps,
                             num_training_steps=max_steps, decay_type="linear")
 
@@ -100,11 +97,15 @@ def main(argv=None) -> dict:
     from diffusers.training_utils import EMAModel
 
     from ..conditioning import MiniLMTextEncoder
+    from .finetune import TrainingSetupError
     from .train_vae import _cpu_has_bf16
 
     args = parse_args(argv)
     preset = PRESETS[args.preset]
     sigma_shift = preset["sigma_shift"] if args.sigma_shift is None else args.sigma_shift
+    if args.cooldown_steps > args.max_steps - preset["warmup"]:  # refused before any loading
+        raise TrainingSetupError(f"--cooldown-steps {args.cooldown_steps} does not fit in --max-steps "
+                                 f"{args.max_steps} after the preset's {preset['warmup']} warmup steps")
     out = Path(args.output_dir)
     mp = args.mixed_precision
     if mp == "auto":
