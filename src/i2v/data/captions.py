@@ -135,11 +135,18 @@ def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train") 
     return template.format(obj=f"the {obj_bare}", Obj=f"The {obj_bare}", obj_bare=obj_bare, **words)
 
 
+def _synonym_pairs():
+    """(training synonyms, held-out synonyms) of every word table."""
+    for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS):
+        yield from table.values()
+    yield MOVE_VERBS
+
+
 def all_training_words() -> set[str]:
     """Every word training captions may use (tests check held-out words are new)."""
-    words: set[str] = set()
-    for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS):
-        for train, _ in table.values():
-            words.update(train)
-    words.update(MOVE_VERBS[0])
-    return words
+    return {w for train, _ in _synonym_pairs() for w in train}
+
+
+def all_heldout_words() -> set[str]:
+    """Every held-out synonym (colours, shapes, directions, pan words, verbs)."""
+    return {w for _, held in _synonym_pairs() for w in held}
