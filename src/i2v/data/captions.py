@@ -48,8 +48,6 @@ DIRECTION_WORDS: dict[str, tuple[list[str], list[str]]] = {
     "down_right": (["down and to the right", "diagonally down-right", "toward the bottom right corner", "down-right"],
                    ["to the lower right"]),
 }
-# Nouns for an object named by its colour alone ("the red one"); training captions only.
-OBJECT_NOUNS = (["one", "object", "shape"], [])
 MOVE_VERBS = (["moves", "slides", "drifts", "travels", "glides", "goes", "shifts", "creeps", "wanders",
                "sails", "coasts"], ["heads", "floats"])
 
@@ -115,23 +113,15 @@ def _pick(rng: np.random.Generator, options: tuple[list[str], list[str]], split:
     return str(rng.choice(train))
 
 
-def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", p_partial: float = 0.0) -> str:
-    """A caption naming the scene's motion, in the given split's phrasings.
-
-    With probability ``p_partial`` the moving object is named by one attribute only (see
-    ``_partial_reference``). ``p_partial=0`` draws nothing extra from ``rng``, so captions
-    (the benchmark's included) stay what they were.
-    """
+def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train") -> str:
+    """A caption naming the scene's motion, in the given split's phrasings."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     heldout = split == "heldout"
     obj_bare = ""
     if scene.target is not None:
         o = scene.objects[scene.target]
-        colour, shape = _pick(rng, COLOUR_WORDS[o.colour], split), _pick(rng, SHAPE_WORDS[o.shape], split)
-        obj_bare = f"{colour} {shape}"
-        if p_partial and rng.random() < p_partial:
-            obj_bare = _partial_reference(scene, colour, shape, rng)
+        obj_bare = f"{_pick(rng, COLOUR_WORDS[o.colour], split)} {_pick(rng, SHAPE_WORDS[o.shape], split)}"
     motion = scene.motion
     if motion.startswith("move_"):
         key, words = "move", {"dir": _pick(rng, DIRECTION_WORDS[motion[5:]], split),
@@ -145,26 +135,11 @@ def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", 
     return template.format(obj=f"the {obj_bare}", Obj=f"The {obj_bare}", obj_bare=obj_bare, **words)
 
 
-def _partial_reference(scene: Scene, colour: str, shape: str, rng: np.random.Generator) -> str:
-    """The target named by its shape alone when no other object shares it, else by its colour alone.
-
-    Colours are distinct within a scene, so "the red one" always names one object. Captions that
-    name only one attribute teach the model to find the object from either word, so a prompt
-    whose colour word the text encoder places badly still has its shape to go on.
-    """
-    target = scene.objects[scene.target]
-    shape_is_unique = sum(o.shape == target.shape for o in scene.objects) == 1
-    if shape_is_unique and rng.random() < 0.5:
-        return shape
-    return f"{colour} {rng.choice(OBJECT_NOUNS[0])}"
-
-
 def _synonym_pairs():
     """(training synonyms, held-out synonyms) of every word table."""
     for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS):
         yield from table.values()
     yield MOVE_VERBS
-    yield OBJECT_NOUNS
 
 
 def all_training_words() -> set[str]:

@@ -32,9 +32,9 @@ from .latent_cache import build_latent_cache, load_latent_cache
 
 PRESETS = {
     # name: denoiser preset, batch size, learning rate and its warmup steps, cached training clips,
-    # noise-level time shift, share of captions naming the object by one attribute (captions.caption_scene)
-    "small": dict(unet="small", batch=8, lr=3e-4, warmup=500, clips=3072, sigma_shift=3.0, p_partial=0.25),
-    "test": dict(unet="test", batch=2, lr=1e-3, warmup=2, clips=8, sigma_shift=1.0, p_partial=0.25),
+    # noise-level time shift
+    "small": dict(unet="small", batch=8, lr=3e-4, warmup=500, clips=3072, sigma_shift=3.0),
+    "test": dict(unet="test", batch=2, lr=1e-3, warmup=2, clips=8, sigma_shift=1.0),
 }
 CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 
@@ -170,7 +170,7 @@ def main(argv=None) -> dict:
         latents[flip] = latents[flip].flip(-1)
         captions = [
             "" if rng.random() < CAPTION_DROPOUT
-            else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train", preset["p_partial"])
+            else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train")
             for i, f in zip(idx, flip)
         ]
         text = text_encoder.encode(captions).to(device)
