@@ -10,7 +10,7 @@ token states (mean over its word pieces) with those of every training synonym in
 at each hidden layer: 0 is the input embeddings, 6 the final states the denoiser cross-attends to.
 It also compares the sentence embeddings of the bare phrases (mean-pooled final states, what MiniLM
 was trained to make similar for paraphrases). It prints the nearest training synonym's class per
-layer (lower case where it is the wrong class) and, per layer, how many held-out words land in
+layer (upper case where it is the word's own class) and, per layer, how many held-out words land in
 their own class.
 """
 
@@ -69,16 +69,15 @@ def main(argv=None) -> None:
     for name in args.table:
         table, caption = TABLES[name]
         rows = probe(encoder, table, caption)
-        columns = [*range(len(rows[0]["nearest"]) - 1), SENTENCE]
-        print(f"\n{name} (in {caption.format('…')!r}): class of the nearest training synonym; lower case = wrong")
-        print(f"{'held-out':24} {'class':11} " + " ".join(f"{('L' + str(c)) if c != SENTENCE else c:>11}"
-                                                          for c in columns))
+        columns = list(rows[0]["nearest"])  # layers 0..6, then the sentence embedding
+        labels = [c if c == SENTENCE else f"L{c}" for c in columns]
+        print(f"\n{name} (in {caption.format('…')!r}): class of the nearest training synonym, "
+              "UPPER CASE where it is the word's own class")
+        print(f"{'held-out':24} {'class':11} " + " ".join(f"{label:>11}" for label in labels))
         for row in rows:
-            cells = []
-            for c in columns:
-                cls = row["nearest"][c][1]
-                cells.append(f"{cls.upper() if cls == row['class'] else cls:>11}")
-            print(f"{row['word']:24} {row['class']:11} " + " ".join(cells))
+            classes = [row["nearest"][c][1] for c in columns]
+            cells = [cls.upper() if cls == row["class"] else cls for cls in classes]
+            print(f"{row['word']:24} {row['class']:11} " + " ".join(f"{cell:>11}" for cell in cells))
         right = [sum(r["nearest"][c][1] == r["class"] for r in rows) for c in columns]
         print(f"{'in their own class':36} " + " ".join(f"{f'{n}/{len(rows)}':>11}" for n in right))
 
