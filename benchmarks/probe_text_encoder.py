@@ -1,36 +1,51 @@
-"""Where the frozen MiniLM puts each held-out synonym: its nearest training synonym, layer by layer.
+"""Where the frozen MiniLM puts each held-out synonym, layer by layer, by two readouts.
 
     .venv/bin/python benchmarks/probe_text_encoder.py [--table colour shape direction pan]
 
 The denoiser learns what words mean only from the training split's captions, so it can place a
-held-out word ("golden") only as far as the text encoder already puts it near training words of the
-same class ("yellow", "lemon yellow", ...). For every held-out synonym in ``captions.py`` this
-script sets the word in a caption ("the golden circle moves to the left") and compares its MiniLM
-token states (mean over its word pieces) with those of every training synonym in the same caption,
-at each hidden layer: 0 is the input embeddings, 6 the final states the denoiser cross-attends to.
-It also compares the sentence embeddings of the bare phrases (mean-pooled final states, what MiniLM
-was trained to make similar for paraphrases). It prints the nearest training synonym's class per
-layer (upper case where it is the word's own class) and, per layer, how many held-out words land in
-their own class.
+held-out word ("golden") only as far as the text encoder's states for it relate to those of the
+training words ("yellow", "lemon yellow", ...). For every held-out synonym in ``captions.py`` this
+script sets the word in captions ("the golden circle moves to the left") and takes its MiniLM token
+states (mean over its word pieces) at each hidden layer: 0 is the input embeddings, 6 the final
+states the denoiser cross-attends to. Two readouts, each printed as the class it gives every
+held-out word per layer (upper case where it is the word's own class) and a count per layer:
+
+* nearest: the class of the most similar training synonym in the same caption, and in the
+  sentence embeddings of the bare phrases (mean-pooled final states, what MiniLM was trained to
+  make similar for paraphrases);
+* linear: a ridge regression fitted on the training synonyms (in four captions) to what the class
+  means in the world (a colour's RGB, a direction's unit vector, a shape's one-hot), read out for
+  the held-out word and mapped to the nearest class. A learned denoiser reads the states through
+  learned maps, so this is the closer estimate of what training can generalise to.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from i2v.conditioning import MiniLMTextEncoder
 from i2v.data.captions import COLOUR_WORDS, DIRECTION_WORDS, PAN_WORDS, SHAPE_WORDS
+from i2v.data.world import CAMERA_PANS, COLOURS, OBJECT_DIRECTIONS, SHAPES
 
-# table name -> (word table, caption with {} where the word goes)
+# table name -> (word table, what each class means as a vector, captions with {} where the word
+# goes; the nearest readout uses the first)
 TABLES = {
-    "colour": (COLOUR_WORDS, "the {} circle moves to the left"),
-    "shape": (SHAPE_WORDS, "the red {} moves to the left"),
-    "direction": (DIRECTION_WORDS, "the red circle moves {}"),
-    "pan": (PAN_WORDS, "the camera pans {}"),
+    "colour": (COLOUR_WORDS, {c: np.array(rgb) / 255 for c, rgb in COLOURS.items()},
+               ["the {} circle moves to the left", "the {} square grows", "watch the {} triangle drift up",
+                "the {} ball stays still"]),
+    "shape": (SHAPE_WORDS, {s: np.eye(len(SHAPES))[i] for i, s in enumerate(SHAPES)},
+              ["the red {} moves to the left", "the blue {} grows", "watch the white {} drift up",
+               "the green {} stays still"]),
+    "direction": (DIRECTION_WORDS, OBJECT_DIRECTIONS,
+                  ["the red circle moves {}", "the blue square drifts {}", "watch the white disc slide {}",
+                   "the green wedge travels {}"]),
+    "pan": (PAN_WORDS, CAMERA_PANS, ["the camera pans {}", "the shot pans {}", "we pan {}", "the view pans {}"]),
 }
-SENTENCE = "sentence"  # the column of the pooled sentence embedding of the bare phrase
+SENTENCE = "sentence"  # the nearest readout's column of the pooled sentence embeddings
+RIDGE = 0.1  # the linear readout's L2 penalty; 384-dim states, a few hundred training rows
 
 
 @torch.no_grad()
@@ -45,7 +60,7 @@ def phrase_states(encoder: MiniLMTextEncoder, caption: str, phrase: str) -> torc
     return torch.nn.functional.normalize(states, dim=-1)
 
 
-def probe(encoder: MiniLMTextEncoder, table: dict, caption: str) -> list[dict]:
+def nearest_readout(encoder: MiniLMTextEncoder, table: dict, caption: str) -> list[dict]:
     """One row per held-out synonym: its class and, per layer, the class of its nearest training synonym."""
     training = [(word, cls) for cls, (train, _) in table.items() for word in train]
     train_states = torch.stack([phrase_states(encoder, caption.format(w), w) for w, _ in training])  # (N, layers, D)
@@ -55,10 +70,44 @@ def probe(encoder: MiniLMTextEncoder, table: dict, caption: str) -> list[dict]:
         for word in heldout:
             states = phrase_states(encoder, caption.format(word), word)  # (layers, D)
             sims = torch.einsum("nld,ld->ln", train_states, states)  # (layers, N)
-            nearest = {layer: training[int(i)] for layer, i in enumerate(sims.argmax(-1))}
-            nearest[SENTENCE] = training[int((train_pooled @ encoder.encode([word]).pooled[0]).argmax())]
-            rows.append({"word": word, "class": cls, "nearest": nearest})
+            classes = {layer: training[int(i)][1] for layer, i in enumerate(sims.argmax(-1))}
+            classes[SENTENCE] = training[int((train_pooled @ encoder.encode([word]).pooled[0]).argmax())][1]
+            rows.append({"word": word, "class": cls, "classes": classes})
     return rows
+
+
+def linear_readout(encoder: MiniLMTextEncoder, table: dict, meaning: dict, captions: list[str]) -> list[dict]:
+    """One row per held-out synonym: its class and, per layer, the class a ridge readout gives it."""
+    names = list(table)
+    targets = torch.tensor(np.stack([meaning[c] for c in names]), dtype=torch.float32)  # (K, d)
+
+    def states(word: str) -> torch.Tensor:  # (captions, layers, D)
+        return torch.stack([phrase_states(encoder, c.format(word), word) for c in captions])
+
+    training = [(word, k) for k, c in enumerate(names) for word in table[c][0]]
+    x = torch.cat([states(w) for w, _ in training]).transpose(0, 1)  # (layers, N * captions, D)
+    y = targets[[k for _, k in training for _ in captions]]  # (N * captions, d)
+    eye = torch.eye(x.shape[-1])
+    readout = torch.stack([torch.linalg.solve(a.T @ a + RIDGE * eye, a.T @ y) for a in x])  # (layers, D, d)
+    rows = []
+    for cls, (_, heldout) in table.items():
+        for word in heldout:
+            read = torch.einsum("cld,ldk->lk", states(word), readout) / len(captions)  # (layers, d)
+            nearest = torch.cdist(read, targets).argmin(-1)  # (layers,)
+            rows.append({"word": word, "class": cls, "classes": {layer: names[int(k)] for layer, k in enumerate(nearest)}})
+    return rows
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    columns = list(rows[0]["classes"])  # layers 0..6, then (nearest readout) the sentence embedding
+    labels = [c if c == SENTENCE else f"L{c}" for c in columns]
+    print(f"\n{title}, UPPER CASE where it is the word's own class")
+    print(f"{'held-out':24} {'class':11} " + " ".join(f"{label:>11}" for label in labels))
+    for row in rows:
+        cells = [cls.upper() if cls == row["class"] else cls for cls in row["classes"].values()]
+        print(f"{row['word']:24} {row['class']:11} " + " ".join(f"{cell:>11}" for cell in cells))
+    right = [sum(r["classes"][c] == r["class"] for r in rows) for c in columns]
+    print(f"{'in their own class':36} " + " ".join(f"{f'{n}/{len(rows)}':>11}" for n in right))
 
 
 def main(argv=None) -> None:
@@ -67,19 +116,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     encoder = MiniLMTextEncoder()
     for name in args.table:
-        table, caption = TABLES[name]
-        rows = probe(encoder, table, caption)
-        columns = list(rows[0]["nearest"])  # layers 0..6, then the sentence embedding
-        labels = [c if c == SENTENCE else f"L{c}" for c in columns]
-        print(f"\n{name} (in {caption.format('…')!r}): class of the nearest training synonym, "
-              "UPPER CASE where it is the word's own class")
-        print(f"{'held-out':24} {'class':11} " + " ".join(f"{label:>11}" for label in labels))
-        for row in rows:
-            classes = [row["nearest"][c][1] for c in columns]
-            cells = [cls.upper() if cls == row["class"] else cls for cls in classes]
-            print(f"{row['word']:24} {row['class']:11} " + " ".join(f"{cell:>11}" for cell in cells))
-        right = [sum(r["nearest"][c][1] == r["class"] for r in rows) for c in columns]
-        print(f"{'in their own class':36} " + " ".join(f"{f'{n}/{len(rows)}':>11}" for n in right))
+        table, meaning, captions = TABLES[name]
+        print_table(f"{name} (in {captions[0].format('…')!r}): class of the nearest training synonym",
+                    nearest_readout(encoder, table, captions[0]))
+        print_table(f"{name} (in {len(captions)} captions): class nearest the linear readout",
+                    linear_readout(encoder, table, meaning, captions))
 
 
 if __name__ == "__main__":
