@@ -60,6 +60,18 @@ def test_target_moves_in_its_direction_and_others_stay():
     assert tracks[:, scene.target].min() > 0 and tracks[:, scene.target].max() < SIZE
 
 
+def test_shorter_travels_let_a_move_start_on_the_side_it_heads_to():
+    # full-length moves need the room, so a rightward move always starts left of centre; short
+    # ones (a training option) may start anywhere, so the position no longer implies the direction
+    def starts(travel_range):
+        scenes = [sample_scene(s, motion="move_right", travel_range=travel_range) for s in range(60)]
+        assert all(travel_range[0] <= s.amount <= travel_range[1] for s in scenes)
+        return np.array([s.objects[s.target].x for s in scenes])
+
+    assert starts((0.30, 0.42)).max() < 0.6
+    assert starts((0.12, 0.15)).max() > 0.65
+
+
 def test_camera_pan_left_slides_content_right():
     scene = sample_scene(5, motion="pan_left")
     tracks = scene.screen_tracks()

@@ -198,8 +198,13 @@ def _overlaps(objs: list[SceneObject], target: int, motion: str, amount: float) 
     return False
 
 
-def sample_scene(seed: int, motion: str | None = None, num_objects: int | None = None) -> Scene:
-    """Draw one scene from its seed (same seed -> same scene)."""
+def sample_scene(seed: int, motion: str | None = None, num_objects: int | None = None,
+                 travel_range: tuple[float, float] = TRAVEL_RANGE) -> Scene:
+    """Draw one scene from its seed (same seed -> same scene).
+
+    ``travel_range`` bounds an object move's length (frame widths); training may draw shorter
+    moves than the benchmark so that where an object starts does not give away its direction.
+    """
     rng = np.random.default_rng(seed)
     if motion is None:
         names, weights = list(MOTION_WEIGHTS), np.array(list(MOTION_WEIGHTS.values()))
@@ -207,7 +212,7 @@ def sample_scene(seed: int, motion: str | None = None, num_objects: int | None =
     if motion not in MOTION_WEIGHTS:
         raise ValueError(f"unknown motion {motion!r}; expected one of {sorted(MOTION_WEIGHTS)}")
     amount = {
-        "object_direction": rng.uniform(*TRAVEL_RANGE),
+        "object_direction": rng.uniform(*travel_range),
         "camera_pan": rng.uniform(*PAN_RANGE),
     }.get(MOTION_CATEGORIES[motion], 0.0)
     if motion in OBJECT_SCALES:

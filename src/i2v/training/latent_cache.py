@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..data.world import HELDOUT_SEED_START, Scene, render, sample_scene
+from ..data.world import HELDOUT_SEED_START, TRAVEL_RANGE, Scene, render, sample_scene
 from .world_batches import frames_to_tensor
 
 
@@ -31,7 +31,7 @@ def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
 
 
 def build_latent_cache(vae, folder: str | Path, num_videos: int, seed: int = 0, shard_size: int = 256,
-                       log=print) -> Path:
+                       travel_range: tuple[float, float] = TRAVEL_RANGE, log=print) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -40,7 +40,7 @@ def build_latent_cache(vae, folder: str | Path, num_videos: int, seed: int = 0, 
         path = folder / f"shard_{shard:05d}.safetensors"
         if path.exists():
             continue
-        scenes = [sample_scene(int(s)) for s in seeds[start:start + shard_size]]
+        scenes = [sample_scene(int(s), travel_range=travel_range) for s in seeds[start:start + shard_size]]
         latents = []
         for chunk in range(0, len(scenes), 8):
             video = torch.stack([frames_to_tensor(render(s)) for s in scenes[chunk:chunk + 8]])
