@@ -61,8 +61,8 @@ def test_target_moves_in_its_direction_and_others_stay():
 
 
 def test_shorter_travels_let_a_move_start_on_the_side_it_heads_to():
-    # full-length moves need the room, so a rightward move always starts left of centre; short
-    # ones (a training option) may start anywhere, so the position no longer implies the direction
+    # full-length moves need the room, so a rightward move never starts past 0.6 of the width;
+    # short ones (a training option) may start far right, so the position stops implying the direction
     def starts(travel_range):
         scenes = [sample_scene(s, motion="move_right", travel_range=travel_range) for s in range(60)]
         assert all(travel_range[0] <= s.amount <= travel_range[1] for s in scenes)
