@@ -60,39 +60,41 @@ def phrase_states(encoder: MiniLMTextEncoder, caption: str, phrase: str) -> torc
     return torch.nn.functional.normalize(states, dim=-1)
 
 
-def nearest_readout(encoder: MiniLMTextEncoder, table: dict, caption: str) -> list[dict]:
-    """One row per held-out synonym: its class and, per layer, the class of its nearest training synonym."""
+def table_states(encoder: MiniLMTextEncoder, table: dict, captions: list[str]) -> dict[str, torch.Tensor]:
+    """word -> (captions, layers, D) states of every training and held-out synonym in ``table``."""
+    words = [w for train, heldout in table.values() for w in (*train, *heldout)]
+    return {w: torch.stack([phrase_states(encoder, c.format(w), w) for c in captions]) for w in words}
+
+
+def nearest_readout(encoder: MiniLMTextEncoder, table: dict, states: dict[str, torch.Tensor]) -> list[dict]:
+    """One row per held-out synonym: its class and, per layer, the class of its nearest training synonym
+    (in the first caption), and of its nearest in the sentence embeddings of the bare phrases."""
     training = [(word, cls) for cls, (train, _) in table.items() for word in train]
-    train_states = torch.stack([phrase_states(encoder, caption.format(w), w) for w, _ in training])  # (N, layers, D)
+    train_states = torch.stack([states[w][0] for w, _ in training])  # (N, layers, D)
     train_pooled = encoder.encode([w for w, _ in training]).pooled  # (N, D)
     rows = []
     for cls, (_, heldout) in table.items():
         for word in heldout:
-            states = phrase_states(encoder, caption.format(word), word)  # (layers, D)
-            sims = torch.einsum("nld,ld->ln", train_states, states)  # (layers, N)
+            sims = torch.einsum("nld,ld->ln", train_states, states[word][0])  # (layers, N)
             classes = {layer: training[int(i)][1] for layer, i in enumerate(sims.argmax(-1))}
             classes[SENTENCE] = training[int((train_pooled @ encoder.encode([word]).pooled[0]).argmax())][1]
             rows.append({"word": word, "class": cls, "classes": classes})
     return rows
 
 
-def linear_readout(encoder: MiniLMTextEncoder, table: dict, meaning: dict, captions: list[str]) -> list[dict]:
+def linear_readout(table: dict, meaning: dict, states: dict[str, torch.Tensor]) -> list[dict]:
     """One row per held-out synonym: its class and, per layer, the class a ridge readout gives it."""
     names = list(table)
     targets = torch.tensor(np.stack([meaning[c] for c in names]), dtype=torch.float32)  # (K, d)
-
-    def states(word: str) -> torch.Tensor:  # (captions, layers, D)
-        return torch.stack([phrase_states(encoder, c.format(word), word) for c in captions])
-
     training = [(word, k) for k, c in enumerate(names) for word in table[c][0]]
-    x = torch.cat([states(w) for w, _ in training]).transpose(0, 1)  # (layers, N * captions, D)
-    y = targets[[k for _, k in training for _ in captions]]  # (N * captions, d)
+    x = torch.cat([states[w] for w, _ in training]).transpose(0, 1)  # (layers, N * captions, D)
+    y = targets[[k for w, k in training for _ in range(len(states[w]))]]  # (N * captions, d)
     eye = torch.eye(x.shape[-1])
     readout = torch.stack([torch.linalg.solve(a.T @ a + RIDGE * eye, a.T @ y) for a in x])  # (layers, D, d)
     rows = []
     for cls, (_, heldout) in table.items():
         for word in heldout:
-            read = torch.einsum("cld,ldk->lk", states(word), readout) / len(captions)  # (layers, d)
+            read = torch.einsum("cld,ldk->lk", states[word], readout) / len(states[word])  # (layers, d)
             nearest = torch.cdist(read, targets).argmin(-1)  # (layers,)
             rows.append({"word": word, "class": cls, "classes": {layer: names[int(k)] for layer, k in enumerate(nearest)}})
     return rows
@@ -117,10 +119,11 @@ def main(argv=None) -> None:
     encoder = MiniLMTextEncoder()
     for name in args.table:
         table, meaning, captions = TABLES[name]
+        states = table_states(encoder, table, captions)
         print_table(f"{name} (in {captions[0].format('…')!r}): class of the nearest training synonym",
-                    nearest_readout(encoder, table, captions[0]))
+                    nearest_readout(encoder, table, states))
         print_table(f"{name} (in {len(captions)} captions): class nearest the linear readout",
-                    linear_readout(encoder, table, meaning, captions))
+                    linear_readout(table, meaning, states))
 
 
 if __name__ == "__main__":
