@@ -6,6 +6,7 @@ import pytest
 from i2v.data.captions import (
     COLOUR_WORDS,
     DIRECTION_WORDS,
+    SHAPE_WORDS,
     TEMPLATES,
     all_heldout_words,
     all_training_words,
@@ -108,6 +109,41 @@ def test_captions_name_the_object_and_direction():
         cap = caption_scene(scene, np.random.default_rng(seed))
         assert any(w in cap for w in COLOUR_WORDS[obj.colour][0])
         assert any(w in cap for w in DIRECTION_WORDS["right"][0])
+
+
+def _named(table: dict, caption: str) -> set[str]:
+    """The table's classes (colours or shapes) a caption names with a training synonym."""
+    return {name for name, (train, _) in table.items()
+            if any(re.search(rf"\b{re.escape(w)}\b", caption) for w in train)}
+
+
+def test_partial_references_still_pick_out_the_target_alone():
+    forms = set()
+    for seed in range(300):
+        scene = sample_scene(seed)
+        if scene.target is None:
+            continue
+        target = scene.objects[scene.target]
+        cap = caption_scene(scene, np.random.default_rng(seed), "train", p_partial=1.0)
+        colours, shapes = _named(COLOUR_WORDS, cap), _named(SHAPE_WORDS, cap)
+        assert not (colours and shapes), cap  # one attribute, never both
+        if colours:
+            assert colours == {target.colour}, cap
+            forms.add("colour")
+        else:
+            assert shapes == {target.shape}, cap
+            assert sum(o.shape == target.shape for o in scene.objects) == 1, f"{cap!r} is ambiguous"
+            forms.add("shape")
+    assert forms == {"colour", "shape"}
+
+
+def test_partial_references_off_leave_captions_unchanged_and_never_reach_heldout():
+    for seed in range(50):
+        scene = sample_scene(seed)
+        assert (caption_scene(scene, np.random.default_rng(seed), "train", p_partial=0.0)
+                == caption_scene(scene, np.random.default_rng(seed), "train"))
+    with pytest.raises(ValueError, match="training augmentation"):
+        caption_scene(sample_scene(2), np.random.default_rng(0), "heldout", p_partial=0.2)
 
 
 def test_heldout_phrasings_are_never_used_in_training():

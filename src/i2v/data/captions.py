@@ -102,6 +102,12 @@ PAN_WORDS: dict[str, tuple[list[str], list[str]]] = {
     "pan_down": (["down", "downward", "toward the bottom"], ["downwards"]),
 }
 
+# Partial references (training only): "the crimson one", "the disc", "the shiny disc". Naming an
+# object by one attribute teaches the denoiser to find it from whichever words it knows, so an
+# unknown colour word in front of a known shape still picks out the shape (and vice versa).
+REFERENCE_NOUNS = ["one", "shape", "object", "thing"]
+FILLER_ADJECTIVES = ["shiny", "plain", "flat", "solid", "simple", "smooth", "glossy", "matte"]
+
 SPLITS = ("train", "heldout")
 
 
@@ -113,15 +119,36 @@ def _pick(rng: np.random.Generator, options: tuple[list[str], list[str]], split:
     return str(rng.choice(train))
 
 
-def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train") -> str:
-    """A caption naming the scene's motion, in the given split's phrasings."""
+def _partial_reference(scene: Scene, rng: np.random.Generator) -> str:
+    """The target named by its colour alone, or by its shape alone (bare or behind a non-colour
+    adjective) when no other object shares that shape. Colours are unique within a scene."""
+    o = scene.objects[scene.target]
+    colour = _pick(rng, COLOUR_WORDS[o.colour], "train")
+    shape_is_unique = sum(other.shape == o.shape for other in scene.objects) == 1
+    form = rng.integers(3) if shape_is_unique else 0
+    if form == 0:
+        return f"{colour} {rng.choice(REFERENCE_NOUNS)}"
+    shape = _pick(rng, SHAPE_WORDS[o.shape], "train")
+    return shape if form == 1 else f"{rng.choice(FILLER_ADJECTIVES)} {shape}"
+
+
+def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", p_partial: float = 0.0) -> str:
+    """A caption naming the scene's motion, in the given split's phrasings.
+
+    ``p_partial`` (training split only): the chance of naming the target by one attribute
+    (see ``_partial_reference``). At 0 no extra random draw is made, so captions are unchanged.
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     heldout = split == "heldout"
+    if heldout and p_partial:
+        raise ValueError("partial references are a training augmentation; held-out captions name colour and shape")
     obj_bare = ""
     if scene.target is not None:
         o = scene.objects[scene.target]
         obj_bare = f"{_pick(rng, COLOUR_WORDS[o.colour], split)} {_pick(rng, SHAPE_WORDS[o.shape], split)}"
+        if p_partial and rng.random() < p_partial:
+            obj_bare = _partial_reference(scene, rng)
     motion = scene.motion
     if motion.startswith("move_"):
         key, words = "move", {"dir": _pick(rng, DIRECTION_WORDS[motion[5:]], split),
@@ -140,6 +167,8 @@ def _synonym_pairs():
     for table in (COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS, PAN_WORDS):
         yield from table.values()
     yield MOVE_VERBS
+    yield REFERENCE_NOUNS, []
+    yield FILLER_ADJECTIVES, []
 
 
 def all_training_words() -> set[str]:

@@ -33,9 +33,12 @@ from .latent_cache import build_latent_cache, load_latent_cache
 PRESETS = {
     # name: denoiser preset, batch size, learning rate and its warmup steps, cached training clips,
     # object travel of those clips (widths; shorter than the benchmark's so that where an object
-    # starts does not give away its direction), noise-level time shift
-    "small": dict(unet="small", batch=8, lr=3e-4, warmup=500, clips=6144, travel=(0.12, 0.42), sigma_shift=3.0),
-    "test": dict(unet="test", batch=2, lr=1e-3, warmup=2, clips=8, travel=TRAVEL_RANGE, sigma_shift=1.0),
+    # starts does not give away its direction), noise-level time shift, share of captions naming the
+    # target by one attribute (captions.caption_scene's p_partial)
+    "small": dict(unet="small", batch=8, lr=3e-4, warmup=500, clips=6144, travel=(0.12, 0.42), sigma_shift=3.0,
+                  partial_reference=0.2),
+    "test": dict(unet="test", batch=2, lr=1e-3, warmup=2, clips=8, travel=TRAVEL_RANGE, sigma_shift=1.0,
+                 partial_reference=0.2),
 }
 CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 
@@ -172,7 +175,8 @@ def main(argv=None) -> dict:
         latents[flip] = latents[flip].flip(-1)
         captions = [
             "" if rng.random() < CAPTION_DROPOUT
-            else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train")
+            else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train",
+                               p_partial=preset["partial_reference"])
             for i, f in zip(idx, flip)
         ]
         text = text_encoder.encode(captions).to(device)
