@@ -119,16 +119,14 @@ def _pick(rng: np.random.Generator, options: tuple[list[str], list[str]], split:
     return str(rng.choice(train))
 
 
-def _partial_reference(scene: Scene, rng: np.random.Generator) -> str:
-    """The target named by its colour alone, or by its shape alone (bare or behind a non-colour
-    adjective) when no other object shares that shape. Colours are unique within a scene."""
-    o = scene.objects[scene.target]
-    colour = _pick(rng, COLOUR_WORDS[o.colour], "train")
-    shape_is_unique = sum(other.shape == o.shape for other in scene.objects) == 1
+def _partial_reference(scene: Scene, colour: str, shape: str, rng: np.random.Generator) -> str:
+    """The target named by its colour word alone, or by its shape word alone (bare or behind a
+    non-colour adjective) when no other object shares that shape. Colours are unique within a scene."""
+    target = scene.objects[scene.target]
+    shape_is_unique = sum(o.shape == target.shape for o in scene.objects) == 1
     form = rng.integers(3) if shape_is_unique else 0
     if form == 0:
         return f"{colour} {rng.choice(REFERENCE_NOUNS)}"
-    shape = _pick(rng, SHAPE_WORDS[o.shape], "train")
     return shape if form == 1 else f"{rng.choice(FILLER_ADJECTIVES)} {shape}"
 
 
@@ -146,9 +144,10 @@ def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", 
     obj_bare = ""
     if scene.target is not None:
         o = scene.objects[scene.target]
-        obj_bare = f"{_pick(rng, COLOUR_WORDS[o.colour], split)} {_pick(rng, SHAPE_WORDS[o.shape], split)}"
+        colour, shape = _pick(rng, COLOUR_WORDS[o.colour], split), _pick(rng, SHAPE_WORDS[o.shape], split)
+        obj_bare = f"{colour} {shape}"
         if p_partial and rng.random() < p_partial:
-            obj_bare = _partial_reference(scene, rng)
+            obj_bare = _partial_reference(scene, colour, shape, rng)
     motion = scene.motion
     if motion.startswith("move_"):
         key, words = "move", {"dir": _pick(rng, DIRECTION_WORDS[motion[5:]], split),
