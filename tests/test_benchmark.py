@@ -43,6 +43,33 @@ def test_both_phrasings_score_the_same_scenes_and_seeds_and_report_the_gap(tiny_
     assert "paraphrase gap" in (tmp_path / "summary.md").read_text()
 
 
+def test_paraphrase_breakdown_splits_cases_by_the_heldout_words_their_prompt_uses():
+    from i2v.benchmark import paraphrase_breakdown, summary_markdown
+
+    def case(k, phrasing, prompt, passed):
+        return {"case": k, "phrasing": phrasing, "prompt": prompt, "passed": passed}
+
+    results = [case(0, "heldout", "we see the red circle as it moves left", True),
+               case(1, "heldout", "the emerald orb is moving up", False),
+               case(2, "heldout", "we see the emerald square as it moves down", True),
+               case(0, "train", "the red circle moves left", True),
+               case(1, "train", "the green disc moves up", True),
+               case(2, "train", "the green box moves down", True)]
+    breakdown = paraphrase_breakdown(results)
+    assert breakdown["sentence_shape_only"] == {"n": 1, "heldout": 1.0, "train": 1.0}
+    assert breakdown["heldout_words"] == {"n": 2, "heldout": 0.5, "train": 1.0}
+    assert breakdown["by_word"] == {"emerald": {"n": 2, "heldout": 0.5, "train": 1.0},
+                                    "orb": {"n": 1, "heldout": 0.0, "train": 1.0}}
+    from i2v.metrics.world_score import CATEGORIES
+
+    summary = {"per_category": {c: {"pass_rate": None, "n": 0} for c in CATEGORIES}, "others_still_rate": None, "others_still_n": 0, "first_frame_psnr": None,
+               "flicker": None, "n": 3, "seconds_per_video": 1.0, "motion_accuracy": 2 / 3,
+               "motion_accuracy_by_phrasing": {"heldout": 2 / 3, "train": 1.0}, "paraphrase_breakdown": breakdown}
+    text = summary_markdown(summary)
+    assert "| paraphrase gap, held-out words | -50.0 points | 2 |" in text
+    assert text.index("| orb |") < text.index("| emerald |")  # the worst word first
+
+
 def test_unknown_phrasing_is_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="phrasing"):
         run_benchmark(str(tiny_model_dir), cases=1, phrasing="poetic", log=lambda *_: None)

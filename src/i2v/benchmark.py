@@ -7,7 +7,9 @@ ground truth (``i2v.metrics.world_score``). Writes ``report.json``, ``summary.md
 
 ``--phrasing both`` runs every scene twice, with the same seed: once in held-out phrasings and
 once in training phrasings. The summary stays the held-out one and adds the accuracy of each
-and their gap, which is how well paraphrases never seen in training work.
+and their gap, which is how well paraphrases never seen in training work. The gap is broken down
+(``paraphrase_breakdown``) into cases whose held-out prompt only has a new sentence shape, cases
+using held-out words, and each held-out word.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     if len(splits) > 1:
         summary["motion_accuracy_by_phrasing"] = {
             split: _mean(bool(r["passed"]) for r in results if r["phrasing"] == split) for split in splits}
+        summary["paraphrase_breakdown"] = paraphrase_breakdown(results)
     report = {"summary": summary, "cases": results}
     if out is not None:
         out = Path(out)
@@ -76,6 +79,34 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
         _write_text(out / "summary.md", summary_markdown(summary))
         contact_sheet(rows, out / "contact_sheet.png")
     return report
+
+
+def paraphrase_breakdown(results: list[dict]) -> dict:
+    """Where the paraphrase gap comes from: held-out and training phrasing pass rates of the same cases,
+    for the cases whose held-out prompt only changes the sentence shape (every word a training word),
+    for those using held-out words, and for each held-out word.
+
+    -> {"sentence_shape_only": group, "heldout_words": group, "by_word": {word: group}}, where a group is
+    {"n": cases, "heldout": pass rate, "train": pass rate of the same cases in training phrasings}.
+    """
+    from .data.captions import heldout_words_in
+
+    passed_in_training = {r["case"]: bool(r["passed"]) for r in results if r["phrasing"] == "train"}
+    members: dict[str, list[dict]] = {"sentence_shape_only": [], "heldout_words": []}
+    by_word: dict[str, list[dict]] = {}
+    for r in results:
+        if r["phrasing"] != "heldout":
+            continue
+        words = heldout_words_in(r["prompt"])
+        members["heldout_words" if words else "sentence_shape_only"].append(r)
+        for word in words:
+            by_word.setdefault(word, []).append(r)
+
+    def group(rs: list[dict]) -> dict:
+        return {"n": len(rs), "heldout": _mean(bool(r["passed"]) for r in rs),
+                "train": _mean(passed_in_training[r["case"]] for r in rs)}
+
+    return {**{k: group(rs) for k, rs in members.items()}, "by_word": {w: group(rs) for w, rs in sorted(by_word.items())}}
 
 
 def _mean(values) -> float:
@@ -107,8 +138,24 @@ def summary_markdown(summary: dict) -> str:
                      f"{summary['n']} | |")
         lines.append(f"| paraphrase gap (held-out minus training phrasings) | "
                      f"{100 * (by_phrasing['heldout'] - by_phrasing['train']):+.1f} points | {summary['n']} | |")
+        breakdown = summary["paraphrase_breakdown"]
+        for key, label in (("sentence_shape_only", "new sentence shapes, training words only"),
+                           ("heldout_words", "held-out words")):
+            g = breakdown[key]
+            lines.append(f"| paraphrase gap, {label} | {_gap(g)} | {g['n']} | |")
     lines.append(f"| seconds per video | {summary['seconds_per_video']:.2f} | {summary['n']} | |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if by_phrasing:  # one row per held-out word, the worst gap first
+        words = sorted(summary["paraphrase_breakdown"]["by_word"].items(),
+                       key=lambda item: (item[1]["heldout"] - item[1]["train"], item[0]))
+        text += "\n| held-out word | cases | held-out phrasing | training phrasing | gap |\n|---|---|---|---|---|\n"
+        text += "".join(f"| {w} | {g['n']} | {g['heldout']:.0%} | {g['train']:.0%} | {_gap(g)} |\n" for w, g in words)
+    return text
+
+
+def _gap(group: dict) -> str:
+    """Held-out minus training phrasing pass rate of a paraphrase_breakdown group, in points."""
+    return "n/a" if not group["n"] else f"{100 * (group['heldout'] - group['train']):+.1f} points"
 
 
 def _fmt(value, spec: str) -> str:

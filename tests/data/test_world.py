@@ -11,6 +11,7 @@ from i2v.data.captions import (
     all_heldout_words,
     all_training_words,
     caption_scene,
+    heldout_words_in,
 )
 from i2v.data.world import (
     CAMERA_PANS,
@@ -167,6 +168,17 @@ def test_every_heldout_synonym_brings_a_word_training_never_uses():
     training_vocab = set().union(*map(_words, [*all_training_words(), *templates]))
     for phrase in all_heldout_words():
         assert _words(phrase) - training_vocab, f"held-out {phrase!r} uses only training words"
+
+
+def test_heldout_words_in_finds_the_heldout_synonyms_a_caption_uses():
+    assert sorted(heldout_words_in("We see the Emerald orb as it floats skyward")) == [
+        "emerald", "floats", "orb", "skyward"]
+    assert heldout_words_in("the dark black tile heads up") == ["dark black", "heads", "tile"]
+    assert heldout_words_in("the black square moves up") == []  # "black" alone is a training word
+    for s in range(200):
+        scene = sample_scene(s)
+        assert heldout_words_in(caption_scene(scene, np.random.default_rng(s), "train", p_partial=0.2)) == []
+        assert set(heldout_words_in(caption_scene(scene, np.random.default_rng(s), "heldout"))) <= all_heldout_words()
 
 
 def test_unknown_split_and_motion_raise():

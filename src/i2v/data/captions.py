@@ -8,6 +8,8 @@ through the frozen sentence encoder.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .world import Scene
@@ -178,3 +180,15 @@ def all_training_words() -> set[str]:
 def all_heldout_words() -> set[str]:
     """Every held-out synonym (colours, shapes, directions, pan words, verbs)."""
     return {w for _, held in _synonym_pairs() for w in held}
+
+
+def heldout_words_in(caption: str) -> list[str]:
+    """The held-out synonyms ``caption`` uses, longest first; a held-out caption that uses none
+    differs from training captions only in its sentence shape (its template)."""
+    text, found = caption.lower(), []
+    for word in sorted(all_heldout_words(), key=len, reverse=True):
+        pattern = rf"\b{re.escape(word)}\b"
+        if re.search(pattern, text):
+            found.append(word)
+            text = re.sub(pattern, "|", text)  # so a shorter held-out word inside it is not counted again
+    return found
