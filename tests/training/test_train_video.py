@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from i2v.training.finetune import TrainingSetupError
-from i2v.conditioning import TextEmbedding
-from i2v.training.train_video import learning_rate_schedule, main, perturb_text_states
+from i2v.training.train_video import learning_rate_schedule, main
 
 
 @pytest.fixture(scope="module")
@@ -41,29 +40,6 @@ def test_killed_run_resumes_with_the_same_losses(tiny_vae_dir, tmp_path):
         assert resumed[step] == pytest.approx(expected[step], rel=1e-5)
     with open(killed / "loss_log.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
-
-
-def test_text_noise_perturbs_real_tokens_only_and_repeats_with_the_generator():
-    states = torch.randn(2, 5, 384)
-    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.float32)
-    text = TextEmbedding(states * mask[..., None], torch.randn(2, 384), mask)
-    noisy = perturb_text_states(text, 0.2, torch.Generator().manual_seed(0))
-    again = perturb_text_states(text, 0.2, torch.Generator().manual_seed(0))
-    assert torch.equal(noisy.states, again.states)
-    assert torch.equal(noisy.states[0, 3:], torch.zeros(2, 384))  # padding stays zero
-    assert torch.equal(noisy.pooled, text.pooled) and torch.equal(noisy.mask, mask)
-    added = (noisy.states - text.states)[mask.bool()]  # (8, 384)
-    assert added.std().item() == pytest.approx(0.2, rel=0.1)
-
-
-def test_text_noise_changes_training_and_resumes_exactly(tiny_vae_dir, tmp_path):
-    plain = main(_args(tiny_vae_dir, tmp_path / "plain"))
-    noisy = main(_args(tiny_vae_dir, tmp_path / "noisy") + ["--text-noise", "20"])
-    # step 1 matches (the fresh denoiser's cross-attention starts at zero); the noisy text steers what follows
-    assert noisy[4] != pytest.approx(plain[4], rel=1e-6)
-    main(_args(tiny_vae_dir, tmp_path / "killed") + ["--text-noise", "20", "--stop-at-step", "3"])
-    resumed = main(_args(tiny_vae_dir, tmp_path / "killed") + ["--text-noise", "20", "--resume", "latest"])
-    assert resumed[4] == pytest.approx(noisy[4], rel=1e-6)
 
 
 def test_exported_model_generates_through_the_cli(tiny_vae_dir, tmp_path, sample_image_path):
