@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from i2v.benchmark import run_benchmark
+from i2v.benchmark import paraphrase_breakdown, run_benchmark, summary_markdown
 from i2v.cli import main
-from i2v.metrics.world_score import QUALITY_BAR
+from i2v.metrics.world_score import CATEGORIES, QUALITY_BAR
 
 
 def test_benchmark_writes_report_summary_and_contact_sheet(tiny_model_dir, tmp_path):
@@ -44,8 +44,6 @@ def test_both_phrasings_score_the_same_scenes_and_seeds_and_report_the_gap(tiny_
 
 
 def test_paraphrase_breakdown_splits_cases_by_the_heldout_words_their_prompt_uses():
-    from i2v.benchmark import paraphrase_breakdown, summary_markdown
-
     def case(k, phrasing, prompt, passed):
         return {"case": k, "phrasing": phrasing, "prompt": prompt, "passed": passed}
 
@@ -60,10 +58,8 @@ def test_paraphrase_breakdown_splits_cases_by_the_heldout_words_their_prompt_use
     assert breakdown["heldout_words"] == {"n": 2, "heldout": 0.5, "train": 1.0}
     assert breakdown["by_word"] == {"emerald": {"n": 2, "heldout": 0.5, "train": 1.0},
                                     "orb": {"n": 1, "heldout": 0.0, "train": 1.0}}
-    from i2v.metrics.world_score import CATEGORIES
-
-    summary = {"per_category": {c: {"pass_rate": None, "n": 0} for c in CATEGORIES}, "others_still_rate": None, "others_still_n": 0, "first_frame_psnr": None,
-               "flicker": None, "n": 3, "seconds_per_video": 1.0, "motion_accuracy": 2 / 3,
+    summary = {"per_category": {c: {"pass_rate": None, "n": 0} for c in CATEGORIES}, "others_still_rate": None,
+               "others_still_n": 0, "first_frame_psnr": None, "flicker": None, "n": 3, "seconds_per_video": 1.0, "motion_accuracy": 2 / 3,
                "motion_accuracy_by_phrasing": {"heldout": 2 / 3, "train": 1.0}, "paraphrase_breakdown": breakdown}
     text = summary_markdown(summary)
     assert "| paraphrase gap, held-out words | -50.0 points | 2 |" in text

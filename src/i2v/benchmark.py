@@ -106,7 +106,8 @@ def paraphrase_breakdown(results: list[dict]) -> dict:
         return {"n": len(rs), "heldout": _mean(bool(r["passed"]) for r in rs),
                 "train": _mean(passed_in_training[r["case"]] for r in rs)}
 
-    return {**{k: group(rs) for k, rs in members.items()}, "by_word": {w: group(rs) for w, rs in sorted(by_word.items())}}
+    return {**{k: group(rs) for k, rs in members.items()},
+            "by_word": {w: group(rs) for w, rs in sorted(by_word.items())}}
 
 
 def _mean(values) -> float:
