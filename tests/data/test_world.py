@@ -147,6 +147,35 @@ def test_partial_references_off_leave_captions_unchanged_and_never_reach_heldout
         caption_scene(sample_scene(2), np.random.default_rng(0), "heldout", p_partial=0.2)
 
 
+def test_misnamed_colours_name_an_absent_colour_and_the_unique_shape():
+    misnamed = kept = 0
+    for seed in range(300):
+        scene = sample_scene(seed)
+        if scene.target is None:
+            continue
+        target = scene.objects[scene.target]
+        cap = caption_scene(scene, np.random.default_rng(seed), "train", p_misnamed_colour=1.0)
+        colours, shapes = _named(COLOUR_WORDS, cap), _named(SHAPE_WORDS, cap)
+        assert shapes == {target.shape} and len(colours) == 1, cap
+        if sum(o.shape == target.shape for o in scene.objects) == 1:
+            assert not colours & {o.colour for o in scene.objects}, f"{cap!r} names a colour in the scene"
+            misnamed += 1
+        else:  # the shape is shared, so only the true colour picks out the target
+            assert colours == {target.colour}, cap
+            kept += 1
+    assert misnamed > 50 and kept > 10
+
+
+def test_misnamed_colours_off_leave_captions_unchanged_and_never_reach_heldout():
+    for seed in range(50):
+        scene = sample_scene(seed)
+        assert (caption_scene(scene, np.random.default_rng(seed), "train", p_partial=0.2, p_misnamed_colour=0.0)
+                == caption_scene(scene, np.random.default_rng(seed), "train", p_partial=0.2))
+        assert heldout_words_in(caption_scene(scene, np.random.default_rng(seed), "train", p_misnamed_colour=0.5)) == []
+    with pytest.raises(ValueError, match="training augmentation"):
+        caption_scene(sample_scene(2), np.random.default_rng(0), "heldout", p_misnamed_colour=0.2)
+
+
 def test_heldout_phrasings_are_never_used_in_training():
     train_words = all_training_words()
     for table in (COLOUR_WORDS, DIRECTION_WORDS):

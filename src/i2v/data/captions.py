@@ -107,6 +107,11 @@ PAN_WORDS: dict[str, tuple[list[str], list[str]]] = {
 # Partial references (training only): "the crimson one", "the disc", "the shiny disc". Naming an
 # object by one attribute teaches the denoiser to find it from whichever words it knows, so an
 # unknown colour word in front of a known shape still picks out the shape (and vice versa).
+#
+# Misnamed colours (training only): "the green disc" for the scene's only disc when it is white and
+# nothing in the scene is green. People name colours loosely, and a colour word the text encoder
+# misreads (a rare synonym) reads as some other colour; either way a shape that picks out one object
+# should still find it rather than leave the scene still.
 REFERENCE_NOUNS = ["one", "shape", "object", "thing"]
 FILLER_ADJECTIVES = ["shiny", "plain", "flat", "solid", "simple", "smooth", "glossy", "matte"]
 
@@ -121,28 +126,43 @@ def _pick(rng: np.random.Generator, options: tuple[list[str], list[str]], split:
     return str(rng.choice(train))
 
 
+def _target_shape_is_unique(scene: Scene) -> bool:
+    """Whether the target's shape alone picks it out (colours are unique within a scene)."""
+    target = scene.objects[scene.target]
+    return sum(o.shape == target.shape for o in scene.objects) == 1
+
+
 def _partial_reference(scene: Scene, colour: str, shape: str, rng: np.random.Generator) -> str:
     """The target named by its colour word alone, or by its shape word alone (bare or behind a
-    non-colour adjective) when no other object shares that shape. Colours are unique within a scene."""
-    target = scene.objects[scene.target]
-    shape_is_unique = sum(o.shape == target.shape for o in scene.objects) == 1
-    form = rng.integers(3) if shape_is_unique else 0
+    non-colour adjective) when no other object shares that shape."""
+    form = rng.integers(3) if _target_shape_is_unique(scene) else 0
     if form == 0:
         return f"{colour} {rng.choice(REFERENCE_NOUNS)}"
     return shape if form == 1 else f"{rng.choice(FILLER_ADJECTIVES)} {shape}"
 
 
-def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", p_partial: float = 0.0) -> str:
+def _absent_colour_word(scene: Scene, rng: np.random.Generator) -> str:
+    """A training word for a colour no object in the scene has."""
+    present = {o.colour for o in scene.objects}
+    absent = [c for c in COLOUR_WORDS if c not in present]  # 8 colours, at most 3 objects
+    return str(rng.choice(COLOUR_WORDS[str(rng.choice(absent))][0]))
+
+
+def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", p_partial: float = 0.0,
+                  p_misnamed_colour: float = 0.0) -> str:
     """A caption naming the scene's motion, in the given split's phrasings.
 
-    ``p_partial`` (training split only): the chance of naming the target by one attribute
-    (see ``_partial_reference``). At 0 no extra random draw is made, so captions are unchanged.
+    Training-split augmentations, each making no extra random draw at 0 (captions unchanged):
+    ``p_partial``, the chance of naming the target by one attribute (see ``_partial_reference``);
+    ``p_misnamed_colour``, of the rest, the chance of giving it a colour no object has when its
+    shape alone picks it out (see "Misnamed colours" above).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     heldout = split == "heldout"
-    if heldout and p_partial:
-        raise ValueError("partial references are a training augmentation; held-out captions name colour and shape")
+    if heldout and (p_partial or p_misnamed_colour):
+        raise ValueError("partial references and misnamed colours are training augmentations; "
+                         "held-out captions name colour and shape")
     obj_bare = ""
     if scene.target is not None:
         o = scene.objects[scene.target]
@@ -150,6 +170,8 @@ def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", 
         obj_bare = f"{colour} {shape}"
         if p_partial and rng.random() < p_partial:
             obj_bare = _partial_reference(scene, colour, shape, rng)
+        elif p_misnamed_colour and rng.random() < p_misnamed_colour and _target_shape_is_unique(scene):
+            obj_bare = f"{_absent_colour_word(scene, rng)} {shape}"
     motion = scene.motion
     if motion.startswith("move_"):
         key, words = "move", {"dir": _pick(rng, DIRECTION_WORDS[motion[5:]], split),

@@ -34,11 +34,12 @@ PRESETS = {
     # name: denoiser preset, batch size, learning rate and its warmup steps, cached training clips,
     # object travel of those clips (widths; shorter than the benchmark's so that where an object
     # starts does not give away its direction), noise-level time shift, share of captions naming the
-    # target by one attribute (captions.caption_scene's p_partial)
+    # target by one attribute (captions.caption_scene's p_partial) and, of the rest, giving it a colour
+    # no object has when its shape alone picks it out (p_misnamed_colour)
     "small": dict(unet="small", batch=8, lr=3e-4, warmup=500, clips=6144, travel=(0.12, 0.42), sigma_shift=3.0,
-                  partial_reference=0.2),
+                  partial_reference=0.2, misnamed_colour=0.2),
     "test": dict(unet="test", batch=2, lr=1e-3, warmup=2, clips=8, travel=TRAVEL_RANGE, sigma_shift=1.0,
-                 partial_reference=0.2),
+                 partial_reference=0.2, misnamed_colour=0.2),
 }
 CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 
@@ -176,7 +177,8 @@ def main(argv=None) -> dict:
         captions = [
             "" if rng.random() < CAPTION_DROPOUT
             else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train",
-                               p_partial=preset["partial_reference"])
+                               p_partial=preset["partial_reference"],
+                               p_misnamed_colour=preset["misnamed_colour"])
             for i, f in zip(idx, flip)
         ]
         text = text_encoder.encode(captions).to(device)
