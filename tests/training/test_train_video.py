@@ -115,3 +115,17 @@ def test_cooldown_longer_than_the_run_is_refused_before_anything_is_written(tiny
     with pytest.raises(TrainingSetupError, match="--cooldown-steps 5 does not fit in --max-steps 6"):
         main(_args(tiny_vae_dir, tmp_path / "run") + ["--max-steps", "6", "--cooldown-steps", "5"])
     assert not (tmp_path / "run").exists()
+
+
+def test_learning_rate_and_warmup_override_the_preset(tiny_vae_dir, tmp_path):
+    main(_args(tiny_vae_dir, tmp_path) + ["--max-steps", "3", "--learning-rate", "5e-4", "--warmup-steps", "0"])
+    with open(tmp_path / "loss_log.csv") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert lrs == [pytest.approx(5e-4)] * 3  # the test preset's own is 1e-3 after 2 warmup steps
+
+
+@pytest.mark.parametrize("flags", [["--learning-rate", "0"], ["--warmup-steps", "-1"]])
+def test_bad_learning_rate_or_warmup_is_refused_before_anything_is_written(tiny_vae_dir, tmp_path, flags):
+    with pytest.raises(TrainingSetupError, match="--learning-rate must be > 0"):
+        main(_args(tiny_vae_dir, tmp_path / "run") + flags)
+    assert not (tmp_path / "run").exists()

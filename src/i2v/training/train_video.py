@@ -64,6 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sigma-shift", type=float, default=None,
                    help="time shift of the training noise levels (default: the preset's); saved in "
                         "OUTPUT_DIR/scheduler so the exported model samples where training spent its steps")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="peak learning rate (default: the preset's); a fine-tune from --init-from of weights that "
+                        "already went through a cooldown may want less than the preset's from-scratch rate")
+    p.add_argument("--warmup-steps", type=int, default=None, help="learning-rate warmup steps (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
@@ -108,9 +112,13 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
     sigma_shift = preset["sigma_shift"] if args.sigma_shift is None else args.sigma_shift
-    if args.cooldown_steps > args.max_steps - preset["warmup"]:  # refused before any loading
+    lr = preset["lr"] if args.learning_rate is None else args.learning_rate
+    warmup = preset["warmup"] if args.warmup_steps is None else args.warmup_steps
+    if not lr > 0 or warmup < 0:  # refused before any loading
+        raise TrainingSetupError(f"--learning-rate must be > 0 and --warmup-steps >= 0, got {lr} and {warmup}")
+    if args.cooldown_steps > args.max_steps - warmup:
         raise TrainingSetupError(f"--cooldown-steps {args.cooldown_steps} does not fit in --max-steps "
-                                 f"{args.max_steps} after the preset's {preset['warmup']} warmup steps")
+                                 f"{args.max_steps} after {warmup} warmup steps")
     out = Path(args.output_dir)
     mp = args.mixed_precision
     if mp == "auto":
@@ -141,8 +149,8 @@ def main(argv=None) -> dict:
         unet = build_unet(preset["unet"], latent_channels=vae.config.latent_channels,
                           num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1])
     ema = EMAModel(unet.parameters(), decay=args.ema_decay, model_cls=type(unet), model_config=unet.config)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=preset["lr"], weight_decay=0.01)
-    lr_scheduler = learning_rate_schedule(optimizer, args.max_steps, args.cooldown_steps, preset["warmup"])
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
+    lr_scheduler = learning_rate_schedule(optimizer, args.max_steps, args.cooldown_steps, warmup)
 
     # ---- resume ----
     step = 0
