@@ -1,6 +1,6 @@
 """Where the frozen MiniLM puts each held-out synonym, layer by layer, by two readouts.
 
-    .venv/bin/python benchmarks/probe_text_encoder.py [--table colour shape direction pan]
+    .venv/bin/python benchmarks/probe_text_encoder.py [--table colour shape direction pan] [--report REPORT.json]
 
 The denoiser learns what words mean only from the training split's captions, so it can place a
 held-out word ("golden") only as far as the text encoder's states for it relate to those of the
@@ -17,15 +17,22 @@ held-out word per layer (upper case where it is the word's own class) and a coun
   means in the world (a colour's RGB, a direction's unit vector, a shape's one-hot), read out for
   the held-out word and mapped to the nearest class. A learned denoiser reads the states through
   learned maps, so this is the closer estimate of what training can generalise to.
+
+With ``--report`` (the ``report.json`` of ``i2v benchmark --phrasing both``) it then splits that run's
+held-out-word cases by the linear readout at layer 6: cases whose held-out words it all places in their
+own class, and cases with a word it does not place (no denoiser trained on the training words can read
+that word). Held-out verbs ("heads", "floats") are in no table, so they do not decide a case's group.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import torch
 
+from i2v.benchmark import placement_breakdown
 from i2v.conditioning import MiniLMTextEncoder
 from i2v.data.captions import COLOUR_WORDS, DIRECTION_WORDS, PAN_WORDS, SHAPE_WORDS
 from i2v.data.world import CAMERA_PANS, COLOURS, OBJECT_DIRECTIONS, SHAPES
@@ -44,6 +51,7 @@ TABLES = {
                    "the green wedge travels {}"]),
     "pan": (PAN_WORDS, CAMERA_PANS, ["the camera pans {}", "the shot pans {}", "we pan {}", "the view pans {}"]),
 }
+DENOISER_LAYER = 6  # the final states, which the denoiser cross-attends to
 SENTENCE = "sentence"  # the nearest readout's column of the pooled sentence embeddings
 RIDGE = 0.1  # the linear readout's L2 penalty; 384-dim states, a few hundred training rows
 
@@ -115,15 +123,27 @@ def print_table(title: str, rows: list[dict]) -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", nargs="+", default=list(TABLES), choices=list(TABLES))
+    p.add_argument("--report", default=None,
+                   help="report.json of `i2v benchmark --phrasing both`: split its gap by the words placed at layer 6")
     args = p.parse_args(argv)
     encoder = MiniLMTextEncoder()
+    unplaced = set()
     for name in args.table:
         table, meaning, captions = TABLES[name]
         states = table_states(encoder, table, captions)
         print_table(f"{name} (in {captions[0].format('…')!r}): class of the nearest training synonym",
                     nearest_readout(encoder, table, states))
-        print_table(f"{name} (in {len(captions)} captions): class nearest the linear readout",
-                    linear_readout(table, meaning, states))
+        linear = linear_readout(table, meaning, states)
+        print_table(f"{name} (in {len(captions)} captions): class nearest the linear readout", linear)
+        unplaced |= {r["word"] for r in linear if r["classes"][DENOISER_LAYER] != r["class"]}
+    if args.report:
+        cases = json.loads(open(args.report).read())["cases"]
+        print(f"\nheld-out words the layer-{DENOISER_LAYER} linear readout does not place: {', '.join(sorted(unplaced))}")
+        print(f"{'held-out-word cases of ' + args.report:60} {'cases':>6} {'held-out':>9} {'training':>9} {'gap':>8}")
+        for group, g in placement_breakdown(cases, unplaced).items():
+            gap = f"{100 * (g['heldout'] - g['train']):+.1f}" if g["n"] else "n/a"
+            print(f"{'every held-out word placed' if group == 'placed' else 'a word not placed':60} "
+                  f"{g['n']:>6} {g['heldout']:>9.1%} {g['train']:>9.1%} {gap:>8}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from i2v.benchmark import paraphrase_breakdown, run_benchmark, summary_markdown
+from i2v.benchmark import paraphrase_breakdown, placement_breakdown, run_benchmark, summary_markdown
 from i2v.cli import main
 from i2v.metrics.world_score import CATEGORIES, QUALITY_BAR
 
@@ -64,6 +64,24 @@ def test_paraphrase_breakdown_splits_cases_by_the_heldout_words_their_prompt_use
     text = summary_markdown(summary)
     assert "| paraphrase gap, held-out words | -50.0 points | 2 |" in text
     assert text.index("| orb |") < text.index("| emerald |")  # the worst word first
+
+
+def test_placement_breakdown_splits_heldout_word_cases_by_the_encoders_unplaced_words():
+    def case(k, phrasing, prompt, passed):
+        return {"case": k, "phrasing": phrasing, "prompt": prompt, "passed": passed}
+
+    results = [case(0, "heldout", "we see the red circle as it moves left", True),  # no held-out word: in neither
+               case(1, "heldout", "the emerald orb is moving up", False),
+               case(2, "heldout", "the navy blue tile is moving down", True),
+               case(3, "heldout", "the red orb is moving skyward", False),
+               case(0, "train", "the red circle moves left", True),
+               case(1, "train", "the green disc moves up", True),
+               case(2, "train", "the blue box moves down", False),
+               case(3, "train", "the red disc moves up", True)]
+    breakdown = placement_breakdown(results, unplaced={"emerald", "skyward"})
+    assert breakdown == {"placed": {"n": 1, "heldout": 1.0, "train": 0.0},
+                         "unplaced": {"n": 2, "heldout": 0.0, "train": 1.0}}
+    assert placement_breakdown(results, unplaced=set())["placed"]["n"] == 3
 
 
 def test_unknown_phrasing_is_refused(tiny_model_dir):

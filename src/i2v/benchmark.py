@@ -102,12 +102,33 @@ def paraphrase_breakdown(results: list[dict]) -> dict:
         for word in words:
             by_word.setdefault(word, []).append(r)
 
-    def group(rs: list[dict]) -> dict:
-        return {"n": len(rs), "heldout": _mean(bool(r["passed"]) for r in rs),
-                "train": _mean(passed_in_training[r["case"]] for r in rs)}
+    return {**{k: _phrasing_group(rs, passed_in_training) for k, rs in members.items()},
+            "by_word": {w: _phrasing_group(rs, passed_in_training) for w, rs in sorted(by_word.items())}}
 
-    return {**{k: group(rs) for k, rs in members.items()},
-            "by_word": {w: group(rs) for w, rs in sorted(by_word.items())}}
+
+def placement_breakdown(results: list[dict], unplaced: set[str]) -> dict:
+    """The held-out-word part of the paraphrase gap, split by whether the text encoder places the words.
+
+    ``unplaced`` are held-out words the frozen encoder puts nearer training words of another class
+    (``benchmarks/probe_text_encoder.py`` finds them); no denoiser trained on the training words can
+    read those. -> {"placed": group, "unplaced": group}: cases whose held-out prompt uses held-out words,
+    none of them unplaced / at least one; groups as in ``paraphrase_breakdown``.
+    """
+    from .data.captions import heldout_words_in
+
+    passed_in_training = {r["case"]: bool(r["passed"]) for r in results if r["phrasing"] == "train"}
+    members: dict[str, list[dict]] = {"placed": [], "unplaced": []}
+    for r in results:
+        words = heldout_words_in(r["prompt"]) if r["phrasing"] == "heldout" else []
+        if words:
+            members["unplaced" if unplaced.intersection(words) else "placed"].append(r)
+    return {k: _phrasing_group(rs, passed_in_training) for k, rs in members.items()}
+
+
+def _phrasing_group(rs: list[dict], passed_in_training: dict[int, bool]) -> dict:
+    """{"n", "heldout": pass rate of these held-out cases, "train": of the same cases in training phrasings}."""
+    return {"n": len(rs), "heldout": _mean(bool(r["passed"]) for r in rs),
+            "train": _mean(passed_in_training[r["case"]] for r in rs)}
 
 
 def _mean(values) -> float:
