@@ -84,6 +84,19 @@ def test_placement_breakdown_splits_heldout_word_cases_by_the_encoders_unplaced_
     assert placement_breakdown(results, unplaced=set())["placed"]["n"] == 3
 
 
+def test_a_run_from_a_later_first_case_repeats_those_cases_exactly(tiny_model_dir):
+    def run(**kw):
+        return run_benchmark(str(tiny_model_dir), num_inference_steps=1, log=lambda *_: None, **kw)["cases"]
+
+    whole, tail = run(cases=3), run(cases=2, first_case=1)
+    assert [c["case"] for c in tail] == [1, 2]
+    for a, b in zip(whole[1:], tail):
+        assert a["prompt"] == b["prompt"] and a["passed"] == b["passed"]
+        assert a["first_frame_psnr"] == b["first_frame_psnr"] and a["flicker"] == b["flicker"]  # same seed
+    with pytest.raises(ValueError, match="first_case"):
+        run(cases=1, first_case=-1)
+
+
 def test_unknown_phrasing_is_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="phrasing"):
         run_benchmark(str(tiny_model_dir), cases=1, phrasing="poetic", log=lambda *_: None)

@@ -29,7 +29,7 @@ PHRASINGS = ("heldout", "train", "both")
 def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | None = None, seed: int = 0,
                   num_inference_steps: int | None = None, device: str | None = None, log=print,
                   dtype: str | None = None, scheduler: str | None = None,
-                  guidance_scale: float | None = None, phrasing: str = "heldout") -> dict:
+                  guidance_scale: float | None = None, phrasing: str = "heldout", first_case: int = 0) -> dict:
     from .api import GenerationRequest, ImageToVideoGenerator
     from .contact_sheet import contact_sheet
     from .data.world import render
@@ -38,11 +38,14 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
 
     if phrasing not in PHRASINGS:
         raise ValueError(f"unknown phrasing {phrasing!r}; expected one of {PHRASINGS}")
+    if first_case < 0:
+        raise ValueError(f"first_case must be >= 0, got {first_case}")
     splits = ["heldout", "train"] if phrasing == "both" else [phrasing]
     gen = ImageToVideoGenerator(model_name=model, device=device, dtype=dtype, scheduler=scheduler)
     results, rows = [], []
     for split in splits:
-        for k, (scene, prompt) in enumerate(heldout_cases(cases, phrasing=split)):
+        # case k is the same scene, prompt and seed whatever the run's size or first case
+        for k, (scene, prompt) in enumerate(heldout_cases(cases, seed_offset=first_case, phrasing=split), first_case):
             first = render(scene)[0]
             t0 = time.perf_counter()
             result = gen.run(GenerationRequest(image=first, prompt=prompt, seed=seed + k,
@@ -55,7 +58,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
             results.append(score)
             rows.append((result.frames, f"{'PASS' if score['passed'] else 'fail'} {scene.motion}: {prompt}"))
             tag = f"{split} " if len(splits) > 1 else ""
-            log(f"[{tag}{k + 1}/{cases}] {scene.motion:<15} {'pass' if score['passed'] else 'FAIL'}  {prompt}")
+            log(f"[{tag}{k + 1 - first_case}/{cases}] {scene.motion:<15} {'pass' if score['passed'] else 'FAIL'}  {prompt}")
     primary = [r for r in results if r["phrasing"] == splits[0]]
     summary = summarise(primary)
     summary["phrasing"] = splits[0]
@@ -207,6 +210,8 @@ def _write_text(path: Path, text: str) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default=None, help="model name or folder (default: the embedded i2v-tiny)")
     p.add_argument("--cases", type=int, default=48, help="number of held-out cases (motions cycled evenly)")
+    p.add_argument("--first-case", type=int, default=0,
+                   help="start at this case (case k is the same whatever --cases is, so runs can be split)")
     p.add_argument("--out", default="outputs/benchmark", help="folder for report.json, summary.md, contact_sheet.png")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-inference-steps", type=int, default=None)
@@ -222,7 +227,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     report = run_benchmark(args.model, args.cases, args.out, args.seed, args.num_inference_steps, args.device,
                            dtype=args.dtype, scheduler=args.scheduler, guidance_scale=args.guidance_scale,
-                           phrasing=args.phrasing)
+                           phrasing=args.phrasing, first_case=args.first_case)
     print(summary_markdown(report["summary"]))
     print(f"report: {Path(args.out) / 'report.json'}")
     return 0
