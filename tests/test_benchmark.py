@@ -88,7 +88,10 @@ def test_a_run_from_a_later_first_case_repeats_those_cases_exactly(tiny_model_di
     def run(**kw):
         return run_benchmark(str(tiny_model_dir), num_inference_steps=1, log=lambda *_: None, **kw)["cases"]
 
-    whole, tail = run(cases=3), run(cases=2, first_case=1)
+    whole = run(cases=3)
+    report = run_benchmark(str(tiny_model_dir), cases=2, first_case=1, num_inference_steps=1, log=lambda *_: None)
+    tail = report["cases"]
+    assert report["summary"]["first_case"] == 1 and report["summary"]["n"] == 2
     assert [c["case"] for c in tail] == [1, 2]
     for a, b in zip(whole[1:], tail):
         assert a["prompt"] == b["prompt"] and a["passed"] == b["passed"]

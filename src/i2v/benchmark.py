@@ -62,6 +62,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     primary = [r for r in results if r["phrasing"] == splits[0]]
     summary = summarise(primary)
     summary["phrasing"] = splits[0]
+    summary["first_case"] = first_case  # cases first_case .. first_case + n - 1
     summary["seconds_per_video"] = _mean(r["seconds"] for r in results)
     summary["model"] = gen.spec.name
     summary["motion_accuracy"] = _mean(bool(r["passed"]) for r in primary)
