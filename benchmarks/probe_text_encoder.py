@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from i2v.benchmark import placement_breakdown
+from i2v.benchmark import paraphrase_breakdown
 from i2v.conditioning import MiniLMTextEncoder
 from i2v.data.captions import COLOUR_WORDS, DIRECTION_WORDS, PAN_WORDS, SHAPE_WORDS
 from i2v.data.world import CAMERA_PANS, COLOURS, OBJECT_DIRECTIONS, SHAPES
@@ -137,10 +138,12 @@ def main(argv=None) -> None:
         print_table(f"{name} (in {len(captions)} captions): class nearest the linear readout", linear)
         unplaced |= {r["word"] for r in linear if r["classes"][DENOISER_LAYER] != r["class"]}
     if args.report:
-        cases = json.loads(open(args.report).read())["cases"]
+        cases = json.loads(Path(args.report).read_text())["cases"]
+        breakdown = paraphrase_breakdown(cases, unplaced)
         print(f"\nheld-out words the layer-{DENOISER_LAYER} linear readout does not place: {', '.join(sorted(unplaced))}")
         print(f"{'held-out-word cases of ' + args.report:60} {'cases':>6} {'held-out':>9} {'training':>9} {'gap':>8}")
-        for group, g in placement_breakdown(cases, unplaced).items():
+        for group in ("placed", "unplaced"):
+            g = breakdown[group]
             gap = f"{100 * (g['heldout'] - g['train']):+.1f}" if g["n"] else "n/a"
             print(f"{'every held-out word placed' if group == 'placed' else 'a word not placed':60} "
                   f"{g['n']:>6} {g['heldout']:>9.1%} {g['train']:>9.1%} {gap:>8}")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from i2v.benchmark import paraphrase_breakdown, placement_breakdown, run_benchmark, summary_markdown
+from i2v.benchmark import paraphrase_breakdown, run_benchmark, summary_markdown
 from i2v.cli import main
 from i2v.metrics.world_score import CATEGORIES, QUALITY_BAR
 
@@ -66,7 +66,7 @@ def test_paraphrase_breakdown_splits_cases_by_the_heldout_words_their_prompt_use
     assert text.index("| orb |") < text.index("| emerald |")  # the worst word first
 
 
-def test_placement_breakdown_splits_heldout_word_cases_by_the_encoders_unplaced_words():
+def test_paraphrase_breakdown_splits_heldout_word_cases_by_the_encoders_unplaced_words():
     def case(k, phrasing, prompt, passed):
         return {"case": k, "phrasing": phrasing, "prompt": prompt, "passed": passed}
 
@@ -78,18 +78,18 @@ def test_placement_breakdown_splits_heldout_word_cases_by_the_encoders_unplaced_
                case(1, "train", "the green disc moves up", True),
                case(2, "train", "the blue box moves down", False),
                case(3, "train", "the red disc moves up", True)]
-    breakdown = placement_breakdown(results, unplaced={"emerald", "skyward"})
-    assert breakdown == {"placed": {"n": 1, "heldout": 1.0, "train": 0.0},
-                         "unplaced": {"n": 2, "heldout": 0.0, "train": 1.0}}
-    assert placement_breakdown(results, unplaced=set())["placed"]["n"] == 3
+    breakdown = paraphrase_breakdown(results, unplaced={"emerald", "skyward"})
+    assert {k: breakdown[k] for k in ("placed", "unplaced")} == {"placed": {"n": 1, "heldout": 1.0, "train": 0.0},
+                                                                "unplaced": {"n": 2, "heldout": 0.0, "train": 1.0}}
+    assert paraphrase_breakdown(results, unplaced=set())["placed"]["n"] == 3
+    assert "placed" not in paraphrase_breakdown(results)  # only asked for with the encoder's verdict
 
 
 def test_a_run_from_a_later_first_case_repeats_those_cases_exactly(tiny_model_dir):
     def run(**kw):
-        return run_benchmark(str(tiny_model_dir), num_inference_steps=1, log=lambda *_: None, **kw)["cases"]
+        return run_benchmark(str(tiny_model_dir), num_inference_steps=1, log=lambda *_: None, **kw)
 
-    whole = run(cases=3)
-    report = run_benchmark(str(tiny_model_dir), cases=2, first_case=1, num_inference_steps=1, log=lambda *_: None)
+    whole, report = run(cases=3)["cases"], run(cases=2, first_case=1)
     tail = report["cases"]
     assert report["summary"]["first_case"] == 1 and report["summary"]["n"] == 2
     assert [c["case"] for c in tail] == [1, 2]

@@ -85,48 +85,38 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     return report
 
 
-def paraphrase_breakdown(results: list[dict]) -> dict:
+def paraphrase_breakdown(results: list[dict], unplaced: set[str] | None = None) -> dict:
     """Where the paraphrase gap comes from: held-out and training phrasing pass rates of the same cases,
     for the cases whose held-out prompt only changes the sentence shape (every word a training word),
     for those using held-out words, and for each held-out word.
 
     -> {"sentence_shape_only": group, "heldout_words": group, "by_word": {word: group}}, where a group is
     {"n": cases, "heldout": pass rate, "train": pass rate of the same cases in training phrasings}.
+
+    With ``unplaced``, held-out words the frozen text encoder puts nearer training words of another class
+    (``benchmarks/probe_text_encoder.py`` finds them; no denoiser trained on the training words can read
+    them), the held-out-word cases are also split into "placed" (none of their words unplaced) and
+    "unplaced" (at least one).
     """
     from .data.captions import heldout_words_in
 
     passed_in_training = {r["case"]: bool(r["passed"]) for r in results if r["phrasing"] == "train"}
     members: dict[str, list[dict]] = {"sentence_shape_only": [], "heldout_words": []}
+    if unplaced is not None:
+        members.update(placed=[], unplaced=[])
     by_word: dict[str, list[dict]] = {}
     for r in results:
         if r["phrasing"] != "heldout":
             continue
         words = heldout_words_in(r["prompt"])
         members["heldout_words" if words else "sentence_shape_only"].append(r)
+        if words and unplaced is not None:
+            members["unplaced" if unplaced.intersection(words) else "placed"].append(r)
         for word in words:
             by_word.setdefault(word, []).append(r)
 
     return {**{k: _phrasing_group(rs, passed_in_training) for k, rs in members.items()},
             "by_word": {w: _phrasing_group(rs, passed_in_training) for w, rs in sorted(by_word.items())}}
-
-
-def placement_breakdown(results: list[dict], unplaced: set[str]) -> dict:
-    """The held-out-word part of the paraphrase gap, split by whether the text encoder places the words.
-
-    ``unplaced`` are held-out words the frozen encoder puts nearer training words of another class
-    (``benchmarks/probe_text_encoder.py`` finds them); no denoiser trained on the training words can
-    read those. -> {"placed": group, "unplaced": group}: cases whose held-out prompt uses held-out words,
-    none of them unplaced / at least one; groups as in ``paraphrase_breakdown``.
-    """
-    from .data.captions import heldout_words_in
-
-    passed_in_training = {r["case"]: bool(r["passed"]) for r in results if r["phrasing"] == "train"}
-    members: dict[str, list[dict]] = {"placed": [], "unplaced": []}
-    for r in results:
-        words = heldout_words_in(r["prompt"]) if r["phrasing"] == "heldout" else []
-        if words:
-            members["unplaced" if unplaced.intersection(words) else "placed"].append(r)
-    return {k: _phrasing_group(rs, passed_in_training) for k, rs in members.items()}
 
 
 def _phrasing_group(rs: list[dict], passed_in_training: dict[int, bool]) -> dict:
