@@ -5,6 +5,7 @@ import pytest
 
 from i2v.data.captions import (
     COLOUR_WORDS,
+    MOVE_VERBS,
     DIRECTION_WORDS,
     SHAPE_WORDS,
     TEMPLATES,
@@ -186,6 +187,19 @@ def test_heldout_phrasings_are_never_used_in_training():
     train_caps = {caption_scene(sample_scene(s), np.random.default_rng(s), "train") for s in range(300)}
     held_caps = {caption_scene(sample_scene(s), np.random.default_rng(s), "heldout") for s in range(300)}
     assert len(held_caps - train_caps) > 0.9 * len(held_caps)
+
+
+def test_training_captions_move_the_camera_with_object_verbs():
+    camera_verbs = set()
+    for s in range(600):
+        scene = sample_scene(s)
+        caption = caption_scene(scene, np.random.default_rng(10_000 + s), "train")  # a stream apart from the scene's
+        match = re.fullmatch(r"the camera (\w+) (.+?)\.?", caption, flags=re.IGNORECASE)
+        if match and match.group(1) in MOVE_VERBS[0]:
+            assert scene.motion.startswith(("pan_", "zoom_")), caption
+            camera_verbs.add((scene.motion.split("_")[0], match.group(1)))
+    assert {kind for kind, _ in camera_verbs} == {"pan", "zoom"}
+    assert len(camera_verbs) > 6
 
 
 def _words(text: str) -> set[str]:

@@ -83,17 +83,21 @@ TEMPLATES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "pan": (
         ["the camera pans {dir}", "camera pans {dir}", "panning {dir}", "the camera turns {dir}",
-         "The view pans {dir}.", "the shot pans {dir}", "the frame pans {dir}", "we pan {dir}"],
+         "The view pans {dir}.", "the shot pans {dir}", "the frame pans {dir}", "we pan {dir}",
+         "the camera {verb} {dir}", "The camera {verb} {dir}."],
         ["a slow pan {dir}", "the camera swings {dir}"],
     ),
     "zoom_in": (
         ["the camera zooms in", "zoom in", "camera zooming in", "the camera pushes in", "The view zooms in.",
-         "the shot zooms in", "zooming in", "the view pushes in"],
+         "the shot zooms in", "zooming in", "the view pushes in", "the camera {verb} in", "the camera {verb} forward",
+         "the camera dollies in", "the camera closes in", "a zoom in", "a push-in shot"],
         ["the camera moves closer", "a slow zoom into the scene"],
     ),
     "zoom_out": (
         ["the camera zooms out", "zoom out", "camera zooming out", "the camera pulls back", "The view zooms out.",
-         "the shot zooms out", "zooming out", "the view pulls back"],
+         "the shot zooms out", "zooming out", "the view pulls back", "the camera {verb} back",
+         "the camera {verb} backward", "the camera dollies out", "the camera backs off", "a zoom out",
+         "a pull-back shot"],
         ["the camera moves away", "a slow zoom away from the scene"],
     ),
 }
@@ -103,6 +107,10 @@ PAN_WORDS: dict[str, tuple[list[str], list[str]]] = {
     "pan_up": (["up", "upward", "toward the top"], ["upwards"]),
     "pan_down": (["down", "downward", "toward the bottom"], ["downwards"]),
 }
+
+# Camera motions whose training templates also say it with an object-movement verb ("the camera
+# drifts forward"), so the subject of the verb, not the verb, decides what moves.
+CAMERA_MOVE_KEYS = ("pan", "zoom_in", "zoom_out")
 
 # Partial references (training only): "the crimson one", "the disc", "the shiny disc". Naming an
 # object by one attribute teaches the denoiser to find it from whichever words it knows, so an
@@ -180,6 +188,10 @@ def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", 
         key, words = "pan", {"dir": _pick(rng, PAN_WORDS[motion], split)}
     else:
         key, words = motion, {}
+    if key in CAMERA_MOVE_KEYS and not heldout:
+        # "the camera slides left": a movement verb whose subject is the camera moves the view, not an
+        # object. Drawn for training captions only, so held-out captions keep their random draws.
+        words["verb"] = _pick(rng, MOVE_VERBS, split)
     templates = TEMPLATES[key][1 if heldout else 0]
     template = str(rng.choice(templates))
     return template.format(obj=f"the {obj_bare}", Obj=f"The {obj_bare}", obj_bare=obj_bare, **words)
