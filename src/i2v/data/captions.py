@@ -90,14 +90,15 @@ TEMPLATES: dict[str, tuple[list[str], list[str]]] = {
     "zoom_in": (
         ["the camera zooms in", "zoom in", "camera zooming in", "the camera pushes in", "The view zooms in.",
          "the shot zooms in", "zooming in", "the view pushes in", "the camera {verb} in", "the camera {verb} forward",
-         "the camera dollies in", "the camera closes in", "a zoom in", "a push-in shot"],
+         "the camera dollies in", "the camera closes in", "a zoom in", "a push-in shot", "the camera approaches",
+         "the view tightens", "the shot gets tighter"],
         ["the camera moves closer", "a slow zoom into the scene"],
     ),
     "zoom_out": (
         ["the camera zooms out", "zoom out", "camera zooming out", "the camera pulls back", "The view zooms out.",
          "the shot zooms out", "zooming out", "the view pulls back", "the camera {verb} back",
          "the camera {verb} backward", "the camera dollies out", "the camera backs off", "a zoom out",
-         "a pull-back shot"],
+         "a pull-back shot", "the camera retreats", "the camera recedes", "the view widens", "the shot gets wider"],
         ["the camera moves away", "a slow zoom away from the scene"],
     ),
 }
