@@ -5,8 +5,8 @@ import pytest
 
 from i2v.data.captions import (
     COLOUR_WORDS,
-    MOVE_VERBS,
     DIRECTION_WORDS,
+    MOVE_VERBS,
     SHAPE_WORDS,
     TEMPLATES,
     all_heldout_words,
