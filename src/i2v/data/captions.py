@@ -190,8 +190,7 @@ def caption_scene(scene: Scene, rng: np.random.Generator, split: str = "train", 
     else:
         key, words = motion, {}
     if key in CAMERA_MOVE_KEYS and not heldout:
-        # "the camera slides left": a movement verb whose subject is the camera moves the view, not an
-        # object. Drawn for training captions only, so held-out captions keep their random draws.
+        # drawn for training captions only, so held-out captions keep their random draws
         words["verb"] = _pick(rng, MOVE_VERBS, split)
     templates = TEMPLATES[key][1 if heldout else 0]
     template = str(rng.choice(templates))
