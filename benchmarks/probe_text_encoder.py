@@ -142,11 +142,10 @@ def main(argv=None) -> None:
         breakdown = paraphrase_breakdown(cases, unplaced)
         print(f"\nheld-out words the layer-{DENOISER_LAYER} linear readout does not place: {', '.join(sorted(unplaced))}")
         print(f"{'held-out-word cases of ' + args.report:60} {'cases':>6} {'held-out':>9} {'training':>9} {'gap':>8}")
-        for group in ("placed", "unplaced"):
+        for group, label in (("placed", "every held-out word placed"), ("unplaced", "a word not placed")):
             g = breakdown[group]
             gap = f"{100 * (g['heldout'] - g['train']):+.1f}" if g["n"] else "n/a"
-            print(f"{'every held-out word placed' if group == 'placed' else 'a word not placed':60} "
-                  f"{g['n']:>6} {g['heldout']:>9.1%} {g['train']:>9.1%} {gap:>8}")
+            print(f"{label:60} {g['n']:>6} {g['heldout']:>9.1%} {g['train']:>9.1%} {gap:>8}")
 
 
 if __name__ == "__main__":
