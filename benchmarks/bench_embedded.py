@@ -75,7 +75,7 @@ def cold_runs(n: int) -> list[float]:
 
 
 def quality(cases: int) -> dict:
-    from i2v.benchmark import run_benchmark
+    from i2v.world.benchmark import run_benchmark
 
     out = {}
     for name, s in (("reference", REFERENCE), ("defaults", DEFAULTS)):

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i2v.benchmark import paraphrase_breakdown
+from i2v.world.benchmark import paraphrase_breakdown
 from i2v.conditioning import MiniLMTextEncoder
-from i2v.data.captions import COLOUR_WORDS, DIRECTION_WORDS, PAN_WORDS, SHAPE_WORDS
-from i2v.data.world import CAMERA_PANS, COLOURS, OBJECT_DIRECTIONS, SHAPES
+from i2v.world.captions import COLOUR_WORDS, DIRECTION_WORDS, PAN_WORDS, SHAPE_WORDS
+from i2v.world.scenes import CAMERA_PANS, COLOURS, OBJECT_DIRECTIONS, SHAPES
 
 # table name -> (word table, what each class means as a vector, captions with {} where the word
 # goes; the nearest readout uses the first)

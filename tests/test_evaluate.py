@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from i2v.cli import main
-from i2v.data.world import render, sample_scene
+from i2v.world.scenes import render, sample_scene
 from i2v.evaluate import METRIC_NOTES, evaluate_video, format_table, motion_metrics
 from i2v.video_io import write_video
 
@@ -128,7 +128,7 @@ def test_cli_refuses_missing_or_half_given_weights(tmp_path, capsys, pan_video):
 
 
 def test_benchmark_reports_motion_amount(tiny_model_dir, tmp_path):
-    from i2v.benchmark import run_benchmark
+    from i2v.world.benchmark import run_benchmark
 
     report = run_benchmark(str(tiny_model_dir), cases=1, out=tmp_path, num_inference_steps=1, log=lambda *_: None)
     case = report["cases"][0]

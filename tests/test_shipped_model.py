@@ -3,7 +3,7 @@
 import numpy as np
 
 from i2v import ImageToVideoGenerator
-from i2v.data.world import render, sample_scene
+from i2v.world.scenes import render, sample_scene
 from i2v.metrics.fidelity import first_frame_psnr
 from i2v.registry import DEFAULT_MODEL, MODELS
 

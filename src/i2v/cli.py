@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "embedded model's stages on the procedural world (vae, video)", add_help=False,
                    description="`i2v train --help`: training on your own videos; `i2v train vae --help` and "
                                "`i2v train video --help`: the embedded model's stages.")
-    from .benchmark import add_arguments
+    from .world.benchmark import add_arguments
 
     p = sub.add_parser("benchmark", help="score a model on the held-out procedural world",
                        description="Run a model over held-out scenes and phrasings of i2v's procedural world and "
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             return cmd_models(args)
         if args.command == "benchmark":
-            from .benchmark import main as benchmark_main
+            from .world.benchmark import main as benchmark_main
 
             return benchmark_main(args)
         if args.command == "evaluate":

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from i2v.data.world import render, sample_scene
+from i2v.world.scenes import render, sample_scene
 from i2v.metrics import CAMERA_CLASSES, camera_motion_class
 from i2v.metrics.camera import classify_edges, dominant_motion, grid_points
 

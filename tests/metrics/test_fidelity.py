@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2v.data.world import render, sample_scene
+from i2v.world.scenes import render, sample_scene
 from i2v.metrics import first_frame_psnr, psnr, temporal_flicker
 
 

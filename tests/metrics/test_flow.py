@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from i2v.data.world import render, sample_scene
+from i2v.world.scenes import render, sample_scene
 from i2v.metrics import dynamic_degree_cv, mean_flow_magnitude, motion_smoothness_cv, optical_flow, warping_error
 from i2v.metrics.flow import interpolate_midframe, occlusion_mask, video_flow, warp
 

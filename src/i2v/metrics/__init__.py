@@ -1,8 +1,6 @@
 """Evaluation metrics: pure functions over uint8 frame arrays ``(T, H, W, 3)``.
 
-``fidelity``: PSNR, first-frame PSNR, VBench temporal flicker. ``tracking``: colour-based
-object tracking and camera-motion estimation on the procedural world. ``world_score``: scoring
-a generated clip against a held-out scene's ground truth, and the benchmark summary.
+``fidelity``: PSNR, first-frame PSNR, VBench temporal flicker.
 ``flow``: OpenCV optical-flow motion metrics (dynamic degree, flow magnitude, motion smoothness,
 warping error). ``first_frame``: SSIM and fidelity to the input image over time. ``camera``:
 camera-motion class. ``frechet``: Fréchet distance (FID/FVD) without scipy. ``learned`` (not
@@ -10,9 +8,6 @@ imported here): CLIP, DINO and I3D metrics from local weights.
 """
 
 from .fidelity import first_frame_psnr, psnr, temporal_flicker
-from .tracking import (ObjectTrack, colour_mask, colour_masks, estimate_camera_motion, track_colour, track_object,
-                       track_objects)
-from .world_score import QUALITY_BAR, heldout_cases, score_case, summarise
 from .camera import CAMERA_CLASSES, camera_motion_class
 from .first_frame import fidelity_drift, first_frame_fidelity, ssim
 from .flow import (dynamic_degree_cv, mean_flow_magnitude, motion_smoothness_cv, optical_flow, video_flow,
@@ -21,8 +16,6 @@ from .frechet import frechet_distance, frechet_distance_from_features, gaussian_
 
 __all__ = [
     "psnr", "first_frame_psnr", "temporal_flicker",
-    "track_colour", "track_object", "track_objects", "colour_mask", "colour_masks", "ObjectTrack", "estimate_camera_motion",
-    "score_case", "summarise", "heldout_cases", "QUALITY_BAR",
     "optical_flow", "video_flow", "dynamic_degree_cv", "mean_flow_magnitude", "motion_smoothness_cv", "warping_error",
     "ssim", "first_frame_fidelity", "fidelity_drift", "camera_motion_class", "CAMERA_CLASSES",
     "frechet_distance", "frechet_distance_from_features", "gaussian_stats", "sqrtm_psd",

@@ -20,7 +20,7 @@ import torch
 from ..models.autoencoder import build_autoencoder
 from .accelerate_state import reset_accelerate_state
 from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint, truncate_log
-from .world_batches import frame_crops
+from ..world.batches import frame_crops
 
 PRESETS = {
     # name: (autoencoder preset, scenes per step, crops per scene, crop size, learning rate)
@@ -129,7 +129,7 @@ def main(argv=None) -> dict:
 @torch.no_grad()
 def calibrate_scaling_factor(vae, seed: int = 0, num_scenes: int = 16) -> float:
     """Set ``scaling_factor`` so that scaled latents have unit standard deviation (SD's recipe)."""
-    from .world_batches import video_batch
+    from ..world.batches import video_batch
 
     videos, _ = video_batch(np.random.default_rng(seed + 12345), num_scenes, 128)
     frames = videos.permute(0, 2, 1, 3, 4).flatten(0, 1)  # (B*T, 3, H, W)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.captions import caption_scene
-from ..data.world import TRAVEL_RANGE, mirror_scene
+from ..world.captions import caption_scene
+from ..world.scenes import TRAVEL_RANGE, mirror_scene
 from ..models.unet import build_unet
 from ..sampling import add_noise, sample_training_sigmas
 from .accelerate_state import reset_accelerate_state
@@ -242,7 +242,7 @@ def write_samples(unet_dir: Path, vae_dir: str, path: Path, text_encoder, shift:
     from ..pipelines.pipeline_i2v import I2VPipeline
 
     pipe = I2VPipeline.from_parts(unet_dir, vae_dir, shift=shift, text_encoder=text_encoder)
-    from ..data.world import heldout_seed, render, sample_scene
+    from ..world.scenes import heldout_seed, render, sample_scene
 
     rows = []
     for k, motion in enumerate(["move_left", "move_up_right", "grow", "pan_right", "zoom_in", "static"]):

@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from i2v.data.captions import (
+from i2v.world.captions import (
     COLOUR_WORDS,
     DIRECTION_WORDS,
     MOVE_VERBS,
@@ -14,7 +14,7 @@ from i2v.data.captions import (
     caption_scene,
     heldout_words_in,
 )
-from i2v.data.world import (
+from i2v.world.scenes import (
     CAMERA_PANS,
     COLOURS,
     FPS,

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from ..data.world import COLOURS
+from .scenes import COLOURS
 
 # Default colour tolerance (Euclidean RGB distance). The closest background tone, or blend of
 # two, is >= 96 away from every object colour, so 60 keeps backgrounds out with margin, while

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.captions import caption_scene
-from ..data.world import HELDOUT_SEED_START, render, sample_scene
+from .captions import caption_scene
+from .scenes import HELDOUT_SEED_START, render, sample_scene
 
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:

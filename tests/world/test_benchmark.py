@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from i2v.benchmark import paraphrase_breakdown, run_benchmark, summary_markdown
+from i2v.world.benchmark import paraphrase_breakdown, run_benchmark, summary_markdown
 from i2v.cli import main
-from i2v.metrics.world_score import CATEGORIES, QUALITY_BAR
+from i2v.world.scoring import CATEGORIES, QUALITY_BAR
 
 
 def test_benchmark_writes_report_summary_and_contact_sheet(tiny_model_dir, tmp_path):

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from .world import Scene
+from .scenes import Scene
 
 # word -> (training synonyms, held-out synonyms)
 COLOUR_WORDS: dict[str, tuple[list[str], list[str]]] = {

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from i2v.data.captions import caption_scene
-from i2v.data.world import (HELDOUT_SEED_START, MOTION_CATEGORIES, MOTION_WEIGHTS, mirror_scene, render, sample_scene)
-from i2v.metrics import QUALITY_BAR, heldout_cases, score_case, summarise
+from i2v.world.captions import caption_scene
+from i2v.world.scenes import (HELDOUT_SEED_START, MOTION_CATEGORIES, MOTION_WEIGHTS, mirror_scene, render, sample_scene)
+from i2v.world.scoring import QUALITY_BAR, heldout_cases, score_case, summarise
 
 MOTIONS = list(MOTION_WEIGHTS)
 SEEDS = (101, 202)

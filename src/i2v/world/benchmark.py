@@ -2,7 +2,7 @@
 
 Every case is a held-out scene (never trained on) with a held-out phrasing of its motion. The
 model gets the scene's first frame and the prompt; the clip is scored against the scene's known
-ground truth (``i2v.metrics.world_score``). Writes ``report.json``, ``summary.md`` and
+ground truth (``i2v.world.scoring``). Writes ``report.json``, ``summary.md`` and
 ``contact_sheet.png`` (a row of frames per case, prompt underneath) to ``--out``.
 
 ``--phrasing both`` runs every scene twice, with the same seed: once in held-out phrasings and
@@ -30,11 +30,11 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
                   num_inference_steps: int | None = None, device: str | None = None, log=print,
                   dtype: str | None = None, scheduler: str | None = None,
                   guidance_scale: float | None = None, phrasing: str = "heldout", first_case: int = 0) -> dict:
-    from .api import GenerationRequest, ImageToVideoGenerator
-    from .contact_sheet import contact_sheet
-    from .data.world import render
-    from .evaluate import motion_metrics
-    from .metrics.world_score import heldout_cases, score_case, summarise
+    from ..api import GenerationRequest, ImageToVideoGenerator
+    from ..contact_sheet import contact_sheet
+    from .scenes import render
+    from ..evaluate import motion_metrics
+    from .scoring import heldout_cases, score_case, summarise
 
     if phrasing not in PHRASINGS:
         raise ValueError(f"unknown phrasing {phrasing!r}; expected one of {PHRASINGS}")
@@ -98,7 +98,7 @@ def paraphrase_breakdown(results: list[dict], unplaced: set[str] | None = None) 
     them), the held-out-word cases are also split into "placed" (none of their words unplaced) and
     "unplaced" (at least one).
     """
-    from .data.captions import heldout_words_in
+    from .captions import heldout_words_in
 
     passed_in_training = {r["case"]: bool(r["passed"]) for r in results if r["phrasing"] == "train"}
     members: dict[str, list[dict]] = {"sentence_shape_only": [], "heldout_words": []}
@@ -131,7 +131,7 @@ def _mean(values) -> float:
 
 
 def summary_markdown(summary: dict) -> str:
-    from .metrics.world_score import CATEGORIES, QUALITY_BAR
+    from .scoring import CATEGORIES, QUALITY_BAR
 
     lines = ["| measure | value | cases | target |", "|---|---|---|---|"]
     for cat in CATEGORIES:

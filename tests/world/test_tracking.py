@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from i2v.data.world import (BACKGROUND_COLOURS, BACKGROUND_KINDS, COLOURS, SIZE, Scene, SceneObject, render,
+from i2v.world.scenes import (BACKGROUND_COLOURS, BACKGROUND_KINDS, COLOURS, SIZE, Scene, SceneObject, render,
                             sample_scene)
-from i2v.metrics import colour_masks, estimate_camera_motion, track_colour, track_objects
+from i2v.world.tracking import colour_masks, estimate_camera_motion, track_colour, track_objects
 
 NAMES = list(COLOURS)
 
