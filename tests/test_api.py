@@ -119,7 +119,7 @@ def test_embedded_model_stays_warm_across_generators(tiny_model_dir):
 
 
 def test_embedded_defaults_record_sampler_and_dtype(gen, sample_image_path):
-    from i2v.acceleration import cpu_has_fast_bf16
+    from i2v.devices import cpu_has_fast_bf16
 
     result = gen.run(GenerationRequest(image=sample_image_path, seed=0, num_frames=4))
     s = result.settings

@@ -17,14 +17,13 @@ import pytest
 from PIL import Image
 
 from i2v.backends.base import InvalidRequestError, ResolvedSettings
+from i2v.devices import device_free_bytes, host_available_bytes
 from i2v.memory_plan import (
     MemoryEstimate,
     MemoryPlan,
     candidates,
-    device_free_bytes,
     estimate_memory,
     frame_settings,
-    host_available_bytes,
     plan_memory,
     read_configs,
 )

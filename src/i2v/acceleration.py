@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .backends.base import InvalidRequestError
+from .devices import cpu_has_fast_bf16
 
 CACHES = ("deepcache", "pab", "fbcache", "fastercache", "taylorseer")
 INTERVAL_CACHES = ("deepcache", "taylorseer")  # the caches that take ``cache_interval``
@@ -163,13 +164,6 @@ def profile_acceleration(profile: str | None, family: str, device: str, acc: Acc
     elif device.startswith("cpu") and cpu_has_fast_bf16():
         options["dtype"] = "bf16"  # half the weights and activations, and no slower here
     return acc, options
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
-    import torch
-
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def quantization_config(acc: Acceleration, denoiser: str):

@@ -22,6 +22,8 @@ from PIL import Image
 from . import __version__
 from .backends.base import Backend, InvalidRequestError, ProgressCallback
 from .registry import ModelSpec, resolve_model
+from .devices import pick_device
+from .errors import DeviceUnavailableError
 
 BACKEND_CLASSES = {
     "tiny": "i2v.backends.tiny:TinyBackend",
@@ -69,42 +71,6 @@ class GenerationResult:
 
     def to_pil(self) -> list[Image.Image]:
         return [Image.fromarray(f) for f in self.frames]
-
-
-class DeviceUnavailableError(InvalidRequestError):
-    """The requested device is not a device name, or does not exist on this machine."""
-
-
-def pick_device(device: str | None) -> str:
-    """``None``/``"auto"``: cuda when available, else cpu. A named device must exist here."""
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device, str):
-        raise DeviceUnavailableError(f"device must be a name such as cpu, cuda or cuda:0, got {device!r}")
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise DeviceUnavailableError(f"device {device!r} is not a device name (expected cpu, cuda, cuda:N, mps "
-                                     "or auto)") from exc
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceUnavailableError(f"device {device!r} requested but CUDA is not available on this machine; "
-                                         "use --device cpu (or auto)")
-        count = torch.cuda.device_count()
-        if parsed.index is not None and parsed.index >= count:
-            raise DeviceUnavailableError(f"device {device!r} requested but this machine has {count} CUDA "
-                                         f"device(s): cuda:0..cuda:{count - 1}")
-    elif parsed.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise DeviceUnavailableError(f"device {device!r} requested but Apple MPS is not available here")
-    elif parsed.type != "cpu":
-        backend = getattr(torch, parsed.type, None)
-        if backend is None or not getattr(backend, "is_available", lambda: False)():
-            raise DeviceUnavailableError(f"device {device!r} is not available here (expected cpu, cuda, cuda:N, "
-                                         "mps or auto)")
-    return device
 
 
 def load_backend(spec: ModelSpec, device: str, dtype: str | None = None, **options) -> Backend:

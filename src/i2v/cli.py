@@ -103,7 +103,7 @@ def cmd_generate(args) -> int:
         last_image=args.last_image, decode_chunk_size=args.decode_chunk_size,
     )
     if args.dry_run:
-        from .api import pick_device
+        from .devices import pick_device
         from .memory_plan import plan_memory
 
         settings = {k: getattr(request, k) for k in ("num_frames", "height", "width", "guidance_scale",

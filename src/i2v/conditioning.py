@@ -12,13 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from .errors import TextEncoderUnavailableError
 
 TEXT_DIM = 384
 MAX_TOKENS = 32
-
-
-class TextEncoderUnavailableError(RuntimeError):
-    """The packaged MiniLM encoder is not installed."""
 
 
 @dataclass

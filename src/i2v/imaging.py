@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .errors import (CorruptImageError, ImageInputError, ImageNotFoundError, ImageTooLargeError, ImageTooSmallError,
+                     NotAnImageError)
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
@@ -38,30 +40,6 @@ __all__ = [
 # the header before any pixel data is decoded.
 MAX_IMAGE_PIXELS = 40_000_000
 MIN_IMAGE_SIDE = 8
-
-class ImageInputError(ValueError):
-    """The input image cannot be used; the message names the file."""
-
-
-class ImageNotFoundError(ImageInputError, FileNotFoundError):
-    """The image path does not exist."""
-
-
-class NotAnImageError(ImageInputError):
-    """The file is not an image Pillow can identify (text, empty, a folder, ...)."""
-
-
-class CorruptImageError(ImageInputError):
-    """The file is an image but its data is truncated or corrupt."""
-
-
-class ImageTooLargeError(ImageInputError):
-    """The image has more pixels than allowed (checked before decoding)."""
-
-
-class ImageTooSmallError(ImageInputError):
-    """A side of the image is shorter than ``MIN_IMAGE_SIDE`` pixels."""
-
 
 # --------------------------------------------------------------------------------------------
 # Loading

@@ -19,16 +19,13 @@ import os
 from pathlib import Path
 
 import torch
+from .errors import LoraFileError
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 LORA_PREFIX = "unet"
 METADATA_KEY = "lora_adapter_metadata"
 # the attention projections of diffusers' Attention blocks (both denoisers use them)
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-
-
-class LoraFileError(ValueError):
-    pass
 
 
 def add_lora(model: torch.nn.Module, rank: int, alpha: float | None = None,

@@ -17,13 +17,13 @@ the denoising loop and the decode run one after the other, and the latents betwe
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .acceleration import CFG_SEPARATE_PASSES
 from .backends.base import InvalidRequestError, ResolvedSettings
+from .devices import DTYPE_NAMES, device_free_bytes
 from .registry import TINY_DECODE_CHUNK, ModelSpec, UnknownModelError, resolve_model
 
 __all__ = ["InvalidRequestError", "MemoryEstimate", "MemoryPlan", "UnknownModelError", "device_free_bytes",
@@ -58,42 +58,6 @@ VAE_TILE_PIXELS = {"wan": 256 * 256, "hunyuan": 256 * 256, "ltx": 512 * 512}
 # ---------------------------------------------------------------------------------------------
 # Free memory
 # ---------------------------------------------------------------------------------------------
-
-
-def device_free_bytes(device: str) -> int:
-    """Bytes free for a generation on ``device``: CUDA ``mem_get_info``; cpu (and mps, whose memory
-    is the host's) the host's available memory."""
-    kind = str(device).split(":")[0]
-    if kind == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            from .api import DeviceUnavailableError
-
-            raise DeviceUnavailableError(f"device {device!r}: CUDA is not available on this machine")
-        index = torch.device(device).index
-        free, _total = torch.cuda.mem_get_info(torch.cuda.current_device() if index is None else index)
-        return int(free)
-    if kind in ("cpu", "mps"):
-        return host_available_bytes()
-    raise InvalidRequestError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
-
-
-def host_available_bytes() -> int:
-    """``MemAvailable`` from /proc/meminfo; else psutil; else the free pages ``os.sysconf`` reports."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # the value is in kB
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +231,7 @@ def local_folder(source: str) -> Path | None:
 
 def dtype_and_itemsizes(spec: ModelSpec, device: str, dtype: str | None) -> tuple[str, Callable[[str], int]]:
     """The dtype name the backend would load with, and bytes per value for each component."""
-    from .backends.diffusers_common import DTYPE_NAMES, pick_dtype
+    from .backends.diffusers_common import pick_dtype
 
     if spec.family != "tiny":
         name, torch_dtype = pick_dtype(dtype, device, spec.extras)  # validates the name

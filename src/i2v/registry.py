@@ -9,13 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from .errors import UnknownModelError
 
 DEFAULT_MODEL = "i2v-tiny"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-class UnknownModelError(ValueError):
-    """The model name or folder is not one i2v can run."""
 
 
 @dataclass(frozen=True)

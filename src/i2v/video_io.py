@@ -41,6 +41,7 @@ from typing import Any
 import av
 import numpy as np
 from PIL import Image
+from .errors import CorruptVideoError, UnsupportedFormatError, VideoIOError
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -74,18 +75,6 @@ FOLDER_METADATA = "metadata.json"
 _FRAME_NAME = re.compile(r"^frame_(\d+)\.png$")
 _CONTAINER_FORMATS = ("mp4", "webm")
 _VPX_CODEC_NAMES = {"libvpx-vp9": "vp9", "libvpx": "vp8"}  # encoder -> codec
-
-
-class VideoIOError(Exception):
-    """Base class of video read/write errors."""
-
-
-class UnsupportedFormatError(VideoIOError, ValueError):
-    """The path's extension names no format this module can write or read."""
-
-
-class CorruptVideoError(VideoIOError):
-    """A video file exists but cannot be decoded."""
 
 
 # --------------------------------------------------------------------------------------------

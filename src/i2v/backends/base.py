@@ -16,12 +16,9 @@ import numpy as np
 from PIL import Image
 
 from ..registry import ModelSpec
+from ..errors import InvalidRequestError
 
 ProgressCallback = Callable[[int, int], None]  # (step, total_steps)
-
-
-class InvalidRequestError(ValueError):
-    """A request value the model cannot run, named in the message."""
 
 
 @dataclass

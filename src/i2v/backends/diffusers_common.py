@@ -35,15 +35,12 @@ from PIL import Image
 
 from ..registry import ModelDefaults, ModelSpec, UnknownModelError
 from .base import Backend, InvalidRequestError, ProgressCallback, ResolvedSettings
+from ..devices import DTYPE_NAMES, torch_dtype
+from ..errors import UnsafeModelError
 
-DTYPE_NAMES = ("fp32", "bf16", "fp16")
 OFFLOAD_MODES = ("none", "model", "sequential", "group")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 SAFE_LIBRARIES = ("diffusers", "transformers")
-
-
-class UnsafeModelError(UnknownModelError):
-    """The model folder holds custom code or pickle-only weights; i2v refuses to load it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,12 +228,6 @@ def native_size(family: tuple[int, int], config: tuple[int, int]) -> tuple[int, 
 # ---------------------------------------------------------------------------------------------
 # dtype, offload, VAE
 # ---------------------------------------------------------------------------------------------
-
-
-def torch_dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def pick_dtype(requested: str | None, device: str, extras: dict) -> tuple[str, Any]:

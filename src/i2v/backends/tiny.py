@@ -16,7 +16,7 @@ from .base import Backend, InvalidRequestError, ProgressCallback, ResolvedSettin
 def default_dtype(device: str) -> str:
     """The embedded model's fastest dtype that keeps its benchmark scores: bf16 on GPUs and on CPUs with
     native bf16 (measured by benchmarks/bench_embedded.py), fp32 on other CPUs."""
-    from ..acceleration import cpu_has_fast_bf16
+    from ..devices import cpu_has_fast_bf16
 
     if device.startswith("cpu"):
         return "bf16" if cpu_has_fast_bf16() else "fp32"
@@ -65,7 +65,7 @@ class TinyBackend(Backend):
         """Load the pipeline, or reuse the one already loaded in this process (never when LoRAs will
         change its weights)."""
         from ..pipelines.pipeline_i2v import I2VPipeline
-        from .diffusers_common import torch_dtype
+        from ..devices import torch_dtype
 
         key = (str(folder), folder_stamp(folder), device, dtype)
         if cached and key in _PIPELINE_CACHE:

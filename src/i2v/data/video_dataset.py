@@ -23,6 +23,7 @@ import av
 import numpy as np
 import torch
 from PIL import Image
+from ..errors import DatasetError
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -39,10 +40,6 @@ VIDEO_KEYS = ("video", "path", "file", "filename", "videoid")
 CAPTION_KEYS = ("caption", "text", "name", "prompt")
 MAX_ASPECT_RATIO = 2.0  # buckets span 1:2 .. 2:1
 BUCKET_AREA_TOLERANCE = 0.25  # a bucket's area stays within 25% of height * width
-
-
-class DatasetError(ValueError):
-    """The index or a video cannot be used; the message names the file and the problem."""
 
 
 @dataclass

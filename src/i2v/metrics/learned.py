@@ -35,13 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from .frechet import frechet_distance_from_features
+from ..errors import WeightsError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class WeightsError(ValueError):
-    """A weights path the user gave is missing or does not hold the expected network."""
 
 
 def _as_video(frames) -> np.ndarray:

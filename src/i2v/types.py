@@ -1,0 +1,169 @@
+"""The objects that travel through i2v: what a model is, what a request asks, what a run decided.
+
+    ModelSpec / ModelDefaults   a registered model (or local folder) and its verified defaults
+    GenerationRequest           one generation in the project's vocabulary (None = the model's default)
+    ResolvedSettings            the request with every field decided, as it runs and is recorded
+    LoadOptions                 the loading switches (dtype, offload, VAE, LoRA, scheduler, speed/memory)
+    GenerationResult            frames, fps, settings, notices and timings of one run
+
+The error classes live in ``i2v.errors``. Nothing here imports torch or diffusers.
+"""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+ProgressCallback = Callable[[int, int], None]  # (step, total_steps)
+
+
+def from_fields(cls, source: Mapping | Namespace, **overrides):
+    """Build the dataclass ``cls`` from the same-named entries of a mapping or argparse namespace."""
+    values = vars(source) if isinstance(source, Namespace) else dict(source)
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names}, **overrides)
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a request gets for every field it leaves unset, and the model's size rules."""
+
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+    num_inference_steps: int
+    guidance_scale: float
+    size_multiple: int  # height and width are snapped to a multiple of this
+    frame_rule: str  # human-readable rule for num_frames ("any >= 2", "4n+1", ...)
+    uses_prompt: bool = True
+    # The frame rule as numbers: valid counts are frame_offset + k * frame_step, within
+    # [min_frames, max_frames]; other counts are snapped to the nearest valid one (reported).
+    frame_step: int = 1
+    frame_offset: int = 0
+    min_frames: int = 2
+    max_frames: int | None = None
+    # How an unset height/width is chosen: "default" (the size above), "aspect" (the default's
+    # pixel area at the input image's aspect ratio), "orient" (the default size, turned to the
+    # image's orientation), "fixed" (only the default size runs; anything else is refused).
+    size_policy: str = "default"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str  # the backend family (``i2v.registry.families()``)
+    description: str
+    source: str  # local folder or hub id
+    defaults: ModelDefaults
+    extras: dict = field(default_factory=dict)
+
+    def as_row(self) -> dict:
+        row = {"name": self.name, "family": self.family, "source": self.source, **asdict(self.defaults)}
+        if self.extras:
+            row["extras"] = dict(self.extras)
+        return row
+
+
+@dataclass
+class GenerationRequest:
+    """One generation, in the project's vocabulary. ``None`` means "the model's default"."""
+
+    image: str | Path | Image.Image | np.ndarray
+    prompt: str = ""
+    negative_prompt: str = ""
+    num_frames: int | None = None
+    fps: float | None = None
+    height: int | None = None
+    width: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int | None = None
+    motion_strength: float | None = None
+    last_image: str | Path | Image.Image | np.ndarray | None = None  # last frame (Wan FLF2V, LTX conditions)
+    decode_chunk_size: int | None = None  # frames decoded at once (Stable Video Diffusion)
+
+
+@dataclass
+class ResolvedSettings:
+    """A request with every field decided: what runs, and what the output metadata records."""
+
+    prompt: str
+    negative_prompt: str
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+    motion_strength: float | None = None
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a model is loaded: one object from the CLI / API to the backend. Unset = the model's own.
+
+    ``dtype``: fp32 / bf16 / fp16. The rest are the diffusers backends' switches (the embedded
+    model takes ``loras``, ``scheduler`` (its sampler) and ``profile`` only): ``offload`` auto /
+    none / model / sequential / group; VAE ``vae_tiling`` / ``vae_slicing``; ``loras``
+    ("PATH[:SCALE]" entries); ``scheduler`` (a class from the model's compatibles); ``profile``
+    ("speed" / "memory"); and the speed/memory switches of ``i2v.acceleration``.
+    """
+
+    dtype: str | None = None
+    offload: str | None = None
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    loras: tuple = ()
+    scheduler: str | None = None
+    profile: str | None = None
+    cache: str | None = None
+    cache_interval: int | None = None
+    cfg_cache: bool | int = False
+    compile: bool = False
+    fp8_storage: bool = False
+    quantize: str | None = None
+    forward_chunk: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "loras", tuple(self.loras or ()))
+
+    def set_names(self, names: tuple[str, ...] | None = None) -> list[str]:
+        """The options set away from their defaults (among ``names``, default all), sorted."""
+        names = names or tuple(f.name for f in fields(self))
+        return sorted(n for n in names if getattr(self, n) not in (None, False, (), [], 0))
+
+
+@dataclass
+class GenerationResult:
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    fps: float
+    settings: dict  # everything needed to reproduce the clip; saved with the file
+    notices: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path, fps: float | None = None) -> Path:
+        from .video_io import write_video
+
+        fps = self.fps if fps is None else fps
+        return write_video(self.frames, path, fps=fps, metadata={**self.settings, "fps": fps})
+
+    def to_pil(self) -> list[Image.Image]:
+        return [Image.fromarray(f) for f in self.frames]
+
+
+def request_record(request: GenerationRequest) -> dict[str, Any]:
+    """The request's input files as they are recorded in the output metadata."""
+    record: dict[str, Any] = {"image": str(request.image) if isinstance(request.image, (str, Path)) else None}
+    if request.last_image is not None:
+        last = request.last_image
+        record["last_image"] = str(last) if isinstance(last, (str, Path)) else "<in-memory image>"
+    return record
