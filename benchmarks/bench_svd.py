@@ -139,7 +139,7 @@ def child_memory(side: str, mode: str, folder: str, size: int, frames: int, step
     from diffusers import StableVideoDiffusionPipeline  # noqa: F401
 
     import i2v.api
-    import i2v.backends.svd  # noqa: F401
+    import i2v.backends.diffusers.svd  # noqa: F401
 
     baseline = rss_bytes()
     generate, dtype = load_side(side, mode, folder, size, frames)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.backends.base import InvalidRequestError
+from i2v.errors import InvalidRequestError
 from i2v.imaging import CorruptImageError, ImageNotFoundError, NotAnImageError
 from i2v.registry import UnknownModelError
 from i2v.video_io import probe_video, read_metadata, read_video

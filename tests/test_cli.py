@@ -90,7 +90,7 @@ def test_an_unavailable_device_is_a_typed_error_and_exit_2(tiny_model_dir, sampl
     import torch
 
     from i2v.devices import DeviceUnavailableError, pick_device
-    from i2v.backends.base import InvalidRequestError
+    from i2v.errors import InvalidRequestError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

@@ -3,6 +3,7 @@ import torch
 
 from i2v.sampling import (
     add_noise,
+    flow_matching_loss,
     flow_sigmas,
     get_sampler,
     sample_dpmpp_2m,
@@ -104,3 +105,26 @@ def test_dpmpp_2m_callback_reports_the_data_prediction():
     sample_dpmpp_2m(lambda x, s: (x - x0) / s, torch.ones(1), flow_sigmas(3), callback=seen.append)
     assert [d["i"] for d in seen] == [0, 1, 2]
     torch.testing.assert_close(seen[-1]["denoised"], x0)
+
+
+def test_flow_matching_loss_keeps_frame_zero_clean_and_scores_frames_after_it():
+    from types import SimpleNamespace
+
+    gen = torch.Generator().manual_seed(0)
+    latents, noise = torch.randn(2, 4, 3, 5, 5, generator=gen), torch.randn(2, 4, 3, 5, 5, generator=gen)
+    sigmas = torch.tensor([0.3, 0.9])
+    text = SimpleNamespace(states=torch.zeros(2, 1, 8), pooled=torch.zeros(2, 8), mask=torch.ones(2, 1))
+    seen = {}
+
+    def exact(x, sigma, first, states, pooled, mask):
+        seen.update(x=x.clone(), first=first)
+        v = noise - latents
+        v[:, :, 0] = 100.0  # frame 0 is given, not generated: its prediction does not count
+        return v
+
+    assert flow_matching_loss(exact, latents, text, sigmas, noise).item() == 0.0
+    torch.testing.assert_close(seen["x"][:, :, 0], latents[:, :, 0])
+    torch.testing.assert_close(seen["x"][:, :, 1:], add_noise(latents, noise, sigmas)[:, :, 1:])
+    torch.testing.assert_close(seen["first"], latents[:, :, 0])
+    zero = flow_matching_loss(lambda *args: torch.zeros_like(latents), latents, text, sigmas, noise)
+    torch.testing.assert_close(zero, ((noise - latents) ** 2)[:, :, 1:].mean())

@@ -57,7 +57,7 @@ def _add_generate(sub) -> None:
     g.add_argument("--vae-slicing", action="store_true", help="decode the batch one video at a time (less memory)")
     g.add_argument("--decode-chunk-size", type=int, default=None, metavar="N",
                    help="Stable Video Diffusion: frames decoded at once (lower = less memory)")
-    g.add_argument("--lora", action="append", default=None, metavar="PATH[:SCALE]",
+    g.add_argument("--lora", dest="loras", action="append", default=None, metavar="PATH[:SCALE]",
                    help="LoRA adapter (.safetensors file, folder, hub id or named motion LoRA) with an optional "
                         "scale, default 1.0; repeatable")
     g.add_argument("--scheduler", default=None, metavar="NAME",
@@ -91,33 +91,25 @@ def _add_generate(sub) -> None:
 
 
 def cmd_generate(args) -> int:
-    from .api import GenerationRequest, ImageToVideoGenerator
+    from .api import ImageToVideoGenerator
+    from .types import GenerationRequest, LoadOptions, from_fields
     from .video_io import video_format
 
     t_start = time.perf_counter()
     video_format(args.output)  # fail on a bad extension before loading anything
-    request = GenerationRequest(
-        image=args.image, prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
-        fps=args.fps, height=args.height, width=args.width, num_inference_steps=args.num_inference_steps,
-        guidance_scale=args.guidance_scale, seed=args.seed, motion_strength=args.motion_strength,
-        last_image=args.last_image, decode_chunk_size=args.decode_chunk_size,
-    )
+    request = from_fields(GenerationRequest, args)
     if args.dry_run:
         from .devices import pick_device
-        from .memory_plan import plan_memory
+        from .memory import plan_memory
 
         settings = {k: getattr(request, k) for k in ("num_frames", "height", "width", "guidance_scale",
                                                       "decode_chunk_size") if getattr(request, k) is not None}
         plan = plan_memory(args.model, settings, device=pick_device(args.device), dtype=args.dtype)
         print(plan.describe())
         return 0
-    gen = ImageToVideoGenerator(model_name=args.model, device=args.device, dtype=args.dtype,
-                                show_progress=not args.quiet and sys.stderr.isatty(), offload=args.offload,
-                                vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, loras=args.lora,
-                                scheduler=args.scheduler, profile=args.profile, cache=args.cache,
-                                compile=args.compile, fp8_storage=args.fp8_storage, quantize=args.quantize,
-                                forward_chunk=args.forward_chunk, cfg_cache=args.cfg_cache,
-                                cache_interval=args.cache_interval)
+    gen = ImageToVideoGenerator(model_name=args.model, device=args.device,
+                                show_progress=not args.quiet and sys.stderr.isatty(),
+                                options=from_fields(LoadOptions, args))
     result = gen.run(request)
     if not args.quiet:
         for notice in result.notices:
@@ -156,9 +148,6 @@ def cmd_models(args) -> int:
         print(f"  {r['name']}: {r['source'] if r['family'] != 'tiny' else '(shipped)'}"
               + "".join(f"  {k}={v}" for k, v in extras.items()))
     return 0
-
-
-TRAIN_STAGES = ("vae", "video")  # the embedded model's own two stages, on the procedural world
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -205,22 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .api import DeviceUnavailableError
-    from .backends.base import InvalidRequestError
-    from .imaging import ImageInputError
-    from .registry import UnknownModelError
-    from .video_io import VideoIOError
+    from .errors import I2VError
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "train":  # the training scripts own their arguments (and --help)
-        from .data.video_dataset import DatasetError
-        from .training.clip_cache import StaleCacheError
-        from .training.finetune import TrainingSetupError
-
         try:
             return cmd_train(argv[1:])
-        except (TrainingSetupError, DatasetError, StaleCacheError, ImageInputError, InvalidRequestError, UnknownModelError, VideoIOError,
-                FileNotFoundError) as exc:
+        except (I2VError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     parser = build_parser()
@@ -241,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return evaluate_main(args)
         return 0
-    except (ImageInputError, InvalidRequestError, DeviceUnavailableError, UnknownModelError, VideoIOError,
-            FileNotFoundError) as exc:
+    except (I2VError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

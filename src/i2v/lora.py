@@ -10,16 +10,23 @@ alpha, targets) in the safetensors header under ``lora_adapter_metadata`` (keys 
 peft is used directly (``inject_adapter_in_model``) rather than through diffusers'
 ``PeftAdapterMixin``, so the same code serves models without that mixin (SVD's U-Net,
 ``SpaceTimeUNet``).
+
+Which LoRAs a user asked for (``PATH[:SCALE]``, checked before any weights load) and loading them
+onto a pipeline (``load_loras``) live here too, shared by the embedded and the diffusers backends.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from .errors import LoraFileError
+from .errors import InvalidRequestError, LoraFileError
+
+if TYPE_CHECKING:
+    import torch
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 LORA_PREFIX = "unet"
@@ -104,3 +111,116 @@ def set_lora_scales(model: torch.nn.Module, scales: dict[str, float]) -> None:
             for name, scale in scales.items():
                 if name in module.scaling:
                     module.set_scale(name, scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# The LoRAs a user asks for: PATH[:SCALE] entries, checked before loading, loaded onto a pipeline
+# ---------------------------------------------------------------------------------------------
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def parse_lora(text: str | tuple) -> tuple[str, float]:
+    """``PATH[:SCALE]`` (or a ``(path, scale)`` pair) -> (path, scale); scale defaults to 1.0."""
+    if isinstance(text, (tuple, list)):
+        source, scale = text
+        return str(source), float(scale)
+    source, scale = str(text), 1.0
+    head, sep, tail = source.rpartition(":")
+    if sep and head:
+        try:
+            scale = float(tail)
+            source = head
+        except ValueError:
+            pass
+    if not math.isfinite(scale):
+        raise InvalidRequestError(f"LoRA scale must be a finite number, got {tail!r} in {text!r}")
+    return source, scale
+
+
+def check_lora_source(source: str, aliases: dict[str, str]) -> str:
+    """Validate a LoRA source without loading it: a local ``.safetensors`` file, a folder with exactly
+    one, a named alias, or a hub repo id (downloaded as safetensors at load time)."""
+    source = aliases.get(source, source)
+    path = Path(source).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise InvalidRequestError(f"LoRA {source}: pickle weights are refused; i2v loads .safetensors LoRAs only")
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            raise InvalidRequestError(f"LoRA {source}: expected a .safetensors file")
+        return str(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors"))
+        if len(files) != 1:
+            raise InvalidRequestError(f"LoRA folder {source}: expected exactly one .safetensors file, found "
+                                      f"{[f.name for f in files] or 'none'}")
+        return str(files[0])
+    if path.suffix.lower() == ".safetensors":  # a file name, never a hub id: refuse now, not after loading
+        raise InvalidRequestError(f"LoRA {source}: no such file ({path.resolve()} does not exist)")
+    if source.count("/") == 1 and not source.startswith((".", "/", "~")):
+        return source  # a hub repo id
+    raise InvalidRequestError(f"LoRA {source}: no such file (expected PATH.safetensors[:SCALE], a folder, "
+                              f"a hub repo id{', or one of ' + ', '.join(sorted(aliases)) if aliases else ''})")
+
+
+def check_loras(loras, aliases: dict[str, str]) -> list[tuple[str, float]]:
+    """``PATH[:SCALE]`` entries -> validated (source, scale) pairs, before any weights load."""
+    return [(check_lora_source(src, aliases), scale) for src, scale in (parse_lora(x) for x in (loras or ()))]
+
+
+def _lora_file(source: str) -> str:
+    if Path(source).is_file():
+        return source
+    from huggingface_hub import HfApi, hf_hub_download
+
+    try:
+        names = [f for f in HfApi().list_repo_files(source) if f.endswith(".safetensors")]
+        if not names:
+            raise InvalidRequestError(f"LoRA {source}: the repo has no .safetensors file (pickles are refused)")
+        preferred = [n for n in names if "lora" in n.lower() or n.startswith("diffusion_pytorch_model")]
+        return hf_hub_download(source, (preferred or names)[0])
+    except InvalidRequestError:
+        raise
+    except Exception as exc:
+        raise InvalidRequestError(f"LoRA {source}: cannot download ({type(exc).__name__}: {exc})") from exc
+
+
+def load_loras(pipe, loras: list[tuple[str, float]]) -> list[dict]:
+    """Load each LoRA's safetensors file (never a pickle) into the pipeline as a named adapter, then
+    activate all of them with their scales. Returns the metadata records.
+
+    The file is passed by path (folder + ``weight_name``, ``use_safetensors=True``: diffusers then
+    never falls back to a pickle), not as an in-memory state dict, so that diffusers reads the
+    adapter metadata in the safetensors header (``lora_alpha``, ``r``): without it every adapter
+    would get ``alpha = r`` and a LoRA saved with another alpha would run at the wrong strength.
+    """
+    if not loras:
+        return []
+    # pipelines without a LoRA loader (SVD): load straight onto the denoiser, same file format
+    denoiser = None if hasattr(pipe, "load_lora_weights") else getattr(pipe, "unet", None)
+    if denoiser is None and not hasattr(pipe, "load_lora_weights"):
+        raise InvalidRequestError(f"{type(pipe).__name__} does not support LoRA adapters")
+    from safetensors import SafetensorError
+
+    names, scales, records = [], [], []
+    for i, (source, scale) in enumerate(loras):
+        file = Path(_lora_file(source))
+        if file.suffix.lower() != ".safetensors":
+            raise InvalidRequestError(f"LoRA {source}: expected a .safetensors file, got {file.name}")
+        name = f"lora{i}"
+        try:
+            if denoiser is not None:  # keys under "unet.", as diffusers' pipeline LoRA files have them
+                load_lora(denoiser, file, adapter_name=name)
+            else:
+                pipe.load_lora_weights(str(file.parent), weight_name=file.name, use_safetensors=True,
+                                       adapter_name=name)
+        except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # LoraFileError is a ValueError
+            raise InvalidRequestError(f"LoRA {source}: does not fit {type(pipe).__name__} ({exc})") from exc
+        names.append(name)
+        scales.append(scale)
+        records.append({"source": source, "scale": scale})
+    if denoiser is not None:
+        set_lora_scales(denoiser, dict(zip(names, scales)))
+    else:
+        pipe.set_adapters(names, adapter_weights=scales)
+    return records

@@ -7,10 +7,17 @@ import pytest
 import torch
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.acceleration import (FAMILY_CACHE, Acceleration, StepClock, apply_acceleration, check_acceleration,
-                              cpu_has_fast_bf16, profile_acceleration)
-from i2v.backends.base import InvalidRequestError
+from i2v.acceleration import (
+    Acceleration,
+    StepClock,
+    apply_acceleration,
+    check_acceleration,
+    cpu_has_fast_bf16,
+    profile_acceleration,
+)
 from i2v.cli import main
+from i2v.errors import InvalidRequestError
+from i2v.registry import backend_class
 
 from .tiny_components import build_wan, sidecar
 
@@ -230,7 +237,7 @@ def test_speed_profile_runs_on_every_family(tiny_folder, square_image, family, f
     result = gen.run(GenerationRequest(image=square_image, num_inference_steps=3, seed=0, num_frames=frames,
                                        height=size, width=size, prompt="a red ball moves left"))
     acc = result.settings["acceleration"]
-    assert acc.get("cache") == FAMILY_CACHE[family] and bool(acc.get("cfg_cache")) == (family == "animatediff")
+    assert acc.get("cache") == backend_class(family).family.speed_cache and bool(acc.get("cfg_cache")) == (family == "animatediff")
     assert np.isfinite(result.frames.astype(float)).all() and len(result.frames) == frames
 
 
@@ -283,8 +290,9 @@ def test_deep_cache_interval_and_cfg_cache_together(tiny_folder, square_image, s
 
 
 def test_deep_cache_feeds_the_conditional_half_of_the_kept_feature():
-    from i2v.deep_cache import _LastUpBlockHook, _Shared
     from diffusers.hooks import HookRegistry
+
+    from i2v.acceleration.deep_cache import _LastUpBlockHook, _Shared
 
     seen = []
 
@@ -306,7 +314,7 @@ def test_deep_cache_feeds_the_conditional_half_of_the_kept_feature():
 
 
 def test_deep_cache_needs_a_unet(tiny_folder):
-    from i2v.deep_cache import apply_deep_cache
+    from i2v.acceleration.deep_cache import apply_deep_cache
 
     with pytest.raises(InvalidRequestError, match="'deepcache' does not run on wan models"):
         ImageToVideoGenerator(tiny_folder("wan"), device="cpu", cache="deepcache")

@@ -1,57 +1,126 @@
-"""What every backend does: turn a resolved request into frames.
+"""What every backend is: a ``Family`` descriptor, and a ``Backend`` that turns a request into frames.
 
 A backend is built once per model (weights loaded in ``__init__``, or lazily on the first
 ``generate`` as the diffusers backends do, so that ``resolve`` can refuse a request before any
-weights are read) and then called for many requests.
-``resolve`` fills a request's unset fields from the model's defaults and snaps
-values to the model's rules, returning human-readable notices for every change it made.
+weights are read) and then called for many requests. ``resolve`` fills a request's unset fields
+from the model's defaults and snaps values to the model's rules, returning human-readable
+notices for every change it made.
+
+Each backend class declares its ``Family``: everything i2v knows about the family, in one place.
+The registry (model names, folder classes), the API, the speed switches and the memory planner
+read it; none of them names a family.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 
-from ..registry import ModelSpec
 from ..errors import InvalidRequestError
+from ..types import GenerationRequest, LoadOptions, ModelSpec, ProgressCallback, ResolvedSettings
+from .resolve import fill_size, resolve_common
 
-ProgressCallback = Callable[[int, int], None]  # (step, total_steps)
+# Optional request inputs a family may take.
+INPUTS = ("last_image", "motion_strength", "decode_chunk_size")
+# Memory options a family may take (the planner chooses among them).
+MEMORY_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "decode_chunk_size")
 
 
-@dataclass
-class ResolvedSettings:
-    """A request with every field decided: what runs, and what the output metadata records."""
+def decode_all_frames(num_frames: int, temporal: int, slicing: bool, chunk: int | None) -> int:
+    """Frames the VAE decodes at once: all of them (the pipeline decodes the clip in one go)."""
+    return num_frames
 
-    prompt: str
-    negative_prompt: str
-    num_frames: int
-    fps: float
-    height: int
-    width: int
-    num_inference_steps: int
-    guidance_scale: float
-    seed: int
-    motion_strength: float | None = None
-    extras: dict = field(default_factory=dict)
+
+def tile_from_sample_size(vae: dict) -> int | None:
+    """Pixels of one VAE tile with tiling on: ``AutoencoderKL`` tiles at ``config.sample_size``."""
+    size = vae.get("sample_size")
+    if isinstance(size, (list, tuple)):
+        return int(size[0]) * int(size[-1])
+    return int(size) ** 2 if size else None
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: its models, the pipelines it loads, what it takes and what runs on it."""
+
+    name: str
+    models: tuple[ModelSpec, ...]  # registered names with verified defaults; the first is a folder's base
+    pipeline_classes: tuple[str, ...] = ()  # model_index.json ``_class_name``s this backend loads
+    denoiser: str = "transformer"  # "unet" or "transformer": which caches can run
+    caches: tuple[str, ...] = ()  # the caches that run on it (checked on tiny seeded models)
+    speed_cache: str | None = None  # the cache of the --speed profile
+    batched_guidance: bool = True  # [uncond, cond] in one forward; False: two passes of batch 1
+    inputs: frozenset[str] = frozenset()  # optional request inputs it takes (INPUTS)
+    memory_options: frozenset[str] = frozenset({"offload", "vae_tiling", "vae_slicing"})
+    loras: bool = True
+    # (num_frames, VAE temporal factor, VAE slicing on, decode_chunk_size) -> frames decoded at once
+    decode_frames: Callable[[int, int, bool, int | None], int] = decode_all_frames
+    # VAE config -> pixels of one tile with VAE tiling on (None: the VAE does not tile)
+    tile_pixels: Callable[[dict], int | None] = tile_from_sample_size
+    last_image_help: str = ""  # which models of the family take a last image, for the refusal
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.inputs) - set(INPUTS)) | (set(self.memory_options) - set(MEMORY_OPTIONS))
+        if unknown or self.denoiser not in ("unet", "transformer"):
+            raise ValueError(f"family {self.name}: unknown inputs/options {sorted(unknown)} or denoiser "
+                             f"{self.denoiser!r}")
+        if any(spec.family != self.name for spec in self.models):
+            raise ValueError(f"family {self.name}: every model must name it as its family")
 
 
 class Backend:
-    """Base class; subclasses implement ``generate``."""
+    """Base class; subclasses declare ``family`` and implement ``generate``."""
 
-    def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None):
+    family: ClassVar[Family]
+
+    def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
         self.spec = spec
         self.device = device
-        self.dtype = dtype
+        self.options = options or LoadOptions()
 
-    def resolve(self, request, notices: list[str]) -> ResolvedSettings:
-        from .resolve import resolve_common
+    # -- what the registry and the planner ask of a family, before anything loads ---------------
 
+    @classmethod
+    def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
+        """The ModelSpec of a local model folder of this family, from its configs."""
+        raise NotImplementedError
+
+    @classmethod
+    def load_dtype(cls, spec: ModelSpec, device: str, requested: str | None) -> tuple[str, Callable[[str], int]]:
+        """(dtype name the model loads with on ``device``, component name -> bytes per value)."""
+        raise NotImplementedError
+
+    @classmethod
+    def weights_variant(cls, spec: ModelSpec, folder: Path, index: dict, dtype_name: str) -> str | None:
+        """The weights variant (``"fp16"``) the model's folder is loaded with, if any."""
+        return None
+
+    @classmethod
+    def outside_components(cls, device: str) -> tuple[list[tuple], tuple[str, ...], list[str]]:
+        """Components loaded from outside the model folder, for the memory planner: their
+        ``(root, sub-folder, component, index entry)``, the ones that stay in host RAM, and notes."""
+        return [], (), []
+
+    # -- one request --------------------------------------------------------------------------
+
+    def resolve(self, request: GenerationRequest, notices: list[str]) -> ResolvedSettings:
+        """Fill unset fields from the model's defaults and snap them to its rules (reported)."""
+        self.check_inputs(request)
+        request = fill_size(self.spec.defaults, request, notices)
         return resolve_common(self.spec.defaults, request, notices)
 
+    def check_inputs(self, request: GenerationRequest) -> None:
+        """Refuse optional inputs the family does not take."""
+        if request.last_image is not None and "last_image" not in self.family.inputs:
+            raise InvalidRequestError(f"{self.spec.name} cannot take a last image (last_image); "
+                                      f"{self.family.last_image_help or 'Wan and LTX-Video models can'}")
+
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
-                 timings: dict, show_progress: bool) -> np.ndarray:
+                 timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
         """Return (T, H, W, 3) uint8 frames; fill ``timings`` with encode/denoise/decode seconds."""
         raise NotImplementedError

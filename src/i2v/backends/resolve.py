@@ -1,13 +1,21 @@
-"""Filling a request from a model's defaults, and checking/snapping each value."""
+"""Filling a request from a model's defaults, and checking/snapping each value.
+
+``fill_size`` chooses an unset height/width from the model's size policy and the input image;
+``resolve_common`` fills every other field and snaps sizes and frame counts to the model's rules.
+"""
 
 from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import replace
 
+import numpy as np
+from PIL import Image
+
+from ..errors import InvalidRequestError
 from ..imaging import snap_size
-from ..registry import ModelDefaults
-from .base import InvalidRequestError, ResolvedSettings
+from ..types import GenerationRequest, ModelDefaults, ResolvedSettings
 
 MAX_SEED = 2**63 - 1
 
@@ -91,3 +99,46 @@ def snap_frames(defaults: ModelDefaults, num_frames: int, notices: list[str]) ->
         notices.append(f"num_frames {num_frames} does not fit the model's rule ({defaults.frame_rule}); "
                        f"snapped to {snapped}")
     return snapped
+
+
+def fill_size(defaults: ModelDefaults, request: GenerationRequest, notices: list[str]) -> GenerationRequest:
+    """Choose an unset height/width from the model's size policy and the input image (reported)."""
+    d = defaults
+    if d.size_policy in ("default", "fixed"):
+        return request
+    if request.height is not None and request.width is not None:
+        return request
+    width, height = image_size(request.image)
+    aspect = height / width
+    if request.height is not None:  # one side given: the other follows the image's aspect ratio
+        return replace(request, width=max(1, round(request.height / aspect)))
+    if request.width is not None:
+        return replace(request, height=max(1, round(request.width * aspect)))
+    if d.size_policy == "orient":
+        long, short = max(d.height, d.width), min(d.height, d.width)
+        h, w = (long, short) if height > width else (short, long) if width > height else (d.height, d.width)
+    else:  # "aspect": the default's pixel area at the image's aspect ratio
+        h, w = aspect_size(d.height * d.width, aspect, d.size_multiple)
+    if (h, w) != (d.height, d.width):
+        notices.append(f"size {w}x{h} chosen for the {width}x{height} input (model default {d.width}x{d.height}, "
+                       f"{'same orientation' if d.size_policy == 'orient' else 'same pixel area'})")
+    return replace(request, height=h, width=w)
+
+
+def image_size(image) -> tuple[int, int]:
+    """(width, height) of the request's image, after EXIF orientation (validated like any input)."""
+    from ..imaging import load_image
+
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, np.ndarray) and image.ndim >= 2:
+        return int(image.shape[1]), int(image.shape[0])
+    return load_image(image).size
+
+
+def aspect_size(area: int, aspect: float, multiple: int) -> tuple[int, int]:
+    """(height, width) with ``height / width = aspect`` and about ``area`` pixels, rounded down to
+    ``multiple`` (the Wan recipe: ``round(sqrt(area * aspect)) // mod * mod``)."""
+    height = max(multiple, round(math.sqrt(area * aspect)) // multiple * multiple)
+    width = max(multiple, round(math.sqrt(area / aspect)) // multiple * multiple)
+    return height, width

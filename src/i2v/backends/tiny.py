@@ -1,21 +1,43 @@
-"""The embedded model's backend: a GenerationRequest onto ``I2VPipeline``."""
+"""The embedded model's backend: a GenerationRequest onto ``I2VPipeline``.
+
+Its ``Family`` registers the shipped ``i2v-tiny`` weights; a local folder of the same pipeline
+(``i2v train`` output) gets its frames and size from its own unet/vae configs.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from ..registry import TINY_DECODE_CHUNK, ModelSpec
-from .base import Backend, InvalidRequestError, ProgressCallback, ResolvedSettings
+from ..errors import InvalidRequestError, TextEncoderUnavailableError, UnknownModelError
+from ..lora import check_loras, load_loras
+from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS
+from ..types import LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
+from .base import Backend, Family
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+MODEL_NAME = "i2v-tiny"
+# The options that only the diffusers backends take (the embedded model is small enough not to need them).
+DIFFUSERS_ONLY_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "cache", "cache_interval", "cfg_cache", "compile",
+                          "fp8_storage", "quantize", "forward_chunk")
+
+TINY_DEFAULTS = ModelDefaults(
+    num_frames=16, height=128, width=128, fps=float(DEFAULT_SETTINGS["fps"]),
+    num_inference_steps=DEFAULT_SETTINGS["num_inference_steps"], guidance_scale=DEFAULT_SETTINGS["guidance_scale"],
+    size_multiple=32, frame_rule="any >= 2 (trained on 16)",
+)
 
 
 def default_dtype(device: str) -> str:
     """The embedded model's fastest dtype that keeps its benchmark scores: bf16 on GPUs and on CPUs with
     native bf16 (measured by benchmarks/bench_embedded.py), fp32 on other CPUs."""
+    import torch
+
     from ..devices import cpu_has_fast_bf16
 
     if device.startswith("cpu"):
@@ -34,38 +56,93 @@ def folder_stamp(folder: str | Path) -> tuple:
     return tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
-class TinyBackend(Backend):
-    # LoRAs (trained by `i2v train --lora-rank`) and the sampler (``scheduler``: a name from
-    # i2v.sampling.SAMPLERS); the diffusers-only options are refused
-    accepts_options = True
+def folder_defaults(path: Path, base: ModelDefaults) -> ModelDefaults:
+    """Defaults of an embedded-model folder: frames and size from its own unet/vae configs."""
+    try:
+        unet = json.loads((path / "unet" / "config.json").read_text())
+        vae = json.loads((path / "vae" / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UnknownModelError(f"{path}: unreadable unet/vae config ({exc})") from exc
+    scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0])) - 1)
+    size = unet.get("sample_size", 32) * scale
+    multiple = scale * unet.get("patch_size", 1) * 2 ** (len(unet.get("block_out_channels", [0])) - 1)
+    return ModelDefaults(**{**asdict(base), "num_frames": unet.get("num_frames", base.num_frames),
+                            "height": size, "width": size, "size_multiple": multiple})
 
-    def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None, *, loras=(), scheduler=None,
-                 profile: str | None = None, **options):
-        super().__init__(spec, device, dtype)
-        if options:
-            raise InvalidRequestError(f"{spec.name} does not take {', '.join(sorted(options))} (diffusers models "
+
+class TinyBackend(Backend):
+    family = Family(
+        name="tiny",
+        models=(ModelSpec(
+            name=MODEL_NAME, family="tiny",
+            description="i2v's embedded latent video diffusion model (procedural shapes world, 128x128, 16 frames, "
+                        "8 fps)",
+            source=str(WEIGHTS_DIR / MODEL_NAME), defaults=TINY_DEFAULTS,
+        ),),
+        pipeline_classes=("I2VPipeline",),
+        denoiser="unet",
+        memory_options=frozenset(),
+        decode_frames=lambda frames, temporal, slicing, chunk: min(frames, DECODE_CHUNK),
+    )
+
+    def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
+        super().__init__(spec, device, options)
+        o = self.options
+        diffusers_only = o.set_names(DIFFUSERS_ONLY_OPTIONS)
+        if diffusers_only:
+            raise InvalidRequestError(f"{spec.name} does not take {', '.join(diffusers_only)} (diffusers models "
                                       "only; the embedded model is small enough not to need them)")
         from ..acceleration import check_profile
         from ..sampling import SAMPLERS
-        from .diffusers_common import check_loras, load_loras
 
-        if scheduler is not None and scheduler not in SAMPLERS:
-            raise InvalidRequestError(f"{spec.name}: unknown sampler {scheduler!r}; expected one of {sorted(SAMPLERS)}")
-        check_profile(profile)
+        if o.scheduler is not None and o.scheduler not in SAMPLERS:
+            raise InvalidRequestError(f"{spec.name}: unknown sampler {o.scheduler!r}; expected one of "
+                                      f"{sorted(SAMPLERS)}")
+        check_profile(o.profile)
         # Its defaults already are the speed profile; the memory profile decodes 2 frames at a time.
-        self.profile, self.decode_chunk_size = profile, 2 if profile == "memory" else TINY_DECODE_CHUNK
-        self.sampler = scheduler
-        loras = check_loras(loras, {})  # checked before loading
-        self.dtype = dtype or default_dtype(device)
+        self.profile, self.decode_chunk_size = o.profile, 2 if o.profile == "memory" else DECODE_CHUNK
+        self.sampler = o.scheduler
+        loras = check_loras(o.loras, {})  # checked before loading
+        self.dtype = o.dtype or default_dtype(device)
         self.pipeline = self._load(spec.source, device, self.dtype, cached=not loras)
         self.lora_records = load_loras(self.pipeline, loras)
+
+    @classmethod
+    def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
+        base = cls.family.models[0]
+        return ModelSpec(name=path.name, family=cls.family.name, description=f"local {class_name} folder",
+                         source=str(path), defaults=folder_defaults(path, base.defaults))
+
+    @classmethod
+    def load_dtype(cls, spec: ModelSpec, device: str, requested: str | None):
+        from ..devices import check_dtype_name
+
+        name = check_dtype_name(requested) or default_dtype(device)
+        size = 4 if name == "fp32" else 2
+        return name, lambda c: 4 if c == "text_encoder" else size  # the packaged MiniLM always runs in fp32
+
+    @classmethod
+    def outside_components(cls, device: str) -> tuple[list[tuple], tuple[str, ...], list[str]]:
+        """The frozen MiniLM text encoder, loaded from its package (``<root>/model/model.safetensors``)."""
+        from ..conditioning import minilm_path
+
+        try:
+            path = minilm_path()
+        except TextEncoderUnavailableError:
+            return [], (), ["the MiniLM text encoder package is not installed: its weights are not counted"]
+        if device.startswith("cpu"):
+            return [(path.parent, "model", "text_encoder", ["transformers", "BertModel"])], (), []
+        return ([(path.parent, "model", "text_encoder", ["transformers", "BertModel"])], ("text_encoder",),
+                ["the MiniLM text encoder runs on the CPU: its weights are not counted on the device"])
 
     @staticmethod
     def _load(folder: str, device: str, dtype: str, cached: bool):
         """Load the pipeline, or reuse the one already loaded in this process (never when LoRAs will
         change its weights)."""
-        from ..pipelines.pipeline_i2v import I2VPipeline
+        import torch
+
         from ..devices import torch_dtype
+        from ..pipelines.pipeline_i2v import I2VPipeline
 
         key = (str(folder), folder_stamp(folder), device, dtype)
         if cached and key in _PIPELINE_CACHE:
@@ -89,7 +166,7 @@ class TinyBackend(Backend):
         return settings
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
-                 timings: dict, show_progress: bool) -> np.ndarray:
+                 timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
         self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False, desc="denoising")
         t0 = time.perf_counter()
         out = self.pipeline(

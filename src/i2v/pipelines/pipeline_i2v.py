@@ -20,8 +20,8 @@ from PIL import Image
 
 from ..conditioning import MiniLMTextEncoder, TextEmbedding
 from ..models.unet import SpaceTimeUNet
-from ..registry import TINY_DECODE_CHUNK
 from ..sampling import flow_sigmas, get_sampler
+from .defaults import DECODE_CHUNK, DEFAULT_SETTINGS
 
 
 @dataclass
@@ -79,8 +79,7 @@ class I2VPipeline(DiffusionPipeline):
         cfg = self.unet.config
         size = cfg.sample_size * self.vae_scale_factor
         extra = getattr(self.scheduler.config, "i2v_defaults", None) or {}
-        return {"num_frames": cfg.num_frames, "height": size, "width": size, "fps": 8,
-                "num_inference_steps": 10, "guidance_scale": 3.0, "sampler": "dpmpp_2m", **extra}
+        return {"num_frames": cfg.num_frames, "height": size, "width": size, **DEFAULT_SETTINGS, **extra}
 
     # ---- helpers ---------------------------------------------------------------------------
     def check_inputs(self, image, num_frames: int, height: int, width: int, num_inference_steps: int,
@@ -116,7 +115,7 @@ class I2VPipeline(DiffusionPipeline):
         prompts = [negative_prompt, prompt] if do_cfg else [prompt]
         return self.text_encoder.encode(prompts)
 
-    def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = TINY_DECODE_CHUNK) -> np.ndarray:
+    def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = DECODE_CHUNK) -> np.ndarray:
         # latents: (1, C, T, h, w) -> frames (T, H, W, 3) uint8
         z = latents[0].permute(1, 0, 2, 3) / self.vae.config.scaling_factor  # (T, C, h, w)
         z = z.contiguous(memory_format=torch.channels_last) if latents.device.type == "cpu" else z
@@ -140,7 +139,7 @@ class I2VPipeline(DiffusionPipeline):
         seed: int | None = None,
         generator: torch.Generator | None = None,
         sampler: str | None = None,
-        decode_chunk_size: int = TINY_DECODE_CHUNK,
+        decode_chunk_size: int = DECODE_CHUNK,
         callback: Callable[[int, int], None] | None = None,
         timings: dict | None = None,
     ) -> I2VPipelineOutput:

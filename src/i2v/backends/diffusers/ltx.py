@@ -18,31 +18,57 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..registry import ModelSpec
-from .base import ResolvedSettings
-from .diffusers_common import DiffusersBackend, check_model_folder, folder_model_spec, read_config
+from ...types import LoadOptions, ModelDefaults, ModelSpec, ResolvedSettings
+from ..base import Family
+from .base import DiffusersBackend
+from .loading import check_model_folder, folder_model_spec, read_config
 
 CONDITION_PIPELINE = "LTXConditionPipeline"
-
-
-def folder_spec(path: Path, class_name: str) -> ModelSpec:
-    """Defaults of a local LTX-Video folder (LTX, LTX image-to-video or LTX condition pipeline)."""
-    check_model_folder(path, LTXBackend.folder_classes)
-    vae = read_config(path, "vae")
-    extras = {"timestep_conditioning": bool(vae.get("timestep_conditioning", False))}
-    if class_name == CONDITION_PIPELINE:
-        extras["pipeline"] = CONDITION_PIPELINE
-    return folder_model_spec(path, class_name, "ltx", extras=extras)
+_LTX_NEGATIVE = "worst quality, inconsistent motion, blurry, jittery, distorted"
 
 
 class LTXBackend(DiffusersBackend):
-    family = "ltx"
+    family = Family(
+        name="ltx",
+        models=(
+            ModelSpec(
+                name="ltx-video", family="ltx", source="Lightricks/LTX-Video",
+                description="LTX-Video 2B image-to-video (161 frames at 24 fps, 704x480; any size /32 under 720x1280)",
+                defaults=ModelDefaults(num_frames=161, height=480, width=704, fps=24.0, num_inference_steps=50,
+                                       guidance_scale=3.0, size_multiple=32, frame_rule="8n+1, at most 257",
+                                       frame_step=8, frame_offset=1, min_frames=9, max_frames=257, size_policy="aspect"),
+                extras={"negative_prompt": _LTX_NEGATIVE, "max_sequence_length": 128, "dtype": "bf16"},
+            ),
+            ModelSpec(
+                name="ltx-video-0.9.5", family="ltx", source="Lightricks/LTX-Video-0.9.5",
+                description="LTX-Video 0.9.5 with LTXConditionPipeline (first/last frame conditions), 768x512, 24 fps",
+                defaults=ModelDefaults(num_frames=161, height=512, width=768, fps=24.0, num_inference_steps=40,
+                                       guidance_scale=3.0, size_multiple=32, frame_rule="8n+1, at most 257",
+                                       frame_step=8, frame_offset=1, min_frames=9, max_frames=257, size_policy="aspect"),
+                extras={"negative_prompt": _LTX_NEGATIVE, "max_sequence_length": 256, "dtype": "bf16",
+                        "pipeline": "LTXConditionPipeline"},
+            ),
+        ),
+        pipeline_classes=("LTXImageToVideoPipeline", "LTXConditionPipeline", "LTXPipeline"),
+        # LTX's blocks break First Block Cache's hidden-state bookkeeping
+        caches=("pab", "taylorseer"), speed_cache="pab",
+        inputs=frozenset({"last_image"}),
+        tile_pixels=lambda vae: 512 * 512,
+    )
     pipeline_class = "LTXImageToVideoPipeline"
-    folder_classes = ("LTXImageToVideoPipeline", "LTXConditionPipeline", "LTXPipeline")
-    supports_last_image = True
 
-    def __init__(self, spec: ModelSpec, device: str, dtype: str | None = None, **options):
-        super().__init__(spec, device, dtype, **options)
+    @classmethod
+    def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
+        """Defaults of a local LTX-Video folder (LTX, LTX image-to-video or LTX condition pipeline)."""
+        check_model_folder(path, cls.family.pipeline_classes)
+        vae = read_config(path, "vae")
+        extras = {"timestep_conditioning": bool(vae.get("timestep_conditioning", False))}
+        if class_name == CONDITION_PIPELINE:
+            extras["pipeline"] = CONDITION_PIPELINE
+        return folder_model_spec(path, class_name, cls.family.models[0], extras=extras)
+
+    def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
+        super().__init__(spec, device, options)
         if spec.extras.get("pipeline") == CONDITION_PIPELINE:
             self.pipeline_class = CONDITION_PIPELINE
         self._condition_pipe = None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.backends.hunyuan import prompt_template
+from i2v.backends.diffusers.hunyuan import prompt_template
 from i2v.cli import main
 from i2v.registry import resolve_model
 from i2v.video_io import probe_video
 
-from .tiny_components import sidecar
+from ..tiny_components import sidecar
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=5, height=16, width=16)
 

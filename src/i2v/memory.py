@@ -5,7 +5,7 @@
     plan.options                  # e.g. {"decode_chunk_size": 4, "offload": "model"}
 
 Nothing here loads weights: the weight bytes come from the safetensors headers
-(``diffusers_common.weights_bytes``) and the activation sizes from the components' ``config.json``.
+(``backends.diffusers.loading``) and the activation sizes from the components' ``config.json``.
 The estimate is deliberately simple (a few named factors, each commented below): it is meant to
 pick between "fits", "needs VAE tiling / smaller decode chunks" and "needs offloading", not to
 predict the allocator to the megabyte. The caller's safety margin absorbs the rest.
@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .acceleration import CFG_SEPARATE_PASSES
-from .backends.base import InvalidRequestError, ResolvedSettings
-from .devices import DTYPE_NAMES, device_free_bytes
-from .registry import TINY_DECODE_CHUNK, ModelSpec, UnknownModelError, resolve_model
+from .devices import device_free_bytes
+from .errors import InvalidRequestError, UnknownModelError
+from .registry import backend_class, resolve_model
+from .types import ModelSpec, ResolvedSettings
 
 __all__ = ["InvalidRequestError", "MemoryEstimate", "MemoryPlan", "UnknownModelError", "device_free_bytes",
            "estimate_memory", "plan_memory"]
@@ -50,8 +50,6 @@ DEFAULT_FFN_RATIO = 4.0
 # output at the widest (channels x pixels) stage. Calibrated on the embedded model's decoder
 # (104 MiB measured vs 104 MiB estimated for 16 frames at 128x128).
 DECODE_WORKING_WIDTHS = 3
-# Pixels of one VAE tile when tiling is on, for the VAEs whose tile size is not in their config.
-VAE_TILE_PIXELS = {"wan": 256 * 256, "hunyuan": 256 * 256, "ltx": 512 * 512}
 
 
 
@@ -231,45 +229,25 @@ def local_folder(source: str) -> Path | None:
 
 def dtype_and_itemsizes(spec: ModelSpec, device: str, dtype: str | None) -> tuple[str, Callable[[str], int]]:
     """The dtype name the backend would load with, and bytes per value for each component."""
-    from .backends.diffusers_common import pick_dtype
-
-    if spec.family != "tiny":
-        name, torch_dtype = pick_dtype(dtype, device, spec.extras)  # validates the name
-        if isinstance(torch_dtype, dict):  # per component (Wan's fp32 VAE, HunyuanVideo's bf16 transformer)
-            return name, lambda c: torch_dtype.get(c, torch_dtype["default"]).itemsize
-        return name, lambda c: torch_dtype.itemsize
-    if dtype is not None and dtype not in DTYPE_NAMES:
-        raise InvalidRequestError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {dtype!r}")
-    from .backends.tiny import default_dtype
-
-    name = dtype or default_dtype(device)
-    size = 4 if name == "fp32" else 2
-    return name, lambda c: 4 if c == "text_encoder" else size  # the packaged MiniLM always runs in fp32
+    return backend_class(spec.family).load_dtype(spec, device, dtype)
 
 
 def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) -> ModelConfigs | None:
     """Configs and weight sizes of a local model folder; None when its vae/denoiser configs are missing."""
-    from .backends.diffusers_common import component_names, folder_variant, read_config, read_model_index
+    from .backends.diffusers.loading import component_names, read_config, read_model_index
 
+    backend = backend_class(spec.family)
     index = read_model_index(folder)
     names = component_names(index)
     denoiser = next((n for n in ("transformer", "unet") if n in names and read_config(folder, n)), None)
     vae = read_config(folder, "vae") if "vae" in names else {}
     if denoiser is None or not vae:
         return None
-    dtype_name, itemsize = dtype_and_itemsizes(spec, device, dtype)
-    wanted = spec.extras.get("variant") if dtype_name == spec.extras.get("dtype") else None
-    variant = folder_variant(folder, index, wanted) if spec.family != "tiny" else None
+    dtype_name, itemsize = backend.load_dtype(spec, device, dtype)
+    variant = backend.weights_variant(spec, folder, index, dtype_name)
     parts = [(folder, n, n, index[n]) for n in names]  # (root, sub-folder, component, index entry)
-    host: tuple[str, ...] = ()
-    notes: list[str] = []
-    if spec.family == "tiny":  # the frozen MiniLM text encoder is loaded from its package, not the folder
-        minilm = _minilm_part()
-        if minilm is None:
-            notes.append("the MiniLM text encoder package is not installed: its weights are not counted")
-        else:
-            parts.append(minilm)
-            host = ("text_encoder",) if not device.startswith("cpu") else ()  # it always runs on the CPU
+    outside, host, notes = backend.outside_components(device)  # components not loaded from the folder
+    parts += outside
     components, largest = {}, 0
     for root, sub, name, entry in parts:
         n, biggest = _component_bytes(root / sub, entry, itemsize(name), variant)
@@ -277,9 +255,7 @@ def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) 
             components[name] = n
         if name not in host:
             largest = max(largest, biggest)
-    if host:
-        notes.append("the MiniLM text encoder runs on the CPU: its weights are not counted on the device")
-    for key in ("motion_adapter", "controlnet"):  # AnimateDiff's extra hub components
+    for key in ("motion_adapter", "controlnet"):  # components a registered model loads from other hub repos
         if isinstance(spec.extras.get(key), str):
             notes.append(f"the {key} ({spec.extras[key]}) is loaded separately: its weights are not counted")
     return ModelConfigs(family=spec.family, dtype=dtype_name, vae=vae, denoiser_name=denoiser,
@@ -287,20 +263,9 @@ def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) 
                         largest_tensor=largest, itemsize=itemsize, notes=notes)
 
 
-def _minilm_part() -> tuple[Path, str, str, list] | None:
-    """The packaged MiniLM as (root, folder, component, index entry): ``<root>/model/model.safetensors``."""
-    from .conditioning import TextEncoderUnavailableError, minilm_path
-
-    try:
-        path = minilm_path()
-    except TextEncoderUnavailableError:
-        return None
-    return path.parent, "model", "text_encoder", ["transformers", "BertModel"]
-
-
 def _component_bytes(folder: Path, entry: list, itemsize: int, variant: str | None) -> tuple[int, int]:
     """(all weights, largest tensor) of one component folder in bytes at ``itemsize``, from the headers only."""
-    from .backends.diffusers_common import component_weight_files, safetensors_numels
+    from .backends.diffusers.loading import component_weight_files, safetensors_numels
 
     numels = [n for f in component_weight_files(folder, variant) for n in safetensors_numels(f)]
     return sum(numels) * itemsize, max(numels, default=0) * itemsize
@@ -393,39 +358,6 @@ def decoder_frame_elements(vae: dict, pixels: int) -> int:
     return max(c * pixels // 4 ** max(0, ups - 1 - i) for i, c in enumerate(decoder_channels(vae)))
 
 
-def decode_frames_at_once(family: str, fs: FrameSettings, temporal: int, slicing: bool, chunk: int | None) -> int:
-    """How many output frames the VAE decodes in one go, per family pipeline:
-    SVD ``decode_chunk_size``; the embedded model 16; AnimateDiff all frames (one per slice with VAE
-    slicing); Wan one latent frame (causal feature cache) = ``temporal`` frames; CogVideoX 2 latent
-    frames; HunyuanVideo 16-frame windows (framewise decoding); LTX-Video all frames."""
-    t = fs.num_frames
-    if family == "svd":
-        return min(t, chunk or t)
-    if family == "tiny":
-        return min(t, TINY_DECODE_CHUNK)
-    if family == "animatediff":  # every frame goes through the image VAE in one batch, or one by one
-        return 1 if slicing else t
-    if family == "wan":
-        return min(t, temporal)
-    if family == "cogvideox":
-        return min(t, 2 * temporal)
-    if family == "hunyuan":
-        return min(t, 16)
-    return t
-
-
-def tile_pixels(family: str, vae: dict) -> int | None:
-    """Pixels of one decoded tile with VAE tiling on (None: this VAE does not tile)."""
-    if family in VAE_TILE_PIXELS:
-        return VAE_TILE_PIXELS[family]
-    if family == "cogvideox":  # AutoencoderKLCogVideoX: half the sample size each way
-        return (vae.get("sample_height", 480) // 2) * (vae.get("sample_width", 720) // 2)
-    size = vae.get("sample_size")  # AutoencoderKL: tile_sample_min_size = config.sample_size
-    if isinstance(size, (list, tuple)):
-        return int(size[0]) * int(size[-1])
-    return int(size) ** 2 if size else None
-
-
 def offloaded_weights(cfg: ModelConfigs, offload: str | None) -> int:
     """Weight bytes on the device at the peak: all of them; with model offload the largest component
     (diffusers moves one component at a time); with group offload (leaf level, CUDA streams) about two
@@ -446,16 +378,17 @@ def estimate_from_configs(cfg: ModelConfigs, fs: FrameSettings, options: dict) -
     c, f, h, w = latent_shape(fs, cfg.vae)
     _, temporal, _ = vae_factors(cfg.vae)
     # Denoiser: batch 2 when classifier-free guidance runs [uncond, cond] in one forward
-    batch = 2 if fs.guidance_scale > 1.0 and cfg.family not in CFG_SEPARATE_PASSES else 1
+    family = backend_class(cfg.family).family
+    batch = 2 if fs.guidance_scale > 1.0 and family.batched_guidance else 1
     elements, tokens = denoiser_elements(cfg.denoiser, f, h, w)
     denoiser = batch * elements * cfg.itemsize(cfg.denoiser_name)
     # VAE decode: frames at once x the decoder's largest per-frame activation x working widths,
     # plus the decoded video itself (T x 3 x H x W)
     pixels = fs.height * fs.width
-    tile = tile_pixels(cfg.family, cfg.vae) if options.get("vae_tiling") else None
+    tile = family.tile_pixels(cfg.vae) if options.get("vae_tiling") else None
     decoded_pixels = min(pixels, tile) if tile else pixels
-    frames_at_once = decode_frames_at_once(cfg.family, fs, temporal, bool(options.get("vae_slicing")),
-                                           options.get("decode_chunk_size", fs.decode_chunk_size))
+    chunk = options.get("decode_chunk_size", fs.decode_chunk_size)
+    frames_at_once = family.decode_frames(fs.num_frames, temporal, bool(options.get("vae_slicing")), chunk)
     vae_item = cfg.itemsize("vae")
     decode = (frames_at_once * decoder_frame_elements(cfg.vae, decoded_pixels) * DECODE_WORKING_WIDTHS
               + fs.num_frames * 3 * pixels) * vae_item
@@ -479,43 +412,23 @@ def unknown_estimate(spec: ModelSpec, options: dict) -> MemoryEstimate:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """The memory options a model's backend takes."""
-
-    offload: bool
-    vae_tiling: bool
-    vae_slicing: bool
-    decode_chunk_size: bool
-
-
-def capabilities(spec: ModelSpec) -> Capabilities:
-    """Read from the backend class: the embedded model takes none; SVD decode chunks, no VAE options."""
-    if spec.family == "tiny":
-        return Capabilities(False, False, False, False)
-    import importlib
-
-    from .api import BACKEND_CLASSES
-
-    module, name = BACKEND_CLASSES[spec.family].split(":")
-    cls = getattr(importlib.import_module(module), name)
-    return Capabilities(offload=True, vae_tiling=bool(getattr(cls, "supports_vae_tiling", False)),
-                        vae_slicing=bool(getattr(cls, "supports_vae_slicing", False)),
-                        decode_chunk_size=spec.family == "svd")
+def memory_options(spec: ModelSpec) -> frozenset[str]:
+    """The memory options the model's family takes (its backend's ``Family.memory_options``)."""
+    return backend_class(spec.family).family.memory_options
 
 
 def check_options(spec: ModelSpec, device: str, options: Mapping | None) -> dict:
     """Validate options by the project's names; drop the unset ones (None / False / "none")."""
-    from .backends.diffusers_common import check_offload
+    from .backends.diffusers.options import check_offload
 
     options = dict(options or {})
     unknown = set(options) - set(OPTION_NAMES)
     if unknown:
         raise InvalidRequestError(f"unknown memory options {sorted(unknown)}; expected {', '.join(OPTION_NAMES)}")
-    caps = capabilities(spec)
+    caps = memory_options(spec)
     out = {}
     if options.get("offload") not in (None, "none"):
-        if not caps.offload:
+        if "offload" not in caps:
             raise InvalidRequestError(f"{spec.name} does not take offload")
         mode = check_offload(options["offload"], device)
         if mode == "auto":
@@ -524,11 +437,11 @@ def check_options(spec: ModelSpec, device: str, options: Mapping | None) -> dict
         out["offload"] = mode
     for key in ("vae_tiling", "vae_slicing"):
         if options.get(key):
-            if not getattr(caps, key):
+            if key not in caps:
                 raise InvalidRequestError(f"{spec.name} does not take {key}")
             out[key] = True
     if options.get("decode_chunk_size") is not None:
-        if not caps.decode_chunk_size:
+        if "decode_chunk_size" not in caps:
             raise InvalidRequestError(f"{spec.name} does not take decode_chunk_size (Stable Video Diffusion only)")
         out["decode_chunk_size"] = _positive("decode_chunk_size", options["decode_chunk_size"])
     return out
@@ -537,19 +450,19 @@ def check_options(spec: ModelSpec, device: str, options: Mapping | None) -> dict
 def decode_ladder(spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings) -> list[dict]:
     """Decode-side options, cheapest first, keeping only those that lower the decode estimate:
     SVD halves ``decode_chunk_size`` down to 1; the others try VAE slicing, then tiling, then both."""
-    caps = capabilities(spec)
+    caps = memory_options(spec)
 
     def decode(opts: dict) -> int:
         return estimate_from_configs(cfg, fs, opts).decode
 
-    if caps.decode_chunk_size:
+    if "decode_chunk_size" in caps:
         chunk, steps = fs.decode_chunk_size or fs.num_frames, []
         while chunk > 1:
             chunk = chunk // 2
             steps.append({"decode_chunk_size": chunk})
         return steps
     base, steps = decode({}), []
-    singles = [{k: True} for k in ("vae_slicing", "vae_tiling") if getattr(caps, k)]
+    singles = [{k: True} for k in ("vae_slicing", "vae_tiling") if k in caps]
     useful = [o for o in singles if decode(o) < base]
     steps += useful
     if len(useful) == 2 and decode({**useful[0], **useful[1]}) < min(decode(o) for o in useful):
@@ -562,7 +475,7 @@ def candidates(spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings, device: st
     mode (model, group, sequential), first alone and then with the decode options. On a CPU every
     weight already lives in RAM, so offloading is never proposed there."""
     decode_steps = decode_ladder(spec, cfg, fs)
-    offloads = [None] + (list(OFFLOAD_LADDER) if capabilities(spec).offload and not device.startswith("cpu") else [])
+    offloads = [None] + (list(OFFLOAD_LADDER) if "offload" in memory_options(spec) and not device.startswith("cpu") else [])
     return [{**({"offload": mode} if mode else {}), **step} for mode in offloads for step in [{}] + decode_steps]
 
 
@@ -629,7 +542,7 @@ def plan_memory(model: str | Path | ModelSpec | None, settings: ResolvedSettings
     if cfg is None:
         unknown = unknown_estimate(spec, {})
         notes = list(unknown.notes)
-        if not device.startswith("cpu") and capabilities(spec).offload:
+        if not device.startswith("cpu") and "offload" in memory_options(spec):
             notes.append("offload stays 'auto': the backend decides it from the weights once downloaded")
         return MemoryPlan(**plan, before=unknown, after=unknown, options={}, fits=None, notes=notes)
     budget = int(free_bytes * (1 - safety_margin))
@@ -657,6 +570,6 @@ def plan_notes(spec: ModelSpec, cfg: ModelConfigs, device: str, before: MemoryEs
     elif after.options:
         notes.append(f"without options it needs about {format_bytes(before.total)}, over the budget of "
                      f"{format_bytes(budget)}")
-    if not capabilities(spec).offload and not device.startswith("cpu"):
+    if not "offload" in memory_options(spec) and not device.startswith("cpu"):
         notes.append(f"{spec.name} takes no offload option")
     return notes

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.backends.base import InvalidRequestError
+from i2v.errors import InvalidRequestError
 from i2v.cli import main
 from i2v.registry import MODELS, resolve_model
 from i2v.video_io import probe_video
 
-from .tiny_components import sidecar
+from ..tiny_components import sidecar
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from i2v.cli import main
 from i2v.registry import resolve_model
 from i2v.video_io import probe_video
 
-from .tiny_components import sidecar
+from ..tiny_components import sidecar
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from i2v.backends.base import InvalidRequestError, ResolvedSettings
+from i2v.errors import InvalidRequestError
+from i2v.types import ResolvedSettings
 from i2v.devices import device_free_bytes, host_available_bytes
-from i2v.memory_plan import (
+from i2v.memory import (
     MemoryEstimate,
     MemoryPlan,
     candidates,

@@ -40,10 +40,13 @@ chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .backends.base import InvalidRequestError
-from .devices import cpu_has_fast_bf16
+from ..devices import cpu_has_fast_bf16
+from ..errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from ..backends.base import Family
 
 CACHES = ("deepcache", "pab", "fbcache", "fastercache", "taylorseer")
 INTERVAL_CACHES = ("deepcache", "taylorseer")  # the caches that take ``cache_interval``
@@ -54,19 +57,9 @@ QUANTIZERS = {  # name -> (diffusers quantization config class, its kwargs, the 
     "bnb-4bit": ("BitsAndBytesConfig", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, "bitsandbytes"),
 }
 PROFILES = ("speed", "memory")
-# The cache each family's --speed profile uses. U-Nets have no "transformer blocks" for the block
-# caches; they get DeepCache, with the CFG cache on top.
-FAMILY_CACHE = {"svd": "deepcache", "animatediff": "deepcache", "cogvideox": "pab", "wan": "fbcache", "ltx": "pab",
-                "hunyuan": "pab"}
-# The caches each family runs (checked on the tiny seeded models in tests/backends/test_acceleration.py).
-# LTX's blocks break First Block Cache's hidden-state bookkeeping, and HunyuanVideo's I2V pipeline
-# does not open the cache context that First Block Cache and TaylorSeer need.
-FAMILY_CACHES = {"svd": ("deepcache", "pab"), "animatediff": ("deepcache", "pab"), "cogvideox": ("pab", "fastercache"),
-                 "wan": ("pab", "fbcache", "taylorseer"), "ltx": ("pab", "taylorseer"), "hunyuan": ("pab",)}
-UNET_FAMILIES = ("svd", "animatediff")
-# Families whose pipelines run the conditional and unconditional passes one after the other (batch 1)
-# instead of batching them: Wan (``noise_uncond = current_model(...)``) and HunyuanVideo (true CFG).
-CFG_SEPARATE_PASSES = ("wan", "hunyuan")
+# Which caches run on a family, its --speed cache, its denoiser kind (U-Nets have no "transformer
+# blocks" for the block caches; they get DeepCache, with the CFG cache on top) and whether it batches
+# guidance are declared by its backend's ``Family`` (i2v.backends.base).
 # Attention layer names (regular expressions) in diffusers' UNets: spatial self-attention,
 # temporal (motion) self-attention and cross-attention.
 UNET_ATTENTION = {
@@ -98,18 +91,28 @@ class Acceleration:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "notes"}
 
 
-def check_acceleration(acc: Acceleration, family: str | None = None) -> Acceleration:
+def as_family(family: Family | str | None) -> Family | None:
+    """A family descriptor, or a family name looked up in the registry."""
+    if isinstance(family, str):
+        from ..registry import backend_class
+
+        return backend_class(family).family
+    return family
+
+
+def check_acceleration(acc: Acceleration, family: Family | str | None = None) -> Acceleration:
     """Refuse unknown names, and switches the model family cannot run, before any weights are read."""
+    family = as_family(family)
     if acc.cache is not None and acc.cache not in CACHES:
         hint = " (MagCache needs per-model calibrated mag_ratios, which i2v does not ship)" if acc.cache == "magcache" else ""
         raise InvalidRequestError(f"unknown cache {acc.cache!r}; expected one of {', '.join(CACHES)}{hint}")
-    if acc.cache == "fastercache" and family in CFG_SEPARATE_PASSES:
+    if family is not None and acc.cache == "fastercache" and not family.batched_guidance:
         raise InvalidRequestError(f"cache 'fastercache' skips the unconditional half of a batched CFG forward, but "
-                                  f"{family} runs its guidance passes separately; use one of "
-                                  f"{', '.join(FAMILY_CACHES[family])}")
-    if acc.cache is not None and family in FAMILY_CACHES and acc.cache not in FAMILY_CACHES[family]:
-        raise InvalidRequestError(f"cache {acc.cache!r} does not run on {family} models; use one of "
-                                  f"{', '.join(FAMILY_CACHES[family])}")
+                                  f"{family.name} runs its guidance passes separately; use one of "
+                                  f"{', '.join(family.caches)}")
+    if family is not None and acc.cache is not None and acc.cache not in family.caches:
+        raise InvalidRequestError(f"cache {acc.cache!r} does not run on {family.name} models; use one of "
+                                  f"{', '.join(family.caches)}")
     if not isinstance(acc.cfg_cache, int) or acc.cfg_cache < 0 or acc.cfg_cache == 1:
         raise InvalidRequestError(f"cfg_cache must be 0 (off) or an interval >= 2 (one full step in N), "
                                   f"got {acc.cfg_cache!r}")
@@ -141,17 +144,19 @@ def check_profile(profile: str | None) -> str | None:
     return profile
 
 
-def profile_acceleration(profile: str | None, family: str, device: str, acc: Acceleration) -> tuple[Acceleration, dict]:
+def profile_acceleration(profile: str | None, family: Family | str, device: str,
+                         acc: Acceleration) -> tuple[Acceleration, dict]:
     """Fill the switches ``acc`` leaves unset from a profile. Returns (switches, backend options),
     where the options are the profile's choices among the backend's own flags (offload, VAE, dtype)."""
     if check_profile(profile) is None:
         return acc, {}
     cuda = device.startswith("cuda")
+    family = as_family(family)
     if profile == "speed":
-        cache = acc.cache or FAMILY_CACHE.get(family)
+        cache = acc.cache or family.speed_cache
         acc = replace(acc, cache=cache, compile=acc.compile or cuda,
                       # on U-Nets the CFG cache rides along with DeepCache (not with PAB: they cannot be combined)
-                      cfg_cache=acc.cfg_cache or (DEFAULT_CACHE_INTERVAL if family in UNET_FAMILIES
+                      cfg_cache=acc.cfg_cache or (DEFAULT_CACHE_INTERVAL if family.denoiser == "unet"
                                                   and cache == "deepcache" else 0))
         options = {"dtype": "bf16"} if device.startswith("cpu") and cpu_has_fast_bf16() else {}
         if not cuda:

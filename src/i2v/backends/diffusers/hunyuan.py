@@ -23,20 +23,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..registry import ModelSpec
-from .base import ResolvedSettings
-from .diffusers_common import DiffusersBackend, check_model_folder, folder_model_spec, read_config
+from ...types import ModelDefaults, ModelSpec, ResolvedSettings
+from ..base import Family
+from .base import DiffusersBackend
+from .loading import check_model_folder, folder_model_spec, read_config
 
 DROPPED_FRAMES = 4  # latent_concat: the pipeline drops the first 4 decoded frames
-
-
-def folder_spec(path: Path, class_name: str) -> ModelSpec:
-    """Defaults of a local HunyuanVideo I2V folder; the 33ch model runs without guidance by default."""
-    check_model_folder(path, HunyuanBackend.folder_classes)
-    transformer = read_config(path, "transformer")
-    concat = transformer.get("image_condition_type") == "latent_concat"
-    extras = {"image_condition_type": transformer.get("image_condition_type", "token_replace")}
-    return folder_model_spec(path, class_name, "hunyuan", extras=extras, guidance_scale=1.0 if concat else 6.0)
 
 
 def prompt_template(pipe) -> dict:
@@ -58,9 +50,45 @@ def prompt_template(pipe) -> dict:
 
 
 class HunyuanBackend(DiffusersBackend):
-    family = "hunyuan"
+    family = Family(
+        name="hunyuan",
+        models=(
+            ModelSpec(
+                name="hunyuanvideo-i2v", family="hunyuan", source="hunyuanvideo-community/HunyuanVideo-I2V",
+                description="HunyuanVideo I2V 13B (token-replace, 16 ch): 129 frames at 720x1280, embedded guidance 6.0",
+                defaults=ModelDefaults(num_frames=129, height=720, width=1280, fps=24.0, num_inference_steps=50,
+                                       guidance_scale=6.0, size_multiple=16, frame_rule="4n+1",
+                                       frame_step=4, frame_offset=1, min_frames=5, size_policy="aspect"),
+                extras={"true_cfg_scale": 1.0, "dtype": "fp16", "transformer_dtype": "bf16", "max_sequence_length": 256,
+                        "image_condition_type": "token_replace"},
+            ),
+            ModelSpec(
+                name="hunyuanvideo-i2v-33ch", family="hunyuan", source="hunyuanvideo-community/HunyuanVideo-I2V-33ch",
+                description="HunyuanVideo I2V 13B (latent-concat, 33 ch): 129 frames at 720x1280, guidance 1.0",
+                defaults=ModelDefaults(num_frames=129, height=720, width=1280, fps=24.0, num_inference_steps=50,
+                                       guidance_scale=1.0, size_multiple=16, frame_rule="4n+1",
+                                       frame_step=4, frame_offset=1, min_frames=5, size_policy="aspect"),
+                extras={"true_cfg_scale": 1.0, "dtype": "fp16", "transformer_dtype": "bf16", "max_sequence_length": 256,
+                        "image_condition_type": "latent_concat"},
+            ),
+        ),
+        pipeline_classes=("HunyuanVideoImageToVideoPipeline",),
+        # the I2V pipeline opens no cache context, which First Block Cache and TaylorSeer need
+        caches=("pab",), speed_cache="pab",
+        batched_guidance=False,  # true CFG: the conditional and unconditional passes run one after the other
+        decode_frames=lambda frames, temporal, slicing, chunk: min(frames, 16),  # 16-frame windows
+        tile_pixels=lambda vae: 256 * 256,
+    )
     pipeline_class = "HunyuanVideoImageToVideoPipeline"
-    folder_classes = ("HunyuanVideoImageToVideoPipeline",)
+
+    @classmethod
+    def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
+        """Defaults of a local HunyuanVideo I2V folder; the 33ch model runs without guidance by default."""
+        check_model_folder(path, cls.family.pipeline_classes)
+        transformer = read_config(path, "transformer")
+        concat = transformer.get("image_condition_type") == "latent_concat"
+        extras = {"image_condition_type": transformer.get("image_condition_type", "token_replace")}
+        return folder_model_spec(path, class_name, cls.family.models[0], extras=extras, guidance_scale=1.0 if concat else 6.0)
 
     def condition_type(self) -> str:
         if self.folder is not None:

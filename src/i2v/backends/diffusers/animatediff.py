@@ -21,50 +21,65 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..registry import ModelSpec
-from .base import ResolvedSettings
-from .diffusers_common import (
-    DiffusersBackend,
-    check_model_folder,
-    folder_model_spec,
-    local_model_folder,
-    native_size,
-    read_config,
-)
+from ...errors import UnknownModelError
+from ...types import ModelDefaults, ModelSpec, ResolvedSettings
+from ..base import Family
+from .base import DiffusersBackend
+from .loading import check_model_folder, folder_model_spec, local_model_folder, native_size, read_config
 
 CAMERA_MOVES = ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down", "rolling-clockwise",
                 "rolling-anticlockwise")
 MOTION_LORAS = {name: f"guoyww/animatediff-motion-lora-{name}" for name in CAMERA_MOVES}
 
 
-def folder_spec(path: Path, class_name: str) -> ModelSpec:
-    """Defaults of a local AnimateDiff SparseCtrl folder, from its UNet, VAE and motion configs."""
-    check_model_folder(path, AnimateDiffBackend.folder_classes)
-    unet, vae = read_config(path, "unet"), read_config(path, "vae")
-    scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
-    side = int(unet.get("sample_size", 64)) * scale
-    height, width = native_size((512, 512), (side, side))
-    max_frames = int(unet.get("motion_max_seq_length", 32))
-    return folder_model_spec(path, class_name, "animatediff", height=height, width=width,
-                             num_frames=min(16, max_frames), max_frames=max_frames,
-                             frame_rule=f"any 2..{max_frames} (trained on 16)")
-
-
 class AnimateDiffBackend(DiffusersBackend):
-    family = "animatediff"
+    family = Family(
+        name="animatediff",
+        models=(
+            ModelSpec(
+                name="animatediff-sparsectrl-rgb", family="animatediff", source="SG161222/Realistic_Vision_V5.1_noVAE",
+                description="AnimateDiff v1.5.3 + SparseCtrl RGB on frame 0 over an SD 1.5 base; motion LoRAs for camera moves",
+                defaults=ModelDefaults(num_frames=16, height=512, width=512, fps=8.0, num_inference_steps=25,
+                                       guidance_scale=7.5, size_multiple=8, frame_rule="any 2..32 (trained on 16)",
+                                       max_frames=32, size_policy="aspect"),
+                extras={"motion_adapter": "guoyww/animatediff-motion-adapter-v1-5-3",
+                        "controlnet": "guoyww/animatediff-sparsectrl-rgb", "vae": "stabilityai/sd-vae-ft-mse",
+                        "scheduler_overrides": {"beta_schedule": "linear", "algorithm_type": "dpmsolver++",
+                                                "use_karras_sigmas": True},
+                        "scheduler_class": "DPMSolverMultistepScheduler", "controlnet_conditioning_scale": 1.0,
+                        "negative_prompt": "low quality, worst quality, letterboxed", "dtype": "fp16"},
+            ),
+        ),
+        pipeline_classes=("AnimateDiffSparseControlNetPipeline",),
+        denoiser="unet", caches=("deepcache", "pab"), speed_cache="deepcache",
+        # every frame goes through the image VAE in one batch, or one by one with VAE slicing
+        decode_frames=lambda frames, temporal, slicing, chunk: 1 if slicing else frames,
+    )
     pipeline_class = "AnimateDiffSparseControlNetPipeline"
-    folder_classes = ("AnimateDiffSparseControlNetPipeline",)
     lora_aliases = MOTION_LORAS
+
+    @classmethod
+    def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
+        """Defaults of a local AnimateDiff SparseCtrl folder, from its UNet, VAE and motion configs."""
+        check_model_folder(path, cls.family.pipeline_classes)
+        unet, vae = read_config(path, "unet"), read_config(path, "vae")
+        scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+        side = int(unet.get("sample_size", 64)) * scale
+        height, width = native_size((512, 512), (side, side))
+        max_frames = int(unet.get("motion_max_seq_length", 32))
+        return folder_model_spec(path, class_name, cls.family.models[0], height=height, width=width,
+                                 num_frames=min(16, max_frames), max_frames=max_frames,
+                                 frame_rule=f"any 2..{max_frames} (trained on 16)")
 
     def is_assembled(self) -> bool:
         """True for the registered model: an SD 1.5 base plus adapter/ControlNet ids from the registry."""
         return "motion_adapter" in self.spec.extras and "controlnet" in self.spec.extras
 
-    def load(self):
+    def load(self, settings: ResolvedSettings | None = None):
         if self.is_assembled() and self.folder is None:  # the base is a StableDiffusionPipeline folder
             self.folder = local_model_folder(self.spec.source)
             self.index = check_model_folder(self.folder)
-        return super().load()
+        return super().load(settings)
 
     def load_pipeline(self, folder: Path):
         import diffusers
@@ -79,8 +94,6 @@ class AnimateDiffBackend(DiffusersBackend):
                 if e.get("vae"):
                     parts["vae"] = diffusers.AutoencoderKL.from_pretrained(e["vae"], **kwargs)
             except OSError as exc:
-                from ..registry import UnknownModelError
-
                 raise UnknownModelError(f"{self.spec.name}: cannot load a component ({exc})") from exc
             scheduler_cls = getattr(diffusers, e.get("scheduler_class", "DPMSolverMultistepScheduler"))
             parts["scheduler"] = scheduler_cls.from_pretrained(str(folder), subfolder="scheduler",

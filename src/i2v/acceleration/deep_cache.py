@@ -11,7 +11,7 @@ Full steps: the first call, every ``every``-th call, and every step outside the 
 (0, 1000), so only the first and the last step of the schedule are held full (as in the paper's
 uniform schedule; holding the first and last 10% full measured no better on the small SVD).
 
-It combines with ``i2v.cfg_cache``: when that hook halves the batch to the conditional half, the
+It combines with ``i2v.acceleration.cfg_cache``: when that hook halves the batch to the conditional half, the
 conditional half of the kept feature is used (the batch is [uncond; cond], batch-major, frames
 flattened into it).
 """
@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 from diffusers.hooks import HookRegistry, ModelHook
 
-from .backends.base import InvalidRequestError
+from ..errors import InvalidRequestError
 
 HOOK_NAME = "i2v_deep_cache"
 

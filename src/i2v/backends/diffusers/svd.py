@@ -20,9 +20,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..registry import ModelSpec
-from .base import InvalidRequestError, ResolvedSettings
-from .diffusers_common import DiffusersBackend, check_model_folder, folder_model_spec, native_size, read_config
+from ...errors import InvalidRequestError
+from ...types import ModelDefaults, ModelSpec, ResolvedSettings
+from ..base import Family
+from .base import DiffusersBackend
+from .loading import check_model_folder, folder_model_spec, native_size, read_config
 
 TEXT_PROJ_FOLDER = "text_proj"  # written by i2v's text-guided SVD fine-tuning
 MOTION_BUCKET_SCALE = 254  # motion_strength 1.0 -> bucket 254; 0.5 -> 127 (the model's default)
@@ -35,28 +37,60 @@ def motion_bucket_id(motion_strength: float) -> int:
     return round(MOTION_BUCKET_SCALE * motion_strength)
 
 
-def folder_spec(path: Path, class_name: str) -> ModelSpec:
-    """Defaults of a local SVD folder: frames from ``unet.num_frames`` (14 SVD, 25 SVD-XT)."""
-    check_model_folder(path, SVDBackend.folder_classes)
-    unet, vae = read_config(path, "unet"), read_config(path, "vae")
-    frames = int(unet.get("num_frames", 25))
-    scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
-    latent_multiple = 2 ** (len(unet.get("block_out_channels", [0, 0, 0, 0])) - 1)
-    side = int(unet.get("sample_size", 96)) * scale
-    height, width = native_size((576, 1024), (side, side))
-    text_guided = (path / TEXT_PROJ_FOLDER / "config.json").is_file()
-    return folder_model_spec(path, class_name, "svd", num_frames=frames, frame_rule=f"any >= 2 (trained on {frames})",
-                             height=height, width=width, size_multiple=max(8, scale * latent_multiple),
-                             uses_prompt=text_guided, extras={"text_guided": text_guided})
+def _svd(name: str, source: str, frames: int, description: str, **extras) -> ModelSpec:
+    # SVD: 576x1024 (card), 25 steps, guidance ramps min 1.0 -> max 3.0 over the frames, fps 7
+    # (the UNet is micro-conditioned on fps-1), motion_bucket_id 127, noise_aug_strength 0.02.
+    return ModelSpec(
+        name=name, family="svd", description=description, source=source,
+        defaults=ModelDefaults(num_frames=frames, height=576, width=1024, fps=7.0, num_inference_steps=25,
+                               guidance_scale=3.0, size_multiple=64, frame_rule=f"any >= 2 (trained on {frames})",
+                               uses_prompt=False, size_policy="orient"),
+        extras={"min_guidance_scale": 1.0, "motion_bucket_id": 127, "noise_aug_strength": 0.02,
+                "decode_chunk_size": 8, "dtype": "fp16", "variant": "fp16", **extras},
+    )
+
+
+def decode_in_chunks(num_frames: int, temporal: int, slicing: bool, chunk: int | None) -> int:
+    """SVD's temporal decoder decodes ``decode_chunk_size`` frames at once."""
+    return min(num_frames, chunk or num_frames)
 
 
 class SVDBackend(DiffusersBackend):
-    family = "svd"
+    family = Family(
+        name="svd",
+        models=(
+            _svd("svd", "stabilityai/stable-video-diffusion-img2vid", 14,
+                 "Stable Video Diffusion (14 frames, 576x1024); image only, no text"),
+            _svd("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt", 25,
+                 "Stable Video Diffusion XT (25 frames, 576x1024); image only, no text"),
+            _svd("svd-xt-1.1", "stabilityai/stable-video-diffusion-img2vid-xt-1-1", 25,
+                 "Stable Video Diffusion XT 1.1 (25 frames; fine-tuned at 6 fps conditioning, motion bucket 127)"),
+        ),
+        pipeline_classes=("StableVideoDiffusionPipeline",),
+        denoiser="unet", caches=("deepcache", "pab"), speed_cache="deepcache",
+        inputs=frozenset({"motion_strength", "decode_chunk_size"}),
+        # AutoencoderKLTemporalDecoder has no tiling or slicing; it decodes in frame chunks instead
+        memory_options=frozenset({"offload", "decode_chunk_size"}),
+        loras=True,  # onto the U-Net: the pipeline itself has no LoRA loader
+        decode_frames=decode_in_chunks,
+    )
     pipeline_class = "StableVideoDiffusionPipeline"
-    folder_classes = ("StableVideoDiffusionPipeline",)
-    supports_lora = True  # onto the U-Net: the pipeline itself has no LoRA loader
-    supports_vae_tiling = False  # AutoencoderKLTemporalDecoder decodes in frame chunks instead
-    supports_vae_slicing = False
+
+    @classmethod
+    def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
+        """Defaults of a local SVD folder: frames from ``unet.num_frames`` (14 SVD, 25 SVD-XT)."""
+        check_model_folder(path, cls.family.pipeline_classes)
+        unet, vae = read_config(path, "unet"), read_config(path, "vae")
+        frames = int(unet.get("num_frames", 25))
+        scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+        latent_multiple = 2 ** (len(unet.get("block_out_channels", [0, 0, 0, 0])) - 1)
+        side = int(unet.get("sample_size", 96)) * scale
+        height, width = native_size((576, 1024), (side, side))
+        text_guided = (path / TEXT_PROJ_FOLDER / "config.json").is_file()
+        return folder_model_spec(path, class_name, cls.family.models[0], num_frames=frames,
+                                 frame_rule=f"any >= 2 (trained on {frames})",
+                                 height=height, width=width, size_multiple=max(8, scale * latent_multiple),
+                                 uses_prompt=text_guided, extras={"text_guided": text_guided})
 
     @classmethod
     def vae_help(cls, what: str) -> str:
@@ -71,9 +105,9 @@ class SVDBackend(DiffusersBackend):
         pipe = super().load_pipeline(folder)
         if not (folder / TEXT_PROJ_FOLDER).is_dir():
             return pipe
-        from ..conditioning import MiniLMTextEncoder
-        from ..models.text_projection import TextProjection
-        from ..pipelines.pipeline_svd_text import TextGuidedSVDPipeline
+        from ...conditioning import MiniLMTextEncoder
+        from ...models.text_projection import TextProjection
+        from ...pipelines.pipeline_svd_text import TextGuidedSVDPipeline
 
         kwargs = self.load_kwargs()
         kwargs.pop("variant", None)

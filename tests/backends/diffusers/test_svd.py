@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.backends.base import InvalidRequestError
-from i2v.backends.svd import motion_bucket_id
+from i2v.errors import InvalidRequestError
+from i2v.backends.diffusers.svd import motion_bucket_id
 from i2v.cli import main
 from i2v.registry import resolve_model
 from i2v.video_io import probe_video
 
-from .tiny_components import sidecar
+from ..tiny_components import sidecar
 
 FAST = dict(num_inference_steps=2, seed=0, height=16, width=16, num_frames=3)
 

@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.backends import diffusers_common as dc
-from i2v.backends.base import InvalidRequestError
+from i2v import lora
+from i2v.backends import resolve
+from i2v.backends.diffusers import base as diffusers_base
+from i2v.backends.diffusers import loading, options, schedulers
+from i2v.errors import UnsafeModelError
+from i2v.errors import InvalidRequestError
 from i2v.backends.resolve import snap_frames
 from i2v.cli import main
 from i2v.registry import FOLDER_CLASSES, MODELS, UnknownModelError, resolve_model
@@ -96,8 +100,8 @@ def test_too_many_frames_is_refused():
 
 def test_aspect_size_follows_the_wan_recipe():
     # Wan docs: height = round(sqrt(max_area * aspect)) // mod * mod
-    assert dc.aspect_size(480 * 832, 1.0, 16) == (624, 624)
-    h, w = dc.aspect_size(480 * 832, 832 / 480, 16)
+    assert resolve.aspect_size(480 * 832, 1.0, 16) == (624, 624)
+    h, w = resolve.aspect_size(480 * 832, 832 / 480, 16)
     assert (h, w) == (832, 480)
 
 
@@ -149,7 +153,7 @@ def wan_copy(tiny_folder, tmp_path):
 
 def test_a_folder_with_pipeline_py_is_refused(wan_copy):
     (wan_copy / "pipeline.py").write_text("import os\nos.system('echo pwned')\n")
-    with pytest.raises(dc.UnsafeModelError, match="pipeline.py"):
+    with pytest.raises(UnsafeModelError, match="pipeline.py"):
         resolve_model(str(wan_copy))
     with pytest.raises(UnknownModelError, match="Python code"):
         ImageToVideoGenerator(str(wan_copy), device="cpu")
@@ -158,7 +162,7 @@ def test_a_folder_with_pipeline_py_is_refused(wan_copy):
 def test_a_pickle_only_folder_is_refused(wan_copy, square_image, tmp_path, capsys):
     weights = wan_copy / "transformer" / "diffusion_pytorch_model.safetensors"
     weights.rename(weights.with_suffix(".bin"))  # a pickle file's name, never opened
-    with pytest.raises(dc.UnsafeModelError, match=r"pickle.*transformer/diffusion_pytorch_model.bin"):
+    with pytest.raises(UnsafeModelError, match=r"pickle.*transformer/diffusion_pytorch_model.bin"):
         resolve_model(str(wan_copy))
     code = main(["generate", str(square_image), "-m", str(wan_copy), "-o", str(tmp_path / "o.mp4")])
     assert code == 2 and "safetensors only" in capsys.readouterr().err
@@ -168,7 +172,7 @@ def test_custom_component_code_is_refused(wan_copy):
     index = json.loads((wan_copy / "model_index.json").read_text())
     index["transformer"] = ["my_transformer", "MyTransformer"]
     (wan_copy / "model_index.json").write_text(json.dumps(index))
-    with pytest.raises(dc.UnsafeModelError, match="my_transformer"):
+    with pytest.raises(UnsafeModelError, match="my_transformer"):
         resolve_model(str(wan_copy))
     index["_class_name"] = ["pipeline", "MyPipeline"]
     (wan_copy / "model_index.json").write_text(json.dumps(index))
@@ -197,34 +201,38 @@ def test_loading_passes_use_safetensors_and_never_remote_code(tiny_folder, monke
 
 
 def test_dtype_defaults():
-    assert dc.pick_dtype(None, "cpu", {"dtype": "bf16"}) == ("fp32", torch.float32)
-    name, dtypes = dc.pick_dtype(None, "cuda", MODELS["wan2.1-i2v-14b-480p"].extras)
+    assert options.pick_dtype(None, "cpu", {"dtype": "bf16"}) == ("fp32", torch.float32)
+    name, dtypes = options.pick_dtype(None, "cuda", MODELS["wan2.1-i2v-14b-480p"].extras)
     assert name == "bf16" and dtypes == {"default": torch.bfloat16, "vae": torch.float32,
                                          "image_encoder": torch.float32}
-    assert dc.pick_dtype("fp16", "cuda", {}) == ("fp16", torch.float16)
-    name, dtypes = dc.pick_dtype(None, "cuda", MODELS["hunyuanvideo-i2v"].extras)
+    assert options.pick_dtype("fp16", "cuda", {}) == ("fp16", torch.float16)
+    name, dtypes = options.pick_dtype(None, "cuda", MODELS["hunyuanvideo-i2v"].extras)
     assert dtypes == {"default": torch.float16, "transformer": torch.bfloat16}
 
 
 def test_offload_validation():
-    assert dc.check_offload(None, "cpu") == "none"
-    assert dc.check_offload("auto", "cuda") == "auto"
-    assert dc.check_offload("group", "cpu") == "group"
+    assert options.check_offload(None, "cpu") == "none"
+    assert options.check_offload("auto", "cuda") == "auto"
+    assert options.check_offload("group", "cpu") == "group"
     with pytest.raises(InvalidRequestError, match="device is cpu"):
-        dc.check_offload("model", "cpu")
+        options.check_offload("model", "cpu")
     with pytest.raises(InvalidRequestError, match="offload must be one of"):
-        dc.check_offload("disk", "cuda")
-    assert dc.auto_offload("cpu", 10**12, 10**11) == "none"
+        options.check_offload("disk", "cuda")
 
 
-@pytest.mark.parametrize("total_gb, expected", [(80, "none"), (24, "model"), (8, "group")])
-def test_auto_offload_fits_the_gpu(monkeypatch, total_gb, expected):
-    class Props:
-        total_memory = total_gb * 2**30
+@pytest.mark.parametrize("free_gib, expected", [(1000, "none"), (0.0001, "sequential")])
+def test_auto_offload_is_the_memory_plans_choice(tiny_folder, monkeypatch, free_gib, expected):
+    """--offload auto asks the planner for this run on this device: the run and --dry-run agree."""
+    import i2v.memory
+    from i2v.backends.diffusers.wan import WanBackend
+    from i2v.types import LoadOptions
 
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Props())
-    # Wan 14B in bf16: ~28 GB transformer, ~45 GB in all
-    assert dc.auto_offload("cuda", 45 * 2**30, 28 * 2**30 if total_gb != 24 else 16 * 2**30) == expected
+    monkeypatch.setattr(i2v.memory, "device_free_bytes", lambda device: int(free_gib * 2**30))
+    spec = resolve_model(tiny_folder("wan"))
+    backend = WanBackend(spec, "cuda", LoadOptions(offload="auto"))
+    assert backend.offload == "auto"
+    plan = i2v.memory.plan_memory(spec, None, device="cuda", dtype=backend.dtype_name)
+    assert backend.planned_offload(None) == plan.options.get("offload", "none") == expected
 
 
 @pytest.mark.parametrize("mode, method", [("model", "enable_model_cpu_offload"),
@@ -234,13 +242,14 @@ def test_offload_modes_call_the_diffusers_method(tiny_folder, monkeypatch, mode,
     """On a GPU device each mode reaches its diffusers method (spied: no accelerator here)."""
     import diffusers
 
-    from i2v.backends.wan import WanBackend
+    from i2v.backends.diffusers.wan import WanBackend
+    from i2v.types import LoadOptions
 
     calls = []
     monkeypatch.setattr(diffusers.DiffusionPipeline, method, lambda self, **kw: calls.append(kw))
     monkeypatch.setattr(diffusers.DiffusionPipeline, "to", lambda self, *a, **kw: pytest.fail("moved to device"))
     spec = resolve_model(tiny_folder("wan"))
-    backend = WanBackend(spec, "cuda", offload=mode)
+    backend = WanBackend(spec, "cuda", LoadOptions(offload=mode))
     backend.load()
     assert len(calls) == 1
     if mode == "group":
@@ -250,17 +259,17 @@ def test_offload_modes_call_the_diffusers_method(tiny_folder, monkeypatch, mode,
 
 
 def test_lora_argument_parsing(tmp_path):
-    assert dc.parse_lora("a/b.safetensors") == ("a/b.safetensors", 1.0)
-    assert dc.parse_lora("a/b.safetensors:0.6") == ("a/b.safetensors", 0.6)
-    assert dc.parse_lora("C:/x/b.safetensors") == ("C:/x/b.safetensors", 1.0)
+    assert lora.parse_lora("a/b.safetensors") == ("a/b.safetensors", 1.0)
+    assert lora.parse_lora("a/b.safetensors:0.6") == ("a/b.safetensors", 0.6)
+    assert lora.parse_lora("C:/x/b.safetensors") == ("C:/x/b.safetensors", 1.0)
     with pytest.raises(InvalidRequestError, match="pickle"):
-        dc.check_lora_source("style.bin", {})
+        lora.check_lora_source("style.bin", {})
     with pytest.raises(InvalidRequestError, match="no such file"):
-        dc.check_lora_source("./missing.safetensors", {})
-    assert dc.check_lora_source("zoom-in", {"zoom-in": "guoyww/animatediff-motion-lora-zoom-in"}) == \
+        lora.check_lora_source("./missing.safetensors", {})
+    assert lora.check_lora_source("zoom-in", {"zoom-in": "guoyww/animatediff-motion-lora-zoom-in"}) == \
         "guoyww/animatediff-motion-lora-zoom-in"
     (tmp_path / "x.safetensors").write_bytes(b"")
-    assert dc.check_lora_source(str(tmp_path), {}) == str(tmp_path / "x.safetensors")
+    assert lora.check_lora_source(str(tmp_path), {}) == str(tmp_path / "x.safetensors")
 
 
 def test_tiny_backend_refuses_diffusers_only_options(tiny_model_dir):
@@ -276,13 +285,13 @@ def test_components_from_diffusers_pipeline_modules_are_accepted(tiny_folder, tm
     index = json.loads((folder / "model_index.json").read_text())
     index["safety_checker"] = ["stable_diffusion", "StableDiffusionSafetyChecker"]
     (folder / "model_index.json").write_text(json.dumps(index))
-    assert dc.check_model_folder(folder)["safety_checker"][0] == "stable_diffusion"
+    assert loading.check_model_folder(folder)["safety_checker"][0] == "stable_diffusion"
     gen = ImageToVideoGenerator(str(folder), device="cpu")
     assert type(gen.backend.pipeline).__name__ == "AnimateDiffSparseControlNetPipeline"
     for library in ("os", "evil_module", "stable_diffusion.evil", "../stable_diffusion"):
         (folder / "model_index.json").write_text(json.dumps({**index, "safety_checker": [library, "X"]}))
-        with pytest.raises(dc.UnsafeModelError, match="no custom code"):
-            dc.check_model_folder(folder)
+        with pytest.raises(UnsafeModelError, match="no custom code"):
+            loading.check_model_folder(folder)
 
 
 # -- schedulers ----------------------------------------------------------------------------------------
@@ -290,13 +299,13 @@ def test_components_from_diffusers_pipeline_modules_are_accepted(tiny_folder, tm
 
 def test_scheduler_choices_follow_the_models_schedule():
     flow = {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": 3.0}
-    assert dc.scheduler_names("UniPCMultistepScheduler", flow) == [
+    assert schedulers.scheduler_names("UniPCMultistepScheduler", flow) == [
         "DEISMultistepScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler",
         "UniPCMultistepScheduler"]
-    assert dc.scheduler_names("FlowMatchEulerDiscreteScheduler", {"shift": 7.0}) == ["FlowMatchEulerDiscreteScheduler"]
+    assert schedulers.scheduler_names("FlowMatchEulerDiscreteScheduler", {"shift": 7.0}) == ["FlowMatchEulerDiscreteScheduler"]
     svd = {"prediction_type": "v_prediction", "timestep_type": "continuous", "use_karras_sigmas": True}
-    assert dc.scheduler_names("EulerDiscreteScheduler", svd) == ["EulerDiscreteScheduler"]
-    discrete = dc.scheduler_names("DDIMScheduler", {"prediction_type": "epsilon"})
+    assert schedulers.scheduler_names("EulerDiscreteScheduler", svd) == ["EulerDiscreteScheduler"]
+    discrete = schedulers.scheduler_names("DDIMScheduler", {"prediction_type": "epsilon"})
     assert {"DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler"} <= set(discrete)
     assert not any(n.startswith("EDM") for n in discrete)
     import diffusers
@@ -324,7 +333,7 @@ def test_hub_model_scheduler_is_checked_once_its_configs_are_here(tiny_folder, m
     with pytest.raises(InvalidRequestError, match="not a diffusers scheduler"):
         ImageToVideoGenerator("wan2.1-i2v-14b-480p", device="cpu", scheduler="NoSuchScheduler")
     gen = ImageToVideoGenerator("wan2.1-i2v-14b-480p", device="cpu", scheduler="EulerDiscreteScheduler")
-    monkeypatch.setattr(dc, "local_model_folder", lambda source, variant=None: Path(tiny_folder("wan")))
+    monkeypatch.setattr(diffusers_base, "local_model_folder", lambda source, variant=None: Path(tiny_folder("wan")))
     monkeypatch.setattr(gen.backend, "load_pipeline", lambda folder: pytest.fail("weights loaded"))
     with pytest.raises(InvalidRequestError, match="flow-matching"):
         gen.backend.load()
@@ -334,7 +343,7 @@ def test_hub_model_scheduler_is_checked_once_its_configs_are_here(tiny_folder, m
 
 
 def test_a_folder_with_only_fp16_variant_files_loads_with_that_variant(tmp_path):
-    from .tiny_components import build_ltx
+    from ..tiny_components import build_ltx
 
     folder = tmp_path / "ltx-fp16"
     build_ltx().save_pretrained(folder, variant="fp16")
@@ -342,9 +351,9 @@ def test_a_folder_with_only_fp16_variant_files_loads_with_that_variant(tmp_path)
     gen = ImageToVideoGenerator(str(folder), device="cpu")
     assert gen.backend.variant == "fp16"
     assert type(gen.backend.pipeline).__name__ == "LTXImageToVideoPipeline"
-    index = dc.read_model_index(folder)
-    assert dc.weights_bytes(folder, index, 2, "fp16")[0] > 0
+    index = loading.read_model_index(folder)
+    assert loading.weights_bytes(folder, index, 2, "fp16")[0] > 0
     # plain files next to the variant ones: plain unless the variant is asked for
     for file in folder.glob("*/*.fp16.safetensors"):
         shutil.copy(file, file.with_name(file.name.replace(".fp16", "")))
-    assert dc.folder_variant(folder, index) is None and dc.folder_variant(folder, index, "fp16") == "fp16"
+    assert loading.folder_variant(folder, index) is None and loading.folder_variant(folder, index, "fp16") == "fp16"

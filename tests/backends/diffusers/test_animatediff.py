@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.backends.animatediff import MOTION_LORAS
-from i2v.backends.base import InvalidRequestError
+from i2v.backends.diffusers.animatediff import MOTION_LORAS
+from i2v.errors import InvalidRequestError
 from i2v.cli import main
 from i2v.registry import resolve_model
 from i2v.video_io import probe_video
 
-from .tiny_components import sidecar
+from ..tiny_components import sidecar
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=4, height=32, width=32)
 
