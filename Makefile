@@ -6,7 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints-cpu.txt
 STAMP := $(VENV)/.installed
-TEST_STAMP := $(VENV)/.installed-test
+TEST_VENV ?= .venv-test
+TEST_PY := $(TEST_VENV)/bin/python
+TEST_STAMP := $(TEST_VENV)/.installed
 
 .PHONY: setup demo test test-slow clean
 
@@ -15,9 +17,12 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $(STAMP)
 
-# the tests also exercise quantized loading (the `quant` extra)
-$(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,quant]"
+# The tests also exercise quantized loading (the `quant` extra). They get their own environment:
+# with torchao installed, torch and diffusers print import-time warnings on every run, which the
+# demo's environment stays free of.
+$(TEST_STAMP): pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(TEST_VENV)
+	$(TEST_PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,quant]"
 	touch $(TEST_STAMP)
 
 setup: $(STAMP)
@@ -27,10 +32,24 @@ demo: setup
 		--seed 0 --timings -o outputs/demo.mp4
 
 test: $(TEST_STAMP)
-	$(PY) -m pytest -q
+	$(TEST_PY) -m pytest -q
 
+# pytest exits 5 when no test is marked slow
 test-slow: $(TEST_STAMP)
-	$(PY) -m pytest -q -m slow
+	$(TEST_PY) -m pytest -q -m slow || [ $$? -eq 5 ]
 
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) $(TEST_VENV) outputs
+
+# Photographs for training the embedded model (docs/data-card.md): the allowed Debian wallpaper
+# packages and the sample photos of scikit-image / scikit-learn, into $(PHOTOS_DIR). Offline.
+PHOTOS_DIR ?= data/photos
+TRAIN_STAMP := $(VENV)/.installed-train
+.PHONY: photos
+
+$(TRAIN_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[train]"
+	touch $(TRAIN_STAMP)
+
+photos: $(TRAIN_STAMP)
+	$(PY) -m i2v.world.photos.sources --out $(PHOTOS_DIR)

@@ -42,9 +42,8 @@ def digest(frames: np.ndarray) -> str:
 
 
 def run_all(work: Path) -> dict[str, str]:
-    from tests.backends.conftest import BUILDERS
-
     from i2v import GenerationRequest, ImageToVideoGenerator
+    from tests.backends.conftest import BUILDERS
 
     image = work / "square.png"
     arr = np.full((40, 40, 3), 110, np.uint8)

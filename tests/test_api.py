@@ -5,9 +5,9 @@ import pytest
 
 from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.errors import InvalidRequestError
-from i2v.imaging import CorruptImageError, ImageNotFoundError, NotAnImageError
+from i2v.io.images import CorruptImageError, ImageNotFoundError, NotAnImageError
 from i2v.registry import UnknownModelError
-from i2v.video_io import probe_video, read_metadata, read_video
+from i2v.io.video import probe_video, read_metadata, read_video
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from i2v.cli import build_parser, main
-from i2v.video_io import probe_video, read_metadata, read_video
+from i2v.io.video import probe_video, read_metadata, read_video
 
 
 def test_generate_writes_mp4_with_requested_fps(tiny_model_dir, sample_image_path, tmp_path, capsys):
@@ -108,7 +108,7 @@ def test_an_unavailable_device_is_a_typed_error_and_exit_2(tiny_model_dir, sampl
 def test_evaluate_refuses_a_bad_fps_with_exit_2(tmp_path, capsys, fps):
     import numpy as np
 
-    from i2v.video_io import write_video
+    from i2v.io.video import write_video
 
     video = write_video(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "v.gif", fps=8)
     assert main(["evaluate", str(video), "--fps", fps]) == 2

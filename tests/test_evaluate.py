@@ -10,7 +10,7 @@ from PIL import Image
 from i2v.cli import main
 from i2v.world.scenes import render, sample_scene
 from i2v.evaluate import METRIC_NOTES, evaluate_video, format_table, motion_metrics
-from i2v.video_io import write_video
+from i2v.io.video import write_video
 
 from .metrics.synthetic import flicker_clip, pan_clip
 from .metrics.tiny_networks import make_tiny_clip, make_tiny_i3d, make_tiny_vit

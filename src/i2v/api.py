@@ -4,8 +4,8 @@
     frames = gen.generate(image_path="cat.png", prompt="the red ball moves left", seed=0)
     gen.save_video(frames, "out.mp4")
 
-``generate`` is the brief's convenience call; ``run(GenerationRequest)`` is the dataclass API
-underneath it. Defaults (frames, size, fps, steps, guidance) come from the model.
+``generate`` is the convenience call (keyword arguments in, frames out); ``run(GenerationRequest)``
+is the dataclass API underneath it. Defaults (frames, size, fps, steps, guidance) come from the model.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from . import __version__
 from .backends.base import Backend
 from .devices import pick_device
 from .registry import backend_class, resolve_model
-from .types import (GenerationRequest, GenerationResult, LoadOptions, ModelSpec, ProgressCallback, request_record)
+from .types import GenerationRequest, GenerationResult, LoadOptions, ModelSpec, ProgressCallback, request_record
 
 __all__ = ["GenerationRequest", "GenerationResult", "ImageToVideoGenerator", "LoadOptions", "load_backend"]
 
@@ -70,7 +70,7 @@ class ImageToVideoGenerator:
 
     def run(self, request: GenerationRequest, callback: ProgressCallback | None = None) -> GenerationResult:
         """Generate one clip from a request; unset fields come from the model's defaults."""
-        from .imaging import fit_image, load_image
+        from .io.images import fit_image, load_image
 
         timings: dict[str, float] = {}
         notices: list[str] = []
@@ -114,7 +114,7 @@ class ImageToVideoGenerator:
         last_image: str | Path | Image.Image | np.ndarray | None = None,
         decode_chunk_size: int | None = None,
     ) -> np.ndarray:
-        """The brief's call: returns frames (T, H, W, 3) uint8. Pass ``image_path`` or ``image``."""
+        """Generate one clip and return its frames (T, H, W, 3) uint8. Pass ``image_path`` or ``image``."""
         if (image_path is None) == (image is None):
             raise ValueError("pass exactly one of image_path or image")
         given = locals()
@@ -127,7 +127,7 @@ class ImageToVideoGenerator:
 
         When ``frames`` are the last generated clip, its settings travel with the file.
         """
-        from .video_io import as_frame_array, write_video
+        from .io.video import as_frame_array, write_video
 
         last = self.last_result
         is_last = last is not None and frames is last.frames

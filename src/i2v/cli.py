@@ -93,7 +93,7 @@ def _add_generate(sub) -> None:
 def cmd_generate(args) -> int:
     from .api import ImageToVideoGenerator
     from .types import GenerationRequest, LoadOptions, from_fields
-    from .video_io import video_format
+    from .io.video import video_format
 
     t_start = time.perf_counter()
     video_format(args.output)  # fail on a bad extension before loading anything
@@ -233,7 +233,7 @@ def run() -> None:
     """The console-script entry point: ``main()``, then exit.
 
     After ``generate`` (and ``models``) the process ends with ``os._exit``: tearing down the
-    interpreter with torch, diffusers and transformers loaded costs about 1 s (measured by
+    interpreter with torch, diffusers and transformers loaded costs about a second (see
     benchmarks/bench_generate.py) and frees nothing the OS would not. Every output file is
     already written atomically and closed by then; stdout and stderr are flushed here. Other
     commands (training, with its logging threads and process groups) exit normally.

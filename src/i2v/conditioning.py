@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
 from .errors import TextEncoderUnavailableError
 
-TEXT_DIM = 384
 MAX_TOKENS = 32
 
 
@@ -58,7 +58,6 @@ class MiniLMTextEncoder:
 
     def __init__(self, path: str | Path | None = None, device: str | torch.device = "cpu", cache_size: int = 50_000):
         from transformers import AutoTokenizer, BertModel
-
         from transformers.utils import logging as hf_logging
 
         path = Path(path) if path else minilm_path()

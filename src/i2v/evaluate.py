@@ -88,8 +88,7 @@ def evaluate_video(frames, image=None, prompt: str | None = None, *, fps: float 
     from .metrics.camera import camera_motion_class
     from .metrics.fidelity import temporal_flicker
     from .metrics.first_frame import fidelity_drift
-    from .metrics.flow import (dynamic_degree_cv, mean_flow_magnitude, motion_smoothness_cv, video_flow,
-                               warping_error)
+    from .metrics.flow import dynamic_degree_cv, mean_flow_magnitude, motion_smoothness_cv, video_flow, warping_error
 
     # 1. Check inputs
     frames = np.asarray(frames)
@@ -98,7 +97,7 @@ def evaluate_video(frames, image=None, prompt: str | None = None, *, fps: float 
     check_fps(fps)
     t, h, w = frames.shape[:3]
     if image is not None and not isinstance(image, np.ndarray):
-        from .imaging import load_image
+        from .io.images import load_image
 
         image = np.asarray(load_image(image))
     if clip is not None and not isinstance(clip, learned.ClipNetwork):
@@ -224,7 +223,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from .metrics.learned import WeightsError, fvd, load_clip, load_dino, load_i3d
-    from .video_io import read_video
+    from .io.video import read_video
 
     if (args.i3d is None) != (args.reference is None):
         print("error: FVD needs both --i3d FILE and --reference VIDEO ...", file=sys.stderr)
@@ -240,7 +239,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     image = None
     if args.image is not None:
-        from .imaging import load_image
+        from .io.images import load_image
 
         image = np.asarray(load_image(args.image))
 

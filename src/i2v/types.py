@@ -151,7 +151,7 @@ class GenerationResult:
     timings: dict = field(default_factory=dict)
 
     def save(self, path: str | Path, fps: float | None = None) -> Path:
-        from .video_io import write_video
+        from .io.video import write_video
 
         fps = self.fps if fps is None else fps
         return write_video(self.frames, path, fps=fps, metadata={**self.settings, "fps": fps})

@@ -18,7 +18,7 @@ from i2v.data.video_dataset import (
     aspect_bucket_sizes,
     read_index,
 )
-from i2v.video_io import write_video
+from i2v.io.video import write_video
 
 # Most test folders hold videos without captions on purpose; that warning is tested once below.
 pytestmark = pytest.mark.filterwarnings("ignore:.*have no <stem>.txt caption")

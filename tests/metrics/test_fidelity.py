@@ -45,7 +45,7 @@ def test_first_frame_psnr_identical_resized_and_pil():
 
 
 def test_first_frame_psnr_centre_crops_an_image_of_another_aspect():
-    """Generation covers + centre-crops the image (i2v.imaging.fit_image); the metric compares the same
+    """Generation covers + centre-crops the image (i2v.io.images.fit_image); the metric compares the same
     crop, so a wider image whose centre is frame 0 scores inf (stretching it would not)."""
     frames = render(sample_scene(3, motion="move_left"))  # (T, 128, 128, 3)
     h, w = frames.shape[1:3]

@@ -65,9 +65,9 @@ def test_drift_curve_of_a_pan_falls_and_of_a_still_copy_stays_exact():
 
 
 def test_an_image_of_another_aspect_is_centre_cropped_like_generation():
-    """Generation fits the image by cover + centre-crop (i2v.imaging.fit_image), not by stretching:
+    """Generation fits the image by cover + centre-crop (i2v.io.images.fit_image), not by stretching:
     a wider image whose centre is frame 0 is a perfect first frame."""
-    from i2v.imaging import fit_image
+    from i2v.io.images import fit_image
 
     frames = pan_clip(2.0, 0.0)  # (T, 64, 64, 3)
     wide = np.zeros((64, 96, 3), np.uint8)  # same height, 16 px of other content on each side

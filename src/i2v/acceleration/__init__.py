@@ -6,8 +6,8 @@ Every switch is diffusers' (or PyTorch's) own mechanism, applied to a loaded pip
 switch             what it does                                                      trade-off
 =================  ===============================================================  ==========================
 ``cache="pab"``    Pyramid Attention Broadcast: re-uses attention outputs for a       faster; output drifts a
-                   few steps (spatial every 2nd, temporal 3rd, cross 5th step)        little (measured: PSNR
-                   in the middle of the schedule                                      ~50 dB on tiny SVD)
+                   few steps (spatial every 2nd, temporal 3rd, cross 5th step)        little
+                   in the middle of the schedule
 ``"deepcache"``    DeepCache (U-Nets): on 2 of every 3 steps in the middle of the      faster; the deep features
                    schedule only the shallow branch runs (conv_in, first down block,  lag up to 2 steps
                    last up block) on the deep features kept from the last full step   (``cache_interval``)
@@ -22,7 +22,7 @@ switch             what it does                                                 
                    the conditional half and re-use the last (cond - uncond)           guidance difference lags
                    difference; combines with ``deepcache``                            up to N-1 steps
 ``compile``        ``torch.compile`` of the repeated blocks (one compiled block,       pays off on GPUs; on CPU
-                   re-used), else of the whole denoiser                               compiling costs ~90 s
+                   re-used), else of the whole denoiser                               compiling takes long
 ``fp8_storage``    layerwise casting: weights stored as float8_e4m3fn, cast to the    ~half the weight memory
                    compute dtype per layer as it runs                                 of bf16; tiny drift
 ``quantize``       quantized loading of the denoiser: ``torchao-int8`` (int8           needs torchao (extra

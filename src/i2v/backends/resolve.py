@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidRequestError
-from ..imaging import snap_size
+from ..io.images import snap_size
 from ..types import GenerationRequest, ModelDefaults, ResolvedSettings
 
 MAX_SEED = 2**63 - 1
@@ -127,7 +127,7 @@ def fill_size(defaults: ModelDefaults, request: GenerationRequest, notices: list
 
 def image_size(image) -> tuple[int, int]:
     """(width, height) of the request's image, after EXIF orientation (validated like any input)."""
-    from ..imaging import load_image
+    from ..io.images import load_image
 
     if isinstance(image, Image.Image):
         return image.size

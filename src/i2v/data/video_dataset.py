@@ -23,6 +23,7 @@ import av
 import numpy as np
 import torch
 from PIL import Image
+
 from ..errors import DatasetError
 
 __all__ = [

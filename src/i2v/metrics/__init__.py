@@ -7,11 +7,10 @@ camera-motion class. ``frechet``: Fréchet distance (FID/FVD) without scipy. ``l
 imported here): CLIP, DINO and I3D metrics from local weights.
 """
 
-from .fidelity import first_frame_psnr, psnr, temporal_flicker
 from .camera import CAMERA_CLASSES, camera_motion_class
+from .fidelity import first_frame_psnr, psnr, temporal_flicker
 from .first_frame import fidelity_drift, first_frame_fidelity, ssim
-from .flow import (dynamic_degree_cv, mean_flow_magnitude, motion_smoothness_cv, optical_flow, video_flow,
-                   warping_error)
+from .flow import dynamic_degree_cv, mean_flow_magnitude, motion_smoothness_cv, optical_flow, video_flow, warping_error
 from .frechet import frechet_distance, frechet_distance_from_features, gaussian_stats, sqrtm_psd
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Frame fidelity metrics: PSNR, first-frame PSNR against the input image, temporal flicker.
 
 Pure functions over uint8 frames shaped ``(T, H, W, 3)`` (images ``(H, W, 3)``), the frame
-convention of ``video_io``. Nothing here needs a model.
+convention of ``i2v.io.video``. Nothing here needs a model.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from ..imaging import fit_image
+from ..io.images import fit_image
 
 
 def _as_uint8(x, name: str) -> np.ndarray:
@@ -55,7 +55,7 @@ def first_frame_psnr(frames, image) -> float:
     """PSNR of the video's first frame against the conditioning image.
 
     ``image`` is an ``(H, W, 3)`` uint8 array or a PIL image; when the sizes differ it is fitted to
-    the video as generation fits it (``i2v.imaging.fit_image``: resize to cover, then centre-crop),
+    the video as generation fits it (``i2v.io.images.fit_image``: resize to cover, then centre-crop),
     so an image of another aspect ratio is compared with the part the model was given.
     """
     frames = _as_video(frames)

@@ -4,7 +4,7 @@ An image-to-video model is asked to start from the input image, so frame 0 shoul
 it (PSNR, SSIM against the image fitted to the video), and the later frames show how far the
 clip drifts from it over time (one PSNR and SSIM per frame). Pure functions over uint8 frames
 ``(T, H, W, 3)``; the image is ``(H, W, 3)`` uint8 or a PIL image, fitted to the video's size
-exactly as generation fits it (``i2v.imaging.fit_image``: cover, then centre-crop), so that an
+exactly as generation fits it (``i2v.io.images.fit_image``: cover, then centre-crop), so that an
 image of another aspect ratio is compared with the part of it the model was given (as
 ``fidelity.first_frame_psnr`` does).
 """
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..imaging import fit_image
+from ..io.images import fit_image
 from .fidelity import psnr
 
 # Wang, Bovik, Sheikh & Simoncelli 2004: 11-tap Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03.
@@ -44,7 +44,7 @@ def _as_video(frames) -> np.ndarray:
 
 def fit_to_video(image, height: int, width: int) -> np.ndarray:
     """The input image as ``(height, width, 3)`` uint8, fitted as generation fits it
-    (``i2v.imaging.fit_image``: resize to cover, then centre-crop; unchanged when sizes match)."""
+    (``i2v.io.images.fit_image``: resize to cover, then centre-crop; unchanged when sizes match)."""
     img = _as_image(image, "image")
     if img.ndim != 3 or img.shape[-1] != 3:
         raise ValueError(f"image must be shaped (H, W, 3), got {img.shape}")

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .frechet import frechet_distance_from_features
 from ..errors import WeightsError
+from .frechet import frechet_distance_from_features
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -104,9 +104,12 @@ class I2VPipeline(DiffusionPipeline):
             if image.shape[-3:] != (3, height, width):
                 raise ValueError(f"image tensor must be (3, {height}, {width}), got {tuple(image.shape)}")
             return image.reshape(1, 3, height, width).float()
-        from ..imaging import fit_image, load_image
+        if isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (width, height):
+            fitted = image  # already loaded and fitted (what ImageToVideoGenerator hands over)
+        else:
+            from ..io.images import fit_image, load_image
 
-        fitted, _ = fit_image(load_image(image), width, height)
+            fitted, _ = fit_image(load_image(image), width, height)
         arr = np.asarray(fitted)  # (H, W, 3) uint8
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
 

@@ -31,7 +31,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
                   dtype: str | None = None, scheduler: str | None = None,
                   guidance_scale: float | None = None, phrasing: str = "heldout", first_case: int = 0) -> dict:
     from ..api import GenerationRequest, ImageToVideoGenerator
-    from ..contact_sheet import contact_sheet
+    from ..io.contact_sheet import contact_sheet
     from .scenes import render
     from ..evaluate import motion_metrics
     from .scoring import heldout_cases, score_case, summarise

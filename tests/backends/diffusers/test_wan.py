@@ -10,7 +10,7 @@ from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.errors import InvalidRequestError
 from i2v.cli import main
 from i2v.registry import resolve_model
-from i2v.video_io import probe_video
+from i2v.io.video import probe_video
 
 from ..tiny_components import sidecar
 

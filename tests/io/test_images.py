@@ -1,4 +1,4 @@
-"""Input-image loading, validation and fitting in i2v.imaging (inputs built with Pillow/numpy)."""
+"""Input-image loading, validation and fitting in i2v.io.images (inputs built with Pillow/numpy)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from i2v.imaging import (
+from i2v.io.images import (
     MAX_IMAGE_PIXELS,
     CorruptImageError,
     FitReport,
@@ -240,7 +240,7 @@ def test_snap_size():
 
 
 def test_jpeg_with_truncated_header_is_corrupt(tmp_path):
-    from i2v.imaging import CorruptImageError, load_image
+    from i2v.io.images import CorruptImageError, load_image
 
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")

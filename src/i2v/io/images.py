@@ -18,8 +18,15 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from .errors import (CorruptImageError, ImageInputError, ImageNotFoundError, ImageTooLargeError, ImageTooSmallError,
-                     NotAnImageError)
+
+from ..errors import (
+    CorruptImageError,
+    ImageInputError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    NotAnImageError,
+)
 
 __all__ = [
     "MAX_IMAGE_PIXELS",

@@ -41,7 +41,8 @@ from typing import Any
 import av
 import numpy as np
 from PIL import Image
-from .errors import CorruptVideoError, UnsupportedFormatError, VideoIOError
+
+from ..errors import CorruptVideoError, UnsupportedFormatError, VideoIOError
 
 __all__ = [
     "SUPPORTED_FORMATS",

@@ -1,4 +1,4 @@
-"""Round trips and failure modes of i2v.video_io (tiny clips written into tmp_path)."""
+"""Round trips and failure modes of i2v.io.video (tiny clips written into tmp_path)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2v import video_io
-from i2v.video_io import (
+from i2v.io import video as video_io
+from i2v.io.video import (
     CorruptVideoError,
     UnsupportedFormatError,
     VideoIOError,

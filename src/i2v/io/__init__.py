@@ -1,0 +1,1 @@
+"""Files in and out: input images (load, validate, fit), videos (read, write atomically), contact sheets."""
