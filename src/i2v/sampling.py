@@ -1,11 +1,12 @@
-"""Noise schedules and samplers for the embedded model, as small pure functions.
+"""Noise schedules, samplers and the training loss of the embedded model, as small pure functions.
 
 The embedded model is a rectified-flow model (Liu et al. 2022; Esser et al. 2024, "SD3"):
 ``x_sigma = (1 - sigma) * x0 + sigma * noise`` and the network predicts the velocity
 ``v = noise - x0``. A sampler integrates ``dx/dsigma = v`` from sigma = 1 (noise) to 0 (data).
 
 Every sampler has the k-diffusion signature ``(model, x, sigmas, extra_args, callback) -> x``
-where ``model(x, sigma, **extra_args) -> v``.
+where ``model(x, sigma, **extra_args) -> v``. Training regresses that velocity
+(``flow_matching_loss``) at noise levels drawn by ``sample_training_sigmas``.
 """
 
 from __future__ import annotations
@@ -121,3 +122,13 @@ def sample_training_sigmas(batch: int, generator: torch.Generator | None = None,
     at high noise, and shift 3 puts 39% of the draws above sigma 0.8 instead of 8%.
     """
     return time_shift(torch.sigmoid(torch.randn(batch, generator=generator)), shift)
+
+
+def flow_matching_loss(unet, latents, text, sigmas, noise) -> torch.Tensor:
+    """Velocity MSE on frames 1..T-1; frame 0 stays clean, as it is at generation time."""
+    # latents, noise: (B, C, T, h, w); sigmas: (B,)
+    x = add_noise(latents, noise, sigmas)
+    x[:, :, 0] = latents[:, :, 0]
+    v = unet(x, sigmas, latents[:, :, 0], text.states, text.pooled, text.mask)
+    target = noise - latents
+    return ((v.float() - target) ** 2)[:, :, 1:].mean()

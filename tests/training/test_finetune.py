@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from i2v.cli import main as cli_main
 from i2v.training import finetune
-from i2v.video_io import read_video, write_video
+from i2v.io.video import read_video, write_video
 
 from ..backends.tiny_components import build_svd
 

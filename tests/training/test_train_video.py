@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from i2v.training.finetune import TrainingSetupError
+from i2v.errors import TrainingSetupError
 from i2v.training.train_video import learning_rate_schedule, main
 
 
@@ -45,7 +45,7 @@ def test_killed_run_resumes_with_the_same_losses(tiny_vae_dir, tmp_path):
 def test_exported_model_generates_through_the_cli(tiny_vae_dir, tmp_path, sample_image_path):
     from i2v.cli import main as cli
     from i2v.training.export import export_model
-    from i2v.video_io import read_video
+    from i2v.io.video import read_video
 
     main(_args(tiny_vae_dir, tmp_path / "run"))
     model = export_model(tiny_vae_dir, tmp_path / "run" / "ema_unet", tmp_path / "model")

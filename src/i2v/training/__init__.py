@@ -1,1 +1,1 @@
-"""Training the embedded model: the autoencoder stage and the video denoiser stage."""
+"""Training: the embedded model's two stages (autoencoder, video denoiser) and fine-tuning on your own videos, on one shared loop."""

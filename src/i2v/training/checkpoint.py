@@ -3,7 +3,8 @@
 A checkpoint is a folder ``step_00001234/`` holding safetensors weights for each module,
 the optimizer / scheduler state (``torch.save`` of tensors and numbers only, read back with
 ``weights_only=True``) and ``state.json``. It is written to a temporary folder and renamed,
-so a run killed mid-save never leaves a half-written checkpoint behind.
+so a run killed mid-save never leaves a half-written checkpoint behind. Runs whose weights are
+sharded (FSDP / DeepSpeed) write accelerate's ``save_state`` into the same kind of folder.
 """
 
 from __future__ import annotations
@@ -87,18 +88,44 @@ def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module],
     return json.loads((path / "state.json").read_text()), states
 
 
-def rng_for_step(seed: int, step: int, process_index: int = 0) -> tuple[torch.Generator, int]:
-    """A generator (and a numpy seed) that depend only on (seed, step, process): batches and
-    noise are a pure function of the step, so a resumed run repeats the same losses."""
-    s = (seed * 1_000_003 + step * 7919 + process_index * 104_729) % (2**63 - 1)
-    return torch.Generator().manual_seed(s), s % (2**31)
+def checkpoint_to_resume(resume: str | Path | None, root: str | Path) -> Path | None:
+    """``--resume``: ``"latest"`` (the newest under ``root``, or none yet), a checkpoint folder, or None."""
+    if not resume:
+        return None
+    if resume == "latest":
+        return latest_checkpoint(root)
+    path = Path(resume)
+    if not (path / "state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint (no state.json)")
+    return path
 
 
-def truncate_log(path: Path, step: int, header: str) -> None:
-    """Drop log rows after ``step`` (written by a run that was killed before its next checkpoint)."""
-    if not path.exists():
-        path.write_text(header)
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",")[0]) <= step]
-    path.write_text("".join(kept))
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights being trained (all of them, or only the LoRA matrices)."""
+    return {k: v for k, v in model.named_parameters() if v.requires_grad}
+
+
+def save_sharded_checkpoint(accelerator, root: str | Path, step: int, lr_scheduler, info: dict, keep: int) -> None:
+    """``root/step_{step}`` for a run with sharded weights or optimizer state; call it on every process.
+
+    accelerate's ``save_state`` writes each process's shards; the folder is renamed once complete."""
+    root = Path(root)
+    tmp = root / f".tmp_{STEP_PREFIX}{step:08d}"
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        torch.save(lr_scheduler.state_dict(), tmp / "lr_scheduler.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **info}, indent=2))
+        final = root / f"{STEP_PREFIX}{step:08d}"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in list_checkpoints(root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_sharded_checkpoint(accelerator, path: str | Path, lr_scheduler) -> int:
+    """Load a ``save_sharded_checkpoint`` folder into the prepared objects (every process); return its step."""
+    path = Path(path)
+    accelerator.load_state(str(path))
+    lr_scheduler.load_state_dict(torch.load(path / "lr_scheduler.pt", weights_only=True))
+    return json.loads((path / "state.json").read_text())["step"]

@@ -17,18 +17,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import DatasetError, StaleCacheError
+
 MANIFEST = "manifest.json"
-
-
-class StaleCacheError(ValueError):
-    pass
 
 
 def build_clip_cache(trainable, dataset, folder: str | Path, clips_per_video: int, fingerprint: dict,
                      device, log=print) -> Path:
     """Encode ``clips_per_video`` evenly spaced clips of every video; resumes file by file."""
-    from ..data.video_dataset import DatasetError
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / MANIFEST

@@ -1,9 +1,10 @@
-"""Assemble trained parts into a model folder that ``i2v generate --model`` (and the package) loads.
+"""Model folders out of training: the EMA weights, a fine-tune's result, the assembled model.
 
     python -m i2v.training.export --vae runs/vae/final --unet runs/video/ema_unet \
         --out src/i2v/weights/i2v-tiny [--dtype fp16] [--shift S]
 
-The sampling time shift defaults to the one the denoiser was trained with, which
+assembles the two stages' parts into a model folder that ``i2v generate --model`` (and the
+package) loads. The sampling time shift defaults to the one the denoiser was trained with, which
 ``train_video`` records beside ``ema_unet`` as ``scheduler/scheduler_config.json``.
 """
 
@@ -12,9 +13,56 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+
+@contextmanager
+def ema_weights(ema, params: list[torch.nn.Parameter]):
+    """Inside the block ``params`` hold the EMA weights (what generation uses); the training weights
+    come back after it. ``ema=None``: the training weights as they are."""
+    if ema is None:
+        yield
+        return
+    ema.store(params)
+    ema.copy_to(params)
+    try:
+        yield
+    finally:
+        ema.restore(params)
+
+
+def export_ema(unet: torch.nn.Module, ema, folder: str | Path) -> None:
+    """save_pretrained the EMA weights without disturbing the training weights."""
+    with ema_weights(ema, list(unet.parameters())):
+        unet.save_pretrained(folder)
+
+
+def write_model_folder(save: Callable[[Path], None], folder: str | Path) -> None:
+    """Run ``save(tmp)`` into a temporary folder, then move its entries into ``folder``.
+
+    ``model_index.json`` moves last, so a folder that has one holds a complete model; other
+    entries of ``folder`` (checkpoints, logs, samples) are left alone."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".model_", dir=folder))
+    try:
+        save(tmp)
+        index = tmp / "model_index.json"
+        (folder / "model_index.json").unlink(missing_ok=True)
+        for entry in sorted(tmp.iterdir()):
+            if entry == index:
+                continue
+            target = folder / entry.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            entry.replace(target)
+        index.replace(folder / "model_index.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def training_shift(unet_dir: str | Path) -> float:

@@ -22,33 +22,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import json
-import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .accelerate_state import reset_accelerate_state
-from .checkpoint import (
-    STEP_PREFIX,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    rng_for_step,
-    save_checkpoint,
-    truncate_log,
-)
+from ..errors import TrainingSetupError
+from .export import ema_weights
+from .loop import CAPTION_DROPOUT, LoopConfig, Stage, is_sharded, make_accelerator, train
 
-CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 LR_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
-
-
-class TrainingSetupError(ValueError):
-    """A bad combination of options or a model that cannot be trained here."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -133,11 +116,11 @@ def load_trainable(args, device):
 
         if args.preset is not None and args.preset not in UNET_PRESETS:
             raise TrainingSetupError(f"unknown --preset {args.preset!r}; expected one of {sorted(UNET_PRESETS)}")
-        return I2VTrainable(spec.source, preset=args.preset, device=device)
+        return I2VTrainable.from_folder(spec.source, preset=args.preset, device=device)
     if spec.family == "svd":
         if args.preset:
             raise TrainingSetupError("--preset builds an i2v model from scratch; SVD is fine-tuned from its folder")
-        from ..backends.diffusers_common import local_model_folder
+        from ..backends.diffusers.loading import local_model_folder
         from .trainable_svd import SVDTrainable
 
         folder = Path(spec.source) if Path(spec.source).is_dir() else local_model_folder(spec.source)
@@ -147,16 +130,8 @@ def load_trainable(args, device):
                              f"fine-tuning {spec.family} is not supported")
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The weights being trained (all of them, or only the LoRA matrices)."""
-    return {k: v for k, v in model.named_parameters() if v.requires_grad}
-
-
 def main(argv=None) -> dict[int, float]:
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedType
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
 
     from ..data.video_dataset import VideoClipDataset
     from ..lora import add_lora, save_lora
@@ -166,22 +141,18 @@ def main(argv=None) -> dict[int, float]:
     out = Path(args.output_dir)
     lora = args.lora_rank is not None
     use_ema = (not lora) if args.ema is None else args.ema
-    mp = args.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     if args.report_to == "tensorboard":
         try:
             import tensorboard  # noqa: F401
         except ImportError as exc:
             raise TrainingSetupError("--report-to tensorboard needs `pip install tensorboard`") from exc
-    reset_accelerate_state()
-    accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=args.gradient_accumulation_steps,
-                              cpu=not torch.cuda.is_available(),
-                              log_with="tensorboard" if args.report_to == "tensorboard" else None,
-                              project_dir=str(out / "logs"))
+    accelerator = make_accelerator(args.mixed_precision, cpu_bf16=False,  # auto: bf16 on GPUs only
+                                   gradient_accumulation_steps=args.gradient_accumulation_steps,
+                                   log_with="tensorboard" if args.report_to == "tensorboard" else None,
+                                   project_dir=str(out / "logs"))
     device = accelerator.device
-    # FSDP / DeepSpeed shard weights or optimizer state: checkpoints go through accelerate's save_state
-    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    # FSDP / DeepSpeed shard weights or optimizer state: no EMA (a full copy), exports gather the weights
+    sharded = is_sharded(accelerator)
     if sharded and use_ema:
         if args.ema:
             raise TrainingSetupError("--ema keeps a full copy of sharded weights; not supported with FSDP/DeepSpeed")
@@ -193,7 +164,9 @@ def main(argv=None) -> dict[int, float]:
     model = trainable.model
     if lora:
         if getattr(model, "text_proj", None) is not None:
-            if args.text_conditioning and not (Path(trainable.folder) / "text_proj").is_dir():
+            from ..backends.diffusers.svd import TEXT_PROJ_FOLDER
+
+            if args.text_conditioning and not (trainable.folder / TEXT_PROJ_FOLDER).is_dir():
                 raise TrainingSetupError("--text-conditioning trains a new text projection: run it as a full "
                                          "fine-tune first, then train LoRAs on the result")
             model.text_proj.requires_grad_(False)
@@ -222,7 +195,7 @@ def main(argv=None) -> dict[int, float]:
                       + (" with aspect buckets" if args.aspect_buckets else ""))
     cache = None
     if args.cache_latents:
-        fingerprint = dict(model=str(Path(trainable.folder).resolve()), preset=args.preset, family=trainable.family,
+        fingerprint = dict(model=str(trainable.folder.resolve()), preset=args.preset, family=trainable.family,
                            data=str(Path(args.data).resolve()), num_frames=num_frames, stride=args.frame_stride,
                            size=[height, width], buckets=args.aspect_buckets, clips_per_video=args.clips_per_video)
         cache_dir = Path(args.cache_dir or out / "clip_cache")
@@ -232,7 +205,7 @@ def main(argv=None) -> dict[int, float]:
         accelerator.wait_for_everyone()
         cache = ClipCache(cache_dir, fingerprint)
 
-    def next_batch(rng: np.random.Generator) -> tuple[dict[str, torch.Tensor], list[str]]:
+    def batch(rng: np.random.Generator) -> tuple[dict[str, torch.Tensor], list[str]]:
         if cache is not None:
             cond, captions = cache.sample(rng, args.batch_size)
             cond = {k: v.to(device) for k, v in cond.items()}
@@ -243,51 +216,17 @@ def main(argv=None) -> dict[int, float]:
         captions = ["" if rng.random() < CAPTION_DROPOUT else c for c in captions]
         return cond, captions
 
-    # ---- 3. resume weights, wrap the model (DDP / FSDP / DeepSpeed), optimiser, schedule, EMA ----
-    step = 0
-    ckpt = latest_checkpoint(out / "checkpoints") if args.resume == "latest" else args.resume
-    ckpt = Path(ckpt) if ckpt else None
-    own_format = ckpt is not None and (ckpt / "trainable.safetensors").is_file()
-    if own_format:
-        state, states = load_checkpoint(ckpt, {"trainable": model}, strict=False)
+    def loss(model, batch, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+        cond, captions = batch
+        return trainable.loss(model, cond, captions, gen), {}
+
+    # ---- 3. the result in OUTPUT_DIR: the model folder (EMA weights) or the LoRA; validation videos ----
     export_copy = copy.deepcopy(model).cpu() if sharded else None  # full weights are gathered into it to export
-    model = accelerator.prepare(model)  # before the optimiser: FSDP replaces the parameters
-    params = [p for p in model.parameters() if p.requires_grad]
-    lr = args.learning_rate or (1e-4 if lora else 2e-5)
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=args.weight_decay)
-    # stepped once per optimiser step by this loop (not prepared: accelerate would step it once per process)
-    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
-                                 num_training_steps=args.max_steps)
-    ema = EMAModel(params, decay=args.ema_decay, use_ema_warmup=True) if use_ema else None
-    if own_format:
-        optimizer.load_state_dict(states["optimizer"])
-        lr_scheduler.load_state_dict(states["lr_scheduler"])
-        if ema is not None:
-            ema.load_state_dict(states["ema"])
-        step = state["step"]
-    optimizer = accelerator.prepare(optimizer)
-    if ckpt is not None and not own_format:  # written by accelerate's save_state (FSDP / DeepSpeed runs)
-        accelerator.load_state(str(ckpt))
-        lr_scheduler.load_state_dict(torch.load(ckpt / "lr_scheduler.pt", weights_only=True))
-        step = json.loads((ckpt / "state.json").read_text())["step"]
-    if ckpt is not None:
-        accelerator.print(f"resumed from {ckpt} at step {step}")
-    if ema is not None:
-        ema.to(device)
 
-    log_path = out / "loss_log.csv"
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        truncate_log(log_path, step, header="step,loss,lr,seconds\n")
-        if args.report_to == "tensorboard":
-            accelerator.init_trackers("i2v-train", config={k: v for k, v in vars(args).items()
-                                                           if isinstance(v, (int, float, str, bool))})
-
-    def export() -> None:
-        """The usable result in OUTPUT_DIR: the model folder (EMA weights) or the LoRA file.
-        Called on every process: gathering sharded weights is collective."""
+    def export(weights) -> None:
+        """Called on every process: gathering sharded weights is collective."""
         if sharded:
-            full = accelerator.get_state_dict(model)
+            full = accelerator.get_state_dict(weights.model)
             if not accelerator.is_main_process:
                 return
             export_copy.load_state_dict(full, strict=False)
@@ -295,104 +234,45 @@ def main(argv=None) -> dict[int, float]:
         elif not accelerator.is_main_process:
             return
         else:
-            target = accelerator.unwrap_model(model)
+            target = accelerator.unwrap_model(weights.model)
         if lora:
             save_lora(getattr(target, "unet", target), out)  # SVDDenoiser.unet or the i2v denoiser itself
             return
-        if ema is not None:
-            ema.store(params)
-            ema.copy_to(params)
-        try:
+        with ema_weights(weights.ema, weights.params):
             trainable.save_model(target, out)
-        finally:
-            if ema is not None:
-                ema.restore(params)
 
-    def write_checkpoint(at_step: int) -> None:
-        info = {"num_processes": accelerator.num_processes, "lora_rank": args.lora_rank, "model": args.model,
-                "family": trainable.family}
-        root = out / "checkpoints"
-        if sharded:  # accelerate writes each process's shards; the folder is renamed once complete
-            tmp = root / f".tmp_{STEP_PREFIX}{at_step:08d}"
-            accelerator.save_state(str(tmp))
-            if accelerator.is_main_process:
-                torch.save(lr_scheduler.state_dict(), tmp / "lr_scheduler.pt")
-                (tmp / "state.json").write_text(json.dumps({"step": at_step, **info}, indent=2))
-                final = root / f"{STEP_PREFIX}{at_step:08d}"
-                if final.exists():
-                    shutil.rmtree(final)
-                os.replace(tmp, final)
-                for old in list_checkpoints(root)[:-args.keep_checkpoints]:
-                    shutil.rmtree(old, ignore_errors=True)
-        elif accelerator.is_main_process:
-            save_checkpoint(root, at_step, {"trainable": trainable_state(accelerator.unwrap_model(model))},
-                            {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
-                             **({"ema": ema.state_dict()} if ema is not None else {})},
-                            info=info, keep=args.keep_checkpoints)
-
-    # ---- 4. loop ----
-    losses: dict[int, float] = {}
-    t0 = time.time()
-    accum = args.gradient_accumulation_steps
-    while step < args.max_steps:
-        total = 0.0
-        for micro in range(accum):
-            # a pure function of (seed, step, micro-step, process): resuming repeats the same batches
-            gen, np_seed = rng_for_step(args.seed, step * accum + micro, accelerator.process_index)
-            cond, captions = next_batch(np.random.default_rng(np_seed))
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    loss = trainable.loss(model, cond, captions, gen)
-                every = accelerator.gather(loss.detach().float().reshape(1))  # (num_processes,)
-                if not torch.isfinite(every).all():  # every process stops together, before any update
-                    raise FloatingPointError(f"non-finite loss {every.tolist()} at step {step + 1}; no "
-                                             "checkpoint written for it (lower --learning-rate, try bf16 "
-                                             "instead of fp16, or resume from the last checkpoint)")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(params, args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            total += every.mean().item() / accum
-        lr_scheduler.step()
-        if ema is not None:
-            ema.step(params)
-        step += 1
-        losses[step] = total
-
-        if accelerator.is_main_process:
-            with log_path.open("a", newline="") as f:
-                csv.writer(f).writerow([step, f"{total:.6f}", f"{lr_scheduler.get_last_lr()[0]:.3e}",
-                                        f"{time.time() - t0:.1f}"])
-            if args.report_to == "tensorboard":
-                accelerator.log({"loss": total, "lr": lr_scheduler.get_last_lr()[0]}, step=step)
-            if step % 10 == 0 or step == 1:
-                accelerator.print(f"step {step}/{args.max_steps} loss {total:.4f} "
-                                  f"({(time.time() - t0) / len(losses):.2f} s/step)")
-        last = step == args.max_steps
-        checkpoint_now = step % args.checkpoint_every == 0 or last
-        validate_now = not args.no_validation and (last or (args.validation_every and
-                                                            step % args.validation_every == 0))
-        if checkpoint_now:
-            write_checkpoint(step)
-        if checkpoint_now or validate_now:
-            export()
+    def after_step(step: int, checkpointed: bool, weights) -> None:
+        validate_now = not args.no_validation and (step == args.max_steps or (args.validation_every and
+                                                                              step % args.validation_every == 0))
+        if checkpointed or validate_now:
+            export(weights)
         if validate_now and accelerator.is_main_process:
             path = write_validation(args, dataset, out, step)
             accelerator.print(f"validation video: {path}")
-        accelerator.wait_for_everyone()
-        if args.stop_at_step is not None and step >= args.stop_at_step:
-            break
 
-    check_replicas_in_sync(accelerator, params)
-    if accelerator.num_processes > 1:
-        # gloo's worker thread frees finished collectives (and their tensors, which needs the GIL) after
-        # they complete; tearing DDP's process group down while it still does so deadlocks both threads.
-        accelerator.wait_for_everyone()
-        time.sleep(0.5)
-        del model, optimizer, params
-    accelerator.end_training()  # also destroys the process group
-    return losses
+    # ---- 4. the loop ----
+    if args.report_to == "tensorboard" and accelerator.is_main_process:
+        accelerator.init_trackers("i2v-train", config={k: v for k, v in vars(args).items()
+                                                       if isinstance(v, (int, float, str, bool))})
+    stage = Stage(
+        model=model,
+        checkpoint_name="trainable",
+        optimizer=lambda params: torch.optim.AdamW(params, lr=args.learning_rate or (1e-4 if lora else 2e-5),
+                                                   weight_decay=args.weight_decay),
+        lr_schedule=lambda optimizer: get_scheduler(args.lr_scheduler, optimizer,
+                                                    num_warmup_steps=args.lr_warmup_steps,
+                                                    num_training_steps=args.max_steps),
+        batch=batch,
+        loss=loss,
+        after_step=after_step,
+        trainable_only=True,
+        checkpoint_info={"num_processes": accelerator.num_processes, "lora_rank": args.lora_rank,
+                         "model": args.model, "family": trainable.family},
+        ema_decay=args.ema_decay if use_ema else None,
+        ema_warmup=True,
+    )
+    return train(accelerator, stage, LoopConfig.from_args(args, keep_checkpoints=args.keep_checkpoints,
+                                                          max_grad_norm=args.max_grad_norm, print_every=10))
 
 
 def write_validation(args, dataset, out: Path, step: int) -> Path:
@@ -413,18 +293,6 @@ def write_validation(args, dataset, out: Path, step: int) -> Path:
                                        num_inference_steps=args.validation_steps,
                                        height=pixels.shape[0], width=pixels.shape[1]))
     return result.save(out / "validation" / f"step_{step:08d}.mp4")
-
-
-def check_replicas_in_sync(accelerator, params: list[torch.Tensor]) -> None:
-    """With several processes, every replica must hold the same weights after training."""
-    if accelerator.num_processes == 1:
-        return
-    checksum = torch.stack([p.detach().float().sum() for p in params]).sum().reshape(1)
-    every = accelerator.gather(checksum.to(accelerator.device))
-    if not torch.allclose(every, every[0].expand_as(every), rtol=1e-5, atol=1e-6):
-        raise RuntimeError(f"replicas diverged: weight checksums {every.tolist()}")
-    accelerator.print(f"replicas in sync: {accelerator.num_processes} processes, weight checksum "
-                      f"{every[0].item():.6f}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..world.scenes import HELDOUT_SEED_START, TRAVEL_RANGE, Scene, render, sample_scene
 from ..world.batches import frames_to_tensor
+from ..world.scenes import HELDOUT_SEED_START, TRAVEL_RANGE, Scene, render, sample_scene
 
 
 @torch.no_grad()

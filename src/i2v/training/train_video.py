@@ -2,12 +2,15 @@
 
     python -m i2v.training.train_video --vae runs/vae/final --output-dir runs/video --max-steps 20000
 
-One readable loop on accelerate: the same script runs on a laptop CPU or, unchanged, under
-``accelerate launch`` on GPUs. Rectified-flow objective with frame 0 held clean (it is the
-input image); EMA weights; atomic checkpoints every ``--checkpoint-every`` steps and exact
-resume with ``--resume latest``; a loss log (CSV) and sample clips in ``samples/``.
-The run records its noise-level shift (the preset's ``sigma_shift``) as a scheduler config in
-``OUTPUT_DIR/scheduler``, and the export step samples with it unless told otherwise:
+The shared loop (``loop.py``) on the network and objective ``i2v train --model i2v-tiny`` trains
+too (``trainable_i2v.py``): rectified-flow velocity with frame 0 held clean (it is the input
+image), here on cached latents of procedural clips whose captions are drawn afresh every step.
+EMA weights, exported to ``OUTPUT_DIR/ema_unet`` at every checkpoint; atomic checkpoints every
+``--checkpoint-every`` steps and exact resume with ``--resume latest``; a loss log (CSV) and
+sample clips in ``samples/``. The same script runs on a laptop CPU or, unchanged, under
+``accelerate launch`` on GPUs. The run records its noise-level shift (the preset's
+``sigma_shift``) as a scheduler config in ``OUTPUT_DIR/scheduler``, and the export step samples
+with it unless told otherwise:
 
     python -m i2v.training.export --vae runs/vae/final --unet runs/video/ema_unet --out MODEL
 """
@@ -15,20 +18,19 @@ The run records its noise-level shift (the preset's ``sigma_shift``) as a schedu
 from __future__ import annotations
 
 import argparse
-import csv
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import TrainingSetupError
+from ..models.unet import build_unet
 from ..world.captions import caption_scene
 from ..world.scenes import TRAVEL_RANGE, mirror_scene
-from ..models.unet import build_unet
-from ..sampling import add_noise, sample_training_sigmas
-from .accelerate_state import reset_accelerate_state
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_for_step, save_checkpoint, truncate_log
+from .export import export_ema
 from .latent_cache import build_latent_cache, load_latent_cache
+from .loop import CAPTION_DROPOUT, LoopConfig, Stage, make_accelerator, train
+from .trainable_i2v import I2VTrainable, load_unet
 
 PRESETS = {
     # name: denoiser preset, batch size, learning rate and its warmup steps, cached training clips,
@@ -41,7 +43,6 @@ PRESETS = {
     "test": dict(unet="test", batch=2, lr=1e-3, warmup=2, clips=8, travel=TRAVEL_RANGE, sigma_shift=1.0,
                  partial_reference=0.2, misnamed_colour=0.2),
 }
-CAPTION_DROPOUT = 0.1  # share of empty prompts, for classifier-free guidance
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -90,24 +91,10 @@ def learning_rate_schedule(optimizer, max_steps: int, cooldown_steps: int, warmu
                             num_training_steps=max_steps, decay_type="linear")
 
 
-def flow_matching_loss(unet, latents, text, sigmas, noise) -> torch.Tensor:
-    """Velocity MSE on frames 1..T-1; frame 0 stays clean, as it is at generation time."""
-    # latents, noise: (B, C, T, h, w); sigmas: (B,)
-    x = add_noise(latents, noise, sigmas)
-    x[:, :, 0] = latents[:, :, 0]
-    v = unet(x, sigmas, latents[:, :, 0], text.states, text.pooled, text.mask)
-    target = noise - latents
-    return ((v.float() - target) ** 2)[:, :, 1:].mean()
-
-
 def main(argv=None) -> dict:
-    from accelerate import Accelerator
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
-    from diffusers.training_utils import EMAModel
 
     from ..conditioning import MiniLMTextEncoder
-    from .finetune import TrainingSetupError
-    from .train_vae import _cpu_has_bf16
 
     args = parse_args(argv)
     preset = PRESETS[args.preset]
@@ -120,11 +107,7 @@ def main(argv=None) -> dict:
         raise TrainingSetupError(f"--cooldown-steps {args.cooldown_steps} does not fit in --max-steps "
                                  f"{args.max_steps} after {warmup} warmup steps")
     out = Path(args.output_dir)
-    mp = args.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() or _cpu_has_bf16() else "no"
-    reset_accelerate_state()
-    accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
+    accelerator = make_accelerator(args.mixed_precision)
     device = accelerator.device
 
     # ---- data: cached latents of training clips; captions drawn afresh every step ----
@@ -137,50 +120,23 @@ def main(argv=None) -> dict:
     all_latents, scenes = load_latent_cache(cache)  # (N, C, T, h, w) fp16
     text_encoder = MiniLMTextEncoder(device=device)
 
-    # ---- model, EMA, optimiser, schedule ----
+    # ---- model: a fresh denoiser of the preset (or --init-from), trained at the run's noise-level shift ----
     torch.manual_seed(args.seed)
     if args.init_from:
-        from ..models.unet import SpaceTimeUNet
-
-        init = Path(args.init_from)
-        unet = SpaceTimeUNet.from_pretrained(init / "unet" if (init / "unet").is_dir() else init, use_safetensors=True)
-        unet = unet.to(torch.float32)
+        unet = load_unet(args.init_from)
     else:
         unet = build_unet(preset["unet"], latent_channels=vae.config.latent_channels,
                           num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1])
-    ema = EMAModel(unet.parameters(), decay=args.ema_decay, model_cls=type(unet), model_config=unet.config)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
-    lr_scheduler = learning_rate_schedule(optimizer, args.max_steps, args.cooldown_steps, warmup)
-
-    # ---- resume ----
-    step = 0
-    ckpt = latest_checkpoint(out / "checkpoints") if args.resume == "latest" else args.resume
-    if ckpt:
-        state, states = load_checkpoint(ckpt, {"unet": unet})
-        optimizer.load_state_dict(states["optimizer"])
-        lr_scheduler.load_state_dict(states["lr_scheduler"])
-        ema.load_state_dict(states["ema"])
-        step = state["step"]
-        accelerator.print(f"resumed from {ckpt} at step {step}")
-    unet, optimizer = accelerator.prepare(unet, optimizer)
-    ema.to(device)
-
-    log_path = out / "loss_log.csv"
+    trainable = I2VTrainable(unet, vae, FlowMatchEulerDiscreteScheduler(shift=sigma_shift), text_encoder)
     if accelerator.is_main_process:
         (out / "samples").mkdir(parents=True, exist_ok=True)
-        truncate_log(log_path, step, header="step,loss,lr,seconds\n")
-        FlowMatchEulerDiscreteScheduler(shift=sigma_shift).save_pretrained(out / "scheduler")
+        trainable.scheduler.save_pretrained(out / "scheduler")
 
-    # ---- loop ----
-    losses: dict[int, float] = {}
-    t0 = time.time()
-    while step < args.max_steps:
-        # batch: a pure function of (seed, step, process), so resuming repeats it exactly
-        gen, np_seed = rng_for_step(args.seed, step, accelerator.process_index)
-        rng = np.random.default_rng(np_seed)
+    # ---- batch: cached clips, half of them mirrored, with fresh captions; loss: the trainable's ----
+    def batch(rng: np.random.Generator):
         idx = rng.integers(len(scenes), size=preset["batch"])
         flip = rng.random(preset["batch"]) < 0.5  # a mirrored clip is another valid clip
-        latents = all_latents[idx].float()
+        latents = all_latents[idx].float()  # (B, C, T, h, w)
         latents[flip] = latents[flip].flip(-1)
         captions = [
             "" if rng.random() < CAPTION_DROPOUT
@@ -189,56 +145,38 @@ def main(argv=None) -> dict:
                                p_misnamed_colour=preset["misnamed_colour"])
             for i, f in zip(idx, flip)
         ]
-        text = text_encoder.encode(captions).to(device)
-        latents = latents.to(device)
-        sigmas = sample_training_sigmas(len(idx), gen, shift=sigma_shift).to(device)
-        noise = torch.randn(latents.shape, generator=gen).to(device)
+        return latents.to(device), trainable.encode_text(captions, device)
 
-        with accelerator.autocast():
-            loss = flow_matching_loss(unet, latents, text, sigmas, noise)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}; no checkpoint written")
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(accelerator.unwrap_model(unet).parameters())
-        step += 1
-        losses[step] = loss.item()
+    def loss(model, batch, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+        latents, text = batch
+        return trainable.velocity_loss(model, latents, text, gen), {}
 
-        if accelerator.is_main_process:
-            with log_path.open("a", newline="") as f:
-                csv.writer(f).writerow([step, f"{loss.item():.6f}", f"{lr_scheduler.get_last_lr()[0]:.3e}",
-                                        f"{time.time() - t0:.1f}"])
-            if step % 50 == 0:
-                recent = [losses[s] for s in range(max(1, step - 49), step + 1) if s in losses]
-                accelerator.print(f"step {step} loss {np.mean(recent):.4f} ({(time.time() - t0) / len(losses):.2f} s/step)")
-            if step % args.checkpoint_every == 0 or step == args.max_steps:
-                save_checkpoint(out / "checkpoints", step, {"unet": accelerator.unwrap_model(unet)},
-                                {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
-                                 "ema": ema.state_dict()})
-                export_ema(accelerator.unwrap_model(unet), ema, out / "ema_unet")
-            if step % args.sample_every == 0:
-                write_samples(out / "ema_unet", args.vae, out / "samples" / f"step_{step:08d}.png", text_encoder,
-                              shift=sigma_shift)
-        accelerator.wait_for_everyone()
-        if args.stop_at_step is not None and step >= args.stop_at_step:
-            return losses
-    return losses
+    # ---- export: the EMA denoiser at every checkpoint; a contact sheet every --sample-every steps ----
+    def after_step(step: int, checkpointed: bool, weights) -> None:
+        if not accelerator.is_main_process:
+            return
+        if checkpointed:
+            export_ema(accelerator.unwrap_model(weights.model), weights.ema, out / "ema_unet")
+        if step % args.sample_every == 0:
+            write_samples(out / "ema_unet", args.vae, out / "samples" / f"step_{step:08d}.png", text_encoder,
+                          shift=sigma_shift)
 
-
-def export_ema(unet, ema, folder: Path) -> None:
-    """save_pretrained the EMA weights (what generation uses) without disturbing training weights."""
-    ema.store(unet.parameters())
-    ema.copy_to(unet.parameters())
-    unet.save_pretrained(folder)
-    ema.restore(unet.parameters())
+    stage = Stage(
+        model=unet,
+        checkpoint_name="unet",
+        optimizer=lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=0.01),
+        lr_schedule=lambda optimizer: learning_rate_schedule(optimizer, args.max_steps, args.cooldown_steps, warmup),
+        batch=batch,
+        loss=loss,
+        after_step=after_step,
+        ema_decay=args.ema_decay,
+    )
+    return train(accelerator, stage, LoopConfig.from_args(args))
 
 
 def write_samples(unet_dir: Path, vae_dir: str, path: Path, text_encoder, shift: float = 1.0) -> None:
     """A PNG contact sheet of held-out cases generated with the current EMA weights."""
-    from ..contact_sheet import contact_sheet
+    from ..io.contact_sheet import contact_sheet
     from ..pipelines.pipeline_i2v import I2VPipeline
 
     pipe = I2VPipeline.from_parts(unet_dir, vae_dir, shift=shift, text_encoder=text_encoder)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..models.text_projection import TextProjection, svd_encoder_states
+from .export import write_model_folder
 
 P_MEAN, P_STD = 0.7, 1.6  # log-normal training sigmas
 NOISE_AUG_MEAN, NOISE_AUG_STD = -3.0, 0.5  # log-normal conditioning noise, around SVD's default 0.02..0.1
@@ -51,7 +52,7 @@ class SVDTrainable:
                  motion_bucket_id: int = 127):
         from diffusers import StableVideoDiffusionPipeline
 
-        from ..backends.svd import TEXT_PROJ_FOLDER
+        from ..backends.diffusers.svd import TEXT_PROJ_FOLDER
 
         self.folder = Path(folder)
         pipe = StableVideoDiffusionPipeline.from_pretrained(str(self.folder), use_safetensors=True,
@@ -77,7 +78,6 @@ class SVDTrainable:
         self.num_frames = pipe.unet.config.num_frames
         self.height = self.width = pipe.unet.config.sample_size * vae_scale
         self.size_multiple = vae_scale * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
-        self.default_fps = 7.0
 
     # ---- frozen encoders ----
     @torch.no_grad()
@@ -134,8 +134,7 @@ class SVDTrainable:
     # ---- output ----
     def save_model(self, model: SVDDenoiser, folder: str | Path) -> None:
         """A complete SVD folder (``i2v generate --model FOLDER``); ``text_proj/`` when text-guided."""
-        from ..backends.svd import TEXT_PROJ_FOLDER
-        from .trainable_i2v import write_model_folder
+        from ..backends.diffusers.svd import TEXT_PROJ_FOLDER
 
         def save(tmp: Path) -> None:
             components = {**self.pipe.components, "unet": model.unet}
