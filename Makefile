@@ -52,4 +52,4 @@ $(TRAIN_STAMP): $(STAMP)
 	touch $(TRAIN_STAMP)
 
 photos: $(TRAIN_STAMP)
-	$(PY) -m i2v.world.photos.sources --out $(PHOTOS_DIR)
+	$(PY) -m i2v.world.photos.sources --install --out $(PHOTOS_DIR)

@@ -35,3 +35,51 @@ def test_killed_run_resumes_with_the_same_losses(tmp_path):
     for step, loss in resumed.items():
         assert loss == pytest.approx(expected[step], rel=1e-5)
     assert _losses(killed) == pytest.approx(expected, rel=1e-5)  # the log has no duplicate rows
+
+
+def fake_photo_folder(root):
+    """A gathered-photos folder (manifest + train/heldout files) with procedural 'photos'."""
+    import json
+
+    from PIL import Image
+
+    from i2v.world.photos.procedural import fractal_noise
+
+    images = []
+    for i, split in enumerate(["train", "train", "heldout"]):
+        path = root / split / f"p{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(fractal_noise(i, 96, 128)).save(path)
+        images.append({"file": f"{split}/p{i}.png", "split": split})
+    (root / "manifest.json").write_text(json.dumps({"images": images}))
+    return root
+
+
+def test_photos_mix_and_anchored_fine_tune(tmp_path):
+    from i2v.models.autoencoder import build_autoencoder
+
+    torch.manual_seed(1)
+    build_autoencoder("test").save_pretrained(tmp_path / "init")
+    photos = fake_photo_folder(tmp_path / "photos")
+    args = ["--output-dir", str(tmp_path / "run"), "--photos", str(photos), "--init-from", str(tmp_path / "init"),
+            "--anchor-weight", "1.0", "--learning-rate", "1e-3", "--warmup-steps", "1"] + ARGS
+    losses = main(args)
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    with open(tmp_path / "run" / "loss_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert float(rows[0]["anchor"]) == pytest.approx(0.0, abs=1e-6)  # step 1 starts at the initial encoder
+    assert float(rows[-1]["anchor"]) > 0  # and drifts as it learns
+    AutoencoderKL.from_pretrained(tmp_path / "run" / "final", use_safetensors=True)
+
+
+def test_mix_counts_and_bad_flags(tmp_path):
+    from i2v.errors import TrainingSetupError
+    from i2v.training.train_vae import mix_counts
+
+    assert mix_counts("0.25,0.6,0.15", 32) == (8, 19, 5)
+    assert sum(mix_counts("1,1,1", 32)) == 32
+    for bad in ("1,2", "a,b,c", "-1,1,1", "0,0,0"):
+        with pytest.raises(TrainingSetupError, match="--mix"):
+            mix_counts(bad, 32)
+    with pytest.raises(TrainingSetupError, match="--init-from"):
+        main(["--output-dir", str(tmp_path), "--anchor-weight", "1"] + ARGS)

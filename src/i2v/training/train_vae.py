@@ -1,6 +1,15 @@
-"""Stage 1: train the embedded model's autoencoder on frames of the procedural world.
+"""Stage 1: train the embedded model's autoencoder on frames of the procedural world, and photographs.
 
     python -m i2v.training.train_vae --output-dir runs/vae --max-steps 6000
+    python -m i2v.training.train_vae --output-dir runs/vae-photos --photos data/photos \
+        --init-from src/i2v/weights/i2v-tiny/vae --anchor-weight 1.0 --learning-rate 1e-4
+
+With ``--photos`` (a folder gathered by ``make photos``) every batch mixes crops of the shapes
+world, windows of the training photographs at random scales, and procedural images with natural
+statistics (``--mix``). ``--init-from`` fine-tunes an existing autoencoder; ``--anchor-weight``
+then keeps its latents of shapes-world frames where they were (an L2 pull of the encoder's means
+towards the initial encoder's, in units of the latents' spread), so that a denoiser trained on the
+old latents keeps working on the shapes world while the autoencoder learns photographs.
 
 The shared loop (``loop.py``) on random crops of rendered frames; at the end the autoencoder,
 its latent scaling factor calibrated on world frames, is saved to ``OUTPUT_DIR/final``.
@@ -11,12 +20,14 @@ Runs unchanged under ``accelerate launch`` (one process per device). Checkpoints
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import TrainingSetupError
 from ..models.autoencoder import build_autoencoder
 from ..world.batches import frame_crops
 from .loop import LoopConfig, Stage, make_accelerator, train
@@ -32,6 +43,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", required=True)
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--photos", default=None, metavar="DIR", help="gathered photographs (make photos) to mix in")
+    p.add_argument("--mix", default="0.25,0.6,0.15", metavar="S,P,Q",
+                   help="with --photos: shares of shapes-world crops, photo windows and procedural images")
+    p.add_argument("--init-from", default=None, metavar="VAE_DIR", help="fine-tune this autoencoder folder")
+    p.add_argument("--anchor-weight", type=float, default=0.0,
+                   help="with --init-from: keep shapes-world latents near the initial encoder's")
+    p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate (default: the preset's)")
+    p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--max-steps", type=int, default=6000)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
@@ -40,6 +59,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
     p.add_argument("--stop-at-step", type=int, default=None, help="exit after this step as if killed (tests)")
     return p.parse_args(argv)
+
+
+def mix_counts(mix: str, total: int) -> tuple[int, int, int]:
+    """``"S,P,Q"`` shares -> crop counts (shapes, photos, procedural) summing to ``total``."""
+    try:
+        shares = [float(x) for x in mix.split(",")]
+    except ValueError:
+        shares = []
+    if len(shares) != 3 or min(shares) < 0 or sum(shares) <= 0:
+        raise TrainingSetupError(f"--mix must be three non-negative shares S,P,Q, got {mix!r}")
+    counts = [int(round(total * x / sum(shares))) for x in shares]
+    counts[1] += total - sum(counts)  # rounding goes to the photos
+    return counts[0], counts[1], counts[2]
 
 
 def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -54,16 +86,47 @@ def main(argv=None) -> dict:
     out = Path(args.output_dir)
     accelerator = make_accelerator(args.mixed_precision)
 
-    # ---- model ----
+    # ---- model: a fresh autoencoder of the preset, or the one to fine-tune (and a frozen copy as anchor) ----
     torch.manual_seed(args.seed)
-    vae = build_autoencoder(preset["vae"])
+    if args.anchor_weight and not args.init_from:
+        raise TrainingSetupError("--anchor-weight keeps the latents of an --init-from autoencoder; give --init-from")
+    if args.init_from:
+        from diffusers import AutoencoderKL
 
-    # ---- batch: crops of rendered frames; loss: reconstruction plus a small KL ----
-    def batch(rng: np.random.Generator) -> torch.Tensor:
-        x = frame_crops(rng, preset["scenes"], preset["per_scene"], preset["crop"], 128)
-        return x.to(accelerator.device)  # (N, 3, crop, crop)
+        vae = AutoencoderKL.from_pretrained(args.init_from, use_safetensors=True, torch_dtype=torch.float32)
+    else:
+        vae = build_autoencoder(preset["vae"])
+    anchor = None
+    if args.anchor_weight:
+        anchor = copy.deepcopy(vae.encoder).requires_grad_(False).eval().to(accelerator.device)
+        anchor_quant = copy.deepcopy(vae.quant_conv).requires_grad_(False).eval().to(accelerator.device)
 
-    def loss(model, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+    # ---- batch: crops of rendered frames, and with --photos photo windows and procedural images ----
+    total = preset["scenes"] * preset["per_scene"]
+    if args.photos:
+        from ..world.photos.batches import load_photos, photo_crops, procedural_crops
+
+        n_shapes, n_photos, n_procedural = mix_counts(args.mix, total)
+        photos = load_photos(args.photos, "train")
+        accelerator.print(f"{len(photos)} training photos; per step {n_shapes} shapes-world crops, {n_photos} photo "
+                          f"windows, {n_procedural} procedural images")
+    else:
+        n_shapes, n_photos, n_procedural = total, 0, 0
+
+    def batch(rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        parts = []
+        if n_shapes:
+            per_scene = preset["per_scene"]
+            parts.append(frame_crops(rng, -(-n_shapes // per_scene), per_scene, preset["crop"], 128)[:n_shapes])
+        if n_photos:
+            parts.append(photo_crops(rng, photos, n_photos, preset["crop"]))
+        if n_procedural:
+            parts.append(procedural_crops(rng, n_procedural, preset["crop"]))
+        return torch.cat(parts).to(accelerator.device), n_shapes  # (N, 3, crop, crop); shapes crops first
+
+    # ---- loss: reconstruction plus a small KL, and the anchor on shapes-world latents ----
+    def loss(model, batch: tuple[torch.Tensor, int], gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+        x, n_world = batch
         vae = accelerator.unwrap_model(model)
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen).to(x.device)
@@ -72,7 +135,15 @@ def main(argv=None) -> dict:
             rec = reconstruction_loss(recon.float(), x)
             kl = posterior.kl().mean() / x[0].numel()
             mse = ((recon.detach().float() - x) ** 2).mean()  # for the progress line's PSNR
-            return rec + args.kl_weight * kl, {"recon": rec.detach(), "kl": kl.detach(), "mse": mse}
+            total_loss = rec + args.kl_weight * kl
+            extras = {"recon": rec.detach(), "kl": kl.detach(), "mse": mse}
+            if anchor is not None and n_world:
+                with torch.no_grad():
+                    target = anchor_quant(anchor(x[:n_world])).chunk(2, dim=1)[0].float()  # (n, C, h, w) means
+                drift = ((posterior.mean[:n_world].float() - target) ** 2).mean() / target.var().clamp_min(1e-6)
+                total_loss = total_loss + args.anchor_weight * drift
+                extras["anchor"] = drift.detach()
+            return total_loss, extras
 
     # ---- export: the autoencoder with its latent scale, after the last step ----
     def finish(weights) -> None:
@@ -84,12 +155,12 @@ def main(argv=None) -> dict:
     stage = Stage(
         model=vae,
         checkpoint_name="vae",
-        optimizer=lambda params: torch.optim.AdamW(params, lr=preset["lr"], weight_decay=0.0),
-        lr_schedule=lambda optimizer: get_scheduler("cosine", optimizer, num_warmup_steps=200,
+        optimizer=lambda params: torch.optim.AdamW(params, lr=args.learning_rate or preset["lr"], weight_decay=0.0),
+        lr_schedule=lambda optimizer: get_scheduler("cosine", optimizer, num_warmup_steps=args.warmup_steps,
                                                     num_training_steps=args.max_steps),
         batch=batch,
         loss=loss,
-        log_columns={"recon": ".6f", "kl": ".4f"},
+        log_columns={"recon": ".6f", "kl": ".4f", **({"anchor": ".5f"} if anchor is not None else {})},
         report=lambda extras: f" psnr {-10 * math.log10(float(extras['mse']) / 4 + 1e-12):.2f} dB",
         finish=finish,
     )
