@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
-
 PHRASINGS = ("heldout", "train", "both")
 
 
@@ -31,9 +29,9 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
                   dtype: str | None = None, scheduler: str | None = None,
                   guidance_scale: float | None = None, phrasing: str = "heldout", first_case: int = 0) -> dict:
     from ..api import GenerationRequest, ImageToVideoGenerator
+    from ..evaluate import motion_metrics
     from ..io.contact_sheet import contact_sheet
     from .scenes import render
-    from ..evaluate import motion_metrics
     from .scoring import heldout_cases, score_case, summarise
 
     if phrasing not in PHRASINGS:
@@ -199,6 +197,11 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--world", default="shapes", choices=["shapes", "photos"],
+                   help="shapes: the procedural shapes world (default); photos: camera moves over the held-out "
+                        "photographs of --photos")
+    p.add_argument("--photos", default="data/photos", metavar="DIR",
+                   help="with --world photos: the folder `make photos` gathered (its held-out split is used)")
     p.add_argument("--model", "-m", default=None, help="model name or folder (default: the embedded i2v-tiny)")
     p.add_argument("--cases", type=int, default=48, help="number of held-out cases (motions cycled evenly)")
     p.add_argument("--first-case", type=int, default=0,
@@ -216,6 +219,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.world == "photos":
+        from .photos.benchmark import run_photo_benchmark
+        from .photos.benchmark import summary_markdown as photo_summary
+
+        report = run_photo_benchmark(args.model, args.photos, args.cases, args.out, args.seed, args.first_case,
+                                     args.num_inference_steps, args.device, dtype=args.dtype)
+        print(photo_summary(report["summary"]))
+        print(f"report: {Path(args.out) / 'report.json'}")
+        return 0
     report = run_benchmark(args.model, args.cases, args.out, args.seed, args.num_inference_steps, args.device,
                            dtype=args.dtype, scheduler=args.scheduler, guidance_scale=args.guidance_scale,
                            phrasing=args.phrasing, first_case=args.first_case)

@@ -17,11 +17,19 @@ import math
 
 import numpy as np
 
+from ..metrics.fidelity import first_frame_psnr, temporal_flicker
 from .captions import caption_scene
 from .scenes import (
-    CAMERA_PANS, COLOURS, MOTION_CATEGORIES, MOTION_WEIGHTS, OBJECT_DIRECTIONS, Scene, heldout_seed, render, sample_scene,
+    CAMERA_PANS,
+    COLOURS,
+    MOTION_CATEGORIES,
+    MOTION_WEIGHTS,
+    OBJECT_DIRECTIONS,
+    Scene,
+    heldout_seed,
+    render,
+    sample_scene,
 )
-from ..metrics.fidelity import first_frame_psnr, temporal_flicker
 from .tracking import DEFAULT_TOL, ObjectTrack, estimate_camera_motion, track_objects
 
 CATEGORIES = ("object_direction", "object_scale", "still", "camera_pan", "camera_zoom")

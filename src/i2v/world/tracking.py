@@ -170,7 +170,8 @@ def estimate_camera_motion(frames, *, max_corners: int = 200, min_points: int = 
       steps, e.g. a flat frame with nothing on it, count as identity);
     - ``step_translation`` (T-1, 2), ``step_scale`` (T-1,), ``step_ok`` (T-1,): per-step values;
       ``step_method``: per step ``"features"``, ``"phase"`` (translation only) or ``"none"``;
-    - ``matrix``: the composed 3x3 transform from frame 0 pixels to last-frame pixels.
+    - ``matrix``: the composed 3x3 transform from frame 0 pixels to last-frame pixels;
+      ``matrices`` (T, 3, 3): the composed transform from frame 0 to each frame.
     """
     frames = _as_video(frames)
     t, h, w = frames.shape[:3]
@@ -183,6 +184,7 @@ def estimate_camera_motion(frames, *, max_corners: int = 200, min_points: int = 
     step_method = ["none"] * max(t - 1, 0)
     window = cv2.createHanningWindow((w, h), cv2.CV_32F)
     points = []
+    matrices = [total.copy()]
     for k in range(t - 1):
         m, n = _step_transform(grey[k], grey[k + 1], max_corners, min_points)
         points.append(n)
@@ -191,9 +193,11 @@ def estimate_camera_motion(frames, *, max_corners: int = 200, min_points: int = 
             m = _phase_shift(grey[k], grey[k + 1], window, min_phase_response)
             step_method[k] = "phase" if m is not None else "none"
         if m is None:
+            matrices.append(total.copy())
             continue
         step = np.vstack([m, [0.0, 0.0, 1.0]])
         total = step @ total
+        matrices.append(total.copy())
         step_translation[k] = (step @ centre)[:2] - centre[:2]
         step_scale[k] = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
         step_ok[k] = True
@@ -211,4 +215,5 @@ def estimate_camera_motion(frames, *, max_corners: int = 200, min_points: int = 
         "step_ok": step_ok,
         "step_method": step_method,
         "matrix": total,
+        "matrices": np.stack(matrices) if t > 0 else np.zeros((0, 3, 3)),
     }
