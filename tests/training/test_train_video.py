@@ -129,3 +129,32 @@ def test_bad_learning_rate_or_warmup_is_refused_before_anything_is_written(tiny_
     with pytest.raises(TrainingSetupError, match="--learning-rate must be > 0"):
         main(_args(tiny_vae_dir, tmp_path / "run") + flags)
     assert not (tmp_path / "run").exists()
+
+
+def test_photo_clips_join_the_batches(tiny_vae_dir, tmp_path):
+    from .test_train_vae import fake_photo_folder
+
+    photos = fake_photo_folder(tmp_path / "photos")
+    losses = main(_args(tiny_vae_dir, tmp_path / "run") + ["--photos", str(photos), "--photo-clips", "3",
+                                                           "--photo-share", "0.5"])
+    assert len(losses) == 4 and np.isfinite(list(losses.values())).all()
+    from i2v.training.latent_cache import load_latent_cache, load_shards
+
+    latents, records = load_shards(tmp_path / "run" / "photo_latents")
+    world, _ = load_latent_cache(tmp_path / "run" / "latents")
+    assert latents.shape[0] == 3 and latents.shape[1:] == world.shape[1:]  # same clip shape as the world's
+    assert {r["move"]["kind"] for r in records} and all(r["photo"] in (0, 1) for r in records)
+    with pytest.raises(TrainingSetupError, match="--photo-share"):
+        main(_args(tiny_vae_dir, tmp_path / "bad") + ["--photos", str(photos), "--photo-share", "0"])
+
+
+def test_photo_batch_mirrors_pans_and_captions_them():
+    from i2v.training.train_video import photo_batch
+
+    latents = torch.arange(2 * 4 * 2 * 2 * 3, dtype=torch.float16).reshape(2, 4, 2, 2, 3)
+    seen = set()
+    for seed in range(20):
+        batch, captions = photo_batch(np.random.default_rng(seed), latents, ["pan_left", "zoom_in"], 4)
+        assert batch.shape == (4, 4, 2, 2, 3) and len(captions) == 4
+        seen |= {c for c in captions if "left" in c or "right" in c}
+    assert any("right" in c for c in seen) and any("left" in c for c in seen)  # mirrored pans say the other way

@@ -1,9 +1,9 @@
-"""A disk cache of autoencoder latents for procedural training clips.
+"""A disk cache of autoencoder latents for the training clips: shapes-world scenes and camera moves over photos.
 
 Encoding 16 frames through the autoencoder costs more than a denoiser training step, so the
-video stage encodes each training clip once. The cache is a folder of shards
+video stage encodes each training clip once. A cache is a folder of shards
 (``shard_00000.safetensors`` with ``latents`` (N, C, T, h, w) fp16, plus ``shard_00000.json``
-with the scenes); building resumes shard by shard.
+with what each clip is: its scene, or its photo and camera move); building resumes shard by shard.
 """
 
 from __future__ import annotations
@@ -30,36 +30,76 @@ def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
     return z.unflatten(0, (b, t)).permute(0, 2, 1, 3, 4)
 
 
+def write_shard(folder: Path, shard: int, latents: torch.Tensor, records: list[dict]) -> None:
+    """One shard: the records, then the latents; the .safetensors appears last, so a shard is complete or absent."""
+    path = folder / f"shard_{shard:05d}.safetensors"
+    (folder / f"shard_{shard:05d}.json").write_text(json.dumps(records))
+    tmp = path.with_suffix(".tmp")
+    save_file({"latents": latents.half().contiguous()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def encode_clips(vae, clips: list[np.ndarray]) -> torch.Tensor:
+    """(N, C, T, h, w) latents of N (T, H, W, 3) uint8 clips, eight at a time."""
+    latents = []
+    for chunk in range(0, len(clips), 8):
+        video = torch.stack([frames_to_tensor(c) for c in clips[chunk:chunk + 8]])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=video.device.type == "cpu"):
+            latents.append(encode_video(vae, video).float())
+    return torch.cat(latents)
+
+
 def build_latent_cache(vae, folder: str | Path, num_videos: int, seed: int = 0, shard_size: int = 256,
                        travel_range: tuple[float, float] = TRAVEL_RANGE, log=print) -> Path:
+    """Latents of ``num_videos`` training scenes of the shapes world."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     seeds = rng.integers(HELDOUT_SEED_START, size=num_videos)  # training scenes only
     for shard, start in enumerate(range(0, num_videos, shard_size)):
-        path = folder / f"shard_{shard:05d}.safetensors"
-        if path.exists():
+        if (folder / f"shard_{shard:05d}.safetensors").exists():
             continue
         scenes = [sample_scene(int(s), travel_range=travel_range) for s in seeds[start:start + shard_size]]
-        latents = []
-        for chunk in range(0, len(scenes), 8):
-            video = torch.stack([frames_to_tensor(render(s)) for s in scenes[chunk:chunk + 8]])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=video.device.type == "cpu"):
-                latents.append(encode_video(vae, video).float())
-        (folder / f"shard_{shard:05d}.json").write_text(json.dumps([s.to_dict() for s in scenes]))
-        tmp = path.with_suffix(".tmp")
-        save_file({"latents": torch.cat(latents).half().contiguous()}, str(tmp))
-        os.replace(tmp, path)  # the .safetensors appears last: a shard is complete or absent
+        write_shard(folder, shard, encode_clips(vae, [render(s) for s in scenes]), [s.to_dict() for s in scenes])
         log(f"latent cache: shard {shard} ({start + len(scenes)}/{num_videos} clips)")
     return folder
 
 
-def load_latent_cache(folder: str | Path) -> tuple[torch.Tensor, list[Scene]]:
+def build_photo_latent_cache(vae, folder: str | Path, photos: list[np.ndarray], num_clips: int, seed: int = 0,
+                             size: tuple[int, int] = (128, 128), shard_size: int = 128, log=print) -> Path:
+    """Latents of ``num_clips`` camera moves over the training ``photos`` (``world.photos.camera``):
+    each clip a random photo, motion and window, drawn from ``(seed, clip index)``."""
+    from ..world.photos.camera import render_camera_clip, sample_camera_move
+
     folder = Path(folder)
-    latents, scenes = [], []
+    folder.mkdir(parents=True, exist_ok=True)
+    for shard, start in enumerate(range(0, num_clips, shard_size)):
+        if (folder / f"shard_{shard:05d}.safetensors").exists():
+            continue
+        clips, records = [], []
+        for k in range(start, min(num_clips, start + shard_size)):
+            rng = np.random.default_rng([seed, k])
+            index = int(rng.integers(len(photos)))
+            move = sample_camera_move(rng, photos[index].shape, size)
+            clips.append(render_camera_clip(photos[index], move, size))
+            records.append({"photo": index, "move": move.to_dict()})
+        write_shard(folder, shard, encode_clips(vae, clips), records)
+        log(f"photo latent cache: shard {shard} ({start + len(records)}/{num_clips} clips)")
+    return folder
+
+
+def load_shards(folder: str | Path) -> tuple[torch.Tensor, list[dict]]:
+    """(N, C, T, h, w) fp16 latents and their records, from every complete shard of a cache."""
+    folder = Path(folder)
+    latents, records = [], []
     for path in sorted(folder.glob("shard_*.safetensors")):
         latents.append(load_file(str(path))["latents"])
-        scenes += [Scene.from_dict(d) for d in json.loads(path.with_suffix(".json").read_text())]
+        records += json.loads(path.with_suffix(".json").read_text())
     if not latents:
         raise FileNotFoundError(f"no latent shards in {folder}")
-    return torch.cat(latents), scenes
+    return torch.cat(latents), records
+
+
+def load_latent_cache(folder: str | Path) -> tuple[torch.Tensor, list[Scene]]:
+    latents, records = load_shards(folder)
+    return latents, [Scene.from_dict(d) for d in records]

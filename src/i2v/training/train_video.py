@@ -28,7 +28,7 @@ from ..models.unet import build_unet
 from ..world.captions import caption_scene
 from ..world.scenes import TRAVEL_RANGE, mirror_scene
 from .export import export_ema
-from .latent_cache import build_latent_cache, load_latent_cache
+from .latent_cache import build_latent_cache, build_photo_latent_cache, load_latent_cache, load_shards
 from .loop import CAPTION_DROPOUT, LoopConfig, Stage, make_accelerator, train
 from .trainable_i2v import I2VTrainable, load_unet
 
@@ -62,6 +62,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start from these denoiser weights (a unet folder, or a model folder such as the shipped "
                         "src/i2v/weights/i2v-tiny) instead of a fresh preset")
     p.add_argument("--cache-dir", default=None, help="latent cache folder (default: OUTPUT_DIR/latents)")
+    p.add_argument("--photos", default=None, metavar="DIR",
+                   help="gathered photographs (make photos): camera moves over them join the training clips")
+    p.add_argument("--photo-share", type=float, default=0.5, help="with --photos: share of each batch from photo clips")
+    p.add_argument("--photo-clips", type=int, default=4096, help="with --photos: camera-move clips to cache")
+    p.add_argument("--photo-cache-dir", default=None,
+                   help="with --photos: their latent cache (default: OUTPUT_DIR/photo_latents)")
     p.add_argument("--sigma-shift", type=float, default=None,
                    help="time shift of the training noise levels (default: the preset's); saved in "
                         "OUTPUT_DIR/scheduler so the exported model samples where training spent its steps")
@@ -103,6 +109,9 @@ def main(argv=None) -> dict:
     warmup = preset["warmup"] if args.warmup_steps is None else args.warmup_steps
     if not lr > 0 or warmup < 0:  # refused before any loading
         raise TrainingSetupError(f"--learning-rate must be > 0 and --warmup-steps >= 0, got {lr} and {warmup}")
+    if args.photos and not (0 < args.photo_share <= 1 and args.photo_clips > 0):
+        raise TrainingSetupError(f"--photo-share must be in (0, 1] and --photo-clips > 0, got {args.photo_share} "
+                                 f"and {args.photo_clips}")
     if args.cooldown_steps > args.max_steps - warmup:
         raise TrainingSetupError(f"--cooldown-steps {args.cooldown_steps} does not fit in --max-steps "
                                  f"{args.max_steps} after {warmup} warmup steps")
@@ -116,8 +125,20 @@ def main(argv=None) -> dict:
     if accelerator.is_main_process:
         build_latent_cache(vae, cache, preset["clips"], seed=args.seed, travel_range=preset["travel"],
                            log=accelerator.print)
+    photo_latents, photo_moves = None, []
+    if args.photos:  # camera moves over the training photos, cached the same way
+        from ..world.photos.batches import load_photos
+
+        photo_cache = Path(args.photo_cache_dir or out / "photo_latents")
+        if accelerator.is_main_process:
+            build_photo_latent_cache(vae, photo_cache, load_photos(args.photos, "train"), args.photo_clips,
+                                     seed=args.seed, log=accelerator.print)
     accelerator.wait_for_everyone()
     all_latents, scenes = load_latent_cache(cache)  # (N, C, T, h, w) fp16
+    if args.photos:
+        photo_latents, records = load_shards(photo_cache)  # (M, C, T, h, w) fp16
+        photo_moves = [r["move"]["kind"] for r in records]
+    n_photo = round(preset["batch"] * args.photo_share) if args.photos else 0
     text_encoder = MiniLMTextEncoder(device=device)
 
     # ---- model: a fresh denoiser of the preset (or --init-from), trained at the run's noise-level shift ----
@@ -134,8 +155,9 @@ def main(argv=None) -> dict:
 
     # ---- batch: cached clips, half of them mirrored, with fresh captions; loss: the trainable's ----
     def batch(rng: np.random.Generator):
-        idx = rng.integers(len(scenes), size=preset["batch"])
-        flip = rng.random(preset["batch"]) < 0.5  # a mirrored clip is another valid clip
+        n_world = preset["batch"] - n_photo
+        idx = rng.integers(len(scenes), size=n_world)
+        flip = rng.random(n_world) < 0.5  # a mirrored clip is another valid clip
         latents = all_latents[idx].float()  # (B, C, T, h, w)
         latents[flip] = latents[flip].flip(-1)
         captions = [
@@ -145,6 +167,10 @@ def main(argv=None) -> dict:
                                p_misnamed_colour=preset["misnamed_colour"])
             for i, f in zip(idx, flip)
         ]
+        if n_photo:
+            photo_latents_batch, photo_captions = photo_batch(rng, photo_latents, photo_moves, n_photo)
+            latents = torch.cat([latents, photo_latents_batch])
+            captions += photo_captions
         return latents.to(device), trainable.encode_text(captions, device)
 
     def loss(model, batch, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
@@ -172,6 +198,23 @@ def main(argv=None) -> dict:
         ema_decay=args.ema_decay,
     )
     return train(accelerator, stage, LoopConfig.from_args(args))
+
+
+def photo_batch(rng: np.random.Generator, latents: torch.Tensor, kinds: list[str], n: int
+                ) -> tuple[torch.Tensor, list[str]]:
+    """``n`` cached photo clips (B, C, T, h, w), half mirrored (a mirrored pan left is a pan right), with
+    fresh training captions of their camera motion."""
+    from ..world.photos.captions import caption_camera
+
+    idx = rng.integers(len(kinds), size=n)
+    flip = rng.random(n) < 0.5
+    batch = latents[idx].float()
+    batch[flip] = batch[flip].flip(-1)
+    mirrored = {"pan_left": "pan_right", "pan_right": "pan_left"}
+    captions = ["" if rng.random() < CAPTION_DROPOUT
+                else caption_camera(mirrored.get(kinds[i], kinds[i]) if f else kinds[i], rng, "train")
+                for i, f in zip(idx, flip)]
+    return batch, captions
 
 
 def write_samples(unet_dir: Path, vae_dir: str, path: Path, text_encoder, shift: float = 1.0) -> None:
