@@ -65,9 +65,9 @@ def test_a_new_family_module_is_all_it_takes(new_family, tmp_path):
     assert spec.family == "newfam" and registry.resolve_model("org/newfam-1b") is spec
     assert registry.FOLDER_CLASSES["NewImageToVideoPipeline"] == "newfam"
     assert memory_options(spec) == {"offload"}
-    check_acceleration(Acceleration(cache="pab"), "newfam")
+    check_acceleration(Acceleration(cache="pab"), registry.backend_class("newfam").family)
     with pytest.raises(InvalidRequestError, match="does not run on newfam"):
-        check_acceleration(Acceleration(cache="fbcache"), "newfam")
+        check_acceleration(Acceleration(cache="fbcache"), registry.backend_class("newfam").family)
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "model_index.json").write_text('{"_class_name": "NewImageToVideoPipeline"}')

@@ -11,7 +11,7 @@ is the dataclass API underneath it. Defaults (frames, size, fps, steps, guidance
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +74,18 @@ class ImageToVideoGenerator:
 
         timings: dict[str, float] = {}
         notices: list[str] = []
-        settings = self.backend.resolve(request, notices)  # validates before any heavy work
         t0 = time.perf_counter()
-        image, fit = fit_image(load_image(request.image), settings.width, settings.height)
+        loaded = replace(request, image=load_image(request.image))  # decoded once: sizing and fitting share it
+        timings["load_image"] = time.perf_counter() - t0
+        settings = self.backend.resolve(loaded, notices)  # validates before any heavy work
+        if self.backend.needs_memory_plan():  # --offload auto: the planner decides, as --dry-run prints
+            from .memory import plan_memory
+
+            self.backend.fetch()
+            plan = plan_memory(self.spec, settings, device=self.device, dtype=settings.extras.get("dtype"))
+            self.backend.follow_memory_plan(plan.options, settings, notices)
+        t0 = time.perf_counter()
+        image, fit = fit_image(loaded.image, settings.width, settings.height)
         if fit.changed:
             notices.append(fit.message)
         extra_inputs = {}
@@ -85,7 +94,7 @@ class ImageToVideoGenerator:
             if last_fit.changed:
                 notices.append(f"last image: {last_fit.message}")
             extra_inputs["last_image"] = last
-        timings["load_image"] = time.perf_counter() - t0
+        timings["load_image"] += time.perf_counter() - t0
         frames = self.backend.generate(settings, image, callback, timings, self.show_progress, **extra_inputs)
         record = {"model": self.spec.name, "model_source": self.spec.source, **request_record(request),
                   **asdict(settings), "i2v_version": __version__}

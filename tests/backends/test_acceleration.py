@@ -19,6 +19,10 @@ from i2v.cli import main
 from i2v.errors import InvalidRequestError
 from i2v.registry import backend_class
 
+
+def family(name: str):
+    return backend_class(name).family
+
 from .tiny_components import build_wan, sidecar
 
 SVD_FAST = dict(num_inference_steps=6, seed=0, height=16, width=16, num_frames=3)
@@ -51,7 +55,7 @@ def test_unknown_names_are_refused_before_loading():
     with pytest.raises(InvalidRequestError, match="integer >= 2"):
         check_acceleration(Acceleration(cache="deepcache", cache_interval=1))
     with pytest.raises(InvalidRequestError, match="unknown profile"):
-        profile_acceleration("fastest", "svd", "cpu", Acceleration())
+        profile_acceleration("fastest", family("svd"), "cpu", Acceleration())
 
 
 @pytest.mark.parametrize("name,package", [("torchao-int8", "torchao"), ("bnb-4bit", "bitsandbytes")])
@@ -65,18 +69,18 @@ def test_quantization_without_its_package_names_the_package(name, package):
 
 
 def test_profiles_fill_only_unset_switches():
-    acc, opts = profile_acceleration("speed", "svd", "cpu", Acceleration())
+    acc, opts = profile_acceleration("speed", family("svd"), "cpu", Acceleration())
     assert acc.cache == "deepcache" and acc.cfg_cache == 3 and not acc.compile  # compiling does not pay on CPU
     assert opts.get("dtype") in (None, "bf16") and "offload" not in opts
-    acc, _ = profile_acceleration("speed", "svd", "cpu", Acceleration(cache="pab"))
+    acc, _ = profile_acceleration("speed", family("svd"), "cpu", Acceleration(cache="pab"))
     assert acc.cache == "pab" and acc.cfg_cache == 0  # PAB and the CFG cache cannot be combined
-    check_acceleration(acc, "svd")
-    acc, opts = profile_acceleration("speed", "wan", "cuda", Acceleration(cache="taylorseer"))
+    check_acceleration(acc, family("svd"))
+    acc, opts = profile_acceleration("speed", family("wan"), "cuda", Acceleration(cache="taylorseer"))
     assert acc.cache == "taylorseer" and acc.compile  # the user's cache wins; compile on GPUs
-    acc, opts = profile_acceleration("memory", "svd", "cuda", Acceleration())
+    acc, opts = profile_acceleration("memory", family("svd"), "cuda", Acceleration())
     assert acc.fp8_storage and acc.forward_chunk and acc.decode_chunk_size == 2
     assert opts == {"vae_tiling": True, "vae_slicing": True, "offload": "group"}
-    acc, opts = profile_acceleration("memory", "svd", "cpu", Acceleration())
+    acc, opts = profile_acceleration("memory", family("svd"), "cpu", Acceleration())
     assert not acc.fp8_storage and "offload" not in opts  # offload means nothing when weights live in RAM
     assert opts.get("dtype") == ("bf16" if cpu_has_fast_bf16() else None)  # bf16 halves weights and activations
 

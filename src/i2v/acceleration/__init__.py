@@ -91,18 +91,8 @@ class Acceleration:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "notes"}
 
 
-def as_family(family: Family | str | None) -> Family | None:
-    """A family descriptor, or a family name looked up in the registry."""
-    if isinstance(family, str):
-        from ..registry import backend_class
-
-        return backend_class(family).family
-    return family
-
-
-def check_acceleration(acc: Acceleration, family: Family | str | None = None) -> Acceleration:
+def check_acceleration(acc: Acceleration, family: Family | None = None) -> Acceleration:
     """Refuse unknown names, and switches the model family cannot run, before any weights are read."""
-    family = as_family(family)
     if acc.cache is not None and acc.cache not in CACHES:
         hint = " (MagCache needs per-model calibrated mag_ratios, which i2v does not ship)" if acc.cache == "magcache" else ""
         raise InvalidRequestError(f"unknown cache {acc.cache!r}; expected one of {', '.join(CACHES)}{hint}")
@@ -144,14 +134,13 @@ def check_profile(profile: str | None) -> str | None:
     return profile
 
 
-def profile_acceleration(profile: str | None, family: Family | str, device: str,
+def profile_acceleration(profile: str | None, family: Family, device: str,
                          acc: Acceleration) -> tuple[Acceleration, dict]:
     """Fill the switches ``acc`` leaves unset from a profile. Returns (switches, backend options),
     where the options are the profile's choices among the backend's own flags (offload, VAE, dtype)."""
     if check_profile(profile) is None:
         return acc, {}
     cuda = device.startswith("cuda")
-    family = as_family(family)
     if profile == "speed":
         cache = acc.cache or family.speed_cache
         acc = replace(acc, cache=cache, compile=acc.compile or cuda,

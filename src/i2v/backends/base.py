@@ -120,6 +120,17 @@ class Backend:
             raise InvalidRequestError(f"{self.spec.name} cannot take a last image (last_image); "
                                       f"{self.family.last_image_help or 'Wan and LTX-Video models can'}")
 
+    def needs_memory_plan(self) -> bool:
+        """Whether the next run should ask the memory planner (``--offload auto`` before loading)."""
+        return False
+
+    def fetch(self) -> Path | None:
+        """The model's files on this machine (downloaded if need be), without reading weights."""
+        return None
+
+    def follow_memory_plan(self, options: dict, settings: ResolvedSettings, notices: list[str]) -> None:
+        """Take the memory planner's options for the run ``settings`` describes."""
+
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
         """Return (T, H, W, 3) uint8 frames; fill ``timings`` with encode/denoise/decode seconds."""

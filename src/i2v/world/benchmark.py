@@ -15,9 +15,6 @@ using held-out words, and each held-out word.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +28,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     from ..api import GenerationRequest, ImageToVideoGenerator
     from ..evaluate import motion_metrics
     from ..io.contact_sheet import contact_sheet
+    from ..io.reports import write_json, write_text
     from .scenes import render
     from .scoring import heldout_cases, score_case, summarise
 
@@ -77,8 +75,8 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        _write_text(out / "report.json", json.dumps(report, indent=2, default=_jsonable))
-        _write_text(out / "summary.md", summary_markdown(summary))
+        write_json(out / "report.json", report)
+        write_text(out / "summary.md", summary_markdown(summary))
         contact_sheet(rows, out / "contact_sheet.png")
     return report
 
@@ -174,26 +172,6 @@ def _gap(group: dict) -> str:
 
 def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
-
-
-def _jsonable(value):
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    return str(value)
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -221,18 +221,25 @@ def test_offload_validation():
 
 
 @pytest.mark.parametrize("free_gib, expected", [(1000, "none"), (0.0001, "sequential")])
-def test_auto_offload_is_the_memory_plans_choice(tiny_folder, monkeypatch, free_gib, expected):
-    """--offload auto asks the planner for this run on this device: the run and --dry-run agree."""
+def test_auto_offload_follows_the_memory_plan(tiny_folder, square_image, monkeypatch, free_gib, expected):
+    """--offload auto takes the planner's options for the run: the run and --dry-run agree."""
     import i2v.memory
     from i2v.backends.diffusers.wan import WanBackend
-    from i2v.types import LoadOptions
+    from i2v.types import GenerationRequest, LoadOptions
 
     monkeypatch.setattr(i2v.memory, "device_free_bytes", lambda device: int(free_gib * 2**30))
     spec = resolve_model(tiny_folder("wan"))
     backend = WanBackend(spec, "cuda", LoadOptions(offload="auto"))
-    assert backend.offload == "auto"
-    plan = i2v.memory.plan_memory(spec, None, device="cuda", dtype=backend.dtype_name)
-    assert backend.planned_offload(None) == plan.options.get("offload", "none") == expected
+    assert backend.needs_memory_plan()
+    notices: list[str] = []
+    settings = backend.resolve(GenerationRequest(image=str(square_image), num_frames=5, seed=0), notices)
+    plan = i2v.memory.plan_memory(spec, settings, device="cuda", dtype=backend.dtype_name)
+    backend.follow_memory_plan(plan.options, settings, notices)
+    assert backend.offload == plan.options.get("offload", "none") == expected == settings.extras["offload"]
+    assert plan.options.get("vae_tiling", False) <= backend.vae_tiling  # decode options the plan chose are on
+    assert any(n.startswith("memory plan (--offload auto)") for n in notices)
+    cpu = WanBackend(spec, "cpu", LoadOptions(offload="auto"))
+    assert cpu.offload == "none" and not cpu.needs_memory_plan()  # on a CPU every weight already is in RAM
 
 
 @pytest.mark.parametrize("mode, method", [("model", "enable_model_cpu_offload"),

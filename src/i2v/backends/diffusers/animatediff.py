@@ -75,11 +75,11 @@ class AnimateDiffBackend(DiffusersBackend):
         """True for the registered model: an SD 1.5 base plus adapter/ControlNet ids from the registry."""
         return "motion_adapter" in self.spec.extras and "controlnet" in self.spec.extras
 
-    def load(self, settings: ResolvedSettings | None = None):
+    def fetch(self) -> Path:
         if self.is_assembled() and self.folder is None:  # the base is a StableDiffusionPipeline folder
             self.folder = local_model_folder(self.spec.source)
             self.index = check_model_folder(self.folder)
-        return super().load(settings)
+        return super().fetch()
 
     def load_pipeline(self, folder: Path):
         import diffusers

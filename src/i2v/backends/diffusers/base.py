@@ -127,13 +127,9 @@ class DiffusersBackend(Backend):
             self.load()
         return self._pipe
 
-    def load(self, settings: ResolvedSettings | None = None):
-        """Read the weights (safetensors only), then apply scheduler, LoRA, VAE, acceleration and offload.
-
-        ``settings``: the first request's, for ``--offload auto`` (the memory planner's choice for it)."""
-        from ...acceleration import apply_acceleration
-
-        t0 = time.perf_counter()
+    def fetch(self) -> Path:
+        """The model's local folder, downloaded (configs and safetensors only) if it is a hub model,
+        and checked; no weights are read."""
         if self.folder is None:
             variant = self.wanted_variant()
             self.folder = local_model_folder(self.spec.source, variant=variant)
@@ -141,26 +137,47 @@ class DiffusersBackend(Backend):
             self.variant = folder_variant(self.folder, self.index, variant)
             if self.scheduler is not None:
                 self.check_folder_scheduler(self.folder)
-        pipe = self.load_pipeline(self.folder)
+        return self.folder
+
+    def load(self):
+        """Read the weights (safetensors only), then apply scheduler, LoRA, VAE, acceleration and offload."""
+        from ...acceleration import apply_acceleration
+
+        t0 = time.perf_counter()
+        pipe = self.load_pipeline(self.fetch())
         if self.scheduler is not None:
             swap_scheduler(pipe, self.scheduler)
         self.lora_records = load_loras(pipe, self.loras)
         apply_vae_options(pipe, self.vae_tiling, self.vae_slicing)
         self.acceleration_notes = apply_acceleration(pipe, self.acceleration, self.device)
-        if self.offload == "auto":
-            self.offload = self.planned_offload(settings)
+        if self.offload == "auto":  # no memory plan was followed (a direct caller): keep every weight on the device
+            self.offload = "none"
         apply_offload(pipe, self.offload, self.device)
         self._pipe = pipe
         self.load_seconds = time.perf_counter() - t0
         return pipe
 
-    def planned_offload(self, settings: ResolvedSettings | None) -> str:
-        """``--offload auto``: the memory planner's choice for this run on this device ("none" when the
-        run fits as it is), so that ``--dry-run`` and the run agree."""
-        from ...memory import plan_memory
+    # -- --offload auto: the memory planner decides (i2v.memory, asked by the API before loading) -----------
 
-        plan = plan_memory(self.spec, settings, device=self.device, dtype=self.dtype_name)
-        return plan.options.get("offload", "none")
+    def needs_memory_plan(self) -> bool:
+        return self.offload == "auto" and self._pipe is None
+
+    def follow_memory_plan(self, options: dict, settings: ResolvedSettings, notices: list[str]) -> None:
+        """Take the planner's options for this run: the offload mode and the decode options the user
+        left unset, so that the run does what ``--dry-run`` printed."""
+        chosen = []
+        self.offload = options.get("offload", "none") if self.device.startswith("cuda") else "none"
+        chosen.append(f"offload={self.offload}")
+        for key in ("vae_tiling", "vae_slicing"):
+            if options.get(key) and not getattr(self, key) and key in self.family.memory_options:
+                setattr(self, key, True)
+                chosen.append(key)
+        if options.get("decode_chunk_size") and "decode_chunk_size" in settings.extras:
+            settings.extras["decode_chunk_size"] = min(settings.extras["decode_chunk_size"],
+                                                       options["decode_chunk_size"])
+            chosen.append(f"decode_chunk_size={settings.extras['decode_chunk_size']}")
+        settings.extras.update(offload=self.offload, vae_tiling=self.vae_tiling, vae_slicing=self.vae_slicing)
+        notices.append(f"memory plan (--offload auto): {', '.join(chosen)}")
 
     def load_pipeline(self, folder: Path):
         import diffusers
@@ -235,7 +252,7 @@ class DiffusersBackend(Backend):
         import torch
 
         if self._pipe is None:
-            self.load(settings)
+            self.load()
             timings["load"] = self.load_seconds
         pipe = self.active = self.active_pipeline(last_image)
         pipe.set_progress_bar_config(disable=not show_progress, leave=False, desc="denoising")

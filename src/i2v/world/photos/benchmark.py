@@ -8,7 +8,6 @@ Writes ``report.json``, ``summary.md`` and ``contact_sheet.png`` to ``--out``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,7 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
                         dtype: str | None = None, log=print) -> dict:
     from ...api import GenerationRequest, ImageToVideoGenerator
     from ...io.contact_sheet import contact_sheet
-    from ..benchmark import _jsonable, _write_text
+    from ...io.reports import write_json, write_text
     from .scoring import score_photo_case
 
     photos = load_photos(photos_dir, "heldout")
@@ -80,8 +79,8 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        _write_text(out / "report.json", json.dumps(report, indent=2, default=_jsonable))
-        _write_text(out / "summary.md", summary_markdown(summary))
+        write_json(out / "report.json", report)
+        write_text(out / "summary.md", summary_markdown(summary))
         contact_sheet(rows, out / "contact_sheet.png")
     return report
 
