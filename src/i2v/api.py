@@ -1,4 +1,4 @@
-"""The Python API: GenerationRequest / GenerationResult and ImageToVideoGenerator.
+"""The Python API: ImageToVideoGenerator (load once, generate many); its objects live in ``i2v.types``.
 
     gen = ImageToVideoGenerator()                      # the embedded model, offline
     frames = gen.generate(image_path="cat.png", prompt="the red ball moves left", seed=0)
@@ -53,11 +53,14 @@ class ImageToVideoGenerator:
         self.spec = resolve_model(model_name)
         self.device = pick_device(device)
         # The loading switches as one LoadOptions (see i2v.types); the keywords are its fields.
-        if options is None:
-            options = LoadOptions(dtype=dtype, offload=offload, vae_tiling=vae_tiling, vae_slicing=vae_slicing,
-                                  loras=loras or (), scheduler=scheduler, profile=profile, cache=cache,
-                                  cache_interval=cache_interval, cfg_cache=cfg_cache, compile=compile,
-                                  fp8_storage=fp8_storage, quantize=quantize, forward_chunk=forward_chunk)
+        keywords = LoadOptions(dtype=dtype, offload=offload, vae_tiling=vae_tiling, vae_slicing=vae_slicing,
+                               loras=loras or (), scheduler=scheduler, profile=profile, cache=cache,
+                               cache_interval=cache_interval, cfg_cache=cfg_cache, compile=compile,
+                               fp8_storage=fp8_storage, quantize=quantize, forward_chunk=forward_chunk)
+        if options is not None and keywords.set_names():
+            raise TypeError(f"pass the loading options either as options=LoadOptions(...) or as keywords, not both "
+                            f"(got options and {', '.join(keywords.set_names())})")
+        options = options if options is not None else keywords
         self.options = options
         self.backend = load_backend(self.spec, self.device, options)
         self.show_progress = show_progress

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from . import __version__
 
@@ -51,8 +52,8 @@ def _add_generate(sub) -> None:
                    help="last frame to end on (Wan first-last-frame models, LTX-Video conditions)")
     g.add_argument("--offload", default=None, choices=["auto", "none", "model", "sequential", "group"],
                    help="CPU offload to fit GPU memory: model (whole components), sequential (layer by layer, "
-                        "slowest), group (layer groups, streamed); default auto: none on CPU or when the "
-                        "weights fit the GPU")
+                        "slowest), group (layer groups, streamed); default auto: none on CPU, else what the memory "
+                        "plan (--dry-run) chooses for the run")
     g.add_argument("--vae-tiling", action="store_true", help="decode the video in spatial tiles (less memory)")
     g.add_argument("--vae-slicing", action="store_true", help="decode the batch one video at a time (less memory)")
     g.add_argument("--decode-chunk-size", type=int, default=None, metavar="N",
@@ -92,8 +93,8 @@ def _add_generate(sub) -> None:
 
 def cmd_generate(args) -> int:
     from .api import ImageToVideoGenerator
-    from .types import GenerationRequest, LoadOptions, from_fields
     from .io.video import video_format
+    from .types import GenerationRequest, LoadOptions, from_fields
 
     t_start = time.perf_counter()
     video_format(args.output)  # fail on a bad extension before loading anything
@@ -145,7 +146,8 @@ def cmd_models(args) -> int:
     for r in rows:
         extras = {k: v for k, v in r.get("extras", {}).items()
                   if not isinstance(v, (list, dict)) and k != "negative_prompt"}
-        print(f"  {r['name']}: {r['source'] if r['family'] != 'tiny' else '(shipped)'}"
+        shipped = Path(r["source"]).resolve().is_relative_to(Path(__file__).resolve().parent)
+        print(f"  {r['name']}: {'(shipped)' if shipped else r['source']}"
               + "".join(f"  {k}={v}" for k, v in extras.items()))
     return 0
 

@@ -92,6 +92,13 @@ def host_available_bytes() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def cuda_has_bf16() -> bool:
+    """True when a CUDA device is present and runs bf16."""
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
     import torch

@@ -222,8 +222,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .metrics.learned import WeightsError, fvd, load_clip, load_dino, load_i3d
     from .io.video import read_video
+    from .metrics.learned import WeightsError, fvd, load_clip, load_dino, load_i3d
 
     if (args.i3d is None) != (args.reference is None):
         print("error: FVD needs both --i3d FILE and --reference VIDEO ...", file=sys.stderr)

@@ -246,7 +246,7 @@ def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) 
     dtype_name, itemsize = backend.load_dtype(spec, device, dtype)
     variant = backend.weights_variant(spec, folder, index, dtype_name)
     parts = [(folder, n, n, index[n]) for n in names]  # (root, sub-folder, component, index entry)
-    outside, host, notes = backend.outside_components(device)  # components not loaded from the folder
+    outside, host, notes = backend.outside_components(spec, device)  # components not loaded from the folder
     parts += outside
     components, largest = {}, 0
     for root, sub, name, entry in parts:
@@ -255,9 +255,6 @@ def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) 
             components[name] = n
         if name not in host:
             largest = max(largest, biggest)
-    for key in ("motion_adapter", "controlnet"):  # components a registered model loads from other hub repos
-        if isinstance(spec.extras.get(key), str):
-            notes.append(f"the {key} ({spec.extras[key]}) is loaded separately: its weights are not counted")
     return ModelConfigs(family=spec.family, dtype=dtype_name, vae=vae, denoiser_name=denoiser,
                         denoiser=read_config(folder, denoiser), components=components, host_components=host,
                         largest_tensor=largest, itemsize=itemsize, notes=notes)
@@ -442,7 +439,7 @@ def check_options(spec: ModelSpec, device: str, options: Mapping | None) -> dict
             out[key] = True
     if options.get("decode_chunk_size") is not None:
         if "decode_chunk_size" not in caps:
-            raise InvalidRequestError(f"{spec.name} does not take decode_chunk_size (Stable Video Diffusion only)")
+            raise InvalidRequestError(f"{spec.name} does not take decode_chunk_size")
         out["decode_chunk_size"] = _positive("decode_chunk_size", options["decode_chunk_size"])
     return out
 
@@ -475,7 +472,8 @@ def candidates(spec: ModelSpec, cfg: ModelConfigs, fs: FrameSettings, device: st
     mode (model, group, sequential), first alone and then with the decode options. On a CPU every
     weight already lives in RAM, so offloading is never proposed there."""
     decode_steps = decode_ladder(spec, cfg, fs)
-    offloads = [None] + (list(OFFLOAD_LADDER) if "offload" in memory_options(spec) and not device.startswith("cpu") else [])
+    can_offload = "offload" in memory_options(spec) and not device.startswith("cpu")
+    offloads = [None] + (list(OFFLOAD_LADDER) if can_offload else [])
     return [{**({"offload": mode} if mode else {}), **step} for mode in offloads for step in [{}] + decode_steps]
 
 

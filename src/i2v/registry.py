@@ -24,14 +24,14 @@ BACKEND_PACKAGES = ("i2v.backends", "i2v.backends.diffusers")
 
 @cache
 def families() -> dict[str, type]:
-    """Family name -> backend class, for every backend module: the embedded model first, then the
-    diffusers families in module order. Importing them loads no weights and no torch."""
+    """Family name -> backend class, for every backend module, in their ``Family.order`` (the order
+    ``i2v models`` lists them). Importing them loads no weights and no torch."""
     from .backends.base import Backend
 
     found: dict[str, type] = {}
     for package_name in BACKEND_PACKAGES:
         package = importlib.import_module(package_name)
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: (m.name != "tiny", m.name)):
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
             if info.ispkg:
                 continue
             module = importlib.import_module(f"{package_name}.{info.name}")
@@ -41,7 +41,7 @@ def families() -> dict[str, type]:
                     if obj.family.name in found:
                         raise RuntimeError(f"family {obj.family.name!r} is declared twice")
                     found[obj.family.name] = obj
-    return found
+    return dict(sorted(found.items(), key=lambda item: (item[1].family.order, item[0])))
 
 
 def backend_class(family: str) -> type:

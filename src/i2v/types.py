@@ -15,10 +15,11 @@ from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:  # numpy and Pillow are for annotations here: importing i2v.types stays light
+    import numpy as np
+    from PIL import Image
 
 ProgressCallback = Callable[[int, int], None]  # (step, total_steps)
 
@@ -157,6 +158,8 @@ class GenerationResult:
         return write_video(self.frames, path, fps=fps, metadata={**self.settings, "fps": fps})
 
     def to_pil(self) -> list[Image.Image]:
+        from PIL import Image
+
         return [Image.fromarray(f) for f in self.frames]
 
 

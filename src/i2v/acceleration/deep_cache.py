@@ -9,11 +9,11 @@ feature, and ``conv_out``. The deep blocks return zero placeholders shaped like 
 Full steps: the first call, every ``every``-th call, and every step outside the open
 ``timestep_range`` on the 1000 -> 0 progress scale of ``i2v.acceleration.StepClock``; by default
 (0, 1000), so only the first and the last step of the schedule are held full (as in the paper's
-uniform schedule; holding the first and last 10% full measured no better on the small SVD).
+uniform schedule).
 
-It combines with ``i2v.acceleration.cfg_cache``: when that hook halves the batch to the conditional half, the
-conditional half of the kept feature is used (the batch is [uncond; cond], batch-major, frames
-flattened into it).
+It combines with ``i2v.acceleration.cfg_cache``: when that hook halves the batch to the conditional
+half, the conditional half of the kept feature is used (the batch is [uncond; cond], batch-major,
+frames flattened into it).
 """
 
 from __future__ import annotations

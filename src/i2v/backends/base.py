@@ -16,14 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import InvalidRequestError
 from ..types import GenerationRequest, LoadOptions, ModelSpec, ProgressCallback, ResolvedSettings
 from .resolve import fill_size, resolve_common
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    import numpy as np
+    from PIL import Image
 
 # Optional request inputs a family may take.
 INPUTS = ("last_image", "motion_strength", "decode_chunk_size")
@@ -63,6 +64,9 @@ class Family:
     # VAE config -> pixels of one tile with VAE tiling on (None: the VAE does not tile)
     tile_pixels: Callable[[dict], int | None] = tile_from_sample_size
     last_image_help: str = ""  # which models of the family take a last image, for the refusal
+    trainable: str | None = None  # "module:Class" that `i2v train --model` fine-tunes (None: not trainable)
+    order: int = 100  # where its models are listed by `i2v models` (the embedded model first)
+    registry_only_extras: tuple[str, ...] = ()  # extras of registered models a local folder does not inherit
 
     def __post_init__(self) -> None:
         unknown = (set(self.inputs) - set(INPUTS)) | (set(self.memory_options) - set(MEMORY_OPTIONS))
@@ -101,7 +105,7 @@ class Backend:
         return None
 
     @classmethod
-    def outside_components(cls, device: str) -> tuple[list[tuple], tuple[str, ...], list[str]]:
+    def outside_components(cls, spec: ModelSpec, device: str) -> tuple[list[tuple], tuple[str, ...], list[str]]:
         """Components loaded from outside the model folder, for the memory planner: their
         ``(root, sub-folder, component, index entry)``, the ones that stay in host RAM, and notes."""
         return [], (), []
@@ -112,13 +116,18 @@ class Backend:
         """Fill unset fields from the model's defaults and snap them to its rules (reported)."""
         self.check_inputs(request)
         request = fill_size(self.spec.defaults, request, notices)
-        return resolve_common(self.spec.defaults, request, notices)
+        settings = resolve_common(self.spec.defaults, request, notices)
+        if settings.motion_strength is not None and "motion_strength" not in self.family.inputs:
+            notices.append(f"motion_strength is not used by {self.spec.name}; describe the motion in the prompt")
+        if request.decode_chunk_size is not None and "decode_chunk_size" not in self.family.inputs:
+            notices.append(f"decode_chunk_size is not used by {self.spec.name}; ignored")
+        return settings
 
     def check_inputs(self, request: GenerationRequest) -> None:
         """Refuse optional inputs the family does not take."""
         if request.last_image is not None and "last_image" not in self.family.inputs:
-            raise InvalidRequestError(f"{self.spec.name} cannot take a last image (last_image); "
-                                      f"{self.family.last_image_help or 'Wan and LTX-Video models can'}")
+            help_text = self.family.last_image_help or "the models that can say --last-image in `i2v models`"
+            raise InvalidRequestError(f"{self.spec.name} cannot take a last image (last_image); {help_text}")
 
     def needs_memory_plan(self) -> bool:
         """Whether the next run should ask the memory planner (``--offload auto`` before loading)."""

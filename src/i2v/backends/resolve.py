@@ -10,11 +10,7 @@ import math
 import secrets
 from dataclasses import replace
 
-import numpy as np
-from PIL import Image
-
 from ..errors import InvalidRequestError
-from ..io.images import snap_size
 from ..types import GenerationRequest, ModelDefaults, ResolvedSettings
 
 MAX_SEED = 2**63 - 1
@@ -42,7 +38,10 @@ def _finite(name: str, value, low: float = -math.inf) -> float:
 
 def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> ResolvedSettings:
     """Unset fields take the model's defaults; sizes snap to the model's multiple (reported)."""
-    num_frames = _positive_int("num_frames", request.num_frames if request.num_frames is not None else defaults.num_frames)
+    from ..io.images import snap_size
+
+    num_frames = _positive_int("num_frames",
+                               request.num_frames if request.num_frames is not None else defaults.num_frames)
     if num_frames < 2:
         raise InvalidRequestError(f"num_frames must be >= 2 for a video, got {num_frames}")
     num_frames = snap_frames(defaults, num_frames, notices)
@@ -127,6 +126,9 @@ def fill_size(defaults: ModelDefaults, request: GenerationRequest, notices: list
 
 def image_size(image) -> tuple[int, int]:
     """(width, height) of the request's image, after EXIF orientation (validated like any input)."""
+    import numpy as np
+    from PIL import Image
+
     from ..io.images import load_image
 
     if isinstance(image, Image.Image):

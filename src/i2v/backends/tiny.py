@@ -10,15 +10,18 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
-
+from ..devices import check_dtype_name
 from ..errors import InvalidRequestError, TextEncoderUnavailableError, UnknownModelError
 from ..lora import check_loras, load_loras
 from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS
 from ..types import LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from .base import Backend, Family
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    import numpy as np
+    from PIL import Image
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MODEL_NAME = "i2v-tiny"
@@ -36,13 +39,11 @@ TINY_DEFAULTS = ModelDefaults(
 def default_dtype(device: str) -> str:
     """The embedded model's fastest dtype that keeps its benchmark scores: bf16 on GPUs and on CPUs with
     native bf16 (measured by benchmarks/bench_embedded.py), fp32 on other CPUs."""
-    import torch
-
-    from ..devices import cpu_has_fast_bf16
+    from ..devices import cpu_has_fast_bf16, cuda_has_bf16
 
     if device.startswith("cpu"):
         return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if device.startswith("cuda") and cuda_has_bf16() else "fp16"
 
 
 # (model folder, its files' stamp, device, dtype) -> loaded pipeline: later generators in the process
@@ -83,6 +84,8 @@ class TinyBackend(Backend):
         denoiser="unet",
         memory_options=frozenset(),
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, DECODE_CHUNK),
+        trainable="i2v.training.trainable_i2v:I2VTrainable",
+        order=0,
     )
 
     def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
@@ -103,7 +106,7 @@ class TinyBackend(Backend):
         self.profile, self.decode_chunk_size = o.profile, 2 if o.profile == "memory" else DECODE_CHUNK
         self.sampler = o.scheduler
         loras = check_loras(o.loras, {})  # checked before loading
-        self.dtype = o.dtype or default_dtype(device)
+        self.dtype = check_dtype_name(o.dtype) or default_dtype(device)
         self.pipeline = self._load(spec.source, device, self.dtype, cached=not loras)
         self.lora_records = load_loras(self.pipeline, loras)
 
@@ -115,14 +118,12 @@ class TinyBackend(Backend):
 
     @classmethod
     def load_dtype(cls, spec: ModelSpec, device: str, requested: str | None):
-        from ..devices import check_dtype_name
-
         name = check_dtype_name(requested) or default_dtype(device)
         size = 4 if name == "fp32" else 2
         return name, lambda c: 4 if c == "text_encoder" else size  # the packaged MiniLM always runs in fp32
 
     @classmethod
-    def outside_components(cls, device: str) -> tuple[list[tuple], tuple[str, ...], list[str]]:
+    def outside_components(cls, spec: ModelSpec, device: str) -> tuple[list[tuple], tuple[str, ...], list[str]]:
         """The frozen MiniLM text encoder, loaded from its package (``<root>/model/model.safetensors``)."""
         from ..conditioning import minilm_path
 
@@ -157,8 +158,6 @@ class TinyBackend(Backend):
 
     def resolve(self, request, notices: list[str]) -> ResolvedSettings:
         settings = super().resolve(request, notices)
-        if settings.motion_strength is not None:
-            notices.append("motion_strength is not used by i2v-tiny: the prompt names the motion")
         if self.lora_records:
             settings.extras["loras"] = self.lora_records
         settings.extras["sampler"] = self.sampler or self.pipeline.default_settings["sampler"]

@@ -104,7 +104,8 @@ class I2VPipeline(DiffusionPipeline):
             if image.shape[-3:] != (3, height, width):
                 raise ValueError(f"image tensor must be (3, {height}, {width}), got {tuple(image.shape)}")
             return image.reshape(1, 3, height, width).float()
-        if isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (width, height):
+        exif_rotated = isinstance(image, Image.Image) and image.getexif().get(0x0112, 1) != 1  # Orientation tag
+        if isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (width, height) and not exif_rotated:
             fitted = image  # already loaded and fitted (what ImageToVideoGenerator hands over)
         else:
             from ..io.images import fit_image, load_image

@@ -104,30 +104,18 @@ def check_args(args) -> None:
 
 
 def load_trainable(args, device):
-    """The model to train, from ``--model``: i2v's own (family "tiny") or Stable Video Diffusion."""
-    from ..registry import resolve_model
+    """The model to train, from ``--model``: its family's trainable (``Family.trainable``), if it has one."""
+    import importlib
+
+    from ..registry import backend_class, resolve_model
 
     spec = resolve_model(args.model)
-    if spec.family == "tiny":
-        if args.text_conditioning:
-            raise TrainingSetupError("--text-conditioning is for Stable Video Diffusion; i2v models take text")
-        from ..models.unet import UNET_PRESETS
-        from .trainable_i2v import I2VTrainable
-
-        if args.preset is not None and args.preset not in UNET_PRESETS:
-            raise TrainingSetupError(f"unknown --preset {args.preset!r}; expected one of {sorted(UNET_PRESETS)}")
-        return I2VTrainable.from_folder(spec.source, preset=args.preset, device=device)
-    if spec.family == "svd":
-        if args.preset:
-            raise TrainingSetupError("--preset builds an i2v model from scratch; SVD is fine-tuned from its folder")
-        from ..backends.diffusers.loading import local_model_folder
-        from .trainable_svd import SVDTrainable
-
-        folder = Path(spec.source) if Path(spec.source).is_dir() else local_model_folder(spec.source)
-        return SVDTrainable(folder, device=device, text_conditioning=args.text_conditioning,
-                            motion_bucket_id=args.motion_bucket_id)
-    raise TrainingSetupError(f"{spec.name} ({spec.family}): i2v trains its own models and Stable Video Diffusion; "
-                             f"fine-tuning {spec.family} is not supported")
+    path = backend_class(spec.family).family.trainable
+    if path is None:
+        raise TrainingSetupError(f"{spec.name} ({spec.family}): fine-tuning {spec.family} models is not supported; "
+                                 "i2v trains its own models and Stable Video Diffusion")
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name).from_args(spec, args, device)
 
 
 def main(argv=None) -> dict[int, float]:

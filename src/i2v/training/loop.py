@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..devices import cpu_has_fast_bf16
+from ..devices import cpu_has_fast_bf16, cuda_has_bf16
 from ..errors import TrainingSetupError
 from .checkpoint import (
     checkpoint_to_resume,
@@ -224,7 +224,7 @@ def make_accelerator(mixed_precision: str, cpu_bf16: bool = True, **options):
 
     if mixed_precision == "auto":
         if torch.cuda.is_available():
-            fast = torch.cuda.is_bf16_supported()
+            fast = cuda_has_bf16()
         else:
             fast = cpu_bf16 and cpu_has_fast_bf16()
         mixed_precision = "bf16" if fast else "no"

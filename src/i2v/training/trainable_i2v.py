@@ -42,6 +42,18 @@ class I2VTrainable:
         self.size_multiple = scale * unet.config.patch_size * 2 ** (len(unet.config.block_out_channels) - 1)
 
     @classmethod
+    def from_args(cls, spec, args, device) -> I2VTrainable:
+        """For ``i2v train --model <an i2v model>``: its folder, or a fresh ``--preset`` denoiser."""
+        from ..errors import TrainingSetupError
+        from ..models.unet import UNET_PRESETS
+
+        if args.text_conditioning:
+            raise TrainingSetupError("--text-conditioning is for Stable Video Diffusion; i2v models take text")
+        if args.preset is not None and args.preset not in UNET_PRESETS:
+            raise TrainingSetupError(f"unknown --preset {args.preset!r}; expected one of {sorted(UNET_PRESETS)}")
+        return cls.from_folder(spec.source, preset=args.preset, device=device)
+
+    @classmethod
     def from_folder(cls, folder: str | Path, preset: str | None = None,
                     device: str | torch.device = "cpu") -> I2VTrainable:
         """A saved i2v model; with ``preset``, a fresh denoiser of that size for the folder's latents."""

@@ -48,6 +48,18 @@ class SVDDenoiser(nn.Module):
 class SVDTrainable:
     family = "svd"
 
+    @classmethod
+    def from_args(cls, spec, args, device) -> SVDTrainable:
+        """For ``i2v train --model <an SVD name or folder>``: fine-tuned from its folder (downloaded if need be)."""
+        from ..backends.diffusers.loading import local_model_folder
+        from ..errors import TrainingSetupError
+
+        if args.preset:
+            raise TrainingSetupError("--preset builds an i2v model from scratch; SVD is fine-tuned from its folder")
+        folder = Path(spec.source) if Path(spec.source).is_dir() else local_model_folder(spec.source)
+        return cls(folder, device=device, text_conditioning=args.text_conditioning,
+                   motion_bucket_id=args.motion_bucket_id)
+
     def __init__(self, folder: str | Path, device: str | torch.device = "cpu", text_conditioning: bool = False,
                  motion_bucket_id: int = 127):
         from diffusers import StableVideoDiffusionPipeline

@@ -5,9 +5,8 @@
 ``schedulers``  which schedulers can replace a model's own without changing its schedule
 ``progress``    diffusers' step callback -> (step, total) and timings; pipeline output -> uint8 frames
 ``base``        ``DiffusersBackend``, what every family shares
-one module per family (``svd``, ``animatediff``, ``wan``, ``cogvideox``, ``ltx``, ``hunyuan``): its
-``Family`` descriptor, registered models and verified defaults, folder rules and pipeline arguments.
-Adding a family means adding one module here; ``i2v.registry`` finds it.
+and one module per family: its ``Family`` descriptor, registered models and verified defaults, folder
+rules and pipeline arguments. Adding a family means adding one module here; ``i2v.registry`` finds it.
 
 Nothing here loads weights at import; a pipeline is loaded on the first ``generate``, so that
 ``resolve`` (validation, snapping, defaults) runs before any weights are read.

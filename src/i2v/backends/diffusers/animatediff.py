@@ -18,14 +18,16 @@ DPM-Solver++ (Karras sigmas, linear betas). A local folder saved from this pipel
 from __future__ import annotations
 
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ...errors import UnknownModelError
 from ...types import ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, local_model_folder, native_size, read_config
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    from PIL import Image
 
 CAMERA_MOVES = ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down", "rolling-clockwise",
                 "rolling-anticlockwise")
@@ -38,7 +40,8 @@ class AnimateDiffBackend(DiffusersBackend):
         models=(
             ModelSpec(
                 name="animatediff-sparsectrl-rgb", family="animatediff", source="SG161222/Realistic_Vision_V5.1_noVAE",
-                description="AnimateDiff v1.5.3 + SparseCtrl RGB on frame 0 over an SD 1.5 base; motion LoRAs for camera moves",
+                description="AnimateDiff v1.5.3 + SparseCtrl RGB on frame 0 over an SD 1.5 base; motion LoRAs for "
+                            "camera moves",
                 defaults=ModelDefaults(num_frames=16, height=512, width=512, fps=8.0, num_inference_steps=25,
                                        guidance_scale=7.5, size_multiple=8, frame_rule="any 2..32 (trained on 16)",
                                        max_frames=32, size_policy="aspect"),
@@ -54,6 +57,9 @@ class AnimateDiffBackend(DiffusersBackend):
         denoiser="unet", caches=("deepcache", "pab"), speed_cache="deepcache",
         # every frame goes through the image VAE in one batch, or one by one with VAE slicing
         decode_frames=lambda frames, temporal, slicing, chunk: 1 if slicing else frames,
+        order=20,
+        # the registered model assembles these from other hub repos; a saved folder has them inside
+        registry_only_extras=("motion_adapter", "controlnet", "vae"),
     )
     pipeline_class = "AnimateDiffSparseControlNetPipeline"
     lora_aliases = MOTION_LORAS
@@ -67,9 +73,16 @@ class AnimateDiffBackend(DiffusersBackend):
         side = int(unet.get("sample_size", 64)) * scale
         height, width = native_size((512, 512), (side, side))
         max_frames = int(unet.get("motion_max_seq_length", 32))
-        return folder_model_spec(path, class_name, cls.family.models[0], height=height, width=width,
+        return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
+                                 height=height, width=width,
                                  num_frames=min(16, max_frames), max_frames=max_frames,
                                  frame_rule=f"any 2..{max_frames} (trained on 16)")
+
+    @classmethod
+    def outside_components(cls, spec: ModelSpec, device: str) -> tuple[list[tuple], tuple[str, ...], list[str]]:
+        notes = [f"the {key} ({spec.extras[key]}) is loaded separately: its weights are not counted"
+                 for key in ("motion_adapter", "controlnet") if isinstance(spec.extras.get(key), str)]
+        return [], (), notes
 
     def is_assembled(self) -> bool:
         """True for the registered model: an SD 1.5 base plus adapter/ControlNet ids from the registry."""

@@ -11,9 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ...errors import InvalidRequestError
 from ...lora import check_loras, load_loras
@@ -23,6 +21,15 @@ from .loading import check_model_folder, folder_variant, local_model_folder, rea
 from .options import apply_offload, apply_vae_options, check_offload, pick_dtype
 from .progress import StepReporter, to_uint8_frames
 from .schedulers import check_scheduler, check_scheduler_name, swap_scheduler
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    import numpy as np
+    from PIL import Image
+
+
+def wanted_variant(spec: ModelSpec, dtype_name: str) -> str | None:
+    """The registered weights variant (``"fp16"`` for SVD) when running in the model's own dtype."""
+    return spec.extras.get("variant") if dtype_name == spec.extras.get("dtype") else None
 
 
 class DiffusersBackend(Backend):
@@ -95,17 +102,14 @@ class DiffusersBackend(Backend):
 
     @classmethod
     def weights_variant(cls, spec: ModelSpec, folder: Path, index: dict, dtype_name: str) -> str | None:
-        wanted = spec.extras.get("variant") if dtype_name == spec.extras.get("dtype") else None
-        return folder_variant(folder, index, wanted)
+        return folder_variant(folder, index, wanted_variant(spec, dtype_name))
 
     def accepted_classes(self) -> tuple[str, ...]:
         """The model_index.json classes this model's folder may have."""
         return self.family.pipeline_classes
 
     def wanted_variant(self) -> str | None:
-        """The registry's weights variant (``"fp16"`` for SVD) when running in the model's own dtype."""
-        extras = self.spec.extras
-        return extras.get("variant") if self.dtype_name == extras.get("dtype") else None
+        return wanted_variant(self.spec, self.dtype_name)
 
     def check_folder_scheduler(self, folder: Path) -> None:
         """Refuse ``--scheduler`` when the folder's own scheduler cannot be replaced by it."""
@@ -215,8 +219,6 @@ class DiffusersBackend(Backend):
                 f"{self.spec.name} only generates {d.width}x{d.height} (its positional embeddings are learned for "
                 f"that size); got {settings.width}x{settings.height}"
             )
-        if request.decode_chunk_size is not None and "decode_chunk_size" not in self.family.inputs:
-            notices.append("decode_chunk_size is only used by Stable Video Diffusion; ignored")
         extras = settings.extras
         if d.uses_prompt:
             default_negative = self.spec.extras.get("negative_prompt")
@@ -232,10 +234,8 @@ class DiffusersBackend(Backend):
         self.family_resolve(request, settings, notices)
         return settings
 
-    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+    def family_resolve(self, request: GenerationRequest, settings: ResolvedSettings, notices: list[str]) -> None:
         """Family hook: check family-only values, add family defaults to ``settings.extras``."""
-        if settings.motion_strength is not None:
-            notices.append(f"motion_strength is not used by {self.spec.name}; describe the motion in the prompt")
 
     # -- generating -------------------------------------------------------------------------
 

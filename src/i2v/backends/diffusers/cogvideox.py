@@ -13,13 +13,15 @@ example.
 from __future__ import annotations
 
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ...types import ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, read_config
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    from PIL import Image
 
 
 class CogVideoXBackend(DiffusersBackend):
@@ -49,6 +51,7 @@ class CogVideoXBackend(DiffusersBackend):
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, 2 * temporal),
         # AutoencoderKLCogVideoX tiles at half its sample size each way
         tile_pixels=lambda vae: (vae.get("sample_height", 480) // 2) * (vae.get("sample_width", 720) // 2),
+        order=40,
     )
     pipeline_class = "CogVideoXImageToVideoPipeline"
 
@@ -72,7 +75,8 @@ class CogVideoXBackend(DiffusersBackend):
             overrides.update(size_policy="orient", max_frames=None, frame_rule="8n+1")
         # the prompt is padded to the transformer's text length (226 for the released models)
         extras = {"max_sequence_length": int(transformer.get("max_text_seq_length", 226))}
-        return folder_model_spec(path, class_name, cls.family.models[0], extras=extras, **overrides)
+        return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
+                                 extras=extras, **overrides)
 
     def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
         super().family_resolve(request, settings, notices)

@@ -20,13 +20,15 @@ text encoders get the offsets measured from their own tokenizer.
 from __future__ import annotations
 
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ...types import ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, read_config
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    from PIL import Image
 
 DROPPED_FRAMES = 4  # latent_concat: the pipeline drops the first 4 decoded frames
 
@@ -55,7 +57,8 @@ class HunyuanBackend(DiffusersBackend):
         models=(
             ModelSpec(
                 name="hunyuanvideo-i2v", family="hunyuan", source="hunyuanvideo-community/HunyuanVideo-I2V",
-                description="HunyuanVideo I2V 13B (token-replace, 16 ch): 129 frames at 720x1280, embedded guidance 6.0",
+                description="HunyuanVideo I2V 13B (token-replace, 16 ch): 129 frames at 720x1280, embedded guidance "
+                            "6.0",
                 defaults=ModelDefaults(num_frames=129, height=720, width=1280, fps=24.0, num_inference_steps=50,
                                        guidance_scale=6.0, size_multiple=16, frame_rule="4n+1",
                                        frame_step=4, frame_offset=1, min_frames=5, size_policy="aspect"),
@@ -78,6 +81,7 @@ class HunyuanBackend(DiffusersBackend):
         batched_guidance=False,  # true CFG: the conditional and unconditional passes run one after the other
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, 16),  # 16-frame windows
         tile_pixels=lambda vae: 256 * 256,
+        order=60,
     )
     pipeline_class = "HunyuanVideoImageToVideoPipeline"
 
@@ -88,7 +92,8 @@ class HunyuanBackend(DiffusersBackend):
         transformer = read_config(path, "transformer")
         concat = transformer.get("image_condition_type") == "latent_concat"
         extras = {"image_condition_type": transformer.get("image_condition_type", "token_replace")}
-        return folder_model_spec(path, class_name, cls.family.models[0], extras=extras, guidance_scale=1.0 if concat else 6.0)
+        return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
+                                 extras=extras, guidance_scale=1.0 if concat else 6.0)
 
     def condition_type(self) -> str:
         if self.folder is not None:

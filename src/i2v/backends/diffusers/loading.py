@@ -167,17 +167,6 @@ def read_config(path: Path, component: str) -> dict:
     return {}
 
 
-def weights_bytes(folder: Path, index: dict, itemsize: int, variant: str | None = None) -> tuple[int, int]:
-    """(all components, largest component) weight bytes once loaded at ``itemsize`` bytes per value.
-
-    Counts the files diffusers will load (``variant`` ones where a component has them, else the
-    plain ones). Reads only the safetensors headers (dtype and shape of every tensor), never the tensors.
-    """
-    sizes = {name: sum(sum(safetensors_numels(f)) * itemsize for f in component_weight_files(folder / name, variant))
-             for name in component_names(index)}
-    return sum(sizes.values()), max(sizes.values(), default=0)
-
-
 def component_weight_files(folder: Path, variant: str | None = None) -> list[Path]:
     """The safetensors files diffusers loads from one component folder: the ``variant`` ones where
     the folder has them, else the plain ones."""
@@ -196,11 +185,11 @@ def safetensors_numels(file: Path) -> list[int]:
 
 
 def folder_model_spec(path: Path, class_name: str, base: ModelSpec, *, extras: dict | None = None,
-                      **overrides) -> ModelSpec:
+                      drop_extras: tuple[str, ...] = (), **overrides) -> ModelSpec:
     """A ModelSpec for a local folder: ``base`` (the family's first registered model) overridden by the
-    folder's configs."""
+    folder's configs; ``drop_extras``: the base's extras the folder does not inherit."""
     defaults = ModelDefaults(**{**asdict(base.defaults), **overrides})
-    merged = {k: v for k, v in base.extras.items() if k not in ("motion_adapter", "controlnet", "vae", "variant")}
+    merged = {k: v for k, v in base.extras.items() if k not in drop_extras}
     merged.update(extras or {})
     return ModelSpec(name=path.name, family=base.family, description=f"local {class_name} folder", source=str(path),
                      defaults=defaults, extras=merged)

@@ -15,13 +15,15 @@ every shared model to fp32).
 from __future__ import annotations
 
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ...types import LoadOptions, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, read_config
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    from PIL import Image
 
 CONDITION_PIPELINE = "LTXConditionPipeline"
 _LTX_NEGATIVE = "worst quality, inconsistent motion, blurry, jittery, distorted"
@@ -36,7 +38,8 @@ class LTXBackend(DiffusersBackend):
                 description="LTX-Video 2B image-to-video (161 frames at 24 fps, 704x480; any size /32 under 720x1280)",
                 defaults=ModelDefaults(num_frames=161, height=480, width=704, fps=24.0, num_inference_steps=50,
                                        guidance_scale=3.0, size_multiple=32, frame_rule="8n+1, at most 257",
-                                       frame_step=8, frame_offset=1, min_frames=9, max_frames=257, size_policy="aspect"),
+                                       frame_step=8, frame_offset=1, min_frames=9, max_frames=257,
+                                       size_policy="aspect"),
                 extras={"negative_prompt": _LTX_NEGATIVE, "max_sequence_length": 128, "dtype": "bf16"},
             ),
             ModelSpec(
@@ -44,7 +47,8 @@ class LTXBackend(DiffusersBackend):
                 description="LTX-Video 0.9.5 with LTXConditionPipeline (first/last frame conditions), 768x512, 24 fps",
                 defaults=ModelDefaults(num_frames=161, height=512, width=768, fps=24.0, num_inference_steps=40,
                                        guidance_scale=3.0, size_multiple=32, frame_rule="8n+1, at most 257",
-                                       frame_step=8, frame_offset=1, min_frames=9, max_frames=257, size_policy="aspect"),
+                                       frame_step=8, frame_offset=1, min_frames=9, max_frames=257,
+                                       size_policy="aspect"),
                 extras={"negative_prompt": _LTX_NEGATIVE, "max_sequence_length": 256, "dtype": "bf16",
                         "pipeline": "LTXConditionPipeline"},
             ),
@@ -54,6 +58,7 @@ class LTXBackend(DiffusersBackend):
         caches=("pab", "taylorseer"), speed_cache="pab",
         inputs=frozenset({"last_image"}),
         tile_pixels=lambda vae: 512 * 512,
+        order=50,
     )
     pipeline_class = "LTXImageToVideoPipeline"
 
@@ -65,7 +70,8 @@ class LTXBackend(DiffusersBackend):
         extras = {"timestep_conditioning": bool(vae.get("timestep_conditioning", False))}
         if class_name == CONDITION_PIPELINE:
             extras["pipeline"] = CONDITION_PIPELINE
-        return folder_model_spec(path, class_name, cls.family.models[0], extras=extras)
+        return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
+                                 extras=extras)
 
     def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
         super().__init__(spec, device, options)

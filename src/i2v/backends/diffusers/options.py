@@ -31,8 +31,8 @@ def pick_dtype(requested: str | None, device: str, extras: dict) -> tuple[str, A
 
 
 def check_offload(mode: str | None, device: str) -> str:
-    """Validate ``--offload``; ``None``/``"auto"`` -> ``"none"`` on CPU, else ``"auto"`` (decided at
-    load time from the model's size and the GPU's memory)."""
+    """Validate ``--offload``; ``None``/``"auto"`` -> ``"none"`` on CPU, else ``"auto"`` (the memory
+    planner's choice for the first run, made before the weights load: ``i2v.memory``)."""
     if mode in (None, "auto"):
         return "none" if device == "cpu" else "auto"
     if mode not in OFFLOAD_MODES:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from ...types import ProgressCallback
 
 
@@ -41,8 +39,10 @@ class StepReporter:
         timings["decode"] = end - last
 
 
-def to_uint8_frames(frames) -> np.ndarray:
+def to_uint8_frames(frames):
     """One video of a pipeline's ``output_type="np"`` output -> (T, H, W, 3) uint8."""
+    import numpy as np
+
     video = np.asarray(frames[0] if isinstance(frames, (list, tuple)) or np.ndim(frames) == 5 else frames)
     if video.ndim != 4 or video.shape[-1] != 3:
         raise RuntimeError(f"unexpected pipeline output of shape {video.shape}")

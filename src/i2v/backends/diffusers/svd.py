@@ -17,14 +17,16 @@ Guidance ramps linearly over the frames from ``min_guidance_scale`` (1.0) on the
 from __future__ import annotations
 
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ...errors import InvalidRequestError
 from ...types import ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, native_size, read_config
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    from PIL import Image
 
 TEXT_PROJ_FOLDER = "text_proj"  # written by i2v's text-guided SVD fine-tuning
 MOTION_BUCKET_SCALE = 254  # motion_strength 1.0 -> bucket 254; 0.5 -> 127 (the model's default)
@@ -73,6 +75,9 @@ class SVDBackend(DiffusersBackend):
         memory_options=frozenset({"offload", "decode_chunk_size"}),
         loras=True,  # onto the U-Net: the pipeline itself has no LoRA loader
         decode_frames=decode_in_chunks,
+        trainable="i2v.training.trainable_svd:SVDTrainable",
+        order=10,
+        registry_only_extras=("variant",),  # a local folder's variant comes from its file names
     )
     pipeline_class = "StableVideoDiffusionPipeline"
 
@@ -87,7 +92,8 @@ class SVDBackend(DiffusersBackend):
         side = int(unet.get("sample_size", 96)) * scale
         height, width = native_size((576, 1024), (side, side))
         text_guided = (path / TEXT_PROJ_FOLDER / "config.json").is_file()
-        return folder_model_spec(path, class_name, cls.family.models[0], num_frames=frames,
+        return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
+                                 num_frames=frames,
                                  frame_rule=f"any >= 2 (trained on {frames})",
                                  height=height, width=width, size_multiple=max(8, scale * latent_multiple),
                                  uses_prompt=text_guided, extras={"text_guided": text_guided})

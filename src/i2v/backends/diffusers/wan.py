@@ -14,14 +14,16 @@ Wan 2.2 I2V A14B (no CLIP image tokens at all); the Wan 2.1 I2V models and the W
 from __future__ import annotations
 
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ...errors import InvalidRequestError, UnknownModelError
 from ...types import ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, read_config
+
+if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    from PIL import Image
 
 AREA_720P = 720 * 1280
 AREA_480P = 480 * 832
@@ -94,6 +96,7 @@ class WanBackend(DiffusersBackend):
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, temporal),
         tile_pixels=lambda vae: 256 * 256,
         last_image_help="use wan2.1-flf2v-14b-720p or wan2.2-i2v-a14b for first-last-frame videos",
+        order=30,
     )
     pipeline_class = "WanImageToVideoPipeline"
 
@@ -123,7 +126,8 @@ class WanBackend(DiffusersBackend):
             extras.update(FLOW_SHIFTS["wan2.2-i2v-a14b"])
         elif flf and transformer.get("image_dim") is not None:  # Wan 2.1 FLF2V (two CLIP images)
             extras.update(FLOW_SHIFTS["wan2.1-flf2v"])
-        return folder_model_spec(path, class_name, cls.family.models[0], extras=extras, **overrides)
+        return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
+                                 extras=extras, **overrides)
 
     def accepted_classes(self) -> tuple[str, ...]:
         # only Wan 2.2 TI2V-5B (expand_timesteps) ships as WanPipeline (text or image to video)
