@@ -1,4 +1,7 @@
-"""Digest of the frames every backend generates for fixed settings: proof that a refactor changed nothing.
+"""Digest of what every backend generates for fixed settings: proof that a refactor changed nothing.
+
+Per case: a hash of the frames, and the settings recorded with the clip and the notices, with the
+machine-specific paths (checkout, temporary folders) replaced by placeholders.
 
     python benchmarks/frames_digest.py --out before.json     # on the old tree
     python benchmarks/frames_digest.py --compare before.json # on the new tree: exit 1 on any difference
@@ -41,7 +44,19 @@ def digest(frames: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()[:16]
 
 
-def run_all(work: Path) -> dict[str, str]:
+def record(result, work: Path) -> dict:
+    """Frames hash, settings and notices of one run, without paths that differ between checkouts."""
+    def clean(value):
+        text = json.dumps(value, sort_keys=True, default=str)
+        for path, name in ((str(work), "<work>"), (str(ROOT), "<root>")):
+            text = text.replace(path, name)
+        return json.loads(text)
+
+    settings = {k: v for k, v in result.settings.items() if k != "i2v_version"}
+    return {"frames": digest(result.frames), "settings": clean(settings), "notices": clean(result.notices)}
+
+
+def run_all(work: Path) -> dict[str, dict]:
     from i2v import GenerationRequest, ImageToVideoGenerator
     from tests.backends.conftest import BUILDERS
 
@@ -51,13 +66,13 @@ def run_all(work: Path) -> dict[str, str]:
     Image.fromarray(arr).save(image)
     last = work / "last.png"
     Image.fromarray(arr[:, ::-1].copy()).save(last)
-    out: dict[str, str] = {}
+    out: dict[str, dict] = {}
     sample = ROOT / "src/i2v/assets/sample.png"
     for profile in PROFILES:
         gen = ImageToVideoGenerator(device="cpu", profile=profile)
-        frames = gen.generate(image_path=sample, prompt="the red circle moves to the right", seed=0)
-        out[f"i2v-tiny/{profile}"] = digest(frames)
-        print(f"i2v-tiny/{profile}: {out[f'i2v-tiny/{profile}']}", flush=True)
+        result = gen.run(GenerationRequest(image=sample, prompt="the red circle moves to the right", seed=0))
+        out[f"i2v-tiny/{profile}"] = record(result, work)
+        print(f"i2v-tiny/{profile}: {out[f'i2v-tiny/{profile}']['frames']}", flush=True)
     folders: dict[str, Path] = {}
     for case, (builder, fields) in CASES.items():
         if builder not in folders:
@@ -70,9 +85,17 @@ def run_all(work: Path) -> dict[str, str]:
             result = gen.run(GenerationRequest(image=image, prompt="a red ball moves left", seed=0,
                                                last_image=last if use_last else None, **fields))
             key = f"{case}/{profile}"
-            out[key] = digest(result.frames)
-            print(f"{key}: {out[key]}", flush=True)
+            out[key] = record(result, work)
+            print(f"{key}: {out[key]['frames']}", flush=True)
     return out
+
+
+def show(part: str, value, other) -> str:
+    """The part of ``value`` that differs from ``other`` (the differing keys of a settings dict)."""
+    if part == "settings" and isinstance(value, dict) and isinstance(other, dict):
+        keys = sorted(value.keys() | other.keys())
+        return json.dumps({k: value.get(k) for k in keys if value.get(k) != other.get(k)})
+    return json.dumps(value)
 
 
 def main() -> int:
@@ -86,9 +109,16 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(digests, indent=1))
     if args.compare:
         before = json.loads(Path(args.compare).read_text())
-        differ = sorted(k for k in before.keys() | digests.keys() if before.get(k) != digests.get(k))
-        print(f"{len(digests) - len(differ)} of {len(digests)} identical" + (f"; differ: {differ}" if differ else ""))
-        return 1 if differ else 0
+        same = 0
+        for key in sorted(before.keys() | digests.keys()):
+            old, new = before.get(key, {}), digests.get(key, {})
+            for part in ("frames", "settings", "notices"):
+                if old.get(part) != new.get(part):
+                    print(f"{key}: {part} differ:\n  before {show(part, old.get(part), new.get(part))}"
+                          f"\n  after  {show(part, new.get(part), old.get(part))}")
+            same += old.get("frames") == new.get("frames")
+        print(f"frames: {same} of {len(digests)} identical")
+        return 0 if same == len(digests) == len(before) else 1
     return 0
 
 

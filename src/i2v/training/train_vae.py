@@ -35,6 +35,7 @@ from .loop import LoopConfig, Stage, make_accelerator, train
 PRESETS = {
     # name: (autoencoder preset, scenes per step, crops per scene, crop size, learning rate)
     "small": dict(vae="small", scenes=8, per_scene=4, crop=64, lr=4e-4),
+    "photo": dict(vae="photo", scenes=8, per_scene=4, crop=64, lr=3e-4),
     "test": dict(vae="test", scenes=2, per_scene=2, crop=32, lr=1e-3),
 }
 
