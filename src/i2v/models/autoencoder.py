@@ -12,8 +12,8 @@ from diffusers import AutoencoderKL
 VAE_PRESETS: dict[str, dict] = {
     # ~1.5M parameters; trains on 64x64 crops on a laptop CPU.
     "small": dict(block_out_channels=(16, 32, 96), norm_num_groups=16, latent_channels=4),
-    # ~2.7M parameters, 8 latent channels: for photographs (the 4-channel small preset tops out far below
-    # the 30 dB a photo needs); same 4x down-sampling, so a 128x128 frame is 32x32x8 latents
+    # ~2.7M parameters, 8 latent channels: room for a photograph's detail at the same 4x down-sampling
+    # (a 128x128 frame is 32x32x8 latents)
     "photo": dict(block_out_channels=(32, 64, 128), norm_num_groups=32, latent_channels=8),
     # for tests: a few thousand parameters
     "test": dict(block_out_channels=(8, 8, 16), norm_num_groups=8, latent_channels=4),
