@@ -6,7 +6,8 @@ machine-specific paths (checkout, temporary folders) replaced by placeholders.
     python benchmarks/frames_digest.py --out before.json     # on the old tree
     python benchmarks/frames_digest.py --compare before.json # on the new tree: exit 1 on any difference
 
-Runs the embedded model and each diffusers family on the tiny seeded pipelines of the test suite
+Compare runs made with the same number of CPU threads: float reductions differ between thread
+counts. Runs the embedded model and each diffusers family on the tiny seeded pipelines of the test suite
 (tests/backends/tiny_components.py), plain and with the --speed / --memory profiles, on CPU.
 """
 
