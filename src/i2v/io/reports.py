@@ -35,3 +35,16 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data) -> Path:
     return write_text(path, json.dumps(data, indent=2, default=json_default))
+
+
+def write_benchmark(out: str | Path, report: dict, summary_markdown: str, rows: list) -> Path:
+    """A benchmark's folder: ``report.json``, ``summary.md`` and ``contact_sheet.png`` (one row of
+    frames per case, ``rows`` as ``contact_sheet`` takes them)."""
+    from .contact_sheet import contact_sheet
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "report.json", report)
+    write_text(out / "summary.md", summary_markdown)
+    contact_sheet(rows, out / "contact_sheet.png")
+    return out

@@ -27,8 +27,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
                   guidance_scale: float | None = None, phrasing: str = "heldout", first_case: int = 0) -> dict:
     from ..api import GenerationRequest, ImageToVideoGenerator
     from ..evaluate import motion_metrics
-    from ..io.contact_sheet import contact_sheet
-    from ..io.reports import write_json, write_text
+    from ..io.reports import write_benchmark
     from .scenes import render
     from .scoring import heldout_cases, score_case, summarise
 
@@ -73,11 +72,7 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
         summary["paraphrase_breakdown"] = paraphrase_breakdown(results)
     report = {"summary": summary, "cases": results}
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "report.json", report)
-        write_text(out / "summary.md", summary_markdown(summary))
-        contact_sheet(rows, out / "contact_sheet.png")
+        write_benchmark(out, report, summary_markdown(summary), rows)
     return report
 
 

@@ -50,8 +50,7 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
                         num_inference_steps: int | None = None, device: str | None = None,
                         dtype: str | None = None, log=print) -> dict:
     from ...api import GenerationRequest, ImageToVideoGenerator
-    from ...io.contact_sheet import contact_sheet
-    from ...io.reports import write_json, write_text
+    from ...io.reports import write_benchmark
     from .scoring import score_photo_case
 
     photos = load_photos(photos_dir, "heldout")
@@ -77,11 +76,7 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
                    seconds_per_video=float(np.mean([r["seconds"] for r in results])) if results else None)
     report = {"summary": summary, "cases": results}
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "report.json", report)
-        write_text(out / "summary.md", summary_markdown(summary))
-        contact_sheet(rows, out / "contact_sheet.png")
+        write_benchmark(out, report, summary_markdown(summary), rows)
     return report
 
 
