@@ -136,7 +136,7 @@ def test_photo_clips_join_the_batches(tiny_vae_dir, tmp_path):
 
     photos = fake_photo_folder(tmp_path / "photos")
     losses = main(_args(tiny_vae_dir, tmp_path / "run") + ["--photos", str(photos), "--photo-clips", "3",
-                                                           "--photo-share", "0.5"])
+                                                           "--photo-share", "0.5", "--scenes-over-photos", "1"])
     assert len(losses) == 4 and np.isfinite(list(losses.values())).all()
     from i2v.training.latent_cache import load_latent_cache, load_shards
 
@@ -144,6 +144,8 @@ def test_photo_clips_join_the_batches(tiny_vae_dir, tmp_path):
     world, _ = load_latent_cache(tmp_path / "run" / "latents")
     assert latents.shape[0] == 3 and latents.shape[1:] == world.shape[1:]  # same clip shape as the world's
     assert {r["move"]["kind"] for r in records} and all(r["photo"] in (0, 1) for r in records)
+    _, scenes = load_latent_cache(tmp_path / "run" / "latents")
+    assert all(s.background == "photo" and s.meta["photo"] in (0, 1) for s in scenes)  # every scene over a photo
     with pytest.raises(TrainingSetupError, match="--photo-share"):
         main(_args(tiny_vae_dir, tmp_path / "bad") + ["--photos", str(photos), "--photo-share", "0"])
 

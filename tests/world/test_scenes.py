@@ -229,3 +229,34 @@ def test_unknown_split_and_motion_raise():
         caption_scene(sample_scene(0), np.random.default_rng(0), "test")
     with pytest.raises(ValueError, match="motion"):
         sample_scene(0, motion="teleport")
+
+
+def test_scenes_over_a_photo_move_the_photo_with_the_camera():
+    """A pan over a photo background slides the photo's content the way the camera's ground truth says."""
+    import cv2
+
+    from i2v.world.photos.procedural import dead_leaves
+    from i2v.world.scenes import over_photo
+
+    photo = dead_leaves(3, 700, 900)
+    scene = over_photo(sample_scene(5, motion="pan_left"), 0, photo.shape, np.random.default_rng(0))
+    assert scene.background == "photo" and len(scene.meta["photo_window"]) == 3
+    with pytest.raises(ValueError, match="pass the photo"):
+        render(scene)
+    frames = render(scene, photo=photo)
+    assert frames.shape == (16, 128, 128, 3) and frames.std() > 10
+    assert (render(scene, photo=photo) == frames).all()  # deterministic
+    a, b = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) for f in (frames[0], frames[1]))
+    (dx, dy), _ = cv2.phaseCorrelate(a, b)
+    expected = scene.amount * 128 / 15  # per frame: the pan's travel over 15 steps, content to the right
+    assert dx == pytest.approx(expected, abs=0.5) and abs(dy) < 0.5
+
+
+def test_a_still_scene_over_a_photo_shows_the_photo_window():
+    from i2v.world.photos.procedural import fractal_noise
+    from i2v.world.scenes import over_photo
+
+    photo = fractal_noise(1, 400, 600)
+    scene = over_photo(sample_scene(7, motion="static"), 0, photo.shape, np.random.default_rng(2))
+    frames = render(scene, photo=photo)
+    assert (np.abs(frames.astype(int) - frames[0].astype(int)).max(axis=(1, 2, 3)) <= 1).all()  # nothing moves

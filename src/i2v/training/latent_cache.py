@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..world.batches import frames_to_tensor
-from ..world.scenes import HELDOUT_SEED_START, TRAVEL_RANGE, Scene, render, sample_scene
+from ..world.scenes import HELDOUT_SEED_START, TRAVEL_RANGE, Scene, over_photo, render, sample_scene
 
 
 @torch.no_grad()
@@ -50,8 +50,10 @@ def encode_clips(vae, clips: list[np.ndarray]) -> torch.Tensor:
 
 
 def build_latent_cache(vae, folder: str | Path, num_videos: int, seed: int = 0, shard_size: int = 256,
-                       travel_range: tuple[float, float] = TRAVEL_RANGE, log=print) -> Path:
-    """Latents of ``num_videos`` training scenes of the shapes world."""
+                       travel_range: tuple[float, float] = TRAVEL_RANGE, photos: list[np.ndarray] | None = None,
+                       photo_share: float = 0.0, log=print) -> Path:
+    """Latents of ``num_videos`` training scenes of the shapes world; with ``photos``, a ``photo_share``
+    of them over a random window of a random photo (drawn from ``(seed, scene index)``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -60,9 +62,20 @@ def build_latent_cache(vae, folder: str | Path, num_videos: int, seed: int = 0, 
         if (folder / f"shard_{shard:05d}.safetensors").exists():
             continue
         scenes = [sample_scene(int(s), travel_range=travel_range) for s in seeds[start:start + shard_size]]
-        write_shard(folder, shard, encode_clips(vae, [render(s) for s in scenes]), [s.to_dict() for s in scenes])
+        if photos:
+            scenes = [_maybe_over_photo(scene, photos, photo_share, np.random.default_rng([seed, start + k]))
+                      for k, scene in enumerate(scenes)]
+        clips = [render(s, photo=photos[s.meta["photo"]] if s.background == "photo" else None) for s in scenes]
+        write_shard(folder, shard, encode_clips(vae, clips), [s.to_dict() for s in scenes])
         log(f"latent cache: shard {shard} ({start + len(scenes)}/{num_videos} clips)")
     return folder
+
+
+def _maybe_over_photo(scene: Scene, photos: list[np.ndarray], share: float, rng: np.random.Generator) -> Scene:
+    if rng.random() >= share:
+        return scene
+    index = int(rng.integers(len(photos)))
+    return over_photo(scene, index, photos[index].shape, rng)
 
 
 def build_photo_latent_cache(vae, folder: str | Path, photos: list[np.ndarray], num_clips: int, seed: int = 0,

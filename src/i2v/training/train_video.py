@@ -65,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--photos", default=None, metavar="DIR",
                    help="gathered photographs (make photos): camera moves over them join the training clips")
     p.add_argument("--photo-share", type=float, default=0.5, help="with --photos: share of each batch from photo clips")
+    p.add_argument("--scenes-over-photos", type=float, default=0.3,
+                   help="with --photos: share of the cached shapes-world scenes drawn over a photo background")
     p.add_argument("--photo-clips", type=int, default=4096, help="with --photos: camera-move clips to cache")
     p.add_argument("--photo-cache-dir", default=None,
                    help="with --photos: their latent cache (default: OUTPUT_DIR/photo_latents)")
@@ -109,9 +111,9 @@ def main(argv=None) -> dict:
     warmup = preset["warmup"] if args.warmup_steps is None else args.warmup_steps
     if not lr > 0 or warmup < 0:  # refused before any loading
         raise TrainingSetupError(f"--learning-rate must be > 0 and --warmup-steps >= 0, got {lr} and {warmup}")
-    if args.photos and not (0 < args.photo_share <= 1 and args.photo_clips > 0):
-        raise TrainingSetupError(f"--photo-share must be in (0, 1] and --photo-clips > 0, got {args.photo_share} "
-                                 f"and {args.photo_clips}")
+    if args.photos and not (0 < args.photo_share <= 1 and args.photo_clips > 0 and 0 <= args.scenes_over_photos <= 1):
+        raise TrainingSetupError(f"--photo-share must be in (0, 1], --photo-clips > 0 and --scenes-over-photos in "
+                                 f"[0, 1], got {args.photo_share}, {args.photo_clips} and {args.scenes_over_photos}")
     if args.cooldown_steps > args.max_steps - warmup:
         raise TrainingSetupError(f"--cooldown-steps {args.cooldown_steps} does not fit in --max-steps "
                                  f"{args.max_steps} after {warmup} warmup steps")
@@ -122,17 +124,19 @@ def main(argv=None) -> dict:
     # ---- data: cached latents of training clips; captions drawn afresh every step ----
     vae = AutoencoderKL.from_pretrained(args.vae).eval().requires_grad_(False)
     cache = Path(args.cache_dir or out / "latents")
-    if accelerator.is_main_process:
-        build_latent_cache(vae, cache, preset["clips"], seed=args.seed, travel_range=preset["travel"],
-                           log=accelerator.print)
-    photo_latents, photo_moves = None, []
-    if args.photos:  # camera moves over the training photos, cached the same way
+    photos = None
+    if args.photos:
         from ..world.photos.batches import load_photos
 
+        photos = load_photos(args.photos, "train")
+    if accelerator.is_main_process:
+        build_latent_cache(vae, cache, preset["clips"], seed=args.seed, travel_range=preset["travel"],
+                           photos=photos, photo_share=args.scenes_over_photos, log=accelerator.print)
+    photo_latents, photo_moves = None, []
+    if args.photos:  # camera moves over the training photos, cached the same way
         photo_cache = Path(args.photo_cache_dir or out / "photo_latents")
         if accelerator.is_main_process:
-            build_photo_latent_cache(vae, photo_cache, load_photos(args.photos, "train"), args.photo_clips,
-                                     seed=args.seed, log=accelerator.print)
+            build_photo_latent_cache(vae, photo_cache, photos, args.photo_clips, seed=args.seed, log=accelerator.print)
     accelerator.wait_for_everyone()
     all_latents, scenes = load_latent_cache(cache)  # (N, C, T, h, w) fp16
     if args.photos:

@@ -272,8 +272,41 @@ def _background(scene: Scene, wx: torch.Tensor, wy: torch.Tensor) -> torch.Tenso
     return c0 * (1 - w) + c1 * w
 
 
-def render(scene: Scene, size: int = SIZE) -> np.ndarray:
-    """Render a scene to (T, H, W, 3) uint8 frames."""
+# World units on each side of the [0, 1] frame that a pan or a zoom out can show (pans travel at
+# most 0.35, zoom out shows 1.8x): a photo background covers [-PHOTO_MARGIN, 1 + PHOTO_MARGIN].
+PHOTO_MARGIN = 0.45
+
+
+def _photo_background(photo: np.ndarray, window: tuple[float, float, float], wx: torch.Tensor, wy: torch.Tensor,
+                      size: int) -> torch.Tensor:
+    """(T, H, W, 3) in [0, 1]: ``photo`` (H, W, 3) uint8 where the world square [0, 1] is the photo
+    window ``(centre x, centre y, side)`` in photo pixels. The region the clip can show is first
+    area-resampled to the finest scale a zoom in needs (bilinear sampling alone would alias when
+    shrinking a large photo), then sampled bilinearly at every output pixel."""
+    import cv2
+
+    cx, cy, side = window
+    span = side * (1 + 2 * PHOTO_MARGIN)  # photo pixels of world [-margin, 1 + margin]
+    left, top = int(max(0, np.floor(cx - span / 2))), int(max(0, np.floor(cy - span / 2)))
+    right = int(min(photo.shape[1], np.ceil(cx + span / 2) + 1))
+    bottom = int(min(photo.shape[0], np.ceil(cy + span / 2) + 1))
+    region = photo[top:bottom, left:right]  # (h, w, 3)
+    scale = min(1.0, ZOOM_RANGE[1] * size / side)  # resampled pixels per photo pixel
+    if scale < 1:
+        region = cv2.resize(region, (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale))),
+                            interpolation=cv2.INTER_AREA)
+    sx, sy = region.shape[1] / (right - left), region.shape[0] / (bottom - top)
+    tex = torch.from_numpy(np.ascontiguousarray(region)).permute(2, 0, 1)[None].float() / 255  # (1, 3, h, w)
+    qx = (cx + (wx - 0.5) * side - left) * sx  # continuous coordinates in the resampled region
+    qy = (cy + (wy - 0.5) * side - top) * sy
+    grid = torch.stack([qx / region.shape[1] * 2 - 1, qy / region.shape[0] * 2 - 1], -1).reshape(1, -1, 1, 2)
+    out = F.grid_sample(tex, grid.float(), mode="bilinear", padding_mode="border", align_corners=False)
+    return out.reshape(3, *wx.shape).permute(1, 2, 3, 0)  # (T, H, W, 3)
+
+
+def render(scene: Scene, size: int = SIZE, photo: np.ndarray | None = None) -> np.ndarray:
+    """Render a scene to (T, H, W, 3) uint8 frames; a scene over a photo (``background == "photo"``,
+    window in ``scene.meta["photo_window"]``) needs that ``photo`` (H, W, 3) uint8."""
     cam, zoom = scene.camera()
     pix = (torch.arange(size, dtype=torch.float32) + 0.5) / size - 0.5  # (W,)
     cx, cy = (torch.tensor(cam[:, k], dtype=torch.float32)[:, None, None] for k in (0, 1))
@@ -281,7 +314,12 @@ def render(scene: Scene, size: int = SIZE) -> np.ndarray:
     wx = cx + pix[None, None, :] / z  # (T, 1, W)
     wy = cy + pix[None, :, None] / z  # (T, H, 1)
     wx, wy = torch.broadcast_tensors(wx, wy)  # (T, H, W)
-    img = _background(scene, wx, wy)
+    if scene.background == "photo":
+        if photo is None:
+            raise ValueError("this scene is over a photo: pass the photo to render()")
+        img = _photo_background(photo, tuple(scene.meta["photo_window"]), wx, wy, size)
+    else:
+        img = _background(scene, wx, wy)
     centres, radii = scene.object_tracks()
     pixel_world = 1.0 / (size * z)  # world units per pixel, (T, 1, 1)
     for k, obj in enumerate(scene.objects):
@@ -322,3 +360,15 @@ def mirror_scene(scene: Scene) -> Scene:
     objects = [SceneObject(o.shape, o.colour, 1.0 - o.x, o.y, o.radius) for o in scene.objects]
     return Scene(objects, scene.background, scene.background_colours, math.pi - scene.background_angle,
                  scene.noise_seed, motion, scene.target, scene.amount, scene.num_frames, dict(scene.meta))
+
+
+def over_photo(scene: Scene, photo_index: int, photo_shape: tuple[int, ...], rng: np.random.Generator) -> Scene:
+    """The scene with a photo background: the world square [0, 1] is a random square window of the
+    photo, small enough that everything a pan or a zoom out can show stays inside it."""
+    height, width = photo_shape[:2]
+    largest = min(height, width) / (1 + 2 * PHOTO_MARGIN)
+    side = float(rng.uniform(0.6, 1.0) * largest)
+    half = side * (0.5 + PHOTO_MARGIN)
+    cx, cy = float(rng.uniform(half, width - half)), float(rng.uniform(half, height - half))
+    meta = {**scene.meta, "photo": int(photo_index), "photo_window": [cx, cy, side]}
+    return Scene(**{**scene.__dict__, "background": "photo", "meta": meta})

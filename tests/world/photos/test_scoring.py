@@ -90,13 +90,14 @@ def test_photo_benchmark_end_to_end_on_a_fake_photo_folder(tmp_path):
         images.append({"file": f"heldout/{i}.png", "split": "heldout"})
     (tmp_path / "photos" / "manifest.json").write_text(json.dumps({"images": images}))
     out = tmp_path / "out"
-    code = main(["benchmark", "--world", "photos", "--photos", str(tmp_path / "photos"), "--cases", "3",
-                 "--num-inference-steps", "2", "--out", str(out)])
+    code = main(["benchmark", "--world", "photos", "--photos", str(tmp_path / "photos"), "--cases", "2",
+                 "--first-case", "6", "--num-inference-steps", "2", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["summary"]["cases"] == 3 and report["summary"]["world"] == "photos"
-    assert [c["kind"] for c in report["cases"]] == ["pan_left", "pan_right", "pan_up"]
-    assert all(c["first_frame_psnr"] is not None and c["warp_fidelity"] > 0 for c in report["cases"])
+    assert report["summary"]["cases"] == 2 and report["summary"]["world"] == "photos"
+    assert [c["kind"] for c in report["cases"]] == ["static", "shapes"]
+    assert report["cases"][0]["warp_fidelity"] > 0 and report["cases"][1]["category"] == "shapes_direction"
+    assert all(c["first_frame_psnr"] is not None for c in report["cases"])
     assert (out / "contact_sheet.png").stat().st_size > 0 and "Photo benchmark" in (out / "summary.md").read_text()
 
 
@@ -105,6 +106,22 @@ def test_photo_cases_are_fixed_by_their_index():
 
     photos = [photo(0), photo(1)]
     a, b = photo_cases(photos, 10), photo_cases(photos, 4, first_case=6)
-    assert a[6:] == b
-    assert {c.move.kind for c in a} >= {"pan_left", "zoom_in", "static"}
+    assert [(c.kind, c.prompt, c.photo) for c in a[6:]] == [(c.kind, c.prompt, c.photo) for c in b]
+    assert {c.kind for c in a} >= {"pan_left", "zoom_in", "static", "shapes"}
     assert all(c.prompt for c in a)
+
+
+def test_shapes_cases_over_photos_are_scorable_on_their_truth():
+    """Every shapes case's true clip passes the shapes scorer; a frozen clip does not."""
+    from i2v.world.photos.benchmark import SHAPES, photo_cases
+    from i2v.world.scoring import score_case
+
+    photos = [photo(0), photo(1)]
+    cases = [c for c in photo_cases(photos, 16) if c.kind == SHAPES]
+    assert len(cases) == 2
+    for case in cases:
+        truth = case.frames(photos)
+        assert truth.shape == (16, 128, 128, 3) and case.scene.background == "photo"
+        assert score_case(truth, case.scene, truth[0])["passed"]
+        frozen = np.repeat(truth[:1], 16, axis=0)
+        assert not score_case(frozen, case.scene, truth[0])["passed"]
