@@ -16,7 +16,7 @@ from ..devices import check_dtype_name
 from ..errors import InvalidRequestError, TextEncoderUnavailableError, UnknownModelError
 from ..lora import check_loras, load_loras
 from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS
-from ..types import LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
+from ..types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from .base import Backend, Family
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
@@ -156,7 +156,7 @@ class TinyBackend(Backend):
             _PIPELINE_CACHE[key] = pipe
         return pipe
 
-    def resolve(self, request, notices: list[str]) -> ResolvedSettings:
+    def resolve(self, request: GenerationRequest, notices: list[str]) -> ResolvedSettings:
         settings = super().resolve(request, notices)
         if self.lora_records:
             settings.extras["loras"] = self.lora_records

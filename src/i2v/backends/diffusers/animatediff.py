@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import UnknownModelError
-from ...types import ModelDefaults, ModelSpec, ResolvedSettings
+from ...types import GenerationRequest, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, local_model_folder, native_size, read_config
@@ -113,7 +113,7 @@ class AnimateDiffBackend(DiffusersBackend):
                                                                **e.get("scheduler_overrides", {}))
         return diffusers.AnimateDiffSparseControlNetPipeline.from_pretrained(str(folder), **parts, **kwargs)
 
-    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+    def family_resolve(self, request: GenerationRequest, settings: ResolvedSettings, notices: list[str]) -> None:
         super().family_resolve(request, settings, notices)
         settings.extras.update(
             controlnet_frame_indices=[0],

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...types import ModelDefaults, ModelSpec, ResolvedSettings
+from ...types import GenerationRequest, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, read_config
@@ -78,7 +78,7 @@ class CogVideoXBackend(DiffusersBackend):
         return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
                                  extras=extras, **overrides)
 
-    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+    def family_resolve(self, request: GenerationRequest, settings: ResolvedSettings, notices: list[str]) -> None:
         super().family_resolve(request, settings, notices)
         extras = self.spec.extras
         settings.extras.update(use_dynamic_cfg=bool(extras.get("use_dynamic_cfg", True)),

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...types import ModelDefaults, ModelSpec, ResolvedSettings
+from ...types import GenerationRequest, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, read_config
@@ -100,7 +100,7 @@ class HunyuanBackend(DiffusersBackend):
             return read_config(self.folder, "transformer").get("image_condition_type", "token_replace")
         return self.spec.extras.get("image_condition_type", "token_replace")
 
-    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+    def family_resolve(self, request: GenerationRequest, settings: ResolvedSettings, notices: list[str]) -> None:
         super().family_resolve(request, settings, notices)
         concat = self.condition_type() == "latent_concat"
         if concat:  # real CFG with the negative prompt; embedded guidance off

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...types import LoadOptions, ModelDefaults, ModelSpec, ResolvedSettings
+from ...types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, read_config
@@ -79,13 +79,13 @@ class LTXBackend(DiffusersBackend):
             self.pipeline_class = CONDITION_PIPELINE
         self._condition_pipe = None
 
-    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+    def family_resolve(self, request: GenerationRequest, settings: ResolvedSettings, notices: list[str]) -> None:
         super().family_resolve(request, settings, notices)
         if settings.fps != round(settings.fps):
             notices.append(f"LTX-Video's frame_rate conditioning is a whole number; using {round(settings.fps)}")
         settings.extras.update(frame_rate=max(1, round(settings.fps)),
                                max_sequence_length=int(self.spec.extras.get("max_sequence_length", 128)),
-                               first_last_frame=getattr(request, "last_image", None) is not None)
+                               first_last_frame=request.last_image is not None)
 
     def condition_pipeline(self):
         """The pipeline to run with a last image: the loaded one if it is an LTXConditionPipeline,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import InvalidRequestError
-from ...types import ModelDefaults, ModelSpec, ResolvedSettings
+from ...types import GenerationRequest, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, native_size, read_config
@@ -120,7 +120,7 @@ class SVDBackend(DiffusersBackend):
         text_proj = TextProjection.from_pretrained(str(folder / TEXT_PROJ_FOLDER), **kwargs).to(self.device)
         return TextGuidedSVDPipeline.from_svd(pipe, text_proj, MiniLMTextEncoder(device=self.device))
 
-    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+    def family_resolve(self, request: GenerationRequest, settings: ResolvedSettings, notices: list[str]) -> None:
         extras = self.spec.extras
         if self.text_guided:
             settings.extras["prompt_used"] = True
@@ -133,7 +133,7 @@ class SVDBackend(DiffusersBackend):
         if settings.fps != round(settings.fps) or settings.fps < 2:
             notices.append(f"SVD's fps conditioning is a whole number >= 2; conditioning on "
                            f"{max(2, round(settings.fps))} (the file is still written at {settings.fps:g} fps)")
-        chunk = request.decode_chunk_size if getattr(request, "decode_chunk_size", None) is not None else \
+        chunk = request.decode_chunk_size if request.decode_chunk_size is not None else \
             (self.acceleration.decode_chunk_size or extras.get("decode_chunk_size"))
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
             raise InvalidRequestError(f"decode_chunk_size must be a positive integer, got {chunk!r}")

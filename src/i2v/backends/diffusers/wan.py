@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import InvalidRequestError, UnknownModelError
-from ...types import ModelDefaults, ModelSpec, ResolvedSettings
+from ...types import GenerationRequest, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
 from .loading import check_model_folder, folder_model_spec, read_config
@@ -133,17 +133,17 @@ class WanBackend(DiffusersBackend):
         # only Wan 2.2 TI2V-5B (expand_timesteps) ships as WanPipeline (text or image to video)
         return self.family.pipeline_classes if self.spec.extras.get("expand_timesteps") else (self.pipeline_class,)
 
-    def family_resolve(self, request, settings: ResolvedSettings, notices: list[str]) -> None:
+    def family_resolve(self, request: GenerationRequest, settings: ResolvedSettings, notices: list[str]) -> None:
         super().family_resolve(request, settings, notices)
         extras = self.spec.extras
-        if getattr(request, "last_image", None) is not None and not extras.get("first_last_frame"):
+        if request.last_image is not None and not extras.get("first_last_frame"):
             raise InvalidRequestError(
                 f"{self.spec.name} cannot condition on a last image (last_image); use wan2.1-flf2v-14b-720p or "
                 "wan2.2-i2v-a14b for first-last-frame videos"
             )
         settings.extras.update(flow_shift=flow_shift_for(settings.height, settings.width, extras),
                                max_sequence_length=int(extras.get("max_sequence_length", 512)),
-                               first_last_frame=getattr(request, "last_image", None) is not None)
+                               first_last_frame=request.last_image is not None)
 
     def set_flow_shift(self, pipe, shift: float) -> None:
         config = pipe.scheduler.config
