@@ -160,3 +160,21 @@ def test_photo_batch_mirrors_pans_and_captions_them():
         assert batch.shape == (4, 4, 2, 2, 3) and len(captions) == 4
         seen |= {c for c in captions if "left" in c or "right" in c}
     assert any("right" in c for c in seen) and any("left" in c for c in seen)  # mirrored pans say the other way
+
+
+def test_init_from_a_denoiser_of_other_latent_channels_keeps_the_rest(tmp_path):
+    """A new autoencoder with 8 latent channels: the shipped 4-channel denoiser's inner weights carry over."""
+    from i2v.models.unet import build_unet
+    from i2v.training.trainable_i2v import load_unet
+
+    torch.manual_seed(0)
+    old = build_unet("test", latent_channels=4, num_frames=4, sample_size=8)
+    old.save_pretrained(tmp_path / "unet")
+    lines = []
+    new = load_unet(tmp_path, latent_channels=8, log=lines.append)
+    assert new.config.latent_channels == 8 and "conv_in.weight" in lines[0] and "conv_out.weight" in lines[0]
+    old_state, new_state = old.state_dict(), new.state_dict()
+    assert new_state["conv_in.weight"].shape[1] == 16 and not new_state["conv_out.weight"].any()
+    same = [k for k in old_state if not k.startswith(("conv_in", "conv_out"))]
+    assert same and all(torch.equal(old_state[k], new_state[k]) for k in same)
+    assert load_unet(tmp_path, latent_channels=4).config.latent_channels == 4

@@ -147,8 +147,8 @@ def main(argv=None) -> dict:
 
     # ---- model: a fresh denoiser of the preset (or --init-from), trained at the run's noise-level shift ----
     torch.manual_seed(args.seed)
-    if args.init_from:
-        unet = load_unet(args.init_from)
+    if args.init_from:  # a new autoencoder's latent channels get a new patch embedding and output
+        unet = load_unet(args.init_from, latent_channels=vae.config.latent_channels, log=accelerator.print)
     else:
         unet = build_unet(preset["unet"], latent_channels=vae.config.latent_channels,
                           num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1])

@@ -17,13 +17,29 @@ from .export import write_model_folder
 from .latent_cache import encode_video
 
 
-def load_unet(folder: str | Path) -> torch.nn.Module:
-    """A denoiser folder, or a model folder's ``unet/``, as float32 weights to train."""
+def load_unet(folder: str | Path, latent_channels: int | None = None, log=print) -> torch.nn.Module:
+    """A denoiser folder, or a model folder's ``unet/``, as float32 weights to train.
+
+    With ``latent_channels`` other than the folder's (a new autoencoder), the network is rebuilt for
+    them and keeps every weight whose shape still fits: only the latent-facing patch embedding
+    (``conv_in``) and output (``conv_out``, zero at the start as in a fresh network) start afresh."""
+    from safetensors.torch import load_file
+
     from ..models.unet import SpaceTimeUNet
 
     folder = Path(folder)
-    return SpaceTimeUNet.from_pretrained(folder / "unet" if (folder / "unet").is_dir() else folder,
-                                         use_safetensors=True, torch_dtype=torch.float32)
+    folder = folder / "unet" if (folder / "unet").is_dir() else folder
+    unet = SpaceTimeUNet.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
+    if latent_channels is None or latent_channels == unet.config.latent_channels:
+        return unet
+    fresh = SpaceTimeUNet.from_config({**unet.config, "latent_channels": latent_channels})
+    old = {k: v.float() for k, v in load_file(str(next(folder.glob("*.safetensors")))).items()}
+    own = fresh.state_dict()
+    kept = {k: v for k, v in old.items() if k in own and own[k].shape == v.shape}
+    fresh.load_state_dict(kept, strict=False)
+    log(f"denoiser from {folder}: {unet.config.latent_channels} -> {latent_channels} latent channels; "
+        f"new: {', '.join(sorted(k for k in own if k not in kept))}")
+    return fresh
 
 
 class I2VTrainable:
