@@ -7,7 +7,8 @@ space-time layers:
 * per-frame spatial self-attention and cross-attention to the text tokens ``'(b t) (h w) c'``;
 * frame-to-frame temporal self-attention ``'(b h w) t c'`` with sinusoidal frame-position
   encodings;
-* a 2x2 patch embedding in and pixel-shuffle out, so the 32x32 latents cost what 16x16 would;
+* a 2x2 patch embedding in and pixel-shuffle out, so the 32x32 latents cost what 16x16 would
+  (a patch grid the down path cannot halve evenly, 256x144 frames say, is edge-padded and cropped);
 * the first frame's latent concatenated to every frame's input (SVD-style image conditioning)
   and the pooled sentence embedding added to the timestep embedding (SDXL-style).
 
@@ -188,6 +189,13 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             bias = ((1.0 - text_mask.to(sample.dtype)) * -10000.0)[:, None, :]  # (B, 1, L)
         cond = image_latents[:, :, None].expand(-1, -1, t, -1, -1)
         x = self.conv_in(torch.cat([sample, cond], dim=1))  # (B, ch0, T, h/p, w/p)
+        # the down path halves the patch grid len(levels) - 1 times: other sizes are padded (edge
+        # values repeated) to its multiple and cropped back before the output
+        grid_h, grid_w = x.shape[-2:]
+        multiple = 2 ** (len(self.config.block_out_channels) - 1)
+        pad_h, pad_w = -grid_h % multiple, -grid_w % multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h, 0, 0), mode="replicate")
 
         skips = [x]
         for unit in self.down:
@@ -198,6 +206,7 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             if isinstance(unit[0], ResBlock3D):
                 x = torch.cat([x, skips.pop()], dim=1)
             x = self._run_unit(unit, x, temb, text_states, bias)
+        x = x[..., :grid_h, :grid_w]
         out = self.conv_out(F.silu(self.norm_out(x)))  # (B, C*p*p, T, h/p, w/p)
         p = self.config.patch_size
         return rearrange(out, "b (c p1 p2) t h w -> b c t (h p1) (w p2)", p1=p, p2=p)  # (B, C, T, h, w)

@@ -39,8 +39,8 @@ class I2VPipeline(DiffusionPipeline):
         # copies it into the model folder; the loaders attach it.
         self.text_encoder: MiniLMTextEncoder | None = None
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        # height/width must survive the VAE, the 2x2 patchify and the U-Net's down-samplings
-        self.size_multiple = self.vae_scale_factor * unet.config.patch_size * 2 ** (len(unet.config.block_out_channels) - 1)
+        # height/width must survive the VAE and the 2x2 patchify (the U-Net pads its own grid)
+        self.size_multiple = self.vae_scale_factor * unet.config.patch_size
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod

@@ -55,7 +55,7 @@ class I2VTrainable:
         scale = 2 ** (len(vae.config.block_out_channels) - 1)
         self.num_frames = unet.config.num_frames
         self.height = self.width = unet.config.sample_size * scale
-        self.size_multiple = scale * unet.config.patch_size * 2 ** (len(unet.config.block_out_channels) - 1)
+        self.size_multiple = 2 * scale * unet.config.patch_size  # as the backend snaps sizes
 
     @classmethod
     def from_args(cls, spec, args, device) -> I2VTrainable:
