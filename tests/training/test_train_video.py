@@ -44,8 +44,8 @@ def test_killed_run_resumes_with_the_same_losses(tiny_vae_dir, tmp_path):
 
 def test_exported_model_generates_through_the_cli(tiny_vae_dir, tmp_path, sample_image_path):
     from i2v.cli import main as cli
-    from i2v.training.export import export_model
     from i2v.io.video import read_video
+    from i2v.training.export import export_model
 
     main(_args(tiny_vae_dir, tmp_path / "run"))
     model = export_model(tiny_vae_dir, tmp_path / "run" / "ema_unet", tmp_path / "model")
@@ -178,3 +178,22 @@ def test_init_from_a_denoiser_of_other_latent_channels_keeps_the_rest(tmp_path):
     same = [k for k in old_state if not k.startswith(("conv_in", "conv_out"))]
     assert same and all(torch.equal(old_state[k], new_state[k]) for k in same)
     assert load_unet(tmp_path, latent_channels=4).config.latent_channels == 4
+
+
+def test_photo_clips_at_several_sizes(tiny_vae_dir, tmp_path):
+    """Photo-only steps at another size (here every step at 64x96), batch scaled by area; a cache per size."""
+    from i2v.training.latent_cache import load_shards
+    from i2v.training.train_video import parse_sizes
+
+    from .test_train_vae import fake_photo_folder
+
+    photos = fake_photo_folder(tmp_path / "photos")
+    losses = main(_args(tiny_vae_dir, tmp_path / "run") + ["--photos", str(photos), "--photo-clips", "4",
+                                                           "--photo-sizes", "128x128,64x96", "--large-share", "1"])
+    assert len(losses) == 4 and np.isfinite(list(losses.values())).all()
+    small, _ = load_shards(tmp_path / "run" / "photo_latents" / "64x96")
+    assert small.shape[0] == 1 and small.shape[-2:] == (16, 24)  # 4x down-sampled latents of 64x96 clips
+    assert parse_sizes("128x128,256x144") == [(128, 128), (256, 144)]
+    for bad in ("256x144", "128x128,100x100", "big"):
+        with pytest.raises(TrainingSetupError, match="--photo-sizes"):
+            parse_sizes(bad)

@@ -70,6 +70,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--photo-clips", type=int, default=4096, help="with --photos: camera-move clips to cache")
     p.add_argument("--photo-cache-dir", default=None,
                    help="with --photos: their latent cache (default: OUTPUT_DIR/photo_latents)")
+    p.add_argument("--photo-sizes", default="128x128", metavar="HxW,...",
+                   help="with --photos: clip sizes (height x width, multiples of 16); the first is the shapes "
+                        "world's 128x128, the others (e.g. 256x144,144x256,256x256) are trained on photo-only steps")
+    p.add_argument("--large-share", type=float, default=0.25,
+                   help="with several --photo-sizes: share of steps on one of the other sizes (batch scaled by area)")
     p.add_argument("--sigma-shift", type=float, default=None,
                    help="time shift of the training noise levels (default: the preset's); saved in "
                         "OUTPUT_DIR/scheduler so the exported model samples where training spent its steps")
@@ -111,9 +116,12 @@ def main(argv=None) -> dict:
     warmup = preset["warmup"] if args.warmup_steps is None else args.warmup_steps
     if not lr > 0 or warmup < 0:  # refused before any loading
         raise TrainingSetupError(f"--learning-rate must be > 0 and --warmup-steps >= 0, got {lr} and {warmup}")
-    if args.photos and not (0 < args.photo_share <= 1 and args.photo_clips > 0 and 0 <= args.scenes_over_photos <= 1):
-        raise TrainingSetupError(f"--photo-share must be in (0, 1], --photo-clips > 0 and --scenes-over-photos in "
-                                 f"[0, 1], got {args.photo_share}, {args.photo_clips} and {args.scenes_over_photos}")
+    if args.photos and not (0 < args.photo_share <= 1 and args.photo_clips > 0 and 0 <= args.scenes_over_photos <= 1
+                            and 0 <= args.large_share <= 1):
+        raise TrainingSetupError(f"--photo-share must be in (0, 1], --photo-clips > 0, --scenes-over-photos and "
+                                 f"--large-share in [0, 1], got {args.photo_share}, {args.photo_clips}, "
+                                 f"{args.scenes_over_photos} and {args.large_share}")
+    sizes = parse_sizes(args.photo_sizes)
     if args.cooldown_steps > args.max_steps - warmup:
         raise TrainingSetupError(f"--cooldown-steps {args.cooldown_steps} does not fit in --max-steps "
                                  f"{args.max_steps} after {warmup} warmup steps")
@@ -132,16 +140,19 @@ def main(argv=None) -> dict:
     if accelerator.is_main_process:
         build_latent_cache(vae, cache, preset["clips"], seed=args.seed, travel_range=preset["travel"],
                            photos=photos, photo_share=args.scenes_over_photos, log=accelerator.print)
-    photo_latents, photo_moves = None, []
-    if args.photos:  # camera moves over the training photos, cached the same way
-        photo_cache = Path(args.photo_cache_dir or out / "photo_latents")
-        if accelerator.is_main_process:
-            build_photo_latent_cache(vae, photo_cache, photos, args.photo_clips, seed=args.seed, log=accelerator.print)
+    photo_cache = Path(args.photo_cache_dir or out / "photo_latents")
+    if args.photos and accelerator.is_main_process:  # camera moves over the training photos, one cache per size
+        for k, size in enumerate(sizes):
+            clips = args.photo_clips if k == 0 else max(1, args.photo_clips // 4)  # larger clips: fewer
+            build_photo_latent_cache(vae, photo_cache / size_name(size) if k else photo_cache, photos, clips,
+                                     seed=args.seed + k, size=size, log=accelerator.print)
     accelerator.wait_for_everyone()
     all_latents, scenes = load_latent_cache(cache)  # (N, C, T, h, w) fp16
+    buckets: list[tuple[torch.Tensor, list[str]]] = []  # per size: (M, C, T, h, w) fp16 latents, motions
     if args.photos:
-        photo_latents, records = load_shards(photo_cache)  # (M, C, T, h, w) fp16
-        photo_moves = [r["move"]["kind"] for r in records]
+        for k, size in enumerate(sizes):
+            latents, records = load_shards(photo_cache / size_name(size) if k else photo_cache)
+            buckets.append((latents, [r["move"]["kind"] for r in records]))
     n_photo = round(preset["batch"] * args.photo_share) if args.photos else 0
     text_encoder = MiniLMTextEncoder(device=device)
 
@@ -159,6 +170,12 @@ def main(argv=None) -> dict:
 
     # ---- batch: cached clips, half of them mirrored, with fresh captions; loss: the trainable's ----
     def batch(rng: np.random.Generator):
+        if len(buckets) > 1 and rng.random() < args.large_share:  # a photo-only step at another size
+            k = int(rng.integers(1, len(buckets)))
+            latents, kinds = buckets[k]
+            area = latents.shape[-1] * latents.shape[-2] / (all_latents.shape[-1] * all_latents.shape[-2])
+            clips, captions = photo_batch(rng, latents, kinds, max(1, round(preset["batch"] / area)))
+            return clips.to(device), trainable.encode_text(captions, device)
         n_world = preset["batch"] - n_photo
         idx = rng.integers(len(scenes), size=n_world)
         flip = rng.random(n_world) < 0.5  # a mirrored clip is another valid clip
@@ -172,7 +189,7 @@ def main(argv=None) -> dict:
             for i, f in zip(idx, flip)
         ]
         if n_photo:
-            photo_latents_batch, photo_captions = photo_batch(rng, photo_latents, photo_moves, n_photo)
+            photo_latents_batch, photo_captions = photo_batch(rng, *buckets[0], n_photo)
             latents = torch.cat([latents, photo_latents_batch])
             captions += photo_captions
         return latents.to(device), trainable.encode_text(captions, device)
@@ -202,6 +219,23 @@ def main(argv=None) -> dict:
         ema_decay=args.ema_decay,
     )
     return train(accelerator, stage, LoopConfig.from_args(args))
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"128x128,256x144"`` -> [(128, 128), (256, 144)] (height, width); the first must be 128x128."""
+    try:
+        sizes = [tuple(int(v) for v in part.lower().split("x")) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    bad = any(len(s) != 2 or min(s) < 16 or s[0] % 16 or s[1] % 16 for s in sizes)
+    if not sizes or bad or sizes[0] != (128, 128):
+        raise TrainingSetupError(f"--photo-sizes must be HxW sizes, multiples of 16, starting with 128x128; "
+                                 f"got {text!r}")
+    return sizes
+
+
+def size_name(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
 
 
 def photo_batch(rng: np.random.Generator, latents: torch.Tensor, kinds: list[str], n: int
