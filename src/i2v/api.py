@@ -140,6 +140,7 @@ class ImageToVideoGenerator:
         When ``frames`` are the last generated clip, its settings travel with the file.
         """
         from .io.video import as_frame_array, write_video
+        from .validate import check_output_file
 
         last = self.last_result
         is_last = last is not None and frames is last.frames
@@ -147,4 +148,6 @@ class ImageToVideoGenerator:
             fps = last.fps if is_last else self.defaults.fps
         metadata = {**last.settings, "fps": fps} if is_last else {"model": self.spec.name, "fps": fps,
                                                                  "i2v_version": __version__}
+        inputs = [last.settings.get("image"), last.settings.get("last_image")] if is_last else []
+        check_output_file(path, inputs, model_folder=self.spec.source)
         return write_video(as_frame_array(frames), path, fps=fps, metadata=metadata)

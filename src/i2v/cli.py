@@ -95,10 +95,12 @@ def cmd_generate(args) -> int:
     from .api import ImageToVideoGenerator
     from .io.video import video_format
     from .types import GenerationRequest, LoadOptions, from_fields
+    from .validate import check_output_file
 
     t_start = time.perf_counter()
     video_format(args.output)  # fail on a bad extension before loading anything
     request = from_fields(GenerationRequest, args)
+    check_output_file(args.output, [args.image, args.last_image], model_folder=args.model)
     if args.dry_run:
         from .devices import pick_device
         from .memory import plan_memory

@@ -78,6 +78,10 @@ class CorruptVideoError(VideoIOError):
     """A video file exists but cannot be decoded."""
 
 
+class OutputPathError(I2VError, ValueError):
+    """An output path that would replace an input (the input image, a model folder the run reads)."""
+
+
 class WeightsError(I2VError, ValueError):
     """A weights path the user gave is missing or does not hold the expected network."""
 

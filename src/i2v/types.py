@@ -153,7 +153,10 @@ class GenerationResult:
 
     def save(self, path: str | Path, fps: float | None = None) -> Path:
         from .io.video import write_video
+        from .validate import check_output_file
 
+        check_output_file(path, [self.settings.get("image"), self.settings.get("last_image")],
+                          model_folder=self.settings.get("model_source"))
         fps = self.fps if fps is None else fps
         return write_video(self.frames, path, fps=fps, metadata={**self.settings, "fps": fps})
 

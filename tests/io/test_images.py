@@ -246,3 +246,38 @@ def test_jpeg_with_truncated_header_is_corrupt(tmp_path):
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with pytest.raises(CorruptImageError, match="bad.jpg"):
         load_image(bad)
+
+
+def test_a_thin_image_is_fitted_in_bounded_memory(tmp_path):
+    """An 8x500,000 strip (4 Mpx, under the pixel cap) is cropped in source pixels before resampling:
+    the fit stays small (resizing the whole strip first would need about 3 GB)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "strip.png"
+    strip = np.zeros((500_000, 8, 3), np.uint8)
+    strip[:, :, 0] = (np.arange(500_000) % 251)[:, None]
+    Image.fromarray(strip).save(path)
+    code = (  # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across exec)
+        "from i2v.io.images import fit_image, load_image\n"
+        f"img, rep = fit_image(load_image({str(path)!r}), 128, 128)\n"
+        "peak = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0]\n"
+        "print(img.size, rep.changed, peak)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:3] == ["(128,", "128)", "True"]
+    assert int(out[3]) < 600 * 1024  # peak RSS in KiB: well under 600 MB
+
+
+def test_fitting_matches_resize_then_crop():
+    """Cropping in source pixels gives the picture a full resize then a centre crop gives."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    fitted, report = fit_image(image, 128, 96)
+    reference = image.resize((128, 96), Image.Resampling.LANCZOS, reducing_gap=3.0)  # 640x480 -> 128x96 exactly
+    assert fitted.size == (128, 96) and report.crop_box == (0, 0, 128, 96)
+    assert np.abs(np.asarray(fitted, int) - np.asarray(reference, int)).max() <= 1
+    tall = Image.fromarray(rng.integers(0, 256, (900, 300, 3), dtype=np.uint8))
+    fitted, report = fit_image(tall, 128, 128)
+    full = tall.resize((128, 384), Image.Resampling.LANCZOS, reducing_gap=3.0).crop(report.crop_box)
+    assert np.abs(np.asarray(fitted, int) - np.asarray(full, int)).max() <= 1

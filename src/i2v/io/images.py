@@ -187,6 +187,9 @@ def fit_image(image: Any, width: int, height: int) -> tuple[Image.Image, FitRepo
     """Resize ``image`` to cover ``width x height`` (LANCZOS), then centre-crop to exactly that.
 
     ``image`` is anything ``load_image`` accepts; returns the RGB result and a ``FitReport``.
+    The crop is taken in source coordinates and only that region is resampled (Pillow's
+    ``resize(box=...)``): memory stays of the order of the output, however thin the source (an
+    8x500,000 strip would otherwise be resized to 128x8,000,000 before the crop).
     """
     _check_positive_ints(width=width, height=height)
     if not isinstance(image, Image.Image) or image.mode != "RGB":
@@ -198,12 +201,13 @@ def fit_image(image: Any, width: int, height: int) -> tuple[Image.Image, FitRepo
     left, top = (resized_w - width) // 2, (resized_h - height) // 2
     crop_box = (left, top, left + width, top + height)
 
-    result = image
     if (resized_w, resized_h) != (src_w, src_h):
-        result = result.resize((resized_w, resized_h), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    if (resized_w, resized_h) != (width, height):
-        result = result.crop(crop_box)
-    if result is image:
+        sx, sy = resized_w / src_w, resized_h / src_h  # the resize's scale on each axis
+        box = (left / sx, top / sy, (left + width) / sx, (top + height) / sy)  # the crop, in source pixels
+        result = image.resize((width, height), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    elif (resized_w, resized_h) != (width, height):
+        result = image.crop(crop_box)
+    else:
         result = image.copy()
 
     source, target = f"{src_w}x{src_h}", f"{width}x{height}"

@@ -101,6 +101,10 @@ def check_args(args) -> None:
         raise TrainingSetupError(f"--lora-rank must be >= 1, got {args.lora_rank}")
     if not 0 <= args.max_bad_fraction < 1:
         raise TrainingSetupError(f"--max-bad-fraction must be in [0, 1), got {args.max_bad_fraction}")
+    from ..registry import resolve_model
+    from ..validate import check_output_folder
+
+    check_output_folder(args.output_dir, [resolve_model(args.model).source])
 
 
 def load_trainable(args, device):

@@ -29,6 +29,7 @@ import torch
 
 from ..errors import TrainingSetupError
 from ..models.autoencoder import build_autoencoder
+from ..validate import check_output_folder
 from ..world.batches import frame_crops
 from .loop import LoopConfig, Stage, make_accelerator, train
 
@@ -85,6 +86,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
     out = Path(args.output_dir)
+    check_output_folder(out, [args.init_from])  # before anything is written
     accelerator = make_accelerator(args.mixed_precision)
 
     # ---- model: a fresh autoencoder of the preset, or the one to fine-tune (and a frozen copy as anchor) ----

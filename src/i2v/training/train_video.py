@@ -25,6 +25,7 @@ import torch
 
 from ..errors import TrainingSetupError
 from ..models.unet import build_unet
+from ..validate import check_output_folder
 from ..world.captions import caption_scene
 from ..world.scenes import TRAVEL_RANGE, mirror_scene
 from .export import export_ema
@@ -110,6 +111,7 @@ def main(argv=None) -> dict:
     from ..conditioning import MiniLMTextEncoder
 
     args = parse_args(argv)
+    check_output_folder(args.output_dir, [args.init_from, args.vae])  # before anything is written
     preset = PRESETS[args.preset]
     sigma_shift = preset["sigma_shift"] if args.sigma_shift is None else args.sigma_shift
     lr = preset["lr"] if args.learning_rate is None else args.learning_rate

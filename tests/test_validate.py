@@ -1,0 +1,85 @@
+"""An output never replaces an input: checked before any weights load, from the CLI, the API and training."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from i2v.errors import OutputPathError
+from i2v.validate import check_output_file, check_output_folder
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "in.webp"
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(path)
+    return path
+
+
+def test_the_cli_refuses_to_write_over_its_input_image(image, capsys):
+    from i2v.cli import main
+
+    before = image.read_bytes()
+    assert main(["generate", str(image), "-o", str(image)]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert image.read_bytes() == before and len(list(image.parent.iterdir())) == 1  # nothing else written
+
+
+def test_same_file_through_another_name_and_the_sidecar(image, tmp_path):
+    link = tmp_path / "link.webp"
+    link.symlink_to(image)
+    with pytest.raises(OutputPathError):
+        check_output_file(link, [image])
+    sidecar_input = tmp_path / "clip.mp4.json"
+    sidecar_input.write_text("{}")
+    with pytest.raises(OutputPathError, match="would overwrite"):
+        check_output_file(tmp_path / "clip.mp4", [sidecar_input])  # the sidecar would replace it
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    (frames_dir / "in.png").write_bytes(b"")
+    with pytest.raises(OutputPathError):
+        check_output_file(frames_dir, [frames_dir / "in.png"])  # a PNG-frames folder holding the input
+    check_output_file(tmp_path / "out.mp4", [image, None, np.zeros(3)])  # in-memory inputs: nothing to protect
+
+
+def test_outputs_that_would_replace_the_model_folder_or_its_files_are_refused(tmp_path):
+    model = tmp_path / "model"
+    (model / "unet").mkdir(parents=True)
+    (model / "model_index.json").write_text("{}")
+    for bad in (model, tmp_path, model / "model_index.json"):  # a frames folder over the model, or one of its files
+        with pytest.raises(OutputPathError, match="would replace"):
+            check_output_file(bad, [], model_folder=model)
+    check_output_file(model / "samples" / "new.mp4", [], model_folder=model)  # a new file beside the model: fine
+    check_output_file(tmp_path / "out.mp4", [], model_folder=model)
+    check_output_file(tmp_path / "out.mp4", [], model_folder="svd")  # a registered name, not a folder
+
+
+def test_the_api_refuses_to_save_over_the_input(image):
+    from i2v import ImageToVideoGenerator
+
+    gen = ImageToVideoGenerator()
+    frames = gen.generate(image_path=str(image), prompt="the camera zooms in", seed=0, num_inference_steps=1,
+                          num_frames=2)
+    with pytest.raises(OutputPathError):
+        gen.save_video(frames, image)
+    with pytest.raises(OutputPathError):
+        gen.last_result.save(image)
+    assert Image.open(image).size == (64, 64)
+
+
+def test_training_output_folders_never_overlap_their_inputs(tmp_path):
+    model = tmp_path / "mymodel"
+    shutil.copytree("src/i2v/weights/i2v-tiny", model)
+    for bad in (model, model / "runs", tmp_path):
+        with pytest.raises(OutputPathError, match="overlaps"):
+            check_output_folder(bad, [model])
+    check_output_folder(tmp_path / "elsewhere", [model, None, tmp_path / "missing"])
+    from i2v.training.finetune import main as finetune
+
+    before = sorted(p.name for p in model.rglob("*"))
+    with pytest.raises(OutputPathError):
+        finetune(["--model", str(model), "--data", str(tmp_path), "--output-dir", str(model), "--max-steps", "1"])
+    assert sorted(p.name for p in model.rglob("*")) == before
