@@ -83,3 +83,33 @@ def test_training_output_folders_never_overlap_their_inputs(tmp_path):
     with pytest.raises(OutputPathError):
         finetune(["--model", str(model), "--data", str(tmp_path), "--output-dir", str(model), "--max-steps", "1"])
     assert sorted(p.name for p in model.rglob("*")) == before
+
+
+@pytest.mark.parametrize("field, value", [("num_frames", 100_000), ("num_frames", 99999999999999999999),
+                                          ("num_inference_steps", 100_000), ("height", 100_000), ("width", 10**30)])
+def test_values_past_the_limits_are_refused_before_any_work(image, field, value, capsys):
+    from i2v.cli import main
+
+    flag = "--" + field.replace("_", "-")
+    assert main(["generate", str(image), flag, str(value), "-o", str(image.parent / "out.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "at most" in err and field in err and "Traceback" not in err
+
+
+def test_a_run_that_cannot_fit_is_refused_naming_the_estimate(image, monkeypatch):
+    """With (pretend) 64 MiB free, a 16-frame 512x512 run of the embedded model does not fit: refused
+    before the denoiser runs, naming what it needs; --dry-run says NO and exits 2."""
+    import i2v.memory
+    from i2v import GenerationRequest, ImageToVideoGenerator
+    from i2v.cli import main
+    from i2v.errors import MemoryLimitError
+
+    monkeypatch.setattr(i2v.memory, "device_free_bytes", lambda device: 64 * 2**20)
+    gen = ImageToVideoGenerator()
+    with pytest.raises(MemoryLimitError, match=r"needs about .* more than the .* free on cpu"):
+        gen.run(GenerationRequest(image=str(image), height=512, width=512, seed=0))
+    out = image.parent / "out.mp4"
+    assert main(["generate", str(image), "--height", "512", "--width", "512", "--dry-run", "-o", str(out)]) == 2
+    assert not out.exists()
+    monkeypatch.setattr(i2v.memory, "device_free_bytes", lambda device: 64 * 2**30)
+    assert gen.run(GenerationRequest(image=str(image), seed=0, num_inference_steps=1, num_frames=2)).frames.shape[0] == 2

@@ -87,6 +87,7 @@ class ImageToVideoGenerator:
             self.backend.fetch()
             plan = plan_memory(self.spec, settings, device=self.device, dtype=settings.extras.get("dtype"))
             self.backend.follow_memory_plan(plan.options, settings, notices)
+        self.check_fits(settings)
         t0 = time.perf_counter()
         image, fit = fit_image(loaded.image, settings.width, settings.height)
         if fit.changed:
@@ -106,6 +107,15 @@ class ImageToVideoGenerator:
         result = GenerationResult(frames=frames, fps=settings.fps, settings=record, notices=notices, timings=timings)
         self.last_result = result
         return result
+
+    def check_fits(self, settings) -> None:
+        """Refuse a run that cannot fit in the device's free memory with its options (before any work)."""
+        from .memory import check_run_fits
+
+        e = settings.extras
+        options = {k: e[k] for k in ("offload", "vae_tiling", "vae_slicing")
+                   if e.get(k) not in (None, False, "none", "auto")}
+        check_run_fits(self.spec, settings, self.device, dtype=e.get("dtype"), options=options)
 
     def generate(
         self,

@@ -109,7 +109,7 @@ def cmd_generate(args) -> int:
                                                       "decode_chunk_size") if getattr(request, k) is not None}
         plan = plan_memory(args.model, settings, device=pick_device(args.device), dtype=args.dtype)
         print(plan.describe())
-        return 0
+        return EXIT_BAD_INPUT if plan.fits is False else 0
     gen = ImageToVideoGenerator(model_name=args.model, device=args.device,
                                 show_progress=not args.quiet and sys.stderr.isatty(),
                                 options=from_fields(LoadOptions, args))

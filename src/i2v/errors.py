@@ -23,6 +23,10 @@ class DeviceUnavailableError(InvalidRequestError):
     """The requested device is not a device name, or does not exist on this machine."""
 
 
+class MemoryLimitError(InvalidRequestError):
+    """The run would need more memory than the device has free, with the options it was given."""
+
+
 class UnknownModelError(I2VError, ValueError):
     """The model name or folder is not one i2v can run."""
 

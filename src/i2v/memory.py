@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .devices import device_free_bytes
-from .errors import InvalidRequestError, UnknownModelError
+from .errors import InvalidRequestError, MemoryLimitError, UnknownModelError
 from .registry import backend_class, resolve_model
 from .types import ModelSpec, ResolvedSettings
 
@@ -571,3 +571,32 @@ def plan_notes(spec: ModelSpec, cfg: ModelConfigs, device: str, before: MemoryEs
     if not "offload" in memory_options(spec) and not device.startswith("cpu"):
         notes.append(f"{spec.name} takes no offload option")
     return notes
+
+
+def check_run_fits(spec: ModelSpec, settings: ResolvedSettings, device: str, dtype: str | None = None,
+                   options: Mapping | None = None, free_bytes: int | None = None,
+                   safety_margin: float = DEFAULT_SAFETY_MARGIN) -> MemoryEstimate | None:
+    """Estimate the run with the memory options it will use; raise ``MemoryLimitError`` naming the
+    estimate and the options that would make it fit when it is over the device's free memory.
+    Returns the estimate, or None when the model's configs are not on this machine yet."""
+    fs = frame_settings(spec, settings)
+    opts = check_options(spec, device, options)
+    _, cfg = _configs(spec, device, dtype)
+    if cfg is None:
+        return None
+    estimate = estimate_from_configs(cfg, fs, opts)
+    free = device_free_bytes(device) if free_bytes is None else free_bytes
+    budget = int(free * (1 - safety_margin))
+    if estimate.total <= budget:
+        return estimate
+    plan = plan_memory(spec, settings, device=device, dtype=dtype, free_bytes=free, safety_margin=safety_margin)
+    if plan.fits:
+        flags = ", ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in plan.options.items())
+        hint = f"with {flags} it needs about {format_bytes(plan.after.total)}"
+    else:
+        hint = "no memory option makes it fit"
+    raise MemoryLimitError(
+        f"{spec.name}: this run needs about {format_bytes(estimate.total)} ({fs.num_frames} frames at "
+        f"{fs.width}x{fs.height}), more than the {format_bytes(budget)} free on {device}; {hint}; or lower "
+        "num_frames or the size (`i2v generate ... --dry-run` prints the plan)"
+    )

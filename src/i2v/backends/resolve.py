@@ -14,6 +14,17 @@ from ..errors import InvalidRequestError
 from ..types import GenerationRequest, ModelDefaults, ResolvedSettings
 
 MAX_SEED = 2**63 - 1
+# Upper bounds of a request, whatever the model (a model's own rules may be tighter); the README's
+# limits table lists them. Beyond them a run is a mistake, not a video.
+MAX_FRAMES = 1025
+MAX_STEPS = 1000
+MAX_SIDE = 8192
+
+
+def _at_most(name: str, value: int, limit: int) -> int:
+    if value > limit:
+        raise InvalidRequestError(f"{name} {value} is more than i2v runs (at most {limit})")
+    return value
 
 
 def _positive_int(name: str, value) -> int:
@@ -40,22 +51,25 @@ def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> Reso
     """Unset fields take the model's defaults; sizes snap to the model's multiple (reported)."""
     from ..io.images import snap_size
 
-    num_frames = _positive_int("num_frames",
-                               request.num_frames if request.num_frames is not None else defaults.num_frames)
+    num_frames = _at_most("num_frames", _positive_int(
+        "num_frames", request.num_frames if request.num_frames is not None else defaults.num_frames), MAX_FRAMES)
     if num_frames < 2:
         raise InvalidRequestError(f"num_frames must be >= 2 for a video, got {num_frames}")
     num_frames = snap_frames(defaults, num_frames, notices)
     fps = _finite("fps", request.fps if request.fps is not None else defaults.fps, low=0)
     if fps <= 0 or fps > 240:
         raise InvalidRequestError(f"fps must be in (0, 240], got {fps}")
-    height = _positive_int("height", request.height if request.height is not None else defaults.height)
-    width = _positive_int("width", request.width if request.width is not None else defaults.width)
+    height = _at_most("height", _positive_int(
+        "height", request.height if request.height is not None else defaults.height), MAX_SIDE)
+    width = _at_most("width", _positive_int("width", request.width if request.width is not None else defaults.width),
+                     MAX_SIDE)
     width, height, notice = snap_size(width, height, defaults.size_multiple)
     if notice:
         notices.append(notice)
-    steps = _positive_int("num_inference_steps",
-                          request.num_inference_steps if request.num_inference_steps is not None
-                          else defaults.num_inference_steps)
+    steps = _at_most("num_inference_steps", _positive_int(
+        "num_inference_steps",
+        request.num_inference_steps if request.num_inference_steps is not None else defaults.num_inference_steps),
+        MAX_STEPS)
     guidance = _finite("guidance_scale",
                        request.guidance_scale if request.guidance_scale is not None else defaults.guidance_scale, low=0)
     seed = request.seed
@@ -107,6 +121,9 @@ def fill_size(defaults: ModelDefaults, request: GenerationRequest, notices: list
         return request
     if request.height is not None and request.width is not None:
         return request
+    for side in (request.height, request.width):  # leave a bad given side to resolve_common's typed error
+        if side is not None and (isinstance(side, bool) or not isinstance(side, int) or not 0 < side <= MAX_SIDE):
+            return request
     width, height = image_size(request.image)
     aspect = height / width
     if request.height is not None:  # one side given: the other follows the image's aspect ratio
