@@ -73,10 +73,11 @@ def test_the_api_refuses_to_save_over_the_input(image):
 def test_training_output_folders_never_overlap_their_inputs(tmp_path):
     model = tmp_path / "mymodel"
     shutil.copytree("src/i2v/weights/i2v-tiny", model)
-    for bad in (model, model / "runs", tmp_path):
-        with pytest.raises(OutputPathError, match="overlaps"):
+    for bad in (model, model / "runs"):
+        with pytest.raises(OutputPathError, match="is inside"):
             check_output_folder(bad, [model])
     check_output_folder(tmp_path / "elsewhere", [model, None, tmp_path / "missing"])
+    check_output_folder(tmp_path, [model])  # a folder that holds the model: the run writes only named subfolders
     from i2v.training.finetune import main as finetune
 
     before = sorted(p.name for p in model.rglob("*"))
@@ -113,3 +114,21 @@ def test_a_run_that_cannot_fit_is_refused_naming_the_estimate(image, monkeypatch
     assert not out.exists()
     monkeypatch.setattr(i2v.memory, "device_free_bytes", lambda device: 64 * 2**30)
     assert gen.run(GenerationRequest(image=str(image), seed=0, num_inference_steps=1, num_frames=2)).frames.shape[0] == 2
+
+
+def test_loaded_weights_are_not_counted_twice():
+    """Once the weights are loaded, the free memory no longer includes them: only the run's working
+    memory must fit (a generator reused for many runs is not refused on its second)."""
+    from i2v.errors import MemoryLimitError
+    from i2v.memory import check_run_fits, estimate_memory
+    from i2v.registry import resolve_model
+    from i2v.types import ResolvedSettings
+
+    spec = resolve_model("i2v-tiny")
+    settings = ResolvedSettings(prompt="", negative_prompt="", num_frames=16, fps=8.0, height=128, width=128,
+                                num_inference_steps=10, guidance_scale=3.0, seed=0, extras={"dtype": "fp32"})
+    estimate = estimate_memory(spec, settings, device="cpu", dtype="fp32")
+    free = int((estimate.total - estimate.weights // 2) / 0.9)  # room for all but half the weights
+    with pytest.raises(MemoryLimitError):
+        check_run_fits(spec, settings, "cpu", dtype="fp32", free_bytes=free)
+    assert check_run_fits(spec, settings, "cpu", dtype="fp32", free_bytes=free, weights_resident=True) is not None

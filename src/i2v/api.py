@@ -48,8 +48,10 @@ class ImageToVideoGenerator:
                  vae_tiling: bool = False, vae_slicing: bool = False, loras: list | None = None,
                  scheduler: str | None = None, profile: str | None = None, cache: str | None = None,
                  compile: bool = False, fp8_storage: bool = False, quantize: str | None = None,
-                 forward_chunk: bool = False, cfg_cache: bool | int = False, cache_interval: int | None = None):
+                 forward_chunk: bool = False, cfg_cache: bool | int = False, cache_interval: int | None = None,
+                 check_memory: bool = True):
         t0 = time.perf_counter()
+        self.check_memory = check_memory  # refuse runs the memory planner says cannot fit (False: try anyway)
         self.spec = resolve_model(model_name)
         self.device = pick_device(device)
         # The loading switches as one LoadOptions (see i2v.types); the keywords are its fields.
@@ -87,7 +89,8 @@ class ImageToVideoGenerator:
             self.backend.fetch()
             plan = plan_memory(self.spec, settings, device=self.device, dtype=settings.extras.get("dtype"))
             self.backend.follow_memory_plan(plan.options, settings, notices)
-        self.check_fits(settings)
+        if self.check_memory:
+            self.check_fits(settings)
         t0 = time.perf_counter()
         image, fit = fit_image(loaded.image, settings.width, settings.height)
         if fit.changed:
@@ -115,7 +118,8 @@ class ImageToVideoGenerator:
         e = settings.extras
         options = {k: e[k] for k in ("offload", "vae_tiling", "vae_slicing")
                    if e.get(k) not in (None, False, "none", "auto")}
-        check_run_fits(self.spec, settings, self.device, dtype=e.get("dtype"), options=options)
+        check_run_fits(self.spec, settings, self.device, dtype=e.get("dtype"), options=options,
+                       weights_resident=self.backend.weights_resident())
 
     def generate(
         self,

@@ -83,6 +83,8 @@ def _add_generate(sub) -> None:
     a.add_argument("--quantize", default=None, choices=["torchao-int8", "bnb-8bit", "bnb-4bit"],
                    help="load the denoiser quantized (needs torchao or bitsandbytes)")
     a.add_argument("--forward-chunk", action="store_true", help="run feed-forward layers in chunks (less memory)")
+    a.add_argument("--no-memory-check", dest="check_memory", action="store_false",
+                   help="run even when the memory plan says the run does not fit in the device's free memory")
     a.add_argument("--dry-run", action="store_true",
                    help="print the memory plan (estimated peak memory and the options that make the run fit), "
                         "load nothing, generate nothing")
@@ -100,7 +102,10 @@ def cmd_generate(args) -> int:
     t_start = time.perf_counter()
     video_format(args.output)  # fail on a bad extension before loading anything
     request = from_fields(GenerationRequest, args)
-    check_output_file(args.output, [args.image, args.last_image], model_folder=args.model)
+    from .registry import resolve_model
+
+    source = Path(resolve_model(args.model).source)  # the shipped weights and local folders are protected
+    check_output_file(args.output, [args.image, args.last_image], model_folder=source if source.is_dir() else None)
     if args.dry_run:
         from .devices import pick_device
         from .memory import plan_memory
@@ -110,7 +115,7 @@ def cmd_generate(args) -> int:
         plan = plan_memory(args.model, settings, device=pick_device(args.device), dtype=args.dtype)
         print(plan.describe())
         return EXIT_BAD_INPUT if plan.fits is False else 0
-    gen = ImageToVideoGenerator(model_name=args.model, device=args.device,
+    gen = ImageToVideoGenerator(model_name=args.model, device=args.device, check_memory=args.check_memory,
                                 show_progress=not args.quiet and sys.stderr.isatty(),
                                 options=from_fields(LoadOptions, args))
     result = gen.run(request)

@@ -574,11 +574,14 @@ def plan_notes(spec: ModelSpec, cfg: ModelConfigs, device: str, before: MemoryEs
 
 
 def check_run_fits(spec: ModelSpec, settings: ResolvedSettings, device: str, dtype: str | None = None,
-                   options: Mapping | None = None, free_bytes: int | None = None,
+                   options: Mapping | None = None, free_bytes: int | None = None, weights_resident: bool = False,
                    safety_margin: float = DEFAULT_SAFETY_MARGIN) -> MemoryEstimate | None:
     """Estimate the run with the memory options it will use; raise ``MemoryLimitError`` naming the
     estimate and the options that would make it fit when it is over the device's free memory.
-    Returns the estimate, or None when the model's configs are not on this machine yet."""
+
+    ``weights_resident``: the weights are already loaded, so the free memory no longer includes them
+    and only the run's working memory must fit (on CUDA, PyTorch's cached but unused blocks count
+    as free). Returns the estimate, or None when the model's configs are not on this machine yet."""
     fs = frame_settings(spec, settings)
     opts = check_options(spec, device, options)
     _, cfg = _configs(spec, device, dtype)
@@ -586,8 +589,13 @@ def check_run_fits(spec: ModelSpec, settings: ResolvedSettings, device: str, dty
         return None
     estimate = estimate_from_configs(cfg, fs, opts)
     free = device_free_bytes(device) if free_bytes is None else free_bytes
+    if free_bytes is None and device.startswith("cuda"):
+        import torch
+
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     budget = int(free * (1 - safety_margin))
-    if estimate.total <= budget:
+    needed = estimate.total - (estimate.weights or 0) if weights_resident else estimate.total
+    if needed <= budget:
         return estimate
     plan = plan_memory(spec, settings, device=device, dtype=dtype, free_bytes=free, safety_margin=safety_margin)
     if plan.fits:
@@ -596,7 +604,7 @@ def check_run_fits(spec: ModelSpec, settings: ResolvedSettings, device: str, dty
     else:
         hint = "no memory option makes it fit"
     raise MemoryLimitError(
-        f"{spec.name}: this run needs about {format_bytes(estimate.total)} ({fs.num_frames} frames at "
+        f"{spec.name}: this run needs about {format_bytes(needed)} ({fs.num_frames} frames at "
         f"{fs.width}x{fs.height}), more than the {format_bytes(budget)} free on {device}; {hint}; or lower "
-        "num_frames or the size (`i2v generate ... --dry-run` prints the plan)"
+        "num_frames or the size (`i2v generate ... --dry-run` prints the plan; --no-memory-check skips this)"
     )

@@ -48,13 +48,14 @@ def check_output_file(output: str | os.PathLike, inputs: Iterable[str | os.PathL
 
 
 def check_output_folder(output_dir: str | os.PathLike, sources: Iterable[str | os.PathLike | None]) -> None:
-    """Refuse a training output folder that is, contains or lies inside a folder the run reads from
-    (the model it fine-tunes, the autoencoder it encodes with)."""
+    """Refuse a training output folder that is, or lies inside, something the run reads (the model it
+    fine-tunes, the autoencoder it encodes with, its videos): a run writes only under its output folder,
+    so one that merely contains an input overwrites nothing."""
     out = _resolved(output_dir)
     for source in sources:
         if source is None or not Path(source).expanduser().exists():
             continue
         src = _resolved(source)
-        if out == src or out.is_relative_to(src) or src.is_relative_to(out):
-            raise OutputPathError(f"--output-dir {output_dir} overlaps {source}, which the run reads; a run never "
+        if out == src or out.is_relative_to(src):
+            raise OutputPathError(f"--output-dir {output_dir} is inside {source}, which the run reads; a run never "
                                   "writes into its own inputs (use a new folder)")

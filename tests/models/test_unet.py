@@ -106,6 +106,21 @@ def test_any_even_patch_grid_runs_and_square_multiples_are_unpadded():
         with torch.no_grad():
             return unet(x, torch.tensor([0.5]), cond, text, text.mean(1))
 
-    assert run(36, 64).shape == (1, 4, 3, 36, 64)
-    assert run(10, 6).shape == (1, 4, 3, 10, 6)
-    assert torch.isfinite(run(36, 64)).all()
+    import i2v.models.unet as unet_module
+
+    pads = []
+    real_pad = unet_module.F.pad
+
+    def spy(x, pad, *args, **kwargs):
+        pads.append(tuple(pad))
+        return real_pad(x, pad, *args, **kwargs)
+
+    unet_module.F.pad = spy
+    try:
+        assert run(10, 6).shape == (1, 4, 3, 10, 6) and pads  # a 5x3 patch grid is padded
+        pads.clear()
+        square = run(16, 16)
+        assert square.shape == (1, 4, 3, 16, 16) and not pads  # an 8x8 grid goes through as before
+    finally:
+        unet_module.F.pad = real_pad
+    assert run(36, 64).shape == (1, 4, 3, 36, 64) and torch.isfinite(run(36, 64)).all()

@@ -143,7 +143,9 @@ def test_photo_clips_join_the_batches(tiny_vae_dir, tmp_path):
     latents, records = load_shards(tmp_path / "run" / "photo_latents")
     world, _ = load_latent_cache(tmp_path / "run" / "latents")
     assert latents.shape[0] == 3 and latents.shape[1:] == world.shape[1:]  # same clip shape as the world's
-    assert {r["move"]["kind"] for r in records} and all(r["photo"] in (0, 1) for r in records)
+    from i2v.world.photos.camera import CAMERA_MOTIONS
+
+    assert {r["move"]["kind"] for r in records} <= set(CAMERA_MOTIONS) and all(r["photo"] in (0, 1) for r in records)
     _, scenes = load_latent_cache(tmp_path / "run" / "latents")
     assert all(s.background == "photo" and s.meta["photo"] in (0, 1) for s in scenes)  # every scene over a photo
     with pytest.raises(TrainingSetupError, match="--photo-share"):
@@ -151,15 +153,38 @@ def test_photo_clips_join_the_batches(tiny_vae_dir, tmp_path):
 
 
 def test_photo_batch_mirrors_pans_and_captions_them():
+    """Each mirrored clip of a pan left is captioned as a pan right, and each unmirrored one as a pan left."""
     from i2v.training.train_video import photo_batch
 
-    latents = torch.arange(2 * 4 * 2 * 2 * 3, dtype=torch.float16).reshape(2, 4, 2, 2, 3)
-    seen = set()
-    for seed in range(20):
-        batch, captions = photo_batch(np.random.default_rng(seed), latents, ["pan_left", "zoom_in"], 4)
+    latents = torch.arange(4 * 2 * 2 * 3, dtype=torch.float16).reshape(1, 4, 2, 2, 3)
+    seen = {True: 0, False: 0}
+    for seed in range(30):
+        batch, captions = photo_batch(np.random.default_rng(seed), latents, ["pan_left"], 4)
         assert batch.shape == (4, 4, 2, 2, 3) and len(captions) == 4
-        seen |= {c for c in captions if "left" in c or "right" in c}
-    assert any("right" in c for c in seen) and any("left" in c for c in seen)  # mirrored pans say the other way
+        for clip, caption in zip(batch, captions):
+            mirrored = torch.equal(clip, latents[0].float().flip(-1))
+            assert mirrored or torch.equal(clip, latents[0].float())
+            if caption and ("left" in caption or "right" in caption):
+                assert ("right" in caption) == mirrored, caption
+                seen[mirrored] += 1
+    assert seen[True] and seen[False]
+
+
+def test_a_latent_cache_built_otherwise_is_refused(tiny_vae_dir, tmp_path):
+    from diffusers import AutoencoderKL
+
+    from i2v.errors import StaleCacheError
+    from i2v.training.latent_cache import build_photo_latent_cache
+    from i2v.world.photos.procedural import fractal_noise
+
+    vae = AutoencoderKL.from_pretrained(tiny_vae_dir)
+    photos = [fractal_noise(0, 96, 128)]
+    build_photo_latent_cache(vae, tmp_path / "cache", photos, 2, log=lambda *a: None)
+    build_photo_latent_cache(vae, tmp_path / "cache", photos, 2, log=lambda *a: None)  # the same: reused
+    with pytest.raises(StaleCacheError, match="num_clips: 2 -> 3"):
+        build_photo_latent_cache(vae, tmp_path / "cache", photos, 3, log=lambda *a: None)
+    with pytest.raises(StaleCacheError, match="photos"):
+        build_photo_latent_cache(vae, tmp_path / "cache", [fractal_noise(1, 96, 128)], 2, log=lambda *a: None)
 
 
 def test_init_from_a_denoiser_of_other_latent_channels_keeps_the_rest(tmp_path):
@@ -181,7 +206,8 @@ def test_init_from_a_denoiser_of_other_latent_channels_keeps_the_rest(tmp_path):
 
 
 def test_photo_clips_at_several_sizes(tiny_vae_dir, tmp_path):
-    """Photo-only steps at another size (here every step at 64x96), batch scaled by area; a cache per size."""
+    """Photo-only steps at another size (here every step at 96x64, width x height), batch scaled by area; a
+    cache per size."""
     from i2v.training.latent_cache import load_shards
     from i2v.training.train_video import parse_sizes
 
@@ -189,11 +215,11 @@ def test_photo_clips_at_several_sizes(tiny_vae_dir, tmp_path):
 
     photos = fake_photo_folder(tmp_path / "photos")
     losses = main(_args(tiny_vae_dir, tmp_path / "run") + ["--photos", str(photos), "--photo-clips", "4",
-                                                           "--photo-sizes", "128x128,64x96", "--large-share", "1"])
+                                                           "--photo-sizes", "128x128,96x64", "--large-share", "1"])
     assert len(losses) == 4 and np.isfinite(list(losses.values())).all()
-    small, _ = load_shards(tmp_path / "run" / "photo_latents" / "64x96")
-    assert small.shape[0] == 1 and small.shape[-2:] == (16, 24)  # 4x down-sampled latents of 64x96 clips
-    assert parse_sizes("128x128,256x144") == [(128, 128), (256, 144)]
+    small, _ = load_shards(tmp_path / "run" / "photo_latents" / "96x64")
+    assert small.shape[0] == 1 and small.shape[-2:] == (16, 24)  # 4x down-sampled latents of 96x64 clips (h, w)
+    assert parse_sizes("128x128,256x144") == [(128, 128), (144, 256)]  # (height, width)
     for bad in ("256x144", "128x128,100x100", "big"):
         with pytest.raises(TrainingSetupError, match="--photo-sizes"):
             parse_sizes(bad)

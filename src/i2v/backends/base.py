@@ -129,6 +129,10 @@ class Backend:
             help_text = self.family.last_image_help or "the models that can say --last-image in `i2v models`"
             raise InvalidRequestError(f"{self.spec.name} cannot take a last image (last_image); {help_text}")
 
+    def weights_resident(self) -> bool:
+        """Whether the weights are loaded (the free memory no longer includes them)."""
+        return True
+
     def needs_memory_plan(self) -> bool:
         """Whether the next run should ask the memory planner (``--offload auto`` before loading)."""
         return False

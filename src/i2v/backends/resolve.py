@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import secrets
 from dataclasses import replace
 
@@ -122,7 +123,8 @@ def fill_size(defaults: ModelDefaults, request: GenerationRequest, notices: list
     if request.height is not None and request.width is not None:
         return request
     for side in (request.height, request.width):  # leave a bad given side to resolve_common's typed error
-        if side is not None and (isinstance(side, bool) or not isinstance(side, int) or not 0 < side <= MAX_SIDE):
+        if side is not None and (isinstance(side, bool) or not isinstance(side, numbers.Real)
+                                 or not (math.isfinite(side) and 0 < side <= MAX_SIDE)):
             return request
     width, height = image_size(request.image)
     aspect = height / width

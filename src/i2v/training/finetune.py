@@ -104,7 +104,8 @@ def check_args(args) -> None:
     from ..registry import resolve_model
     from ..validate import check_output_folder
 
-    check_output_folder(args.output_dir, [resolve_model(args.model).source])
+    data = Path(args.data).expanduser()  # a folder of videos would take the run's samples in next time
+    check_output_folder(args.output_dir, [resolve_model(args.model).source, data if data.is_dir() else None])
 
 
 def load_trainable(args, device):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import StaleCacheError
 from ..world.batches import frames_to_tensor
 from ..world.scenes import HELDOUT_SEED_START, TRAVEL_RANGE, Scene, over_photo, render, sample_scene
 
@@ -28,6 +29,43 @@ def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
     z = torch.cat([vae.encode(chunk).latent_dist.mean for chunk in frames.split(64)])
     z = z * vae.config.scaling_factor
     return z.unflatten(0, (b, t)).permute(0, 2, 1, 3, 4)
+
+
+SETTINGS = "settings.json"
+
+
+def fingerprint(vae, photos: list[np.ndarray] | None = None) -> dict:
+    """Digests of what a cache's latents depend on besides its own settings: the autoencoder's
+    weights, and the photos the clips are drawn from."""
+    import hashlib
+
+    weights = hashlib.sha256()
+    for name, tensor in sorted(vae.state_dict().items()):
+        weights.update(name.encode())
+        weights.update(tensor.detach().float().cpu().numpy().tobytes())
+    out = {"autoencoder": weights.hexdigest()[:16]}
+    if photos:
+        pictures = hashlib.sha256()
+        for photo in photos:
+            pictures.update(str(photo.shape).encode())
+            pictures.update(np.ascontiguousarray(photo).tobytes())
+        out["photos"] = pictures.hexdigest()[:16]
+    return out
+
+
+def check_settings(folder: Path, settings: dict) -> None:
+    """Record how a cache is built; refuse to extend one built otherwise (its shards would mix data)."""
+    path = folder / SETTINGS
+    settings = json.loads(json.dumps(settings))  # tuples as lists, as they read back
+    if path.exists():
+        built = json.loads(path.read_text())
+        differ = sorted(k for k in built.keys() | settings.keys() if built.get(k) != settings.get(k))
+        if differ:
+            raise StaleCacheError(f"latent cache {folder} was built with other {', '.join(differ)} "
+                                  f"({', '.join(f'{k}: {built.get(k)} -> {settings.get(k)}' for k in differ)}); "
+                                  "give a new cache folder or delete this one")
+    else:
+        path.write_text(json.dumps(settings, indent=1))
 
 
 def write_shard(folder: Path, shard: int, latents: torch.Tensor, records: list[dict]) -> None:
@@ -56,6 +94,9 @@ def build_latent_cache(vae, folder: str | Path, num_videos: int, seed: int = 0, 
     of them over a random window of a random photo (drawn from ``(seed, scene index)``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    check_settings(folder, {"clips": "scenes", "num_videos": num_videos, "seed": seed, "shard_size": shard_size,
+                            "travel_range": list(travel_range), "photo_share": photo_share if photos else 0.0,
+                            **fingerprint(vae, photos if photo_share else None)})
     rng = np.random.default_rng(seed)
     seeds = rng.integers(HELDOUT_SEED_START, size=num_videos)  # training scenes only
     for shard, start in enumerate(range(0, num_videos, shard_size)):
@@ -86,6 +127,8 @@ def build_photo_latent_cache(vae, folder: str | Path, photos: list[np.ndarray], 
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    check_settings(folder, {"clips": "camera moves", "num_clips": num_clips, "seed": seed, "size": list(size),
+                            "shard_size": shard_size, **fingerprint(vae, photos)})
     for shard, start in enumerate(range(0, num_clips, shard_size)):
         if (folder / f"shard_{shard:05d}.safetensors").exists():
             continue

@@ -152,7 +152,8 @@ def main(argv=None) -> dict:
     def finish(weights) -> None:
         if accelerator.is_main_process:
             final = accelerator.unwrap_model(weights.model)
-            calibrate_scaling_factor(final, seed=args.seed)
+            if not args.anchor_weight:  # an anchored fine-tune keeps the latent scale its denoiser knows
+                calibrate_scaling_factor(final, seed=args.seed)
             final.save_pretrained(out / "final")
 
     stage = Stage(

@@ -71,8 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--photo-clips", type=int, default=4096, help="with --photos: camera-move clips to cache")
     p.add_argument("--photo-cache-dir", default=None,
                    help="with --photos: their latent cache (default: OUTPUT_DIR/photo_latents)")
-    p.add_argument("--photo-sizes", default="128x128", metavar="HxW,...",
-                   help="with --photos: clip sizes (height x width, multiples of 16); the first is the shapes "
+    p.add_argument("--photo-sizes", default="128x128", metavar="WxH,...",
+                   help="with --photos: clip sizes (width x height, multiples of 16); the first is the shapes "
                         "world's 128x128, the others (e.g. 256x144,144x256,256x256) are trained on photo-only steps")
     p.add_argument("--large-share", type=float, default=0.25,
                    help="with several --photo-sizes: share of steps on one of the other sizes (batch scaled by area)")
@@ -224,20 +224,22 @@ def main(argv=None) -> dict:
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"128x128,256x144"`` -> [(128, 128), (256, 144)] (height, width); the first must be 128x128."""
+    """``"128x128,256x144"`` (width x height, as everywhere in i2v) -> [(128, 128), (144, 256)] as
+    (height, width); the first must be 128x128."""
     try:
-        sizes = [tuple(int(v) for v in part.lower().split("x")) for part in text.split(",")]
+        sizes = [tuple(int(v) for v in part.lower().split("x"))[::-1] for part in text.split(",")]
     except ValueError:
         sizes = []
     bad = any(len(s) != 2 or min(s) < 16 or s[0] % 16 or s[1] % 16 for s in sizes)
     if not sizes or bad or sizes[0] != (128, 128):
-        raise TrainingSetupError(f"--photo-sizes must be HxW sizes, multiples of 16, starting with 128x128; "
+        raise TrainingSetupError(f"--photo-sizes must be WxH sizes, multiples of 16, starting with 128x128; "
                                  f"got {text!r}")
     return sizes
 
 
 def size_name(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
+    """(height, width) -> "WxH", the name of its cache folder."""
+    return f"{size[1]}x{size[0]}"
 
 
 def photo_batch(rng: np.random.Generator, latents: torch.Tensor, kinds: list[str], n: int

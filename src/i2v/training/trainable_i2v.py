@@ -33,7 +33,7 @@ def load_unet(folder: str | Path, latent_channels: int | None = None, log=print)
     if latent_channels is None or latent_channels == unet.config.latent_channels:
         return unet
     fresh = SpaceTimeUNet.from_config({**unet.config, "latent_channels": latent_channels})
-    old = {k: v.float() for k, v in load_file(str(next(folder.glob("*.safetensors")))).items()}
+    old = {k: v.float() for k, v in load_file(str(folder / "diffusion_pytorch_model.safetensors")).items()}
     own = fresh.state_dict()
     kept = {k: v for k, v in old.items() if k in own and own[k].shape == v.shape}
     fresh.load_state_dict(kept, strict=False)

@@ -179,7 +179,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", type=int, default=48, help="number of held-out cases (motions cycled evenly)")
     p.add_argument("--first-case", type=int, default=0,
                    help="start at this case (case k is the same whatever --cases is, so runs can be split)")
-    p.add_argument("--out", default="outputs/benchmark", help="folder for report.json, summary.md, contact_sheet.png")
+    p.add_argument("--out", default=None,
+                   help="folder for report.json, summary.md, contact_sheet.png (default: outputs/benchmark, "
+                        "or outputs/benchmark-photos with --world photos)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-inference-steps", type=int, default=None)
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's")
@@ -192,15 +194,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.cases < 1 or args.first_case < 0:
+        from ..errors import InvalidRequestError
+
+        raise InvalidRequestError(f"--cases must be >= 1 and --first-case >= 0, got {args.cases} and {args.first_case}")
     if args.world == "photos":
+        from ..errors import InvalidRequestError
         from .photos.benchmark import run_photo_benchmark
         from .photos.benchmark import summary_markdown as photo_summary
 
+        if args.phrasing != "heldout":
+            raise InvalidRequestError("--phrasing applies to the shapes world; the photo benchmark asks in held-out "
+                                      "phrasings only")
+        args.out = args.out or "outputs/benchmark-photos"
         report = run_photo_benchmark(args.model, args.photos, args.cases, args.out, args.seed, args.first_case,
-                                     args.num_inference_steps, args.device, dtype=args.dtype)
+                                     args.num_inference_steps, args.device, dtype=args.dtype, scheduler=args.scheduler,
+                                     guidance_scale=args.guidance_scale)
         print(photo_summary(report["summary"]))
         print(f"report: {Path(args.out) / 'report.json'}")
         return 0
+    args.out = args.out or "outputs/benchmark"
     report = run_benchmark(args.model, args.cases, args.out, args.seed, args.num_inference_steps, args.device,
                            dtype=args.dtype, scheduler=args.scheduler, guidance_scale=args.guidance_scale,
                            phrasing=args.phrasing, first_case=args.first_case)

@@ -163,6 +163,9 @@ class DiffusersBackend(Backend):
 
     # -- --offload auto: the memory planner decides (i2v.memory, asked by the API before loading) -----------
 
+    def weights_resident(self) -> bool:
+        return self._pipe is not None
+
     def needs_memory_plan(self) -> bool:
         return self.offload == "auto" and self._pipe is None
 

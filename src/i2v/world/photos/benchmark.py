@@ -61,7 +61,7 @@ def photo_cases(photos: list[np.ndarray], n: int, first_case: int = 0) -> list[P
     cases = []
     for k in range(first_case, first_case + n):
         kind = CASE_KINDS[k % len(CASE_KINDS)]
-        photo = k % len(photos)
+        photo = (k + k // len(CASE_KINDS)) % len(photos)  # every kind meets every photo over the cycles
         rng = np.random.default_rng([CASE_SEED, k])
         if kind == SHAPES:
             cases.append(shapes_case(k, photo, photos, rng))
@@ -90,20 +90,23 @@ def shapes_case(k: int, photo: int, photos: list[np.ndarray], rng: np.random.Gen
 def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data/photos", cases: int = 42,
                         out: str | Path | None = None, seed: int = 0, first_case: int = 0,
                         num_inference_steps: int | None = None, device: str | None = None,
-                        dtype: str | None = None, log=print) -> dict:
+                        dtype: str | None = None, scheduler: str | None = None, guidance_scale: float | None = None,
+                        log=print) -> dict:
     from ...api import GenerationRequest, ImageToVideoGenerator
     from ...io.reports import write_benchmark
     from .scoring import score_photo_case
 
     photos = load_photos(photos_dir, "heldout")
-    gen = ImageToVideoGenerator(model_name=model, device=device, dtype=dtype)
+    if cases < 1 or first_case < 0:
+        raise ValueError(f"cases must be >= 1 and first_case >= 0, got {cases} and {first_case}")
+    gen = ImageToVideoGenerator(model_name=model, device=device, dtype=dtype, scheduler=scheduler)
     results, rows = [], []
     for case in photo_cases(photos, cases, first_case):
         first = case.frames(photos, num_frames=1)[0]  # (h, w, 3): the true clip's first frame
         h, w = case.size
         t0 = time.perf_counter()
         result = gen.run(GenerationRequest(image=first, prompt=case.prompt, seed=seed + case.index, height=h, width=w,
-                                           num_inference_steps=num_inference_steps))
+                                           num_inference_steps=num_inference_steps, guidance_scale=guidance_scale))
         seconds = time.perf_counter() - t0
         if case.move is not None:
             score = score_photo_case(result.frames, case.kind, image=first)
