@@ -129,7 +129,11 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
 
 
 def _fmt(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+    """``value`` in ``spec`` ("%" and unit suffixes after a space allowed: ".2f dB"), or n/a."""
+    if value is None:
+        return "n/a"
+    number, _, unit = spec.partition(" ")
+    return format(value, number) + (f" {unit}" if unit else "")
 
 
 def summary_markdown(summary: dict) -> str:
@@ -153,12 +157,13 @@ def summary_markdown(summary: dict) -> str:
         f"| >= {QUALITY_BAR['shapes_direction']:.0%} | {mark('shapes_direction')} |",
     ]
     for size, value in summary["first_frame_psnr_by_size"].items():
-        lines.append(f"| first-frame PSNR {size} | {_fmt(value, '.2f')} dB | | |")
+        lines.append(f"| first-frame PSNR {size} | {_fmt(value, '.2f dB')} | | |")
     lines += [
         f"| first-frame PSNR at 128 / 256 | | >= {QUALITY_BAR['first_frame_psnr_128']:g} / "
         f"{QUALITY_BAR['first_frame_psnr_256']:g} dB "
         f"| {mark('first_frame_psnr_128')} / {mark('first_frame_psnr_256')} |",
-        f"| warp fidelity | {_fmt(summary['warp_fidelity'], '.2f')} dB | >= {QUALITY_BAR['warp_fidelity']:g} dB "
+        f"| warp fidelity (over the {summary['warp_fidelity_cases']} camera moves that passed) "
+        f"| {_fmt(summary['warp_fidelity'], '.2f dB')} | >= {QUALITY_BAR['warp_fidelity']:g} dB "
         f"| {mark('warp_fidelity')} |",
         f"| flicker | {_fmt(summary['flicker'], '.4f')} | >= {QUALITY_BAR['flicker']:g} | {mark('flicker')} |",
         f"| seconds per video | {_fmt(summary.get('seconds_per_video'), '.2f')} | | |",
