@@ -132,3 +132,37 @@ def test_loaded_weights_are_not_counted_twice():
     with pytest.raises(MemoryLimitError):
         check_run_fits(spec, settings, "cpu", dtype="fp32", free_bytes=free)
     assert check_run_fits(spec, settings, "cpu", dtype="fp32", free_bytes=free, weights_resident=True) is not None
+
+
+@pytest.mark.parametrize("make_output, message", [
+    (lambda tmp: "", "empty"),
+    (lambda tmp: tmp / "out.avi", "unsupported video extension"),
+    (lambda tmp: (tmp / "adir.mp4").mkdir() or tmp / "adir.mp4", "existing folder"),
+    (lambda tmp: (tmp / "afile").write_text("x") and tmp / "afile" / "out.mp4", "is a file"),
+    (lambda tmp: tmp / "out.gif", "GIF cannot store 120 fps"),
+])
+def test_bad_outputs_are_refused_before_anything_loads(image, tmp_path, monkeypatch, make_output, message, capsys):
+    """Output faults surface before the model loads (exit 2 naming the path), not after the whole generation."""
+    import i2v.api
+    from i2v.cli import main
+
+    monkeypatch.setattr(i2v.api, "load_backend", lambda *a, **k: pytest.fail("the model was loaded"))
+    output = make_output(tmp_path)
+    assert main(["generate", str(image), "--fps", "120", "-o", str(output)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unwritable_folder_is_refused_first(image, tmp_path, monkeypatch, capsys):
+    """A folder the user cannot write to (simulated: the tests run as root, who can write anywhere)."""
+    import os
+
+    import i2v.validate
+    from i2v.cli import main
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(i2v.validate.os, "access",
+                        lambda path, mode: False if os.fspath(path) == str(locked) else real_access(path, mode))
+    assert main(["generate", str(image), "-o", str(locked / "out.mp4")]) == 2
+    assert "cannot be written" in capsys.readouterr().err and not list(locked.iterdir())

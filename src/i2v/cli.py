@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,8 @@ def _add_generate(sub) -> None:
                         "motion_bucket_id = round(254 * value); 0.5 ~ the default 127)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"],
-                   help="weights dtype (default: fp32 on CPU, the model's own bf16/fp16 on a GPU)")
+                   help="weights dtype (default: the embedded model bf16 on CPUs with native bf16, else fp32; "
+                        "diffusers models fp32 on CPU, their own bf16/fp16 on a GPU)")
     g = p.add_argument_group("diffusers models (see `i2v models`)")
     g.add_argument("--last-image", default=None, metavar="IMAGE",
                    help="last frame to end on (Wan first-last-frame models, LTX-Video conditions)")
@@ -95,16 +97,18 @@ def _add_generate(sub) -> None:
 
 def cmd_generate(args) -> int:
     from .api import ImageToVideoGenerator
-    from .io.video import video_format
     from .types import GenerationRequest, LoadOptions, from_fields
-    from .validate import check_output_file
+    from .validate import check_output_file, check_output_target
 
     t_start = time.perf_counter()
-    video_format(args.output)  # fail on a bad extension before loading anything
-    request = from_fields(GenerationRequest, args)
     from .registry import resolve_model
 
-    source = Path(resolve_model(args.model).source)  # the shipped weights and local folders are protected
+    spec = resolve_model(args.model)
+    # the output is checked before anything loads: format, folder, rights, GIF's frame rate, inputs
+    fps = args.fps if args.fps is not None else spec.defaults.fps
+    check_output_target(args.output, fps=fps if isinstance(fps, (int, float)) and math.isfinite(fps) else None)
+    request = from_fields(GenerationRequest, args)
+    source = Path(spec.source)  # the shipped weights and local folders are protected
     check_output_file(args.output, [args.image, args.last_image], model_folder=source if source.is_dir() else None)
     if args.dry_run:
         from .devices import pick_device

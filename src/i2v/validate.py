@@ -59,3 +59,30 @@ def check_output_folder(output_dir: str | os.PathLike, sources: Iterable[str | o
         if out == src or out.is_relative_to(src):
             raise OutputPathError(f"--output-dir {output_dir} is inside {source}, which the run reads; a run never "
                                   "writes into its own inputs (use a new folder)")
+
+
+def check_output_target(output: str | os.PathLike, fps: float | None = None) -> None:
+    """Refuse, before any work, an output the writer would fail on after the whole generation: an
+    empty path, an unknown extension, a file format at an existing folder (or a frames folder at an
+    existing file), a parent that is a file or cannot be written, and GIF above its frame rate."""
+    from .io.video import GIF_MAX_FPS, video_format
+
+    text = os.fspath(output)
+    if not text.strip():
+        raise OutputPathError("the output path is empty; give a file such as out.mp4 (or a folder/ for PNG frames)")
+    fmt = video_format(text)  # UnsupportedFormatError names the extension
+    path = Path(text).expanduser()
+    if fmt != "png" and path.is_dir():
+        raise OutputPathError(f"output {text} is an existing folder; give a file name such as {path / 'out.mp4'}")
+    if fmt == "png" and path.exists() and not path.is_dir():
+        raise OutputPathError(f"output {text} is an existing file; a PNG-frames output is a folder")
+    parent = path.resolve().parent
+    while not parent.exists():  # the writer creates missing folders under the nearest existing one
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"output {text}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"output {text}: the folder {parent} cannot be written")
+    if fmt == "gif" and fps is not None and fps > GIF_MAX_FPS:
+        raise OutputPathError(f"output {text}: GIF cannot store {fps:g} fps (at most {GIF_MAX_FPS}); use .mp4, .webm "
+                              "or .webp, or a lower --fps")
