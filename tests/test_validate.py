@@ -113,7 +113,8 @@ def test_a_run_that_cannot_fit_is_refused_naming_the_estimate(image, monkeypatch
     assert main(["generate", str(image), "--height", "512", "--width", "512", "--dry-run", "-o", str(out)]) == 2
     assert not out.exists()
     monkeypatch.setattr(i2v.memory, "device_free_bytes", lambda device: 64 * 2**30)
-    assert gen.run(GenerationRequest(image=str(image), seed=0, num_inference_steps=1, num_frames=2)).frames.shape[0] == 2
+    result = gen.run(GenerationRequest(image=str(image), seed=0, num_inference_steps=1, num_frames=2))
+    assert result.frames.shape[0] == 2
 
 
 def test_loaded_weights_are_not_counted_twice():
@@ -166,3 +167,20 @@ def test_an_unwritable_folder_is_refused_first(image, tmp_path, monkeypatch, cap
                         lambda path, mode: False if os.fspath(path) == str(locked) else real_access(path, mode))
     assert main(["generate", str(image), "-o", str(locked / "out.mp4")]) == 2
     assert "cannot be written" in capsys.readouterr().err and not list(locked.iterdir())
+
+
+def test_a_missing_lora_path_is_an_error_not_a_download(tmp_path):
+    """`--lora some-user/some-lora` that does not exist here is refused at once; hf:ORG/NAME goes online."""
+    from i2v.errors import InvalidRequestError
+    from i2v.lora import check_lora_source
+
+    with pytest.raises(InvalidRequestError, match="write hf:some-user/some-lora"):
+        check_lora_source("some-user/some-lora", {})
+    with pytest.raises(InvalidRequestError, match="no such file or folder"):
+        check_lora_source("runs/svd-lora", {})
+    assert check_lora_source("hf:some-user/some-lora", {}) == "some-user/some-lora"
+    for bad in ("hf:", "hf:name", "hf:/abs/path", "hf:a/b/c"):
+        with pytest.raises(InvalidRequestError, match="hf:ORG/NAME"):
+            check_lora_source(bad, {})
+    assert check_lora_source("zoom-in", {"zoom-in": "guoyww/animatediff-motion-lora-zoom-in"}) == \
+        "guoyww/animatediff-motion-lora-zoom-in"

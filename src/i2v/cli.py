@@ -61,8 +61,8 @@ def _add_generate(sub) -> None:
     g.add_argument("--decode-chunk-size", type=int, default=None, metavar="N",
                    help="Stable Video Diffusion: frames decoded at once (lower = less memory)")
     g.add_argument("--lora", dest="loras", action="append", default=None, metavar="PATH[:SCALE]",
-                   help="LoRA adapter (.safetensors file, folder, hub id or named motion LoRA) with an optional "
-                        "scale, default 1.0; repeatable")
+                   help="LoRA adapter (.safetensors file, folder, hf:ORG/NAME for a hub repo, or a named motion "
+                        "LoRA) with an optional scale, default 1.0; repeatable")
     g.add_argument("--scheduler", default=None, metavar="NAME",
                    help="scheduler class from the model's compatible schedulers (an invalid name lists them)")
     a = p.add_argument_group("speed and memory (see README: Speed and memory)")

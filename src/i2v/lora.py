@@ -138,10 +138,20 @@ def parse_lora(text: str | tuple) -> tuple[str, float]:
     return source, scale
 
 
+HUB_PREFIX = "hf:"  # going online is explicit: a hub LoRA is named "hf:org/name" (or by a family's alias)
+
+
 def check_lora_source(source: str, aliases: dict[str, str]) -> str:
     """Validate a LoRA source without loading it: a local ``.safetensors`` file, a folder with exactly
-    one, a named alias, or a hub repo id (downloaded as safetensors at load time)."""
-    source = aliases.get(source, source)
+    one, a named alias, or ``hf:org/name`` (a hub repo, downloaded as safetensors at load time). A
+    missing local path is an error, never a hub id: a typo must not download someone's repo."""
+    if source in aliases:
+        return aliases[source]
+    if source.startswith(HUB_PREFIX):
+        repo = source[len(HUB_PREFIX):]
+        if repo.count("/") != 1 or repo.startswith(("/", ".", "~")) or repo.endswith("/"):
+            raise InvalidRequestError(f"LoRA {source}: a hub LoRA is hf:ORG/NAME")
+        return repo
     path = Path(source).expanduser()
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise InvalidRequestError(f"LoRA {source}: pickle weights are refused; i2v loads .safetensors LoRAs only")
@@ -157,10 +167,10 @@ def check_lora_source(source: str, aliases: dict[str, str]) -> str:
         return str(files[0])
     if path.suffix.lower() == ".safetensors":  # a file name, never a hub id: refuse now, not after loading
         raise InvalidRequestError(f"LoRA {source}: no such file ({path.resolve()} does not exist)")
-    if source.count("/") == 1 and not source.startswith((".", "/", "~")):
-        return source  # a hub repo id
-    raise InvalidRequestError(f"LoRA {source}: no such file (expected PATH.safetensors[:SCALE], a folder, "
-                              f"a hub repo id{', or one of ' + ', '.join(sorted(aliases)) if aliases else ''})")
+    hint = f"; to download the hub repo {source}, write {HUB_PREFIX}{source}" if source.count("/") == 1 else ""
+    raise InvalidRequestError(f"LoRA {source}: no such file or folder (expected PATH.safetensors[:SCALE], a folder, "
+                              f"{HUB_PREFIX}ORG/NAME{', or one of ' + ', '.join(sorted(aliases)) if aliases else ''})"
+                              f"{hint}")
 
 
 def check_loras(loras, aliases: dict[str, str]) -> list[tuple[str, float]]:
