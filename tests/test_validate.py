@@ -184,3 +184,26 @@ def test_a_missing_lora_path_is_an_error_not_a_download(tmp_path):
             check_lora_source(bad, {})
     assert check_lora_source("zoom-in", {"zoom-in": "guoyww/animatediff-motion-lora-zoom-in"}) == \
         "guoyww/animatediff-motion-lora-zoom-in"
+
+
+def test_non_finite_latents_are_a_named_error_not_a_black_video(image, capsys):
+    """A guidance far past any model's is refused up front; latents that still turn NaN (broken weights,
+    simulated here) stop the run with a typed error instead of writing a black clip."""
+    import torch
+
+    from i2v import GenerationRequest, ImageToVideoGenerator
+    from i2v.cli import main
+    from i2v.errors import NonFiniteError
+
+    out = image.parent / "out.mp4"
+    assert main(["generate", str(image), "--guidance-scale", "1e30", "-o", str(out)]) == 2
+    assert "guidance_scale" in capsys.readouterr().err and not out.exists()
+    gen = ImageToVideoGenerator()
+    unet = gen.backend.pipeline.unet
+    real_forward = unet.forward
+    unet.forward = lambda x, *args, **kwargs: torch.full_like(real_forward(x, *args, **kwargs), float("nan"))
+    try:
+        with pytest.raises(NonFiniteError, match="NaN or infinite at denoising step 1"):
+            gen.run(GenerationRequest(image=str(image), seed=0, num_inference_steps=2, num_frames=2))
+    finally:
+        del unet.forward

@@ -27,6 +27,10 @@ class MemoryLimitError(InvalidRequestError):
     """The run would need more memory than the device has free, with the options it was given."""
 
 
+class NonFiniteError(I2VError, RuntimeError):
+    """The latents became NaN or infinite while denoising (extreme guidance, broken weights)."""
+
+
 class UnknownModelError(I2VError, ValueError):
     """The model name or folder is not one i2v can run."""
 

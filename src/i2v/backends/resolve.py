@@ -20,6 +20,7 @@ MAX_SEED = 2**63 - 1
 MAX_FRAMES = 1025
 MAX_STEPS = 1000
 MAX_SIDE = 8192
+MAX_GUIDANCE = 100.0
 
 
 def _at_most(name: str, value: int, limit: int) -> int:
@@ -73,6 +74,8 @@ def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> Reso
         MAX_STEPS)
     guidance = _finite("guidance_scale",
                        request.guidance_scale if request.guidance_scale is not None else defaults.guidance_scale, low=0)
+    if guidance > MAX_GUIDANCE:
+        raise InvalidRequestError(f"guidance_scale {guidance:g} is more than i2v runs (at most {MAX_GUIDANCE:g})")
     seed = request.seed
     if seed is None:
         seed = secrets.randbelow(2**31)

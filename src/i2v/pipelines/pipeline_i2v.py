@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..conditioning import MiniLMTextEncoder, TextEmbedding
 from ..models.unet import SpaceTimeUNet
+from ..errors import NonFiniteError
 from ..sampling import flow_sigmas, get_sampler
 from .defaults import DECODE_CHUNK, DEFAULT_SETTINGS
 
@@ -206,6 +207,10 @@ class I2VPipeline(DiffusionPipeline):
         t1 = time.perf_counter()
         with self.progress_bar(total=num_inference_steps) as bar:
             def on_step(info: dict) -> None:
+                if not torch.isfinite(info["x"]).all():  # a black video is not an answer
+                    raise NonFiniteError(f"the latents became NaN or infinite at denoising step {info['i'] + 1} "
+                                         f"(guidance_scale {guidance_scale:g}); lower the guidance, or check the "
+                                         "model's weights")
                 bar.update()
                 if callback is not None:
                     callback(info["i"] + 1, num_inference_steps)

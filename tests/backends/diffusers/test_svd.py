@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from i2v import GenerationRequest, ImageToVideoGenerator
-from i2v.errors import InvalidRequestError
 from i2v.backends.diffusers.svd import motion_bucket_id
 from i2v.cli import main
-from i2v.registry import resolve_model
+from i2v.errors import InvalidRequestError
 from i2v.io.video import probe_video
+from i2v.registry import resolve_model
 
 from ..tiny_components import sidecar
 
@@ -77,3 +77,30 @@ def test_svd_refuses_options_it_cannot_honour(tiny_folder):
     # LoRAs load onto the U-Net (tests/training/test_finetune.py); a missing file is named before loading
     with pytest.raises(InvalidRequestError, match="x.safetensors"):
         ImageToVideoGenerator(tiny_folder("svd"), device="cpu", loras=["x.safetensors"])
+
+
+def test_non_finite_latents_stop_the_run(tiny_folder, square_image):
+    """The step callback checks the latents: a U-Net that outputs NaN (broken weights, simulated) stops the
+    run with a typed error instead of a black clip."""
+    import torch
+
+    from i2v.errors import NonFiniteError
+
+    gen = ImageToVideoGenerator(tiny_folder("svd"), device="cpu")
+    unet = gen.backend.pipeline.unet
+    real_forward = unet.forward
+
+    def nan_forward(*args, **kwargs):
+        out = real_forward(*args, **kwargs)
+        if isinstance(out, tuple):
+            return (torch.full_like(out[0], float("nan")),) + out[1:]
+        out.sample = torch.full_like(out.sample, float("nan"))
+        return out
+
+    unet.forward = nan_forward
+    try:
+        with pytest.raises(NonFiniteError, match="NaN or infinite at denoising step 1"):
+            gen.run(GenerationRequest(image=square_image, num_frames=3, height=16, width=16, num_inference_steps=2,
+                                      seed=0))
+    finally:
+        del unet.forward

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from ...errors import NonFiniteError
 from ...types import ProgressCallback
 
 
@@ -22,6 +23,12 @@ class StepReporter:
         self.step_ends: list[float] = []
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        import torch
+
+        latents = callback_kwargs.get("latents")
+        if latents is not None and not torch.isfinite(latents).all():  # a black video is not an answer
+            raise NonFiniteError(f"the latents became NaN or infinite at denoising step {step + 1}; lower the "
+                                 "guidance, or check the model's weights")
         self.step_ends.append(time.perf_counter())
         if self.callback is not None:
             self.callback(step + 1, self.total)
