@@ -83,3 +83,13 @@ def test_mix_counts_and_bad_flags(tmp_path):
             mix_counts(bad, 32)
     with pytest.raises(TrainingSetupError, match="--init-from"):
         main(["--output-dir", str(tmp_path), "--anchor-weight", "1"] + ARGS)
+
+
+@pytest.mark.parametrize("flag, value", [("--learning-rate", "nan"), ("--learning-rate", "0"), ("--warmup-steps", "-1"),
+                                         ("--anchor-weight", "-1")])
+def test_bad_training_numbers_are_refused_before_anything_is_written(tmp_path, flag, value):
+    from i2v.errors import TrainingSetupError
+
+    with pytest.raises(TrainingSetupError):
+        main(["--output-dir", str(tmp_path / "run"), flag, value] + ARGS)
+    assert not (tmp_path / "run").exists()

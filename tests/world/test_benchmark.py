@@ -103,3 +103,19 @@ def test_a_run_from_a_later_first_case_repeats_those_cases_exactly(tiny_model_di
 def test_unknown_phrasing_is_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="phrasing"):
         run_benchmark(str(tiny_model_dir), cases=1, phrasing="poetic", log=lambda *_: None)
+
+
+@pytest.mark.parametrize("args, message", [(["--cases", "0"], "--cases"), (["--first-case", "-5"], "--first-case")])
+def test_bad_benchmark_arguments_are_typed_errors(args, message, capsys):
+    from i2v.cli import main
+
+    assert main(["benchmark", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_benchmark_out_must_be_a_folder(tmp_path, capsys):
+    from i2v.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    assert main(["benchmark", "--cases", "1", "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -85,6 +85,12 @@ def main(argv=None) -> dict:
 
     args = parse_args(argv)
     preset = PRESETS[args.preset]
+    lr = preset["lr"] if args.learning_rate is None else args.learning_rate
+    if not (math.isfinite(lr) and lr > 0) or args.warmup_steps < 0 or not (math.isfinite(args.anchor_weight)
+                                                                         and args.anchor_weight >= 0):
+        raise TrainingSetupError(f"--learning-rate must be a finite number > 0, --warmup-steps >= 0 and "
+                                 f"--anchor-weight a finite number >= 0; got {lr}, {args.warmup_steps} and "
+                                 f"{args.anchor_weight}")
     out = Path(args.output_dir)
     check_output_folder(out, [args.init_from])  # before anything is written
     accelerator = make_accelerator(args.mixed_precision)
@@ -159,7 +165,7 @@ def main(argv=None) -> dict:
     stage = Stage(
         model=vae,
         checkpoint_name="vae",
-        optimizer=lambda params: torch.optim.AdamW(params, lr=args.learning_rate or preset["lr"], weight_decay=0.0),
+        optimizer=lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=0.0),
         lr_schedule=lambda optimizer: get_scheduler("cosine", optimizer, num_warmup_steps=args.warmup_steps,
                                                     num_training_steps=args.max_steps),
         batch=batch,

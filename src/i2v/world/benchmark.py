@@ -194,12 +194,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.cases < 1 or args.first_case < 0:
-        from ..errors import InvalidRequestError
+    from ..errors import InvalidRequestError
 
+    if args.cases < 1 or args.first_case < 0:
         raise InvalidRequestError(f"--cases must be >= 1 and --first-case >= 0, got {args.cases} and {args.first_case}")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InvalidRequestError(f"--out {args.out} is a file; the benchmark writes a folder")
     if args.world == "photos":
-        from ..errors import InvalidRequestError
         from .photos.benchmark import run_photo_benchmark
         from .photos.benchmark import summary_markdown as photo_summary
 
