@@ -6,8 +6,8 @@ import pytest
 from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.errors import InvalidRequestError
 from i2v.io.images import CorruptImageError, ImageNotFoundError, NotAnImageError
-from i2v.registry import UnknownModelError
 from i2v.io.video import probe_video, read_metadata, read_video
+from i2v.registry import UnknownModelError
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,13 @@ def test_warm_cache_reloads_a_rewritten_model_folder(tiny_model_dir, tmp_path):
     weights.write_bytes(weights.read_bytes())  # a new export: same bytes, new file stamp
     again = ImageToVideoGenerator(model_name=str(folder), device="cpu", dtype="fp32")
     assert again.backend.pipeline is not first.backend.pipeline
+
+
+def test_a_prompt_past_the_token_limit_is_reported(gen, sample_image_path):
+    long = "the red circle moves to the right " * 12
+    result = gen.run(GenerationRequest(image=sample_image_path, prompt=long, seed=0, num_inference_steps=1,
+                                       num_frames=2))
+    assert any("prompt is" in n and "reads the first 32" in n for n in result.notices)
+    short = gen.run(GenerationRequest(image=sample_image_path, prompt="the camera zooms in", seed=0,
+                                      num_inference_steps=1, num_frames=2))
+    assert not any("tokens long" in n for n in short.notices)

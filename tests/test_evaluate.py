@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from i2v.cli import main
-from i2v.world.scenes import render, sample_scene
 from i2v.evaluate import METRIC_NOTES, evaluate_video, format_table, motion_metrics
 from i2v.io.video import write_video
+from i2v.world.scenes import render, sample_scene
 
 from .metrics.synthetic import flicker_clip, pan_clip
 from .metrics.tiny_networks import make_tiny_clip, make_tiny_i3d, make_tiny_vit
@@ -58,9 +58,12 @@ def test_wrong_way_and_flicker_are_visible(pan_video):
 
 
 def test_single_frame_and_bad_input():
-    m = evaluate_video(pan_clip(1.0, 0.0, num_frames=1))["metrics"]
-    assert m["temporal_flicker"] == 1.0 and m["dynamic_degree_cv"] is False
-    assert "warping_error" not in m and "camera_motion" not in m
+    """A one-frame video has no motion to measure: refused, not reported as flicker 1.0 and flow 0."""
+    from i2v.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError, match="at least 2 frames"):
+        evaluate_video(pan_clip(1.0, 0.0, num_frames=1))
+    assert evaluate_video(pan_clip(1.0, 0.0, num_frames=2))["metrics"]["temporal_flicker"] < 1.0
     with pytest.raises(ValueError, match="uint8"):
         evaluate_video(np.zeros((4, 8, 8, 3), np.float32))
 

@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from .errors import InvalidRequestError
+
 # name -> (what it measures, which way is better); the order of the printed table
 METRIC_NOTES: dict[str, str] = {
     "temporal_flicker": "VBench flicker: 1 = no frame-to-frame change (higher = steadier)",
@@ -45,8 +47,6 @@ METRIC_NOTES: dict[str, str] = {
 
 def check_fps(fps, flag: str = "fps") -> float:
     """A frame rate must be a finite number > 0 (dynamic degree scales its thresholds by it)."""
-    from .backends.base import InvalidRequestError
-
     try:
         value = float(fps) if isinstance(fps, numbers.Real) and not isinstance(fps, bool) else math.nan
     except OverflowError:  # an int too large for a float
@@ -94,6 +94,9 @@ def evaluate_video(frames, image=None, prompt: str | None = None, *, fps: float 
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) < 1:
         raise ValueError(f"frames must be uint8 shaped (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if len(frames) < 2:  # flicker, flow and motion need two frames; 1.0 and 0 would read as measured
+        raise InvalidRequestError(f"a video of {len(frames)} frame has no motion to measure; evaluate needs at least "
+                                  "2 frames")
     check_fps(fps)
     t, h, w = frames.shape[:3]
     if image is not None and not isinstance(image, np.ndarray):

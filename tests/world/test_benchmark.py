@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from i2v.world.benchmark import paraphrase_breakdown, run_benchmark, summary_markdown
 from i2v.cli import main
+from i2v.world.benchmark import paraphrase_breakdown, run_benchmark, summary_markdown
 from i2v.world.scoring import CATEGORIES, QUALITY_BAR
 
 
@@ -119,3 +119,18 @@ def test_benchmark_out_must_be_a_folder(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert main(["benchmark", "--cases", "1", "--out", str(tmp_path / "afile")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_report_files_are_ordinary_files(tmp_path):
+    """Reports are written through a temporary file (mkstemp makes 0600) but end up as ordinary files."""
+    import os
+
+    from i2v.io.reports import write_json
+
+    umask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "report.json", {"a": 1})
+    finally:
+        os.umask(umask)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644) and json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind

@@ -161,8 +161,21 @@ class TinyBackend(Backend):
         if self.lora_records:
             settings.extras["loras"] = self.lora_records
         settings.extras["sampler"] = self.sampler or self.pipeline.default_settings["sampler"]
+        self.note_long_prompts(settings, notices)
         settings.extras["dtype"] = self.dtype
         return settings
+
+    def note_long_prompts(self, settings: ResolvedSettings, notices: list[str]) -> None:
+        """The frozen text encoder reads the first MAX_TOKENS tokens of a prompt: say so when it cuts."""
+        from ..conditioning import MAX_TOKENS
+
+        tokenizer = getattr(self.pipeline.text_encoder, "tokenizer", None)
+        for name in ("prompt", "negative_prompt"):
+            text = getattr(settings, name)
+            if tokenizer is not None and text:
+                count = len(tokenizer(text).input_ids)
+                if count > MAX_TOKENS:
+                    notices.append(f"{name} is {count} tokens long; the text encoder reads the first {MAX_TOKENS}")
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
