@@ -207,3 +207,18 @@ def test_non_finite_latents_are_a_named_error_not_a_black_video(image, capsys):
             gen.run(GenerationRequest(image=str(image), seed=0, num_inference_steps=2, num_frames=2))
     finally:
         del unet.forward
+
+
+def test_a_prompt_that_is_not_utf8_is_a_typed_error(image, capsys):
+    """Bytes that are not UTF-8 on the command line reach Python as lone surrogates."""
+    from i2v.cli import main
+
+    bad = b"the camera \xff pans".decode("utf-8", "surrogateescape")
+    assert main(["generate", str(image), "-p", bad, "-o", str(image.parent / "out.mp4")]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err
+
+
+def test_a_training_output_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file"):
+        check_output_folder(tmp_path / "afile", [])

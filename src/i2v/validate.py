@@ -52,6 +52,8 @@ def check_output_folder(output_dir: str | os.PathLike, sources: Iterable[str | o
     fine-tunes, the autoencoder it encodes with, its videos): a run writes only under its output folder,
     so one that merely contains an input overwrites nothing."""
     out = _resolved(output_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"--output-dir {output_dir} is a file; a training run writes a folder")
     for source in sources:
         if source is None or not Path(source).expanduser().exists():
             continue

@@ -87,6 +87,12 @@ def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> Reso
         motion = _finite("motion_strength", motion, low=0)
     if not isinstance(request.prompt, str) or not isinstance(request.negative_prompt, str):
         raise InvalidRequestError("prompt and negative_prompt must be strings")
+    for name in ("prompt", "negative_prompt"):
+        try:  # bytes that were not UTF-8 on the command line arrive as lone surrogates
+            getattr(request, name).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequestError(f"{name} is not valid UTF-8 text (byte {exc.start}: "
+                                      f"{getattr(request, name)[exc.start:exc.end]!r})") from None
     return ResolvedSettings(
         prompt=request.prompt, negative_prompt=request.negative_prompt, num_frames=num_frames, fps=fps,
         height=height, width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
