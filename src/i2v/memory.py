@@ -227,11 +227,6 @@ def local_folder(source: str) -> Path | None:
         return None
 
 
-def dtype_and_itemsizes(spec: ModelSpec, device: str, dtype: str | None) -> tuple[str, Callable[[str], int]]:
-    """The dtype name the backend would load with, and bytes per value for each component."""
-    return backend_class(spec.family).load_dtype(spec, device, dtype)
-
-
 def read_configs(spec: ModelSpec, folder: Path, device: str, dtype: str | None) -> ModelConfigs | None:
     """Configs and weight sizes of a local model folder; None when its vae/denoiser configs are missing."""
     from .backends.diffusers.loading import component_names, read_config, read_model_index
@@ -495,7 +490,7 @@ def _configs(spec: ModelSpec, device: str, dtype: str | None) -> tuple[str, Mode
     folder = local_folder(spec.source)
     found = folder is not None and (folder / "model_index.json").is_file()
     cfg = read_configs(spec, folder, device, dtype) if found else None
-    return (cfg.dtype if cfg else dtype_and_itemsizes(spec, device, dtype)[0]), cfg
+    return (cfg.dtype if cfg else backend_class(spec.family).load_dtype(spec, device, dtype)[0]), cfg
 
 
 def estimate_memory(model: str | Path | ModelSpec | None, settings: ResolvedSettings | Mapping | None = None, *,
