@@ -25,10 +25,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def load_vae(path: Path, preset: str | None):
-    from diffusers import AutoencoderKL
     from safetensors.torch import load_file
 
-    from i2v.models.autoencoder import build_autoencoder
+    from i2v.models.autoencoder import build_autoencoder, load_autoencoder
 
     if (path / "vae.safetensors").is_file():  # a training checkpoint
         if preset is None:
@@ -36,7 +35,7 @@ def load_vae(path: Path, preset: str | None):
         vae = build_autoencoder(preset)
         vae.load_state_dict(load_file(str(path / "vae.safetensors")))
         return vae.eval()
-    return AutoencoderKL.from_pretrained(path, use_safetensors=True, torch_dtype=torch.float32).eval()
+    return load_autoencoder(path, torch_dtype=torch.float32).eval()
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -14,18 +14,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)  # tiny models gain nothing from more; avoids oversubscribing shared CPUs
 
 
-def dummy_components(num_frames: int = 4, size: int = 64):
-    """A seeded tiny VAE + SpaceTimeUNet + scheduler, ~0.4M parameters in all."""
+def dummy_components(num_frames: int = 4, size: int = 64, vae_preset: str = "test"):
+    """A seeded tiny VAE (``test``: AutoencoderKL, ``patch-test``: PatchAutoencoder) + SpaceTimeUNet
+    + scheduler, ~0.4M parameters in all."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from i2v.models.autoencoder import build_autoencoder
+    from i2v.models.autoencoder import build_autoencoder, spatial_compression
     from i2v.models.unet import build_unet
 
     torch.manual_seed(0)
-    vae = build_autoencoder("test", sample_size=size)
-    latent = size // 2 ** (len(vae.config.block_out_channels) - 1)
+    vae = build_autoencoder(vae_preset, sample_size=size)
+    latent = size // spatial_compression(dict(vae.config))
     torch.manual_seed(0)
-    unet = build_unet("test", num_frames=num_frames, sample_size=latent)
+    unet = build_unet("test", num_frames=num_frames, sample_size=latent,
+                      latent_channels=vae.config.latent_channels)
     randomize_zero_init(unet)
     return {"vae": vae, "unet": unet, "scheduler": FlowMatchEulerDiscreteScheduler(shift=1.0)}
 

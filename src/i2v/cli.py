@@ -206,7 +206,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that partial outputs are cleaned up the same way."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: partial outputs are gone; no traceback
+        terminated = isinstance(exc, Terminated)
+        print(f"error: {'terminated' if terminated else 'interrupted'}; partial outputs were removed",
+              file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     from .errors import I2VError
 
     argv = sys.argv[1:] if argv is None else argv
@@ -251,6 +273,9 @@ def run() -> None:
     already written atomically and closed by then; stdout and stderr are flushed here. Other
     commands (training, with its logging threads and process groups) exit normally.
     """
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_terminated)
     argv = sys.argv[1:]
     code = main(argv)
     if argv and argv[0] in FAST_EXIT_COMMANDS:

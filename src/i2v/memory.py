@@ -284,6 +284,8 @@ def vae_factors(vae: dict) -> tuple[int, int, int]:
     if "temperal_downsample" in vae:  # Wan (sic, diffusers' spelling)
         spatial = spatial or 2 ** len(vae["temperal_downsample"])
         temporal = temporal or 2 ** sum(bool(s) for s in vae["temperal_downsample"])
+    if vae.get("_class_name") == "PatchAutoencoder":  # the embedded photo autoencoder: one latent per patch
+        spatial = spatial or vae.get("patch_size", 4)
     spatial = spatial or 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
     channels = vae.get("latent_channels") or vae.get("z_dim") or 4
     return int(spatial), int(temporal or 1), int(channels)
@@ -328,6 +330,8 @@ def denoiser_elements(cfg: dict, frames: int, h: int, w: int) -> tuple[int, int]
 
 def decoder_channels(vae: dict) -> list[int]:
     """The decoder's channels from its widest (latent) end to its output end."""
+    if vae.get("_class_name") == "PatchAutoencoder":  # all at latent resolution, then one pixel shuffle
+        return [vae.get("hidden_channels", 64)] + [3] * max(0, round(math.log2(vae.get("patch_size", 4))))
     if vae.get("decoder_block_out_channels"):
         channels = list(vae["decoder_block_out_channels"])
     elif vae.get("block_out_channels"):

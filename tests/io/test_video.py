@@ -234,3 +234,52 @@ def test_png_folder_from_elsewhere_needs_fps(tmp_path):
         read_video(folder)
     frames, fps = read_video(folder, default_fps=12)
     assert fps == 12 and frames[:, 0, 0, 0].tolist() == [1, 2, 10]
+
+
+@pytest.mark.parametrize("blocker", ["sidecar", "video"])
+def test_a_folder_in_the_way_fails_before_anything_is_replaced(tmp_path, blocker):
+    path = write_video(make_clip(3), tmp_path / "clip.mp4", fps=8, metadata={"seed": 1})
+    video_bytes = path.read_bytes()
+    if blocker == "sidecar":
+        video_io.sidecar_path(path).unlink()
+        video_io.sidecar_path(path).mkdir()
+        with pytest.raises(VideoIOError, match="not a file"):
+            write_video(make_clip(5), path, fps=8, metadata={"seed": 2})
+        assert path.read_bytes() == video_bytes  # the old video was not replaced
+    else:
+        other = tmp_path / "other.mp4"
+        other.mkdir()
+        with pytest.raises(VideoIOError, match="not a file"):
+            write_video(make_clip(5), other, fps=8)
+        assert not video_io.sidecar_path(other).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_two_writers_leave_one_writers_video_and_sidecar(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "clip.mp4"
+    code = ("import sys, numpy as np; from i2v.io.video import write_video\n"
+            "seed = int(sys.argv[2]); clip = np.full((4, 16, 16, 3), 40 * seed, np.uint8)\n"
+            "for _ in range(6): write_video(clip, sys.argv[1], fps=8, metadata={'seed': seed})\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(s)]) for s in (1, 2)]
+    assert [p.wait() for p in procs] == [0, 0]
+    frames, _ = read_video(path)
+    seed = read_metadata(path)["seed"]
+    assert abs(int(frames[0, 8, 8, 0]) - 40 * seed) <= 3  # the sidecar belongs to the video
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip.mp4.json"]
+
+
+def test_stale_partials_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    import os
+    import time
+
+    from i2v.io.temps import TEMP_PREFIX
+
+    stale = tmp_path / f"{TEMP_PREFIX}deadbeef-clip.mp4"
+    stale.write_bytes(b"half a video")
+    old = time.time() - 60
+    os.utime(stale, (old, old))
+    write_video(make_clip(2), tmp_path / "clip.mp4", fps=8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip.mp4.json"]

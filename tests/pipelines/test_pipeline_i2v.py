@@ -7,9 +7,9 @@ from i2v.pipelines.pipeline_i2v import I2VPipeline
 from ..conftest import dummy_components
 
 
-@pytest.fixture(scope="module")
-def pipe(text_encoder):
-    p = I2VPipeline(**dummy_components())
+@pytest.fixture(scope="module", params=["test", "patch-test"])  # both autoencoder kinds
+def pipe(request, text_encoder):
+    p = I2VPipeline(**dummy_components(vae_preset=request.param))
     p.text_encoder = text_encoder
     p.set_progress_bar_config(disable=True)
     return p
@@ -88,3 +88,15 @@ def test_save_and_load_folder(pipe, tmp_path, text_encoder):
     # same weights; a reloaded model may round a few values the other way (conv algorithm choice)
     diff = np.abs(pipe(**kw).frames.astype(int) - loaded(**kw).frames.astype(int))
     assert diff.max() <= 1
+
+
+def test_saved_patch_autoencoder_model_loads_back_and_generates_the_same(tmp_path, text_encoder):
+    from i2v.models.patch_autoencoder import PatchAutoencoder
+
+    saved = I2VPipeline(**dummy_components(vae_preset="patch-test"))
+    saved.save_pretrained(tmp_path / "model")
+    loaded = I2VPipeline.from_folder(tmp_path / "model", text_encoder=text_encoder)
+    saved.text_encoder = text_encoder
+    assert isinstance(loaded.vae, PatchAutoencoder) and loaded.vae_scale_factor == 4
+    kw = dict(image=_image(), prompt="the camera pans left", num_inference_steps=2, seed=3)
+    np.testing.assert_array_equal(saved(**kw).frames, loaded(**kw).frames)

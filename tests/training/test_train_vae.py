@@ -93,3 +93,28 @@ def test_bad_training_numbers_are_refused_before_anything_is_written(tmp_path, f
     with pytest.raises(TrainingSetupError):
         main(["--output-dir", str(tmp_path / "run"), flag, value] + ARGS)
     assert not (tmp_path / "run").exists()
+
+
+def test_patch_autoencoder_starts_from_the_photos_principal_components(tmp_path):
+    from i2v.models.autoencoder import load_autoencoder
+    from i2v.models.patch_autoencoder import PatchAutoencoder
+
+    photos = fake_photo_folder(tmp_path / "photos")
+    args = ["--output-dir", str(tmp_path / "run"), "--photos", str(photos), "--preset", "patch-test",
+            "--max-steps", "2", "--checkpoint-every", "2", "--mixed-precision", "no"]
+    losses = main(args)
+    assert len(losses) == 2
+    vae = load_autoencoder(tmp_path / "run" / "final")
+    assert isinstance(vae, PatchAutoencoder) and vae.config.scaling_factor != 1.0
+    basis = vae.linear_decode.weight[:, :, 0, 0].detach()  # (48, 8): near-orthonormal after 2 small steps
+    assert torch.allclose(basis.T @ basis, torch.eye(8), atol=0.05)
+
+
+def test_anchor_refused_for_a_patch_autoencoder(tmp_path):
+    from i2v.errors import TrainingSetupError
+    from i2v.models.autoencoder import build_autoencoder
+
+    build_autoencoder("patch-test").save_pretrained(tmp_path / "init")
+    with pytest.raises(TrainingSetupError, match="AutoencoderKL"):
+        main(["--output-dir", str(tmp_path / "run"), "--init-from", str(tmp_path / "init"), "--anchor-weight", "1"]
+             + ARGS)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..devices import check_dtype_name
 from ..errors import InvalidRequestError, TextEncoderUnavailableError, UnknownModelError
 from ..lora import check_loras, load_loras
+from ..models.autoencoder import spatial_compression
 from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS
 from ..types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from .base import Backend, Family
@@ -64,7 +65,7 @@ def folder_defaults(path: Path, base: ModelDefaults) -> ModelDefaults:
         vae = json.loads((path / "vae" / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UnknownModelError(f"{path}: unreadable unet/vae config ({exc})") from exc
-    scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0])) - 1)
+    scale = spatial_compression(vae)
     size = unet.get("sample_size", 32) * scale
     multiple = 2 * scale * unet.get("patch_size", 1)  # twice what the pipeline needs: 16 for 4x latents, 2x2 patches
     return ModelDefaults(**{**asdict(base), "num_frames": unet.get("num_frames", base.num_frames),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from .temps import partial_sibling, remove_stale_temps
 
 
 def contact_sheet(rows: list[tuple[np.ndarray, str]], path: str | Path, columns: int = 8, label_height: int = 14) -> Path:
@@ -29,12 +30,8 @@ def contact_sheet(rows: list[tuple[np.ndarray, str]], path: str | Path, columns:
     tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    remove_stale_temps(path.parent)
+    with partial_sibling(path) as tmp:
         Image.fromarray(np.concatenate(tiles, axis=0)).save(tmp, format="PNG")
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

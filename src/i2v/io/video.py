@@ -31,8 +31,6 @@ import json
 import math
 import os
 import re
-import secrets
-import shutil
 from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -43,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import CorruptVideoError, UnsupportedFormatError, VideoIOError
+from .temps import folder_lock, partial_sibling, remove_stale_temps
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -343,34 +342,30 @@ def _json_default(value: Any) -> Any:
 
 @contextlib.contextmanager
 def _atomic_outputs(*targets: Path, directory: bool = False) -> Iterator[tuple[Path, ...]]:
-    """Yield temporary siblings of ``targets``; on success move each into place, else delete all."""
-    temps: list[Path] = []
-    try:
-        for target in targets:
-            temps.append(_make_temp_sibling(target, directory=directory, suffix=".tmp"))
-        yield tuple(temps)
-        for temp, target in zip(temps, targets):
-            if directory:
-                _replace_directory(temp, target)
-            else:
-                os.replace(temp, target)
-    finally:
-        for temp in temps:
-            _remove(temp)  # no-op for temporaries already moved into place
+    """Yield temporary siblings of ``targets``; on success move them all into place, else delete all.
+
+    Every target is checked before the first is replaced (a folder where a file goes fails before
+    anything changes), and the replacement runs under a lock on the output folder, so that two
+    writers of one path leave the video and the sidecar of the same one."""
+    parent = targets[0].parent
+    remove_stale_temps(parent)  # partials a killed writer left behind
+    with contextlib.ExitStack() as stack:
+        temps = tuple(stack.enter_context(partial_sibling(t, directory=directory)) for t in targets)
+        yield temps
+        with folder_lock(parent):
+            for target in targets:
+                _check_replaceable(target, directory)
+            for temp, target in zip(temps, targets):
+                if directory:
+                    _replace_directory(temp, target)
+                else:
+                    os.replace(temp, target)
 
 
-def _make_temp_sibling(target: Path, directory: bool, suffix: str) -> Path:
-    """Create an empty hidden file/folder next to ``target`` (normal umask permissions)."""
-    while True:
-        temp = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
-        try:
-            if directory:
-                temp.mkdir()
-            else:
-                os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return temp
-        except FileExistsError:
-            continue
+def _check_replaceable(target: Path, directory: bool) -> None:
+    if target.exists() and not target.is_symlink() and target.is_dir() != directory:
+        kind = "a folder" if directory else "a file"
+        raise VideoIOError(f"{target}: exists and is not {kind} i2v can replace; nothing was written")
 
 
 def _replace_directory(temp: Path, target: Path) -> None:
@@ -378,14 +373,13 @@ def _replace_directory(temp: Path, target: Path) -> None:
     if not target.exists():
         os.replace(temp, target)
         return
-    trash = _make_temp_sibling(target, directory=True, suffix=".old")
-    os.replace(target, trash)  # replaces the empty placeholder folder
-    try:
-        os.replace(temp, target)
-    except BaseException:
-        os.replace(trash, target)  # put the old frames back
-        raise
-    shutil.rmtree(trash, ignore_errors=True)
+    with partial_sibling(target, directory=True) as trash:
+        os.replace(target, trash)  # replaces the empty placeholder folder
+        try:
+            os.replace(temp, target)
+        except BaseException:
+            os.replace(trash, target)  # put the old frames back
+            raise
 
 
 def _check_frame_folder_replaceable(folder: Path) -> None:
@@ -400,14 +394,6 @@ def _check_frame_folder_replaceable(folder: Path) -> None:
                 f"{folder}: folder already holds other files ({', '.join(sorted(foreign)[:3])}, ...); "
                 "choose an empty or new folder for PNG frames"
             )
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
 
 # --------------------------------------------------------------------------------------------

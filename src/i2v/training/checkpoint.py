@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..io.temps import partial_sibling, remove_stale_temps
 
 STEP_PREFIX = "step_"
 
@@ -41,8 +42,8 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{STEP_PREFIX}{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp_", dir=root))
-    try:
+    remove_stale_temps(root)  # what a killed run was writing
+    with partial_sibling(final, directory=True) as tmp:
         for name, module in modules.items():
             save_file(_state_to_tensors(module), str(tmp / f"{name}.safetensors"))
         for name, state in states.items():
@@ -51,9 +52,6 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from ..io.temps import partial_sibling, remove_stale_temps
 
 
 @contextmanager
@@ -48,8 +49,8 @@ def write_model_folder(save: Callable[[Path], None], folder: str | Path) -> None
     entries of ``folder`` (checkpoints, logs, samples) are left alone."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".model_", dir=folder))
-    try:
+    remove_stale_temps(folder)  # what a killed export was writing
+    with partial_sibling(folder / "model", directory=True) as tmp:
         save(tmp)
         index = tmp / "model_index.json"
         (folder / "model_index.json").unlink(missing_ok=True)
@@ -61,8 +62,6 @@ def write_model_folder(save: Callable[[Path], None], folder: str | Path) -> None
                 shutil.rmtree(target)
             entry.replace(target)
         index.replace(folder / "model_index.json")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def training_shift(unet_dir: str | Path) -> float:
@@ -87,15 +86,12 @@ def export_model(vae_dir: str | Path, unet_dir: str | Path, out: str | Path, shi
         pipe.unet.to(torch.float16)
         pipe.vae.to(torch.float16)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export_", dir=out.parent))
-    try:
+    remove_stale_temps(out.parent)
+    with partial_sibling(out, directory=True) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

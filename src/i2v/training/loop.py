@@ -127,6 +127,9 @@ def train(accelerator, stage: Stage, config: LoopConfig) -> dict[int, float]:
         step = load_sharded_checkpoint(accelerator, ckpt, lr_scheduler)
     if ckpt is not None:
         accelerator.print(f"resumed from {ckpt} at step {step}")
+        if step >= config.max_steps:
+            accelerator.print(f"step {step} is at or past --max-steps {config.max_steps}: nothing to train; "
+                              "the final export runs on these weights (raise --max-steps to train on)")
     if ema is not None:
         ema.to(accelerator.device)
     weights = Weights(model, params, ema)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingSetupError
-from ..models.autoencoder import build_autoencoder
+from ..models.autoencoder import build_autoencoder, load_autoencoder
 from ..validate import check_output_folder
 from ..world.batches import frame_crops
 from .loop import LoopConfig, Stage, make_accelerator, train
@@ -36,8 +36,9 @@ from .loop import LoopConfig, Stage, make_accelerator, train
 PRESETS = {
     # name: (autoencoder preset, scenes per step, crops per scene, crop size, learning rate)
     "small": dict(vae="small", scenes=8, per_scene=4, crop=64, lr=4e-4),
-    "photo": dict(vae="photo", scenes=8, per_scene=4, crop=64, lr=3e-4),
+    "photo": dict(vae="photo", scenes=8, per_scene=4, crop=64, lr=2e-3),
     "test": dict(vae="test", scenes=2, per_scene=2, crop=32, lr=1e-3),
+    "patch-test": dict(vae="patch-test", scenes=2, per_scene=2, crop=32, lr=1e-3),
 }
 
 
@@ -100,11 +101,12 @@ def main(argv=None) -> dict:
     if args.anchor_weight and not args.init_from:
         raise TrainingSetupError("--anchor-weight keeps the latents of an --init-from autoencoder; give --init-from")
     if args.init_from:
-        from diffusers import AutoencoderKL
-
-        vae = AutoencoderKL.from_pretrained(args.init_from, use_safetensors=True, torch_dtype=torch.float32)
+        vae = load_autoencoder(args.init_from, torch_dtype=torch.float32)
     else:
         vae = build_autoencoder(preset["vae"])
+    if args.anchor_weight and not hasattr(vae, "quant_conv"):
+        raise TrainingSetupError("--anchor-weight keeps the latents of an AutoencoderKL; this one is a "
+                                 f"{type(vae).__name__}")
     anchor = None
     if args.anchor_weight:
         anchor = copy.deepcopy(vae.encoder).requires_grad_(False).eval().to(accelerator.device)
@@ -112,6 +114,7 @@ def main(argv=None) -> dict:
 
     # ---- batch: crops of rendered frames, and with --photos photo windows and procedural images ----
     total = preset["scenes"] * preset["per_scene"]
+    photos = None
     if args.photos:
         from ..world.photos.batches import load_photos, photo_crops, procedural_crops
 
@@ -132,6 +135,16 @@ def main(argv=None) -> dict:
         if n_procedural:
             parts.append(procedural_crops(rng, n_procedural, preset["crop"]))
         return torch.cat(parts).to(accelerator.device), n_shapes  # (N, 3, crop, crop); shapes crops first
+
+    # ---- a fresh patch autoencoder starts from the principal components of its data's patches ----
+    if hasattr(vae, "fit_linear_path") and not args.init_from and not args.resume:
+        rng = np.random.default_rng(args.seed + 54321)
+        if args.photos:  # photographs set the basis: the shapes world's flat colours need little of it
+            pixels = torch.cat([photo_crops(rng, photos, 64, preset["crop"]) for _ in range(10)])
+        else:
+            pixels = torch.cat([batch(rng)[0].cpu() for _ in range(10)])
+        kept = vae.fit_linear_path(pixels)
+        accelerator.print(f"linear code fitted on {len(pixels)} crops: keeps {kept:.2%} of the patch variance")
 
     # ---- loss: reconstruction plus a small KL, and the anchor on shapes-world latents ----
     def loss(model, batch: tuple[torch.Tensor, int], gen: torch.Generator) -> tuple[torch.Tensor, dict]:
@@ -159,7 +172,7 @@ def main(argv=None) -> dict:
         if accelerator.is_main_process:
             final = accelerator.unwrap_model(weights.model)
             if not args.anchor_weight:  # an anchored fine-tune keeps the latent scale its denoiser knows
-                calibrate_scaling_factor(final, seed=args.seed)
+                calibrate_scaling_factor(final, seed=args.seed, photos=photos)
             final.save_pretrained(out / "final")
 
     stage = Stage(
@@ -178,12 +191,18 @@ def main(argv=None) -> dict:
 
 
 @torch.no_grad()
-def calibrate_scaling_factor(vae, seed: int = 0, num_scenes: int = 16) -> float:
-    """Set ``scaling_factor`` so that scaled latents have unit standard deviation (SD's recipe)."""
+def calibrate_scaling_factor(vae, seed: int = 0, num_scenes: int = 16, photos: list | None = None) -> float:
+    """Set ``scaling_factor`` so that scaled latents have unit standard deviation (SD's recipe), over
+    frames of the shapes world and, when given, as many windows of the photographs."""
     from ..world.batches import video_batch
 
-    videos, _ = video_batch(np.random.default_rng(seed + 12345), num_scenes, 128)
+    rng = np.random.default_rng(seed + 12345)
+    videos, _ = video_batch(rng, num_scenes, 128)
     frames = videos.permute(0, 2, 1, 3, 4).flatten(0, 1)  # (B*T, 3, H, W)
+    if photos:
+        from ..world.photos.batches import photo_crops
+
+        frames = torch.cat([frames, photo_crops(rng, photos, len(frames), 128)])
     latents = torch.cat([vae.encode(chunk.to(vae.device)).latent_dist.mean for chunk in frames.split(64)])
     factor = float(1.0 / latents.std())
     vae.register_to_config(scaling_factor=factor)

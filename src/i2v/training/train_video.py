@@ -106,9 +106,10 @@ def learning_rate_schedule(optimizer, max_steps: int, cooldown_steps: int, warmu
 
 
 def main(argv=None) -> dict:
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
+    from diffusers import FlowMatchEulerDiscreteScheduler
 
     from ..conditioning import MiniLMTextEncoder
+    from ..models.autoencoder import load_autoencoder
 
     args = parse_args(argv)
     check_output_folder(args.output_dir, [args.init_from, args.vae])  # before anything is written
@@ -132,7 +133,7 @@ def main(argv=None) -> dict:
     device = accelerator.device
 
     # ---- data: cached latents of training clips; captions drawn afresh every step ----
-    vae = AutoencoderKL.from_pretrained(args.vae).eval().requires_grad_(False)
+    vae = load_autoencoder(args.vae).eval().requires_grad_(False)
     cache = Path(args.cache_dir or out / "latents")
     photos = None
     if args.photos:
@@ -210,6 +211,10 @@ def main(argv=None) -> dict:
             write_samples(out / "ema_unet", args.vae, out / "samples" / f"step_{step:08d}.png", text_encoder,
                           shift=sigma_shift)
 
+    def finish(weights) -> None:  # the last step's EMA weights, also when a resume finds nothing left to train
+        if accelerator.is_main_process:
+            export_ema(accelerator.unwrap_model(weights.model), weights.ema, out / "ema_unet")
+
     stage = Stage(
         model=unet,
         checkpoint_name="unet",
@@ -218,6 +223,7 @@ def main(argv=None) -> dict:
         batch=batch,
         loss=loss,
         after_step=after_step,
+        finish=finish,
         ema_decay=args.ema_decay,
     )
     return train(accelerator, stage, LoopConfig.from_args(args))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..models.autoencoder import spatial_compression
 from ..sampling import flow_matching_loss, sample_training_sigmas
 from .export import write_model_folder
 from .latent_cache import encode_video
@@ -52,7 +53,7 @@ class I2VTrainable:
         self.scheduler = scheduler  # its shift sets the training noise levels
         self.text_encoder = text_encoder  # frozen
         self.folder = None if folder is None else Path(folder)
-        scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        scale = spatial_compression(vae.config)
         self.num_frames = unet.config.num_frames
         self.height = self.width = unet.config.sample_size * scale
         self.size_multiple = 2 * scale * unet.config.patch_size  # as the backend snaps sizes
@@ -73,14 +74,14 @@ class I2VTrainable:
     def from_folder(cls, folder: str | Path, preset: str | None = None,
                     device: str | torch.device = "cpu") -> I2VTrainable:
         """A saved i2v model; with ``preset``, a fresh denoiser of that size for the folder's latents."""
-        from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
+        from diffusers import FlowMatchEulerDiscreteScheduler
 
         from ..conditioning import MiniLMTextEncoder
+        from ..models.autoencoder import load_autoencoder
         from ..models.unet import build_unet
 
         folder = Path(folder)
-        vae = AutoencoderKL.from_pretrained(folder / "vae", use_safetensors=True,
-                                            torch_dtype=torch.float32).eval().requires_grad_(False).to(device)
+        vae = load_autoencoder(folder / "vae", torch_dtype=torch.float32).eval().requires_grad_(False).to(device)
         scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler")
         unet = load_unet(folder)
         if preset:
