@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.errors import InvalidRequestError
@@ -165,3 +166,11 @@ def test_a_prompt_past_the_token_limit_is_reported(gen, sample_image_path):
     short = gen.run(GenerationRequest(image=sample_image_path, prompt="the camera zooms in", seed=0,
                                       num_inference_steps=1, num_frames=2))
     assert not any("tokens long" in n for n in short.notices)
+
+
+def test_an_animated_input_is_noticed(gen, tmp_path):
+    frames = [Image.new("RGB", (64, 64), c) for c in ((200, 0, 0), (0, 200, 0))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    result = gen.run(GenerationRequest(image=str(tmp_path / "a.gif"), prompt="x", num_frames=2,
+                                       num_inference_steps=1, seed=0))
+    assert any("holds 2 frames" in n for n in result.notices)

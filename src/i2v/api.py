@@ -75,12 +75,13 @@ class ImageToVideoGenerator:
 
     def run(self, request: GenerationRequest, callback: ProgressCallback | None = None) -> GenerationResult:
         """Generate one clip from a request; unset fields come from the model's defaults."""
-        from .io.images import fit_image, load_image
+        from .io.images import fit_image, input_notices, load_image
 
         timings: dict[str, float] = {}
         notices: list[str] = []
         t0 = time.perf_counter()
         loaded = replace(request, image=load_image(request.image))  # decoded once: sizing and fitting share it
+        notices += input_notices(loaded.image)
         timings["load_image"] = time.perf_counter() - t0
         settings = self.backend.resolve(loaded, notices)  # validates before any heavy work
         if self.backend.needs_memory_plan():  # --offload auto: the planner decides, as --dry-run prints
@@ -97,7 +98,9 @@ class ImageToVideoGenerator:
             notices.append(fit.message)
         extra_inputs = {}
         if request.last_image is not None:  # fitted to the same size as the first frame
-            last, last_fit = fit_image(load_image(request.last_image), settings.width, settings.height)
+            last_loaded = load_image(request.last_image)
+            notices += [f"last image: {n}" for n in input_notices(last_loaded)]
+            last, last_fit = fit_image(last_loaded, settings.width, settings.height)
             if last_fit.changed:
                 notices.append(f"last image: {last_fit.message}")
             extra_inputs["last_image"] = last

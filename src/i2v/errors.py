@@ -87,7 +87,8 @@ class CorruptVideoError(VideoIOError):
 
 
 class OutputPathError(I2VError, ValueError):
-    """An output path that would replace an input (the input image, a model folder the run reads)."""
+    """An output path i2v must not or cannot write: one that would replace an input (the input image,
+    a model folder the run reads), or one the file system refuses (read-only, full)."""
 
 
 class WeightsError(I2VError, ValueError):

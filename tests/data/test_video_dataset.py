@@ -121,6 +121,11 @@ def test_folder_index_is_sorted_and_warns_once_about_missing_captions(tmp_path, 
     ("index.csv", "clip,caption\na.mp4,x\n", "video column"),
     ("index.csv", "video,caption\n", "lists no videos"),
     ("index.csv", "video,caption\n,orphan caption\n", "line 2 has an empty video"),
+    ("index.csv", "video,caption\na.mp4,x,extra\n", "1 malformed row.*line 2: 3 fields, the header has 2"),
+    ("index.csv", "video,caption\na.mp4,x\nb.mp4\n", "line 3: 1 fields, the header has 2"),
+    ("index.csv", 'video,caption\na.mp4,"a cat\nb.mp4,a dog\nc.mp4,a bird"\nd.mp4,x\n',
+     "lines 2-4: the caption runs over several rows"),
+    ("index.csv", 'video,caption\na.mp4,"a cat\nb.mp4,a dog\n', "cannot parse CSV"),
     ("index.jsonl", '{"video": "a.mp4", "caption": "x"}\n{not json\n', "line 2 is not valid JSON"),
     ("index.jsonl", '["a.mp4", "x"]\n', "line 1 is not a JSON object"),
     ("index.jsonl", '{"video": "a.mp4"}\n', "line 1: needs a caption column"),
@@ -290,3 +295,11 @@ def test_a_file_failing_at_decode_is_skipped_by_sample_batch(tmp_path, library):
     with pytest.raises(DatasetError, match=r"2 of 4 videos are unusable"):
         for _ in range(20):
             ds.sample_batch(rng, 4)
+
+
+def test_csv_multi_line_caption_on_purpose_and_empty_captions_reported(tmp_path):
+    index = tmp_path / "index.csv"
+    index.write_text('video,caption,source\na.mp4,"a cat\nsits on a mat",web\nb.mp4,,web\nc.mp4,  ,web\n')
+    with pytest.warns(UserWarning, match=r"2 of 3 rows have an empty caption \(line 4, 5\)"):
+        entries = read_index(index)
+    assert [(p.name, c) for p, c in entries] == [("a.mp4", "a cat sits on a mat"), ("b.mp4", ""), ("c.mp4", "")]

@@ -281,3 +281,19 @@ def test_fitting_matches_resize_then_crop():
     fitted, report = fit_image(tall, 128, 128)
     full = tall.resize((128, 384), Image.Resampling.LANCZOS, reducing_gap=3.0).crop(report.crop_box)
     assert np.abs(np.asarray(fitted, int) - np.asarray(full, int)).max() <= 1
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".tiff", ".webp"])
+def test_multi_frame_inputs_use_the_first_frame_and_say_so(tmp_path, suffix):
+    from i2v.io.images import input_notices
+
+    frames = [Image.new("RGB", (32, 24), colour) for colour in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    path = tmp_path / f"anim{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    image = load_image(path)
+    assert image.getpixel((5, 5))[0] > 150  # the first (red) frame
+    assert input_notices(image) == [f"{path} holds 3 frames or pages (animated image or multi-page file); "
+                                    "the first is used"]
+    single = tmp_path / "one.png"
+    frames[0].save(single)
+    assert input_notices(load_image(single)) == []

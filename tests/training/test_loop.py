@@ -74,9 +74,47 @@ def test_non_finite_loss_stops_before_the_update_and_names_the_step(tmp_path):
 
 
 def test_resume_from_a_folder_that_is_no_checkpoint_is_refused(tmp_path):
+    from i2v.errors import TrainingSetupError
+
     (tmp_path / "elsewhere").mkdir()
-    with pytest.raises(FileNotFoundError, match="is not a checkpoint"):
+    with pytest.raises(TrainingSetupError, match="is not a checkpoint"):
         toy_run(tmp_path / "run", resume=str(tmp_path / "elsewhere"))
+    with pytest.raises(TrainingSetupError, match="no such checkpoint folder"):
+        toy_run(tmp_path / "run", resume=str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("damage", ["weights", "optimizer"])
+def test_a_damaged_checkpoint_is_named_with_the_earlier_ones(tmp_path, damage):
+    from i2v.errors import TrainingSetupError
+
+    toy_run(tmp_path / "run", checkpoint_every=2)
+    ckpts = list_checkpoints(tmp_path / "run" / "checkpoints")
+    victim = next(ckpts[-1].glob("*.safetensors" if damage == "weights" else "optimizer.pt"))
+    victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 2])
+    with pytest.raises(TrainingSetupError, match=f"{ckpts[-1].name} is damaged.*earlier one \\({ckpts[0].name}\\)"):
+        toy_run(tmp_path / "run", resume=str(ckpts[-1]))
+
+
+def test_disk_full_while_checkpointing_names_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    from i2v.errors import OutputPathError
+    from i2v.training import checkpoint
+
+    real = checkpoint.save_file
+    calls = {"n": 0}
+
+    def fills_the_disk(tensors, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the first checkpoint fits, the second does not
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_file", fills_the_disk)
+    with pytest.raises(OutputPathError, match="step 4 checkpoint \\(No space left on device\\); the last complete "
+                                              "one is step_00000002"):
+        toy_run(tmp_path, checkpoint_every=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000002"]  # no partial left
 
 
 def test_auto_mixed_precision(monkeypatch):

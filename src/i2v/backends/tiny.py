@@ -144,12 +144,18 @@ class TinyBackend(Backend):
         import torch
 
         from ..devices import torch_dtype
+        from ..io.safetensors_header import check_no_meta_tensors, check_weight_files, weights_errors
         from ..pipelines.pipeline_i2v import I2VPipeline
 
         key = (str(folder), folder_stamp(folder), device, dtype)
         if cached and key in _PIPELINE_CACHE:
             return _PIPELINE_CACHE[key]
-        pipe = I2VPipeline.from_folder(folder, torch_dtype=torch_dtype(dtype)).to(device)
+        check_weight_files(folder)  # truncated or forged files are named before any loading
+        with weights_errors(folder):
+            pipe = I2VPipeline.from_folder(folder, torch_dtype=torch_dtype(dtype))
+            for part in (pipe.vae, pipe.unet):
+                check_no_meta_tensors(part, folder)
+            pipe = pipe.to(device)
         if device.startswith("cpu"):  # oneDNN's convolutions are fastest on channels-last 3D tensors
             pipe.unet.to(memory_format=torch.channels_last_3d)
         if cached:

@@ -102,18 +102,45 @@ def _read_folder(folder: Path) -> list[tuple[Path, str]]:
 
 
 def _read_csv(path: Path) -> list[tuple[Path, str]]:
-    """A CSV with a header naming a video column and a caption column."""
+    """A CSV with a header naming a video column and a caption column, parsed strictly: a row with
+    more or fewer fields than the header, or whose caption swallowed later rows (an unbalanced
+    quote), is an error naming its line; rows with an empty caption are counted and reported."""
+    entries, malformed, uncaptioned = [], [], []
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
-            reader = csv.DictReader(file)
+            reader = csv.DictReader(file, strict=True)
             video_key, caption_key = _pick_columns(reader.fieldnames or [], path)
-            return [
-                (_resolve_video(row.get(video_key), path, f"line {reader.line_num}"),
-                 (row.get(caption_key) or "").strip())
-                for row in reader
-            ]
+            width = len(reader.fieldnames)
+            start = reader.line_num + 1
+            for row in reader:
+                where = f"line {start}" if reader.line_num == start else f"lines {start}-{reader.line_num}"
+                fields = width + len(row.get(None) or []) - sum(v is None for k, v in row.items() if k is not None)
+                caption = (row.get(caption_key) or "").strip()
+                if fields != width:
+                    malformed.append(f"{where}: {fields} fields, the header has {width}")
+                elif _swallowed_rows(caption):
+                    malformed.append(f"{where}: the caption runs over several rows (an unbalanced quote?)")
+                else:
+                    entries.append((_resolve_video(row.get(video_key), path, where), " ".join(caption.split())))
+                    if not caption:
+                        uncaptioned.append(start)
+                start = reader.line_num + 1
     except (UnicodeDecodeError, csv.Error) as err:
         raise DatasetError(f"{path}: cannot parse CSV ({err})") from err
+    if malformed:
+        raise DatasetError(f"{path}: {len(malformed)} malformed row(s); {'; '.join(malformed[:5])}"
+                           + (" ..." if len(malformed) > 5 else ""))
+    if uncaptioned:
+        warnings.warn(f"{path}: {len(uncaptioned)} of {len(entries)} rows have an empty caption (line "
+                      f"{', '.join(map(str, uncaptioned[:5]))}{' ...' if len(uncaptioned) > 5 else ''}); they "
+                      "train as unconditioned clips", stacklevel=3)
+    return entries
+
+
+def _swallowed_rows(caption: str) -> bool:
+    """Whether a multi-line caption holds what looks like further index rows (a video file and a
+    comma): an unbalanced quote, not a caption written over several lines on purpose."""
+    return any("," in line and any(s in line.lower() for s in VIDEO_SUFFIXES) for line in caption.splitlines()[1:])
 
 
 def _read_jsonl(path: Path) -> list[tuple[Path, str]]:

@@ -102,7 +102,23 @@ def _load_path(path: str, max_pixels: int | None) -> Image.Image:
                 raise ImageTooLargeError(f"{path}: image is too large ({err})") from err
             except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as err:
                 raise CorruptImageError(f"{path}: truncated or corrupt image data ({err})") from err
-            return _to_rgb(ImageOps.exif_transpose(image), path)
+            rgb = _to_rgb(ImageOps.exif_transpose(image), path)
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:  # an animated GIF/WebP/PNG or a multi-page TIFF: said, see input_notices
+                rgb = rgb.copy() if rgb is image else rgb
+                rgb.info[SOURCE_FRAMES_KEY] = (path, frames)
+            return rgb
+
+
+SOURCE_FRAMES_KEY = "i2v_source_frames"
+
+
+def input_notices(image: Image.Image) -> list[str]:
+    """What the user should know about how ``load_image`` read their file (its first frame only)."""
+    if SOURCE_FRAMES_KEY in image.info:
+        path, frames = image.info[SOURCE_FRAMES_KEY]
+        return [f"{path} holds {frames} frames or pages (animated image or multi-page file); the first is used"]
+    return []
 
 
 def _load_array(array: np.ndarray, max_pixels: int | None) -> Image.Image:

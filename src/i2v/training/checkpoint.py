@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import TrainingSetupError, WeightsError
+from ..io.safetensors_header import read_header, weights_errors
 from ..io.temps import partial_sibling, remove_stale_temps
 
 STEP_PREFIX = "step_"
@@ -77,13 +80,22 @@ def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module],
     ``strict=False`` loads a partial state dict (trainable weights only) into a larger module."""
     path = Path(path)
     if not (path / "state.json").is_file():
-        raise FileNotFoundError(f"{path} is not a checkpoint (no state.json)")
-    for name, module in modules.items():
-        missing = module.load_state_dict(load_file(str(path / f"{name}.safetensors")), strict=strict)
-        if not strict and missing.unexpected_keys:
-            raise KeyError(f"checkpoint {path}: {name} has weights this model lacks: {missing.unexpected_keys[:5]}")
-    states = {p.stem: torch.load(p, map_location="cpu", weights_only=True) for p in path.glob("*.pt")}
-    return json.loads((path / "state.json").read_text()), states
+        raise TrainingSetupError(f"{path} is not a checkpoint (no state.json)")
+    try:
+        for name in modules:
+            read_header(path / f"{name}.safetensors")  # a truncated file is named, not half-loaded
+        with weights_errors(path):
+            for name, module in modules.items():
+                missing = module.load_state_dict(load_file(str(path / f"{name}.safetensors")), strict=strict)
+                if not strict and missing.unexpected_keys:
+                    raise KeyError(f"{name} has weights this model lacks: {missing.unexpected_keys[:5]}")
+            states = {p.stem: torch.load(p, map_location="cpu", weights_only=True) for p in path.glob("*.pt")}
+            state = json.loads((path / "state.json").read_text())
+    except (WeightsError, EOFError, pickle.UnpicklingError) as exc:
+        earlier = [p.name for p in list_checkpoints(path.parent) if p != path]
+        raise TrainingSetupError(f"checkpoint {path} is damaged ({exc}); resume from an earlier one"
+                                 + (f" ({', '.join(earlier)})" if earlier else "")) from exc
+    return state, states
 
 
 def checkpoint_to_resume(resume: str | Path | None, root: str | Path) -> Path | None:
@@ -93,8 +105,11 @@ def checkpoint_to_resume(resume: str | Path | None, root: str | Path) -> Path | 
     if resume == "latest":
         return latest_checkpoint(root)
     path = Path(resume)
+    if not path.exists():
+        raise TrainingSetupError(f"--resume {path}: no such checkpoint folder (give 'latest' or a folder under "
+                                 f"{Path(root)})")
     if not (path / "state.json").is_file():
-        raise FileNotFoundError(f"{path} is not a checkpoint (no state.json)")
+        raise TrainingSetupError(f"--resume {path} is not a checkpoint (no state.json)")
     return path
 
 

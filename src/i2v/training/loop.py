@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from ..devices import cpu_has_fast_bf16, cuda_has_bf16
-from ..errors import TrainingSetupError
+from ..errors import OutputPathError, TrainingSetupError
 from .checkpoint import (
     checkpoint_to_resume,
+    latest_checkpoint,
     load_checkpoint,
     load_sharded_checkpoint,
     save_checkpoint,
@@ -192,11 +193,17 @@ def train(accelerator, stage: Stage, config: LoopConfig) -> dict[int, float]:
                                     config.keep_checkpoints)
         elif checkpointed and accelerator.is_main_process:
             module = accelerator.unwrap_model(model)
-            save_checkpoint(root, step, {stage.checkpoint_name: trainable_state(module) if stage.trainable_only
-                                         else module},
-                            {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
-                             **({"ema": ema.state_dict()} if ema is not None else {})},
-                            info=stage.checkpoint_info, keep=config.keep_checkpoints)
+            try:
+                save_checkpoint(root, step, {stage.checkpoint_name: trainable_state(module) if stage.trainable_only
+                                             else module},
+                                {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
+                                 **({"ema": ema.state_dict()} if ema is not None else {})},
+                                info=stage.checkpoint_info, keep=config.keep_checkpoints)
+            except OSError as exc:  # disk full, folder gone read-only: the partial checkpoint is already removed
+                last = latest_checkpoint(root)
+                raise OutputPathError(f"{root}: cannot write the step {step} checkpoint ({exc.strerror or exc}); "
+                                      + (f"the last complete one is {last.name}: " if last else "")
+                                      + "make room, then run again with --resume latest") from exc
         if stage.after_step is not None:
             stage.after_step(step, checkpointed, weights)
         accelerator.wait_for_everyone()

@@ -147,8 +147,18 @@ class DiffusersBackend(Backend):
         """Read the weights (safetensors only), then apply scheduler, LoRA, VAE, acceleration and offload."""
         from ...acceleration import apply_acceleration
 
+        import torch
+
+        from ...io.safetensors_header import check_no_meta_tensors, check_weight_files, weights_errors
+
         t0 = time.perf_counter()
-        pipe = self.load_pipeline(self.fetch())
+        folder = self.fetch()
+        check_weight_files(folder)  # truncated or forged files are named before any loading
+        with weights_errors(folder):
+            pipe = self.load_pipeline(folder)
+            for name, part in pipe.components.items():
+                if isinstance(part, torch.nn.Module):
+                    check_no_meta_tensors(part, folder / name)
         if self.scheduler is not None:
             swap_scheduler(pipe, self.scheduler)
         self.lora_records = load_loras(pipe, self.loras)

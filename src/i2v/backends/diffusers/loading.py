@@ -177,11 +177,10 @@ def component_weight_files(folder: Path, variant: str | None = None) -> list[Pat
 
 
 def safetensors_numels(file: Path) -> list[int]:
-    """Element counts of every tensor in a safetensors file, from its header (8-byte length, then JSON)."""
-    with open(file, "rb") as f:
-        header_len = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_len))
-    return [math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__"]
+    """Element counts of every tensor in a safetensors file, from its checked header."""
+    from ...io.safetensors_header import read_header
+
+    return [math.prod(v["shape"]) for v in read_header(file).values()]
 
 
 def folder_model_spec(path: Path, class_name: str, base: ModelSpec, *, extras: dict | None = None,
