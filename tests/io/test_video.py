@@ -283,3 +283,21 @@ def test_stale_partials_of_a_killed_writer_are_removed_by_the_next_write(tmp_pat
     os.utime(stale, (old, old))
     write_video(make_clip(2), tmp_path / "clip.mp4", fps=8)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip.mp4.json"]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_disk_full_while_writing_is_a_typed_error_and_changes_nothing(tmp_path, monkeypatch, suffix):
+    import errno
+
+    path = write_video(make_clip(3), tmp_path / f"clip{suffix}", fps=8, metadata={"seed": 1})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def disk_full(video, target, *args, **kwargs):
+        target.write_bytes(b"half a video")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(video_io, "_write_container", disk_full)
+    monkeypatch.setattr(video_io, "_write_animated_image", disk_full)
+    with pytest.raises(VideoIOError, match="cannot write \\(No space left on device\\); no existing file"):
+        write_video(make_clip(5), path, fps=8, metadata={"seed": 2})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -210,6 +210,13 @@ def write_video(
     sidecar_text = _to_json(settings, indent=2)
 
     out = Path(path)
+    try:
+        return _write_outputs(video, out, fmt, rate, settings, sidecar_text)
+    except OSError as exc:  # disk full, read-only or vanished folder: nothing was replaced
+        raise VideoIOError(f"{out}: cannot write ({exc.strerror or exc}); no existing file was changed") from exc
+
+
+def _write_outputs(video: np.ndarray, out: Path, fmt: str, rate: Fraction, settings: dict, sidecar_text: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "png":
         _check_frame_folder_replaceable(out)
