@@ -490,10 +490,22 @@ def _settings_dtype(settings) -> str | None:
     return settings.extras.get("dtype") if isinstance(settings, ResolvedSettings) else None
 
 
+_CONFIGS_CACHE: dict[tuple, ModelConfigs] = {}  # every run is checked: read a folder's configs once
+
+
 def _configs(spec: ModelSpec, device: str, dtype: str | None) -> tuple[str, ModelConfigs | None]:
     folder = local_folder(spec.source)
-    found = folder is not None and (folder / "model_index.json").is_file()
-    cfg = read_configs(spec, folder, device, dtype) if found else None
+    index = folder / "model_index.json" if folder is not None else None
+    cfg = None
+    if index is not None and index.is_file():
+        # a file added, removed or replaced (renamed into place) changes its folder's mtime
+        stamp = tuple(p.stat().st_mtime_ns for p in [index, *sorted(folder.iterdir())] if p == index or p.is_dir())
+        key = (spec.name, spec.family, str(folder), stamp, device, dtype)
+        if key not in _CONFIGS_CACHE:
+            if len(_CONFIGS_CACHE) > 32:
+                _CONFIGS_CACHE.clear()
+            _CONFIGS_CACHE[key] = read_configs(spec, folder, device, dtype)
+        cfg = _CONFIGS_CACHE[key]
     return (cfg.dtype if cfg else backend_class(spec.family).load_dtype(spec, device, dtype)[0]), cfg
 
 

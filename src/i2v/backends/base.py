@@ -114,20 +114,26 @@ class Backend:
 
     def resolve(self, request: GenerationRequest, notices: list[str]) -> ResolvedSettings:
         """Fill unset fields from the model's defaults and snap them to its rules (reported)."""
-        self.check_inputs(request)
-        request = fill_size(self.spec.defaults, request, notices)
-        settings = resolve_common(self.spec.defaults, request, notices)
-        if settings.motion_strength is not None and "motion_strength" not in self.family.inputs:
-            notices.append(f"motion_strength is not used by {self.spec.name}; describe the motion in the prompt")
-        if request.decode_chunk_size is not None and "decode_chunk_size" not in self.family.inputs:
-            notices.append(f"decode_chunk_size is not used by {self.spec.name}; ignored")
+        return self.resolve_for(self.spec, request, notices)
+
+    @classmethod
+    def resolve_for(cls, spec: ModelSpec, request: GenerationRequest, notices: list[str]) -> ResolvedSettings:
+        """``resolve`` without an instance (no weights): what a server checks when a job is submitted."""
+        cls.check_inputs(spec, request)
+        request = fill_size(spec.defaults, request, notices)
+        settings = resolve_common(spec.defaults, request, notices)
+        if settings.motion_strength is not None and "motion_strength" not in cls.family.inputs:
+            notices.append(f"motion_strength is not used by {spec.name}; describe the motion in the prompt")
+        if request.decode_chunk_size is not None and "decode_chunk_size" not in cls.family.inputs:
+            notices.append(f"decode_chunk_size is not used by {spec.name}; ignored")
         return settings
 
-    def check_inputs(self, request: GenerationRequest) -> None:
+    @classmethod
+    def check_inputs(cls, spec: ModelSpec, request: GenerationRequest) -> None:
         """Refuse optional inputs the family does not take."""
-        if request.last_image is not None and "last_image" not in self.family.inputs:
-            help_text = self.family.last_image_help or "the models that can say --last-image in `i2v models`"
-            raise InvalidRequestError(f"{self.spec.name} cannot take a last image (last_image); {help_text}")
+        if request.last_image is not None and "last_image" not in cls.family.inputs:
+            help_text = cls.family.last_image_help or "the models that can say --last-image in `i2v models`"
+            raise InvalidRequestError(f"{spec.name} cannot take a last image (last_image); {help_text}")
 
     def weights_resident(self) -> bool:
         """Whether the weights are loaded (the free memory no longer includes them)."""

@@ -1,0 +1,304 @@
+"""``i2v serve``'s FastAPI application: the job API over the store, models, health and metrics.
+
+Routers: ``/v1/jobs`` (submit, read, list, video, settings, cancel, events), ``/v1/models``, and
+``/healthz`` + ``/metrics``. Every route but ``/healthz`` takes the bearer token when one is set.
+A submit is checked completely before it is queued (upload size and pixels before decoding, the
+model, every generation field) and refused with a 4xx naming the field; a request can only name
+a model the server serves, never a path or URL on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+
+from .. import __version__
+from .metrics import render_metrics
+from .schemas import OUTPUT_FORMATS, JobOut, JobPage, ModelOut, ServerConfig
+from .store import FINISHED, STATES, JobStore
+
+MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif", "webp": "image/webp"}
+MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers on top of the image bytes
+
+
+def create_app(config: ServerConfig, store: JobStore | None = None) -> FastAPI:
+    config.data_dir = Path(config.data_dir)
+    for sub in ("inputs", "outputs"):
+        (config.data_dir / sub).mkdir(parents=True, exist_ok=True)
+    store = store or JobStore(config.database_url, lease_seconds=config.lease_seconds)
+    app = FastAPI(title="i2v", version=__version__,
+                  description="Image-to-video generation jobs: submit an image and a prompt, follow the job, "
+                              "download the video.")
+    app.state.store, app.state.config = store, config
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"],
+                           allow_headers=["*"])
+
+    @app.middleware("http")
+    async def refuse_oversized_uploads(request: Request, call_next):
+        """Before the body is read: a declared length over the cap is refused outright."""
+        length = request.headers.get("content-length")
+        cap = config.max_upload_bytes * 2 + MULTIPART_OVERHEAD  # an image and a last image
+        if request.method == "POST" and length and length.isdigit() and int(length) > cap:
+            return JSONResponse({"detail": f"request body is {int(length)} bytes; uploads are limited to "
+                                           f"{config.max_upload_bytes} bytes an image"}, status_code=413)
+        return await call_next(request)
+
+    auth = [Depends(require_token)]
+    app.include_router(jobs_router, dependencies=auth)
+    app.include_router(models_router, dependencies=auth)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict:
+        store.counts()  # the database answers
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["ops"], dependencies=auth, response_class=PlainTextResponse)
+    def metrics() -> str:
+        return render_metrics(store)
+
+    return app
+
+
+# ---- dependencies ------------------------------------------------------------------------------
+
+
+def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    token = request.app.state.config.token
+    if token is None:
+        return
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_store(request: Request) -> JobStore:
+    return request.app.state.store
+
+
+def get_config(request: Request) -> ServerConfig:
+    return request.app.state.config
+
+
+def served_model(name: str, config: ServerConfig):
+    """The ModelSpec of a model this server serves: a registered name, or one the operator listed."""
+    from ..errors import I2VError
+    from ..registry import list_models, resolve_model
+
+    registered = {m.name for m in list_models()}
+    allowed = set(config.models) if config.models else registered
+    if name not in allowed:
+        raise HTTPException(422, f"model: {name!r} is not served here; GET /v1/models lists those that are")
+    try:
+        return resolve_model(name)
+    except I2VError as exc:
+        raise HTTPException(422, f"model: {exc}") from exc
+
+
+# ---- /v1/jobs ----------------------------------------------------------------------------------
+
+jobs_router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+async def _save_upload(upload: UploadFile, folder: Path, stem: str, field: str, cap: int) -> tuple[str, int]:
+    """Write an upload to ``folder/stem.<ext>`` after checking its size, then its header (pixels)
+    before any decoding; return (file name, bytes). 413/422 name the field."""
+    from ..errors import I2VError
+    from ..io.images import load_image
+    from ..io.temps import partial_sibling
+
+    target = folder / stem
+    with partial_sibling(target) as tmp:
+        size = 0
+        with open(tmp, "wb") as out:
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if size > cap:
+                    raise HTTPException(413, f"{field}: larger than the limit of {cap} bytes")
+                out.write(chunk)
+        if size == 0:
+            raise HTTPException(422, f"{field}: empty upload")
+        try:
+            await run_in_threadpool(load_image, str(tmp))  # header and pixel cap first, then a full decode
+        except I2VError as exc:
+            message = str(exc).replace(str(tmp), upload.filename or field)
+            raise HTTPException(422, f"{field}: {message}") from exc
+        from PIL import Image
+
+        with Image.open(tmp) as im:
+            ext = (im.format or "img").lower()
+        name = f"{stem}.{ext}"
+        shutil.move(tmp, folder / name)
+    return name, size
+
+
+@jobs_router.post("", status_code=202, response_model=JobOut)
+async def submit_job(
+    request: Request,
+    image: Annotated[UploadFile, File(description="the first frame")],
+    last_image: Annotated[UploadFile | None, File(description="the last frame (models that take one)")] = None,
+    model: Annotated[str, Form()] = "i2v-tiny",
+    output_format: Annotated[str, Form()] = "mp4",
+    prompt: Annotated[str, Form()] = "",
+    negative_prompt: Annotated[str, Form()] = "",
+    num_frames: Annotated[int | None, Form()] = None,
+    fps: Annotated[float | None, Form()] = None,
+    height: Annotated[int | None, Form()] = None,
+    width: Annotated[int | None, Form()] = None,
+    num_inference_steps: Annotated[int | None, Form()] = None,
+    guidance_scale: Annotated[float | None, Form()] = None,
+    seed: Annotated[int | None, Form()] = None,
+    motion_strength: Annotated[float | None, Form()] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
+    store: JobStore = Depends(get_store),
+    config: ServerConfig = Depends(get_config),
+):
+    from ..errors import I2VError
+    from ..types import GenerationRequest
+    from ..validate import check_request
+
+    if idempotency_key is not None:  # a retried submit: the same job, nothing queued twice
+        existing = await run_in_threadpool(store.by_idempotency_key, idempotency_key)
+        if existing is not None:
+            return JSONResponse(JobOut.of(existing).model_dump(), status_code=200)
+    if output_format not in OUTPUT_FORMATS:
+        raise HTTPException(422, f"output_format: {output_format!r} is not one of {list(OUTPUT_FORMATS)}")
+    depth = await run_in_threadpool(store.queue_depth)
+    if depth >= config.max_queue:
+        raise HTTPException(429, f"the queue is full ({depth} jobs waiting); try again later",
+                            headers={"Retry-After": "30"})
+    spec = served_model(model, config)
+    fields = {k: v for k, v in dict(prompt=prompt, negative_prompt=negative_prompt, num_frames=num_frames, fps=fps,
+                                    height=height, width=width, num_inference_steps=num_inference_steps,
+                                    guidance_scale=guidance_scale, seed=seed,
+                                    motion_strength=motion_strength).items() if v is not None}
+    job_id = uuid.uuid4().hex
+    inputs = config.data_dir / "inputs"
+    saved: list[Path] = []
+    try:
+        image_name, _ = await _save_upload(image, inputs, job_id, "image", config.max_upload_bytes)
+        saved.append(inputs / image_name)
+        last_name = None
+        if last_image is not None and last_image.filename:
+            last_name, _ = await _save_upload(last_image, inputs, f"{job_id}-last", "last_image",
+                                              config.max_upload_bytes)
+            saved.append(inputs / last_name)
+        probe = GenerationRequest(image=str(inputs / image_name),
+                                  last_image=str(inputs / last_name) if last_name else None, **fields)
+        try:
+            notices = await run_in_threadpool(check_request, spec, probe)
+        except I2VError as exc:
+            raise HTTPException(422, str(exc).replace(str(inputs / image_name), "image")) from exc
+        record = {"fields": fields, "image": image_name, "image_name": image.filename, "last_image": last_name,
+                  "last_image_name": last_image.filename if last_name else None, "submit_notices": notices}
+        job, created = await run_in_threadpool(store.submit, model, record, output_format, idempotency_key,
+                                               job_id)
+    except BaseException:
+        for path in saved:
+            path.unlink(missing_ok=True)
+        raise
+    if not created:  # the same key raced in: keep the first job
+        for path in saved:
+            path.unlink(missing_ok=True)
+        return JSONResponse(JobOut.of(job).model_dump(), status_code=200)
+    return JobOut.of(job)
+
+
+@jobs_router.get("", response_model=JobPage)
+def list_jobs(state: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0)] = 0, store: JobStore = Depends(get_store)):
+    if state is not None and state not in STATES:
+        raise HTTPException(422, f"state: {state!r} is not one of {list(STATES)}")
+    jobs, total = store.list(state, limit, offset)
+    return JobPage(jobs=[JobOut.of(j) for j in jobs], total=total, limit=limit, offset=offset)
+
+
+def _job(store: JobStore, job_id: str):
+    job = store.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job
+
+
+@jobs_router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, store: JobStore = Depends(get_store)):
+    return JobOut.of(_job(store, job_id))
+
+
+@jobs_router.get("/{job_id}/video")
+def get_video(job_id: str, store: JobStore = Depends(get_store), config: ServerConfig = Depends(get_config)):
+    job = _job(store, job_id)
+    if job.state != "succeeded" or not job.output_path:
+        raise HTTPException(409, f"job {job_id} is {job.state}; its video exists once it has succeeded")
+    path = config.data_dir / "outputs" / Path(job.output_path).name  # a name from the job id only
+    return FileResponse(path, media_type=MEDIA_TYPES[job.output_format],
+                        filename=f"{job_id}.{job.output_format}")
+
+
+@jobs_router.get("/{job_id}/settings")
+def get_settings(job_id: str, store: JobStore = Depends(get_store)):
+    job = _job(store, job_id)
+    if job.state != "succeeded":
+        raise HTTPException(409, f"job {job_id} is {job.state}; its settings are recorded once it has succeeded")
+    return job.settings
+
+
+@jobs_router.delete("/{job_id}", response_model=JobOut)
+def cancel_job(job_id: str, store: JobStore = Depends(get_store)):
+    job = _job(store, job_id)
+    if job.state in ("succeeded", "failed"):
+        raise HTTPException(409, f"job {job_id} already {job.state}")
+    return JobOut.of(store.cancel(job_id))
+
+
+@jobs_router.get("/{job_id}/events")
+async def job_events(job_id: str, request: Request, store: JobStore = Depends(get_store),
+                     config: ServerConfig = Depends(get_config)):
+    """Server-sent events: ``progress`` (step, total, ETA) while it runs, ``state`` on every change;
+    the stream ends when the job does."""
+    _job(store, job_id)
+
+    async def stream():
+        last_state, last_step = None, None
+        while True:
+            job = await run_in_threadpool(store.get, job_id)
+            out = JobOut.of(job)
+            if job.state != last_state:
+                last_state = job.state
+                yield f"event: state\ndata: {json.dumps(out.model_dump())}\n\n"
+            if job.progress_step != last_step and job.state == "running":
+                last_step = job.progress_step
+                yield f"event: progress\ndata: {json.dumps(out.progress.model_dump())}\n\n"
+            if job.state in FINISHED or await request.is_disconnected():
+                return
+            await asyncio.sleep(config.event_poll_seconds)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+# ---- /v1/models --------------------------------------------------------------------------------
+
+models_router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+@models_router.get("", response_model=list[ModelOut])
+def list_served_models(config: ServerConfig = Depends(get_config)):
+    from dataclasses import asdict
+
+    from ..registry import list_models, resolve_model
+
+    specs = list_models() if not config.models else [resolve_model(m) for m in config.models]
+    return [ModelOut(name=s.name, family=s.family, description=s.description, defaults=asdict(s.defaults))
+            for s in specs]
+

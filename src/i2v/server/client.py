@@ -1,0 +1,122 @@
+"""A client for ``i2v serve``: submit, wait (with progress), download, cancel.
+
+    from i2v.client import Client
+    client = Client("http://127.0.0.1:8000")
+    job = client.submit("photo.jpg", prompt="the camera pans left", seed=1)
+    job = client.wait(job["id"], progress=lambda step, total: print(step, total))
+    client.download(job["id"], "out.mp4")
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from ..errors import I2VError
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class ServerError(I2VError):
+    """The server refused or failed a request; ``status`` is its HTTP status code."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"server said {status}: {message}")
+        self.status = status
+
+
+class Client:
+    def __init__(self, url: str = "http://127.0.0.1:8000", token: str | None = None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ServerError(response.status_code, detail if isinstance(detail, str) else str(detail))
+        return response
+
+    # ---- jobs --------------------------------------------------------------------------------
+    def submit(self, image: str | Path, prompt: str = "", *, model: str | None = None, output_format: str = "mp4",
+               last_image: str | Path | None = None, idempotency_key: str | None = None, **fields) -> dict:
+        """Queue a job; ``fields`` are the generation fields (num_frames, seed, ...). A retry with the
+        same ``idempotency_key`` (one is made if not given) returns the same job."""
+        data = {"prompt": prompt, "output_format": output_format,
+                **{k: str(v) for k, v in fields.items() if v is not None}}
+        if model is not None:
+            data["model"] = model
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        with open(image, "rb") as first:
+            files = {"image": (Path(image).name, first.read())}
+        if last_image is not None:
+            with open(last_image, "rb") as last:
+                files["last_image"] = (Path(last_image).name, last.read())
+        return self._check(self.http.post("/v1/jobs", data=data, files=files, headers=headers)).json()
+
+    def get(self, job_id: str) -> dict:
+        return self._check(self.http.get(f"/v1/jobs/{job_id}")).json()
+
+    def list(self, state: str | None = None, limit: int = 50, offset: int = 0) -> dict:
+        params = {"limit": limit, "offset": offset, **({"state": state} if state else {})}
+        return self._check(self.http.get("/v1/jobs", params=params)).json()
+
+    def cancel(self, job_id: str) -> dict:
+        return self._check(self.http.delete(f"/v1/jobs/{job_id}")).json()
+
+    def wait(self, job_id: str, progress: Callable[[int, int], None] | None = None, poll: float = 0.25,
+             timeout: float | None = None) -> dict:
+        """Poll until the job ends; ``progress(step, total)`` on every change. Returns the job."""
+        start, last = time.monotonic(), None
+        while True:
+            job = self.get(job_id)
+            step = (job["progress"]["step"], job["progress"]["total"])
+            if progress is not None and step != last and job["state"] == "running":
+                progress(*step)
+                last = step
+            if job["state"] in FINISHED:
+                return job
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout:g} s")
+            time.sleep(poll)
+
+    def download(self, job_id: str, path: str | Path) -> Path:
+        """Write the job's video to ``path`` (atomically) and its settings beside it as ``path.json``."""
+        from ..io.temps import partial_sibling
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.http.stream("GET", f"/v1/jobs/{job_id}/video") as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            with partial_sibling(path) as tmp:
+                with open(tmp, "wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                tmp.replace(path)
+        settings = self._check(self.http.get(f"/v1/jobs/{job_id}/settings")).text
+        sidecar = path.with_name(path.name + ".json")
+        with partial_sibling(sidecar) as tmp:
+            tmp.write_text(settings, encoding="utf-8")
+            tmp.replace(sidecar)
+        return path
+
+    def models(self) -> list[dict]:
+        return self._check(self.http.get("/v1/models")).json()

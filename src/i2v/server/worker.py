@@ -1,0 +1,198 @@
+"""A worker: claims jobs from the store, runs them on warm models, writes their videos.
+
+Models stay loaded between jobs (``WarmModels``: least recently used first out when more than
+``max_models`` are asked for). While a job runs, a heartbeat thread renews its lease, records its
+progress, and notices a cancel request; the denoising callback then stops the run within one step.
+The video is written under the data dir as ``outputs/<job id>-<attempt>.<ext>`` (atomically, with
+its sidecar) and only then is the job marked succeeded, under the attempt's fence: an attempt that
+lost its lease deletes its own file and records nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .store import Job, JobStore
+
+log = logging.getLogger("i2v.worker")
+
+
+class JobCancelled(Exception):
+    """Raised from the progress callback when the job's cancellation was requested."""
+
+
+class LeaseLost(Exception):
+    """Raised from the progress callback when another worker took the job over."""
+
+
+@dataclass
+class WorkerConfig:
+    data_dir: Path
+    device: str | None = None
+    models: tuple[str, ...] | None = None  # None: any model
+    max_models: int = 1
+    poll_seconds: float = 0.5
+    heartbeat_seconds: float = 1.0
+    job_timeout_seconds: float | None = None  # a running job past this fails
+
+
+class WarmModels:
+    """Loaded generators by model name, least recently used evicted first."""
+
+    def __init__(self, device: str | None, max_models: int = 1):
+        self.device = device
+        self.max_models = max(1, max_models)
+        self._loaded: OrderedDict[str, object] = OrderedDict()
+
+    def get(self, model: str):
+        from ..api import ImageToVideoGenerator
+
+        if model in self._loaded:
+            self._loaded.move_to_end(model)
+            return self._loaded[model]
+        while len(self._loaded) >= self.max_models:
+            self._loaded.popitem(last=False)  # frees it once the last reference goes
+        generator = ImageToVideoGenerator(model_name=model, device=self.device)
+        self._loaded[model] = generator
+        return generator
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease and writes progress every ``interval`` seconds while a job runs."""
+
+    def __init__(self, store: JobStore, job: Job, interval: float):
+        super().__init__(daemon=True)
+        self.store, self.job, self.interval = store, job, interval
+        self.step, self.total = 0, 0
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+    def beat(self) -> None:
+        try:
+            answer = self.store.heartbeat(self.job, self.step, self.total)
+        except Exception:  # a database hiccup: the next beat tries again; the lease has slack
+            log.exception("heartbeat for job %s failed", self.job.id)
+            return
+        if answer is None:
+            self.lost.set()
+        elif answer:
+            self.cancelled.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Worker:
+    def __init__(self, store: JobStore, config: WorkerConfig, worker_id: str | None = None):
+        self.store = store
+        self.config = config
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.models = WarmModels(config.device, config.max_models)
+        self.outputs = Path(config.data_dir) / "outputs"
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        """Claim and run jobs until ``stop()``."""
+        while not self._stop.is_set():
+            if not self.run_once():
+                self._stop.wait(self.config.poll_seconds)
+
+    def run_once(self) -> Job | None:
+        """Claim one job and run it to its end; the finished job, or None when the queue was empty."""
+        job = self.store.claim(self.id, self.config.models)
+        if job is None:
+            return None
+        log.info("job %s (attempt %d): %s", job.id, job.attempts, job.model)
+        self._run(job)
+        return self.store.get(job.id)
+
+    def _run(self, job: Job) -> None:
+        from ..errors import I2VError
+        from ..types import GenerationRequest
+
+        beat = _Heartbeat(self.store, job, self.config.heartbeat_seconds)
+        beat.start()
+        started = time.monotonic()
+        timeout = self.config.job_timeout_seconds
+
+        def progress(step: int, total: int) -> None:
+            beat.step, beat.total = step, total
+            if beat.cancelled.is_set():
+                raise JobCancelled
+            if beat.lost.is_set():
+                raise LeaseLost
+            if timeout is not None and time.monotonic() - started > timeout:
+                raise TimeoutError(f"the job ran past the server's limit of {timeout:g} s")
+
+        try:
+            fields = dict(job.request["fields"])
+            inputs = Path(self.config.data_dir) / "inputs"
+            fields["image"] = str(inputs / job.request["image"])
+            if job.request.get("last_image"):
+                fields["last_image"] = str(inputs / job.request["last_image"])
+            generator = self.models.get(job.model)
+            result = generator.run(GenerationRequest(**fields), callback=progress)
+            if beat.cancelled.is_set():
+                raise JobCancelled
+            self._deliver(job, result)
+        except JobCancelled:
+            self.store.mark_cancelled(job)
+        except LeaseLost:
+            log.warning("job %s: lease lost to another worker; dropping this attempt", job.id)
+        except (I2VError, TimeoutError, ValueError, TypeError) as exc:  # the request's fault: a message, no trace
+            self.store.fail(job, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug or the machine (out of memory): recorded, the worker goes on
+            log.exception("job %s failed", job.id)
+            self.store.fail(job, f"{type(exc).__name__}: {exc}")
+        finally:
+            beat.stop()
+
+    def _deliver(self, job: Job, result) -> None:
+        from ..io.video import sidecar_path, write_video
+
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        name = f"{job.id}-{job.attempts}.{job.output_format}"
+        path = self.outputs / name
+        settings = {**result.settings, "image": job.request.get("image_name"), "job_id": job.id}
+        settings.pop("last_image", None)
+        write_video(result.frames, path, fps=result.fps, metadata={**settings, "fps": result.fps})
+        if not self.store.finish(job, name, settings, result.notices):  # taken over meanwhile
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)
+
+
+def remove_orphan_outputs(store: JobStore, data_dir: Path) -> list[Path]:
+    """Outputs no job points at: written by an attempt that died between writing and recording."""
+    from ..io.video import sidecar_path
+    from .store import RUNNING
+
+    outputs = Path(data_dir) / "outputs"
+    if not outputs.is_dir():
+        return []
+    kept = store.output_paths()
+    running = {f"{j.id}-{j.attempts}" for j in store.list(state=RUNNING, limit=100000)[0]}
+    removed = []
+    for path in outputs.iterdir():
+        if path.name.endswith(".json") or path.name.startswith("."):
+            continue
+        if path.name not in kept and path.name.rsplit(".", 1)[0] not in running:
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)
+            removed.append(path)
+    return removed

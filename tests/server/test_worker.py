@@ -1,0 +1,137 @@
+"""Workers and leases: a job whose worker died runs again elsewhere, exactly one output is kept,
+an attempt that lost its lease records nothing, failures are recorded, and orphans are removed."""
+
+from __future__ import annotations
+
+import time
+
+from i2v.server.store import JobStore
+from i2v.server.worker import Worker, WorkerConfig, remove_orphan_outputs
+
+from .conftest import submit
+
+
+def test_a_dead_workers_job_is_requeued_after_its_lease_and_finishes_once(served, sample_image_path):
+    job = submit(served, sample_image_path).json()
+    served.store.lease_seconds = 0.2
+    dead = served.store.claim("dead-worker")  # claims, then never beats again
+    assert dead.state == "running" and dead.attempts == 1
+    assert served.worker.run_once() is None  # still leased
+    time.sleep(0.3)
+    served.store.lease_seconds = 5.0
+    done = served.worker.run_once()
+    assert done.id == job["id"] and done.state == "succeeded" and done.attempts == 2
+    assert served.store.finish(dead, "late.mp4", {}, []) is False  # the dead attempt's fence is gone
+    outputs = sorted(p.name for p in (served.config.data_dir / "outputs").iterdir())
+    assert outputs == [f"{job['id']}-2.mp4", f"{job['id']}-2.mp4.json"]
+
+
+def test_an_attempt_that_lost_its_lease_drops_its_output(served, sample_image_path, monkeypatch):
+    job = submit(served, sample_image_path).json()
+    real_finish = served.store.finish
+
+    def taken_over(j, *args):  # another worker took the job between writing and recording
+        served.store.requeue_expired(now=time.time() + 3600)
+        return real_finish(j, *args)
+
+    monkeypatch.setattr(served.store, "finish", taken_over)
+    served.worker.run_once()
+    assert served.store.get(job["id"]).state == "queued"
+    assert list((served.config.data_dir / "outputs").iterdir()) == []
+
+
+def test_a_failing_job_is_recorded_and_the_worker_goes_on(served, sample_image_path, monkeypatch):
+    bad = submit(served, sample_image_path).json()
+    good = submit(served, sample_image_path).json()
+    generator = served.worker.models.get(served.model)
+    real_run = generator.run
+    calls = {"n": 0}
+
+    def boom(request, callback=None):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("out of memory (injected)")
+        return real_run(request, callback=callback)
+
+    monkeypatch.setattr(generator, "run", boom)
+    first, second = served.worker.run_once(), served.worker.run_once()
+    assert (first.id, first.state) == (bad["id"], "failed") and "injected" in first.error
+    assert (second.id, second.state) == (good["id"], "succeeded")
+    api = served.client.get(f"/v1/jobs/{bad['id']}").json()
+    assert api["state"] == "failed" and api["error"].startswith("RuntimeError")
+
+
+def test_job_timeout_fails_the_job(served, sample_image_path):
+    job = submit(served, sample_image_path, num_inference_steps=500).json()
+    served.worker.config.job_timeout_seconds = 0.0
+    done = served.worker.run_once()
+    assert done.state == "failed" and "limit of 0 s" in done.error and done.id == job["id"]
+
+
+def test_two_workers_never_run_one_job_twice(tmp_path, tiny_model_dir, sample_image_path):
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from i2v.server.app import create_app
+    from i2v.server.schemas import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path, models=(str(tiny_model_dir),))
+    app = create_app(config)
+    with TestClient(app) as client:
+        class S:
+            pass
+
+        s = S()
+        s.client, s.model = client, str(tiny_model_dir)
+        ids = [submit(s, sample_image_path).json()["id"] for _ in range(6)]
+        workers = [Worker(JobStore(config.database_url), WorkerConfig(data_dir=tmp_path), f"w{i}") for i in range(2)]
+        threads = [threading.Thread(target=lambda w=w: [w.run_once() for _ in range(6)]) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        jobs = [app.state.store.get(i) for i in ids]
+        assert all(j.state == "succeeded" and j.attempts == 1 for j in jobs)
+        videos = [p for p in (tmp_path / "outputs").iterdir() if p.suffix == ".mp4"]
+        assert len(videos) == 6
+    app.state.store.dispose()
+
+
+def test_orphan_outputs_are_removed(served, sample_image_path):
+    job = submit(served, sample_image_path).json()
+    served.worker.run_once()
+    outputs = served.config.data_dir / "outputs"
+    orphan = outputs / f"{job['id']}-9.mp4"
+    orphan.write_bytes(b"written by an attempt that died before recording it")
+    assert remove_orphan_outputs(served.store, served.config.data_dir) == [orphan]
+    assert sorted(p.name for p in outputs.iterdir()) == [f"{job['id']}-1.mp4", f"{job['id']}-1.mp4.json"]
+
+
+def test_schema_is_versioned_and_reopening_keeps_jobs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store = JobStore(url)
+    job, _ = store.submit("i2v-tiny", {"fields": {}}, "mp4")
+    store.dispose()
+    again = JobStore(url)
+    assert again.migrate() == 1 and again.get(job.id).state == "queued"
+    again.dispose()
+
+
+def test_warm_models_evict_least_recently_used(monkeypatch):
+    from i2v.server import worker as worker_module
+
+    loaded = []
+
+    class Fake:
+        def __init__(self, model_name, device):
+            loaded.append(model_name)
+
+    import i2v.api
+
+    monkeypatch.setattr(i2v.api, "ImageToVideoGenerator", Fake)
+    warm = worker_module.WarmModels("cpu", max_models=2)
+    a, b = warm.get("a"), warm.get("b")
+    assert warm.get("a") is a
+    warm.get("c")  # evicts b, the least recently used
+    assert list(warm._loaded) == ["a", "c"] and loaded == ["a", "b", "c"]
