@@ -6,6 +6,9 @@
     i2v train vae|video ...                         train the embedded model on the procedural world
     i2v benchmark                                   score a model on the held-out procedural world
     i2v evaluate VIDEO --image IMAGE [--prompt TEXT] per-video metrics (flicker, motion, fidelity, ...)
+    i2v serve [--port 8000] [--workers N]           the REST job API with a persistent queue
+    i2v worker --db URL                             run queued jobs (on this or another machine)
+    i2v submit IMAGE --prompt TEXT -o OUT.mp4       a job on a server, waited for and downloaded
 """
 
 from __future__ import annotations
@@ -203,6 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "motion smoothness, warping error, camera motion, first-frame fidelity; CLIP, "
                                    "DINO and FVD (I3D) with local weights you point at (never downloaded).")
     add_evaluate_arguments(p)
+    from .server.cli import add_serve_arguments, add_submit_arguments, add_worker_arguments
+
+    p = sub.add_parser("serve", help="serve the REST job API (queue, workers, events, metrics)",
+                       description="Serve image-to-video jobs over HTTP: a persistent queue in SQLite (or "
+                                   "PostgreSQL with --db), local workers that keep models warm, OpenAPI docs at "
+                                   "/docs. Binds loopback unless told otherwise; other addresses need --token.")
+    add_serve_arguments(p)
+    p = sub.add_parser("worker", help="run queued jobs from a server's database",
+                       description="Claim jobs from the job database and run them, keeping models loaded. Start "
+                                   "one per device, on any machine that reaches the database and the data dir.")
+    add_worker_arguments(p)
+    p = sub.add_parser("submit", help="submit a job to a server, wait for it and download the video",
+                       description="Send IMAGE and the generation fields to `i2v serve`, follow the job's progress "
+                                   "and write its video to -o (settings beside it as OUT.json).")
+    add_submit_arguments(p)
     return parser
 
 
@@ -255,6 +273,10 @@ def _main(argv: list[str] | None) -> int:
             from .evaluate import main as evaluate_main
 
             return evaluate_main(args)
+        if args.command in ("serve", "worker", "submit"):
+            from .server import cli as server_cli
+
+            return getattr(server_cli, f"{args.command}_main")(args)
         return 0
     except (I2VError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -29,6 +29,10 @@ class ServerError(I2VError):
         self.status = status
 
 
+class ServerUnreachableError(I2VError):
+    """No answer from the server (down, wrong address, network)."""
+
+
 class Client:
     def __init__(self, url: str = "http://127.0.0.1:8000", token: str | None = None, timeout: float = 60.0,
                  transport: httpx.BaseTransport | None = None):
@@ -43,6 +47,12 @@ class Client:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        try:
+            return self._check(self.http.request(method, url, **kwargs))
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(f"cannot reach the server at {self.http.base_url} ({exc})") from exc
 
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
@@ -68,17 +78,17 @@ class Client:
         if last_image is not None:
             with open(last_image, "rb") as last:
                 files["last_image"] = (Path(last_image).name, last.read())
-        return self._check(self.http.post("/v1/jobs", data=data, files=files, headers=headers)).json()
+        return self._request("POST", "/v1/jobs", data=data, files=files, headers=headers).json()
 
     def get(self, job_id: str) -> dict:
-        return self._check(self.http.get(f"/v1/jobs/{job_id}")).json()
+        return self._request("GET", f"/v1/jobs/{job_id}").json()
 
     def list(self, state: str | None = None, limit: int = 50, offset: int = 0) -> dict:
         params = {"limit": limit, "offset": offset, **({"state": state} if state else {})}
-        return self._check(self.http.get("/v1/jobs", params=params)).json()
+        return self._request("GET", "/v1/jobs", params=params).json()
 
     def cancel(self, job_id: str) -> dict:
-        return self._check(self.http.delete(f"/v1/jobs/{job_id}")).json()
+        return self._request("DELETE", f"/v1/jobs/{job_id}").json()
 
     def wait(self, job_id: str, progress: Callable[[int, int], None] | None = None, poll: float = 0.25,
              timeout: float | None = None) -> dict:
@@ -102,16 +112,19 @@ class Client:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self.http.stream("GET", f"/v1/jobs/{job_id}/video") as response:
-            if response.status_code >= 400:
-                response.read()
-                self._check(response)
-            with partial_sibling(path) as tmp:
-                with open(tmp, "wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-                tmp.replace(path)
-        settings = self._check(self.http.get(f"/v1/jobs/{job_id}/settings")).text
+        try:
+            with self.http.stream("GET", f"/v1/jobs/{job_id}/video") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response)
+                with partial_sibling(path) as tmp:
+                    with open(tmp, "wb") as out:
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+                    tmp.replace(path)
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(f"download of job {job_id} failed ({exc})") from exc
+        settings = self._request("GET", f"/v1/jobs/{job_id}/settings").text
         sidecar = path.with_name(path.name + ".json")
         with partial_sibling(sidecar) as tmp:
             tmp.write_text(settings, encoding="utf-8")
@@ -119,4 +132,4 @@ class Client:
         return path
 
     def models(self) -> list[dict]:
-        return self._check(self.http.get("/v1/models")).json()
+        return self._request("GET", "/v1/models").json()

@@ -289,6 +289,12 @@ class JobStore:
             return conn.execute(update(JobRow).where(self._owned(job)).values(
                 state=CANCELLED, finished_at=time.time(), lease_until=None)).rowcount == 1
 
+    def release(self, job: Job) -> bool:
+        """A worker stopping (SIGTERM) hands its running job back to the queue at once."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(JobRow).where(self._owned(job)).values(
+                state=QUEUED, worker_id=None, lease_until=None, progress_step=0)).rowcount == 1
+
     def cancel(self, job_id: str) -> Job | None:
         """Cancel: a queued job never runs; a running one is asked to stop (its worker stops within one
         step). Returns the job (unchanged if already finished), or None if there is no such job."""

@@ -160,6 +160,9 @@ class Worker:
         except Exception as exc:  # a bug or the machine (out of memory): recorded, the worker goes on
             log.exception("job %s failed", job.id)
             self.store.fail(job, f"{type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:  # the worker is being stopped (Ctrl-C, SIGTERM): the job goes back to the queue
+            self.store.release(job)
+            raise
         finally:
             beat.stop()
 
