@@ -5,16 +5,35 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    from .postgres import Cluster, binaries
+
+    if binaries() is None:
+        pytest.skip("PostgreSQL is not installed (make test installs it as root: apt-get install postgresql)")
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The same suite on both databases: SQLite in tmp_path, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return request.getfixturevalue("postgres_cluster").new_database()
+
+
 @pytest.fixture
-def served(tmp_path, tiny_model_dir):
+def served(tmp_path, tiny_model_dir, db_url):
     from fastapi.testclient import TestClient
 
     from i2v.server.app import create_app
     from i2v.server.schemas import ServerConfig
     from i2v.server.worker import Worker, WorkerConfig
 
-    config = ServerConfig(data_dir=tmp_path / "data", models=(str(tiny_model_dir),), lease_seconds=5.0,
-                          event_poll_seconds=0.05)
+    config = ServerConfig(data_dir=tmp_path / "data", db_url=db_url, models=(str(tiny_model_dir),),
+                          lease_seconds=5.0, event_poll_seconds=0.05)
     app = create_app(config)
     worker = Worker(app.state.store, WorkerConfig(data_dir=config.data_dir, heartbeat_seconds=0.05), "w-test")
 

@@ -72,16 +72,16 @@ def test_serve_and_submit_round_trip(tmp_path, tiny_model_dir, sample_image_path
     assert server.wait(timeout=60) == 0
 
 
-def test_sigkill_of_server_and_worker_loses_nothing(tmp_path, tiny_model_dir, sample_image_path, stop_later):
+def test_sigkill_of_server_and_worker_loses_nothing(tmp_path, tiny_model_dir, sample_image_path, stop_later, db_url):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     data = tmp_path / "d"
     serve_args = ("serve", "--port", str(port), "--models", str(tiny_model_dir), "--data-dir", str(data),
-                  "--workers", "0")
+                  "--db", db_url, "--workers", "0")
     server = start(*serve_args)
     stop_later(server)
     wait_healthy(url, server)
-    worker = start("worker", "--data-dir", str(data), "--lease", "2", "--poll", "0.1")
+    worker = start("worker", "--data-dir", str(data), "--db", db_url, "--lease", "2", "--poll", "0.1")
     stop_later(worker)
     client = Client(url)
     ids = [client.submit(sample_image_path, "the blue circle moves up", model=str(tiny_model_dir), num_frames=4,

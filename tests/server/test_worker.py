@@ -68,7 +68,7 @@ def test_job_timeout_fails_the_job(served, sample_image_path):
     assert done.state == "failed" and "limit of 0 s" in done.error and done.id == job["id"]
 
 
-def test_two_workers_never_run_one_job_twice(tmp_path, tiny_model_dir, sample_image_path):
+def test_two_workers_never_run_one_job_twice(tmp_path, tiny_model_dir, sample_image_path, db_url):
     import threading
 
     from fastapi.testclient import TestClient
@@ -76,7 +76,7 @@ def test_two_workers_never_run_one_job_twice(tmp_path, tiny_model_dir, sample_im
     from i2v.server.app import create_app
     from i2v.server.schemas import ServerConfig
 
-    config = ServerConfig(data_dir=tmp_path, models=(str(tiny_model_dir),))
+    config = ServerConfig(data_dir=tmp_path, db_url=db_url, models=(str(tiny_model_dir),))
     app = create_app(config)
     with TestClient(app) as client:
         class S:
