@@ -9,6 +9,7 @@
     i2v serve [--port 8000] [--workers N]           the REST job API with a persistent queue
     i2v worker --db URL                             run queued jobs (on this or another machine)
     i2v submit IMAGE --prompt TEXT -o OUT.mp4       a job on a server, waited for and downloaded
+    i2v batch MANIFEST.csv --out DIR                one video per row, resumable (local or on Ray)
 """
 
 from __future__ import annotations
@@ -166,6 +167,21 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from .batch import run_batch
+
+    devices = [d.strip() or None for d in args.devices.split(",")] if args.devices else None
+    results = run_batch(args.manifest, args.out, model=args.model, fmt=args.format, engine=args.engine,
+                        devices=devices, base_seed=args.seed, ray_address=args.ray_address, ray_actors=args.ray_actors,
+                        ray_gpus_per_actor=args.ray_gpus_per_actor, show_progress=not args.quiet)
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "invalid")}
+    for r in sorted(results, key=lambda r: r.row.number):
+        if r.status in ("failed", "invalid"):
+            print(f"row {r.row.number}: {r.status}: {r.error}", file=sys.stderr)
+    print(", ".join(f"{n} {s}" for s, n in counts.items()) + f"; results in {Path(args.out) / 'results.csv'}")
+    return EXIT_BAD_INPUT if counts["failed"] or counts["invalid"] else 0
+
+
 def cmd_train(argv: list[str]) -> int:
     """``i2v train vae|video ...`` (procedural world) or ``i2v train --model ... --data ...`` (your videos)."""
     if argv and argv[0] == "vae":
@@ -221,6 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Send IMAGE and the generation fields to `i2v serve`, follow the job's progress "
                                    "and write its video to -o (settings beside it as OUT.json).")
     add_submit_arguments(p)
+    p = sub.add_parser("batch", help="one video per manifest row, resumable, locally or on a Ray cluster",
+                       description="Run a CSV or JSONL manifest (columns: image, and any of model, output, prompt, "
+                                   "num_frames, seed, ... per row) into --out. A rerun skips rows whose output exists "
+                                   "with the same settings; results.csv lists every row's status.")
+    p.add_argument("manifest")
+    p.add_argument("--out", required=True, help="output folder (videos and results.csv)")
+    p.add_argument("--model", "-m", default=None, help="model for rows that name none (default: the embedded one)")
+    p.add_argument("--format", default="mp4", choices=["mp4", "webm", "gif", "webp"])
+    p.add_argument("--seed", type=int, default=0, help="a row without a seed gets this + its row number")
+    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument("--devices", default=None, help="local engine: comma-separated devices, one process each "
+                                                   "(default: every GPU when there are several, else one)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (auto: the running cluster)")
+    p.add_argument("--ray-actors", type=int, default=None, help="actors (default: one per GPU, else one)")
+    p.add_argument("--ray-gpus-per-actor", type=float, default=0.0)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
 
@@ -273,6 +305,8 @@ def _main(argv: list[str] | None) -> int:
             from .evaluate import main as evaluate_main
 
             return evaluate_main(args)
+        if args.command == "batch":
+            return cmd_batch(args)
         if args.command in ("serve", "worker", "submit"):
             from .server import cli as server_cli
 

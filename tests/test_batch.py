@@ -1,0 +1,112 @@
+"""``i2v batch``: a manifest's rows become videos; bad rows are reported and the rest go on; a rerun
+skips what is done (resume); several devices run one process each; the Ray engine on a local Ray."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from i2v.batch import read_manifest, run_batch
+from i2v.cli import main
+from i2v.io.video import read_metadata, read_video
+
+
+@pytest.fixture
+def manifest(tmp_path, sample_image_path):
+    shutil.copy(sample_image_path, tmp_path / "a.png")
+    rows = [
+        "image,prompt,num_frames,num_inference_steps,seed,output",
+        "a.png,the red square moves left,4,2,5,left",
+        "a.png,the red square moves right,3,2,,",
+        "missing.png,x,4,2,1,",
+        "a.png,x,four,2,1,",
+        "a.png,x,4,2,1,too,many",
+    ]
+    path = tmp_path / "manifest.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def results_csv(folder):
+    with open(folder / "results.csv", newline="") as f:
+        return {int(r["row"]): r for r in csv.DictReader(f)}
+
+
+def test_rows_run_bad_rows_reported_rerun_skips(manifest, tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "out"
+    code = main(["batch", str(manifest), "--out", str(out), "-m", str(tiny_model_dir), "-q"])
+    assert code == 2  # some rows failed; the others ran
+    rows = results_csv(out)
+    assert [rows[i]["status"] for i in range(1, 6)] == ["done", "done", "failed", "invalid", "invalid"]
+    assert "missing.png" in rows[3]["error"] and "num_frames" in rows[4]["error"] and "fields" in rows[5]["error"]
+    first = out / "left.mp4"
+    assert read_video(first)[0].shape[0] == 4 and read_metadata(first)["seed"] == 5
+    second = out / "00002-a.mp4"
+    assert read_metadata(second)["seed"] == 2  # no seed given: --seed 0 + row 2, so a rerun is the same video
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
+    assert main(["batch", str(manifest), "--out", str(out), "-m", str(tiny_model_dir), "-q"]) == 2
+    assert [results_csv(out)[i]["status"] for i in (1, 2)] == ["skipped", "skipped"]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.mp4")} == before
+    assert "row 3: failed" in capsys.readouterr().err
+
+
+def test_a_changed_row_runs_again(manifest, tmp_path, tiny_model_dir):
+    out = tmp_path / "out"
+    run_batch(manifest, out, model=str(tiny_model_dir), show_progress=False)
+    text = manifest.read_text().replace("moves left,4,2,5", "moves left,4,2,6")
+    manifest.write_text(text)
+    results = {r.row.number: r.status for r in run_batch(manifest, out, model=str(tiny_model_dir),
+                                                         show_progress=False)}
+    assert results[1] == "done" and results[2] == "skipped"
+    assert read_metadata(out / "left.mp4")["seed"] == 6
+
+
+def test_jsonl_manifest_and_output_names_stay_in_the_folder(tmp_path, sample_image_path):
+    shutil.copy(sample_image_path, tmp_path / "a.png")
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"image": "a.png", "prompt": "x", "output": "../escape"},
+        {"image": "a.png", "guidance_scale": "nan"},
+        {"image": "a.png", "colour": "red"},
+        [1, 2],
+        {"image": "a.png", "output": "same"},
+        {"image": "a.png", "output": "same.mp4"},
+    ]) + "\n")
+    rows = read_manifest(path, tmp_path / "out")
+    errors = [r.error for r in rows]
+    assert "must be a file name" in errors[0] and "finite" in errors[1] and "unknown column" in errors[2]
+    assert errors[3] == "not a JSON object" and errors[4] is None and "another row's output" in errors[5]
+
+
+def test_two_local_processes_make_the_same_videos_as_one(manifest, tmp_path, tiny_model_dir):
+    lines = manifest.read_text().splitlines()[:3]
+    manifest.write_text("\n".join(lines) + "\n")
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_batch(manifest, one, model=str(tiny_model_dir), show_progress=False)
+    results = run_batch(manifest, two, model=str(tiny_model_dir), devices=["cpu", "cpu"], show_progress=False)
+    assert sorted(r.status for r in results) == ["done", "done"]
+    for name in ("left.mp4", "00002-a.mp4"):
+        assert np.array_equal(read_video(one / name)[0], read_video(two / name)[0])
+
+
+def test_ray_engine_on_a_local_ray(manifest, tmp_path, tiny_model_dir):
+    pytest.importorskip("ray")
+    lines = manifest.read_text().splitlines()[:3]
+    manifest.write_text("\n".join(lines) + "\n")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    run_batch(manifest, local, model=str(tiny_model_dir), show_progress=False)
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = run_batch(manifest, on_ray, model=str(tiny_model_dir), engine="ray", ray_actors=2,
+                            show_progress=False)
+    finally:
+        ray.shutdown()
+    assert sorted(r.status for r in results) == ["done", "done"]
+    for name in ("left.mp4", "00002-a.mp4"):
+        assert np.array_equal(read_video(local / name)[0], read_video(on_ray / name)[0])
