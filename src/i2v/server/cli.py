@@ -50,7 +50,7 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", action="append", metavar="NAME[,NAME]", help="only take jobs for these models")
     p.add_argument("--max-models", type=int, default=1, help="models kept loaded at once (least recently used out)")
     p.add_argument("--job-timeout", type=float, default=None, metavar="SECONDS")
-    p.add_argument("--poll", type=float, default=0.5, help="seconds between looks at an empty queue")
+    p.add_argument("--poll", type=float, default=0.05, help="seconds between looks at an empty queue")
     p.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
                    help="a job this worker is silent on for this long runs again elsewhere (heartbeats: lease / 10)")
 

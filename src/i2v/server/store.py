@@ -41,6 +41,7 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 DEFAULT_LEASE_S = 30.0
+REQUEUE_EVERY_S = 0.25  # how often a polling worker looks for jobs whose lease ran out
 
 
 class Base(DeclarativeBase):
@@ -130,8 +131,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(connection):  # reads see a snapshot (WAL) and never wait for the write lock
+            read_only = connection.get_execution_options().get("i2v_read_only", False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):  # the psycopg 3 driver
@@ -145,7 +147,9 @@ class JobStore:
     def __init__(self, url: str, lease_seconds: float = DEFAULT_LEASE_S):
         self.url = url
         self.engine = make_engine(url)
+        self.reader = self.engine.execution_options(i2v_read_only=True)
         self.lease_seconds = lease_seconds
+        self._requeued_at = 0.0
         self.migrate()
 
     # ---- schema ----------------------------------------------------------------------------
@@ -191,18 +195,18 @@ class JobStore:
         return Job.from_row(row), True
 
     def by_idempotency_key(self, key: str) -> Job | None:
-        with Session(self.engine) as s, s.begin():
+        with Session(self.reader) as s, s.begin():
             row = s.scalars(select(JobRow).where(JobRow.idempotency_key == key)).first()
             return Job.from_row(row) if row else None
 
     def get(self, job_id: str) -> Job | None:
-        with Session(self.engine) as s, s.begin():
+        with Session(self.reader) as s, s.begin():
             row = s.get(JobRow, job_id)
             return Job.from_row(row) if row else None
 
     def list(self, state: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
         """Newest first; (page, total matching)."""
-        with Session(self.engine) as s, s.begin():
+        with Session(self.reader) as s, s.begin():
             query = select(JobRow)
             count = select(func.count()).select_from(JobRow)
             if state is not None:
@@ -211,13 +215,13 @@ class JobStore:
             return [Job.from_row(r) for r in rows], int(s.execute(count).scalar_one())
 
     def counts(self) -> dict[str, int]:
-        with Session(self.engine) as s, s.begin():
+        with Session(self.reader) as s, s.begin():
             found = dict(s.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all())
         return {state: int(found.get(state, 0)) for state in STATES}
 
     def durations(self, limit: int = 10000) -> list[float]:
         """Seconds from start to finish of the latest succeeded jobs (for the metrics histogram)."""
-        with Session(self.engine) as s, s.begin():
+        with Session(self.reader) as s, s.begin():
             rows = s.execute(select(JobRow.started_at, JobRow.finished_at).where(JobRow.state == SUCCEEDED)
                              .order_by(JobRow.finished_at.desc()).limit(limit)).all()
         return [f - b for b, f in rows if b is not None and f is not None]
@@ -236,12 +240,18 @@ class JobStore:
             return result.rowcount
 
     def claim(self, worker_id: str, models: Iterable[str] | None = None) -> Job | None:
-        """Atomically take the oldest queued job (of ``models``, if given) for ``worker_id``."""
-        self.requeue_expired()
+        """Atomically take the oldest queued job (of ``models``, if given) for ``worker_id``. Cheap when
+        the queue is empty (one read), so workers can poll often."""
         now = time.time()
+        if now - self._requeued_at >= REQUEUE_EVERY_S:
+            self.requeue_expired(now)
+            self._requeued_at = now
         oldest = select(JobRow.id).where(JobRow.state == QUEUED)
         if models is not None:
             oldest = oldest.where(JobRow.model.in_(list(models)))
+        with Session(self.reader) as s, s.begin():
+            if s.execute(oldest.limit(1)).first() is None:
+                return None
         oldest = oldest.order_by(JobRow.created_at, JobRow.id).limit(1).with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             claimed = conn.execute(
@@ -308,7 +318,7 @@ class JobStore:
 
     def output_paths(self) -> set[str]:
         """Every output a succeeded job points at (the files the data dir must keep)."""
-        with Session(self.engine) as s, s.begin():
+        with Session(self.reader) as s, s.begin():
             return {p for p in s.scalars(select(JobRow.output_path).where(JobRow.output_path.is_not(None)))}
 
     def queue_depth(self) -> int:

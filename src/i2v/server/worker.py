@@ -39,7 +39,7 @@ class WorkerConfig:
     device: str | None = None
     models: tuple[str, ...] | None = None  # None: any model
     max_models: int = 1
-    poll_seconds: float = 0.5
+    poll_seconds: float = 0.05  # an empty queue costs one read per poll
     heartbeat_seconds: float = 1.0
     job_timeout_seconds: float | None = None  # a running job past this fails
 
