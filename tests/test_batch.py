@@ -110,3 +110,32 @@ def test_ray_engine_on_a_local_ray(manifest, tmp_path, tiny_model_dir):
     assert sorted(r.status for r in results) == ["done", "done"]
     for name in ("left.mp4", "00002-a.mp4"):
         assert np.array_equal(read_video(local / name)[0], read_video(on_ray / name)[0])
+
+
+def test_an_interrupted_batch_resumes_where_it_stopped(tmp_path, sample_image_path, tiny_model_dir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shutil.copy(sample_image_path, tmp_path / "a.png")
+    lines = ["image,prompt,num_frames,num_inference_steps,seed"] + [f"a.png,x,4,40,{i}" for i in range(6)]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "i2v.cli", "batch", str(tmp_path / "m.csv"), "--out", str(out),
+                             "-m", str(tiny_model_dir), "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    def videos():  # finished ones, not the hidden partials being written
+        return sorted(p.name for p in out.glob("*.mp4") if not p.name.startswith(".")) if out.is_dir() else []
+
+    while not videos() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err
+    finished = videos()
+    assert 1 <= len(finished) < 6 and not [p for p in out.iterdir() if p.name.startswith(".")]
+    results = run_batch(tmp_path / "m.csv", out, model=str(tiny_model_dir), show_progress=False)
+    statuses = {r.row.output.name: r.status for r in results}
+    assert all(statuses[name] == "skipped" for name in finished)
+    assert sorted(statuses.values()).count("done") == 6 - len(finished)
