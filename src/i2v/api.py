@@ -32,6 +32,15 @@ def load_backend(spec: ModelSpec, device: str, options: LoadOptions | None = Non
     return backend_class(spec.family)(spec, device, options or LoadOptions())
 
 
+def check_request(spec: ModelSpec, request: GenerationRequest) -> list[str]:
+    """The request checks every entry point makes before any weights load (the model's defaults
+    filled, sizes and frames snapped, every number within its limit); returns the notices. A
+    family's own further checks run when its backend resolves the request."""
+    notices: list[str] = []
+    backend_class(spec.family).resolve_for(spec, request, notices)
+    return notices
+
+
 class ImageToVideoGenerator:
     """Loads one model once and generates many clips with it.
 

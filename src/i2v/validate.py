@@ -89,13 +89,3 @@ def check_output_target(output: str | os.PathLike, fps: float | None = None) -> 
         raise OutputPathError(f"output {text}: GIF cannot store {fps:g} fps (at most {GIF_MAX_FPS}); use .mp4, .webm "
                               "or .webp, or a lower --fps")
 
-
-def check_request(spec, request) -> list[str]:
-    """The request checks every entry point makes before any weights load (the model's defaults
-    filled, sizes and frames snapped, every number within its limit); returns the notices. A
-    family's own further checks run when its backend resolves the request."""
-    from .registry import backend_class
-
-    notices: list[str] = []
-    backend_class(spec.family).resolve_for(spec, request, notices)
-    return notices

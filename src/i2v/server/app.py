@@ -166,7 +166,7 @@ async def submit_job(
 ):
     from ..errors import I2VError
     from ..types import GenerationRequest
-    from ..validate import check_request
+    from ..api import check_request
 
     if idempotency_key is not None:  # a retried submit: the same job, nothing queued twice
         existing = await run_in_threadpool(store.by_idempotency_key, idempotency_key)
