@@ -27,13 +27,16 @@ $(TEST_STAMP): pyproject.toml $(CONSTRAINTS)
 
 setup: $(STAMP)
 
-# The job-store tests start a throwaway PostgreSQL cluster (Debian's server binaries); as root they are
-# installed when missing, otherwise those tests are skipped with a note.
+# The job-store tests start a throwaway PostgreSQL cluster (Debian's server binaries) and the UI tests drive
+# Debian's chromium; as root they are installed when missing, otherwise those tests are skipped with a note.
+SYSTEM_PACKAGES := $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \
+                   $(if $(shell command -v chromium),,chromium)
 system-deps:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
-	  else echo "note: PostgreSQL is not installed; the job-store tests on PostgreSQL will be skipped"; fi
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      $(strip $(SYSTEM_PACKAGES)); \
+	  else echo "note: not installed: $(strip $(SYSTEM_PACKAGES)); their tests will be skipped"; fi; fi
 
 demo: setup
 	$(VENV)/bin/i2v generate src/i2v/assets/sample.png --prompt "the red circle moves to the right" \

@@ -7,6 +7,7 @@
     i2v benchmark                                   score a model on the held-out procedural world
     i2v evaluate VIDEO --image IMAGE [--prompt TEXT] per-video metrics (flicker, motion, fidelity, ...)
     i2v serve [--port 8000] [--workers N]           the REST job API with a persistent queue
+    i2v ui                                          the same with the web UI, opened in the browser
     i2v worker --db URL                             run queued jobs (on this or another machine)
     i2v submit IMAGE --prompt TEXT -o OUT.mp4       a job on a server, waited for and downloaded
     i2v batch MANIFEST.csv --out DIR                one video per row, resumable (local or on Ray)
@@ -229,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "PostgreSQL with --db), local workers that keep models warm, OpenAPI docs at "
                                    "/docs. Binds loopback unless told otherwise; other addresses need --token.")
     add_serve_arguments(p)
+    p = sub.add_parser("ui", help="start a local server with the web UI and open it in the browser",
+                       description="`i2v serve --ui --workers 1` on this machine, then open the page.")
+    add_serve_arguments(p)
+    p.add_argument("--no-browser", dest="open_browser", action="store_false", help="do not open a browser")
+    p.set_defaults(ui=True, open_browser=True)
     p = sub.add_parser("worker", help="run queued jobs from a server's database",
                        description="Claim jobs from the job database and run them, keeping models loaded. Start "
                                    "one per device, on any machine that reaches the database and the data dir.")
@@ -307,10 +313,10 @@ def _main(argv: list[str] | None) -> int:
             return evaluate_main(args)
         if args.command == "batch":
             return cmd_batch(args)
-        if args.command in ("serve", "worker", "submit"):
+        if args.command in ("serve", "ui", "worker", "submit"):
             from .server import cli as server_cli
 
-            return getattr(server_cli, f"{args.command}_main")(args)
+            return getattr(server_cli, f"{'serve' if args.command == 'ui' else args.command}_main")(args)
         return 0
     except (I2VError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

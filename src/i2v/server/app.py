@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import shutil
-import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +21,9 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Str
 
 from .. import __version__
 from .metrics import render_metrics
-from .schemas import OUTPUT_FORMATS, JobOut, JobPage, ModelOut, ServerConfig
+from .schemas import JobOut, JobPage, ModelOut, ServerConfig
 from .store import FINISHED, STATES, JobStore
+from .submission import SubmitError, accept_image, check_room, new_job_id, queue_job, served_model
 
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif", "webp": "image/webp"}
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers on top of the image bytes
@@ -68,6 +67,10 @@ def create_app(config: ServerConfig, store: JobStore | None = None) -> FastAPI:
     def metrics() -> str:
         return render_metrics(store)
 
+    if config.ui:
+        from ..ui.app import mount_ui
+
+        mount_ui(app, store, config)
     return app
 
 
@@ -91,61 +94,29 @@ def get_config(request: Request) -> ServerConfig:
     return request.app.state.config
 
 
-def served_model(name: str, config: ServerConfig):
-    """The ModelSpec of a model this server serves: a registered name, or one the operator listed."""
-    from ..errors import I2VError
-    from ..registry import list_models, resolve_model
-
-    registered = {m.name for m in list_models()}
-    allowed = set(config.models) if config.models else registered
-    if name not in allowed:
-        raise HTTPException(422, f"model: {name!r} is not served here; GET /v1/models lists those that are")
-    try:
-        return resolve_model(name)
-    except I2VError as exc:
-        raise HTTPException(422, f"model: {exc}") from exc
-
-
 # ---- /v1/jobs ----------------------------------------------------------------------------------
 
 jobs_router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-async def _save_upload(upload: UploadFile, folder: Path, stem: str, field: str, cap: int) -> tuple[str, int]:
-    """Write an upload to ``folder/stem.<ext>`` after checking its size, then its header (pixels)
-    before any decoding; return (file name, bytes). 413/422 name the field."""
-    from ..errors import I2VError
-    from ..io.images import load_image
+async def _receive(upload: UploadFile, config: ServerConfig, stem: str, field: str):
+    """Stream an upload into a partial file (refused past the size cap), then accept it."""
     from ..io.temps import partial_sibling
 
-    target = folder / stem
-    with partial_sibling(target) as tmp:
+    cap = config.max_upload_bytes
+    with partial_sibling(config.data_dir / "inputs" / stem) as tmp:
         size = 0
         with open(tmp, "wb") as out:
             while chunk := await upload.read(1 << 20):
                 size += len(chunk)
                 if size > cap:
-                    raise HTTPException(413, f"{field}: larger than the limit of {cap} bytes")
+                    raise SubmitError(413, f"{field}: larger than the limit of {cap} bytes")
                 out.write(chunk)
-        if size == 0:
-            raise HTTPException(422, f"{field}: empty upload")
-        try:
-            await run_in_threadpool(load_image, str(tmp))  # header and pixel cap first, then a full decode
-        except I2VError as exc:
-            message = str(exc).replace(str(tmp), upload.filename or field)
-            raise HTTPException(422, f"{field}: {message}") from exc
-        from PIL import Image
-
-        with Image.open(tmp) as im:
-            ext = (im.format or "img").lower()
-        name = f"{stem}.{ext}"
-        shutil.move(tmp, folder / name)
-    return name, size
+        return await run_in_threadpool(accept_image, tmp, config, stem, field, upload.filename)
 
 
 @jobs_router.post("", status_code=202, response_model=JobOut)
 async def submit_job(
-    request: Request,
     image: Annotated[UploadFile, File(description="the first frame")],
     last_image: Annotated[UploadFile | None, File(description="the last frame (models that take one)")] = None,
     model: Annotated[str, Form()] = "i2v-tiny",
@@ -164,53 +135,31 @@ async def submit_job(
     store: JobStore = Depends(get_store),
     config: ServerConfig = Depends(get_config),
 ):
-    from ..errors import I2VError
-    from ..types import GenerationRequest
-    from ..api import check_request
-
     if idempotency_key is not None:  # a retried submit: the same job, nothing queued twice
         existing = await run_in_threadpool(store.by_idempotency_key, idempotency_key)
         if existing is not None:
             return JSONResponse(JobOut.of(existing).model_dump(), status_code=200)
-    if output_format not in OUTPUT_FORMATS:
-        raise HTTPException(422, f"output_format: {output_format!r} is not one of {list(OUTPUT_FORMATS)}")
-    depth = await run_in_threadpool(store.queue_depth)
-    if depth >= config.max_queue:
-        raise HTTPException(429, f"the queue is full ({depth} jobs waiting); try again later",
-                            headers={"Retry-After": "30"})
-    spec = served_model(model, config)
     fields = {k: v for k, v in dict(prompt=prompt, negative_prompt=negative_prompt, num_frames=num_frames, fps=fps,
                                     height=height, width=width, num_inference_steps=num_inference_steps,
                                     guidance_scale=guidance_scale, seed=seed,
                                     motion_strength=motion_strength).items() if v is not None}
-    job_id = uuid.uuid4().hex
-    inputs = config.data_dir / "inputs"
-    saved: list[Path] = []
+    job_id = new_job_id()
+    accepted = []
     try:
-        image_name, _ = await _save_upload(image, inputs, job_id, "image", config.max_upload_bytes)
-        saved.append(inputs / image_name)
-        last_name = None
+        await run_in_threadpool(check_room, store, config, output_format)
+        await run_in_threadpool(served_model, model, config)
+        accepted.append(await _receive(image, config, job_id, "image"))
         if last_image is not None and last_image.filename:
-            last_name, _ = await _save_upload(last_image, inputs, f"{job_id}-last", "last_image",
-                                              config.max_upload_bytes)
-            saved.append(inputs / last_name)
-        probe = GenerationRequest(image=str(inputs / image_name),
-                                  last_image=str(inputs / last_name) if last_name else None, **fields)
-        try:
-            notices = await run_in_threadpool(check_request, spec, probe)
-        except I2VError as exc:
-            raise HTTPException(422, str(exc).replace(str(inputs / image_name), "image")) from exc
-        record = {"fields": fields, "image": image_name, "image_name": image.filename, "last_image": last_name,
-                  "last_image_name": last_image.filename if last_name else None, "submit_notices": notices}
-        job, created = await run_in_threadpool(store.submit, model, record, output_format, idempotency_key,
-                                               job_id)
-    except BaseException:
-        for path in saved:
-            path.unlink(missing_ok=True)
-        raise
-    if not created:  # the same key raced in: keep the first job
-        for path in saved:
-            path.unlink(missing_ok=True)
+            accepted.append(await _receive(last_image, config, f"{job_id}-last", "last_image"))
+        job, created = await run_in_threadpool(
+            lambda: queue_job(store, config, job_id=job_id, model=model, output_format=output_format, fields=fields,
+                              image=accepted[0], last_image=accepted[1] if len(accepted) > 1 else None,
+                              idempotency_key=idempotency_key))
+    except SubmitError as exc:
+        for a in accepted:
+            (config.data_dir / "inputs" / a.name).unlink(missing_ok=True)
+        raise HTTPException(exc.status, exc.detail, headers=exc.headers) from exc
+    if not created:  # the same key raced in: the first job stands
         return JSONResponse(JobOut.of(job).model_dump(), status_code=200)
     return JobOut.of(job)
 

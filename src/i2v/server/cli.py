@@ -40,6 +40,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cors-origin", action="append", default=[], help="allow browser calls from this origin")
     p.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
                    help="local workers' lease: a job whose worker is silent this long runs again elsewhere")
+    p.add_argument("--ui", action="store_true", help="also serve the web UI at /ui")
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,7 +98,7 @@ def serve_main(args) -> int:
     data_dir = Path(args.data_dir)
     config = ServerConfig(data_dir=data_dir, db_url=args.db, models=_models(args.models), token=args.token,
                           max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_queue=args.max_queue,
-                          cors_origins=tuple(args.cors_origin))
+                          cors_origins=tuple(args.cors_origin), ui=getattr(args, "ui", False))
     app = create_app(config)
     removed = remove_orphan_outputs(app.state.store, data_dir)
     if removed:
@@ -113,6 +114,13 @@ def serve_main(args) -> int:
             command += ["--job-timeout", str(args.job_timeout)]
         command += ["--lease", str(args.lease)]
         workers.append(subprocess.Popen(command))
+    if config.ui:
+        print(f"web UI at http://{args.host}:{args.port}/ui", file=sys.stderr, flush=True)
+        if getattr(args, "open_browser", False):
+            import threading
+            import webbrowser
+
+            threading.Timer(2.0, webbrowser.open, [f"http://{args.host}:{args.port}/ui"]).start()
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:

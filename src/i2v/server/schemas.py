@@ -29,6 +29,7 @@ class ServerConfig:
     lease_seconds: float = 30.0
     cors_origins: tuple[str, ...] = ()
     event_poll_seconds: float = 0.25
+    ui: bool = False  # mount the web UI at /ui
     extra: dict = field(default_factory=dict)
 
     @property

@@ -316,6 +316,28 @@ class JobStore:
                          .values(cancel_requested=True))
         return self.get(job_id)
 
+    def delete(self, job_id: str, data_dir=None) -> bool:
+        """Remove a finished job's record, and with ``data_dir`` its input and output files."""
+        from pathlib import Path
+
+        from ..io.video import sidecar_path
+
+        job = self.get(job_id)
+        if job is None or job.state not in FINISHED:
+            return False
+        with self.engine.begin() as conn:
+            conn.execute(JobRow.__table__.delete().where(JobRow.id == job_id, JobRow.state.in_(FINISHED)))
+        if data_dir is not None:
+            data_dir = Path(data_dir)
+            for name in (job.request.get("image"), job.request.get("last_image")):
+                if name:
+                    (data_dir / "inputs" / name).unlink(missing_ok=True)
+            if job.output_path:
+                output = data_dir / "outputs" / Path(job.output_path).name
+                output.unlink(missing_ok=True)
+                sidecar_path(output).unlink(missing_ok=True)
+        return True
+
     def output_paths(self) -> set[str]:
         """Every output a succeeded job points at (the files the data dir must keep)."""
         with Session(self.reader) as s, s.begin():

@@ -1,0 +1,252 @@
+"""The web UI: a Gradio app mounted on ``i2v serve``'s FastAPI server at ``/ui``.
+
+It submits through the same job queue as the REST API (so its jobs show there, survive restarts
+and can be cancelled from either side) and reads the same store. Tabs:
+- **Generate**: image (upload, drag and drop, paste), prompt, model with its defaults filled in and
+  the fields it does not take hidden, advanced settings, Generate / Cancel, a live progress bar
+  with step and ETA, the video, downloads (video, settings JSON) and the notices;
+- **History**: past jobs with thumbnails, filter by model, use a job's settings again, delete.
+Gradio serves only its own cache folder and the server's outputs and thumbnails (no other path).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+from ..server.schemas import OUTPUT_FORMATS, JobOut, ServerConfig
+from ..server.store import FINISHED, JobStore
+
+ADVANCED = ("num_frames", "fps", "height", "width", "num_inference_steps", "guidance_scale")
+SEED_MAX = 2**31 - 1
+
+
+def ui_folders(config: ServerConfig) -> dict[str, Path]:
+    folders = {name: config.data_dir / name for name in ("outputs", "thumbs", "ui-cache")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+def served_specs(config: ServerConfig) -> dict:
+    """Model name (as a request gives it) -> ModelSpec, for the models this server serves."""
+    from ..registry import list_models, resolve_model
+
+    names = list(config.models) if config.models else [m.name for m in list_models()]
+    return {name: resolve_model(name) for name in names}
+
+
+def model_view(spec) -> dict:
+    """What the Generate tab shows for a model: its defaults, and which fields it takes."""
+    from ..registry import backend_class
+
+    family = backend_class(spec.family).family
+    d = spec.defaults
+    return {"defaults": {k: getattr(d, k) for k in ADVANCED}, "uses_prompt": bool(d.uses_prompt),
+            "last_image": "last_image" in family.inputs, "motion_strength": "motion_strength" in family.inputs}
+
+
+def progress_html(step: int, total: int, eta: float | None, state: str) -> str:
+    eta_text = f", about {eta:.0f} s left" if eta is not None else ""
+    label = f"{state}: step {step}/{total}{eta_text}" if total else state
+    return (f'<div id="i2v-progress-box"><progress id="i2v-progress" value="{step}" max="{max(total, 1)}" '
+            f'style="width:100%"></progress><div id="i2v-progress-label">{label}</div></div>')
+
+
+def thumbnail(job, folders: dict[str, Path]) -> str | None:
+    """The first frame of a finished job's video, cached as ``thumbs/<id>.png``."""
+    if job.state != "succeeded" or not job.output_path:
+        return None
+    path = folders["thumbs"] / f"{job.id}.png"
+    if not path.exists():
+        from PIL import Image
+
+        from ..io.video import read_video
+
+        frames, _ = read_video(folders["outputs"] / Path(job.output_path).name)
+        Image.fromarray(frames[0]).save(path)
+    return str(path)
+
+
+def build_ui(store: JobStore, config: ServerConfig):
+    import gradio as gr
+
+    from ..server.submission import SubmitError, accept_image, check_room, new_job_id, queue_job
+
+    folders = ui_folders(config)
+    specs = served_specs(config)
+    names = list(specs)
+    first = model_view(specs[names[0]])
+
+    def show_model(name):
+        view = model_view(specs[name])
+        d = view["defaults"]
+        return (gr.update(visible=view["uses_prompt"]), gr.update(visible=view["uses_prompt"]),
+                gr.update(visible=view["last_image"], value=None), gr.update(visible=view["motion_strength"]),
+                *(gr.update(value=d[k]) for k in ADVANCED))
+
+    def receive(path: str | None, stem: str, field: str):
+        if not path:
+            return None
+        from ..io.temps import partial_sibling
+
+        with partial_sibling(config.data_dir / "inputs" / stem) as tmp:
+            shutil.copyfile(path, tmp)
+            return accept_image(tmp, config, stem, field, Path(path).name)
+
+    def generate(image, last_image, prompt, negative, model, *rest):
+        advanced, (seed, randomize, motion, fmt) = rest[:len(ADVANCED)], rest[len(ADVANCED):]
+        if not image:
+            raise gr.Error("Add an image first (upload, drop or paste one).")
+        view = model_view(specs[model])
+        fields = {k: (int(v) if k not in ("fps", "guidance_scale") else float(v))
+                  for k, v in zip(ADVANCED, advanced) if v is not None}
+        if view["uses_prompt"]:
+            fields.update(prompt=prompt or "", negative_prompt=negative or "")
+        fields["seed"] = random.randint(0, SEED_MAX) if randomize or seed is None else int(seed)
+        if view["motion_strength"] and motion is not None:
+            fields["motion_strength"] = float(motion)
+        job_id = new_job_id()
+        try:
+            check_room(store, config, fmt)
+            first_image = receive(image, job_id, "image")
+            last = receive(last_image, f"{job_id}-last", "last_image") if view["last_image"] else None
+            job, _ = queue_job(store, config, job_id=job_id, model=model, output_format=fmt, fields=fields,
+                               image=first_image, last_image=last)
+        except SubmitError as exc:
+            raise gr.Error(exc.detail) from exc
+        yield job.id, progress_html(0, 0, None, "queued"), None, None, "", gr.update(value=fields["seed"])
+        while True:
+            job = store.get(job.id)
+            out = JobOut.of(job)
+            if job.state in FINISHED:
+                break
+            yield (job.id, progress_html(job.progress_step, job.progress_total, out.progress.eta_seconds, job.state),
+                   gr.update(), gr.update(), gr.update(), gr.update())
+            time.sleep(0.2)
+        notices = "\n".join(f"- {n}" for n in job.request.get("submit_notices", []) + job.notices)
+        if job.state != "succeeded":
+            message = "cancelled" if job.state == "cancelled" else f"failed: {job.error}"
+            yield job.id, progress_html(job.progress_step, job.progress_total, None, message), None, None, notices, \
+                gr.update()
+            return
+        video = folders["outputs"] / Path(job.output_path).name
+        files = [str(video), str(video.with_name(video.name + ".json"))]
+        yield job.id, progress_html(job.progress_total, job.progress_total, None, "succeeded"), str(video), files, \
+            notices, gr.update()
+
+    def cancel(job_id):
+        if job_id:
+            store.cancel(job_id)
+        return progress_html(0, 0, None, "cancelling") if job_id else gr.update()
+
+    def pick_row(rows, evt: gr.SelectData):  # a click on a history row picks its job
+        return str(rows.iloc[evt.index[0], 0]) if len(rows) else ""
+
+    def history(model_filter):
+        jobs, _ = store.list(limit=200)
+        if model_filter and model_filter != "all":
+            jobs = [j for j in jobs if j.model == model_filter]
+        rows = [[j.id, j.state, j.model, j.request.get("fields", {}).get("prompt", ""),
+                 j.request.get("fields", {}).get("seed"), time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                        time.localtime(j.created_at))]
+                for j in jobs]
+        thumbs = [(t, j.request.get("fields", {}).get("prompt", "") or j.id) for j in jobs
+                  if (t := thumbnail(j, folders))]
+        return rows, thumbs
+
+    def use_again(job_id):
+        job = store.get((job_id or "").strip())
+        if job is None:
+            raise gr.Error(f"No job {job_id!r}.")
+        f = job.request.get("fields", {})
+        image = config.data_dir / "inputs" / job.request["image"]
+        return (str(image) if image.exists() else None, f.get("prompt", ""), f.get("negative_prompt", ""), job.model,
+                *(f.get(k) for k in ADVANCED), f.get("seed"), False, gr.Tabs(selected="generate"))
+
+    def delete(job_id, model_filter):
+        job = store.get((job_id or "").strip())
+        if job is None:
+            raise gr.Error(f"No job {job_id!r}.")
+        if job.state not in FINISHED:
+            raise gr.Error("That job has not finished: cancel it first.")
+        store.delete(job.id, config.data_dir)
+        (folders["thumbs"] / f"{job.id}.png").unlink(missing_ok=True)
+        return history(model_filter)
+
+    with gr.Blocks(title="i2v") as ui:
+        gr.Markdown("# i2v: an image and a prompt in, a short video out")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column():
+                        image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"],
+                                         elem_id="i2v-image")
+                        prompt = gr.Textbox(label="Prompt", lines=2, elem_id="i2v-prompt",
+                                            placeholder="the camera pans left", visible=first["uses_prompt"])
+                        negative = gr.Textbox(label="Negative prompt", elem_id="i2v-negative",
+                                              visible=first["uses_prompt"])
+                        model = gr.Dropdown(names, value=names[0], label="Model", elem_id="i2v-model")
+                        last_image = gr.Image(type="filepath", label="Last image", sources=["upload", "clipboard"],
+                                              visible=first["last_image"], elem_id="i2v-last-image")
+                        with gr.Accordion("Advanced settings", open=False):
+                            advanced = [gr.Number(value=first["defaults"][k], label=k.replace("_", " "),
+                                                  precision=None if k in ("fps", "guidance_scale") else 0,
+                                                  elem_id=f"i2v-{k}") for k in ADVANCED]
+                            with gr.Row():
+                                seed = gr.Number(value=0, precision=0, label="seed", elem_id="i2v-seed")
+                                randomize = gr.Checkbox(value=True, label="random seed", elem_id="i2v-randomize")
+                            motion = gr.Slider(0, 1, value=0.5, label="motion strength",
+                                               visible=first["motion_strength"], elem_id="i2v-motion")
+                            fmt = gr.Radio(list(OUTPUT_FORMATS), value="mp4", label="output format")
+                        with gr.Row():
+                            go = gr.Button("Generate", variant="primary", elem_id="i2v-generate")
+                            stop = gr.Button("Cancel", elem_id="i2v-cancel")
+                    with gr.Column():
+                        bar = gr.HTML(progress_html(0, 0, None, "idle"), elem_id="i2v-progress-html")
+                        video = gr.Video(label="Video", elem_id="i2v-video", autoplay=True, loop=True)
+                        downloads = gr.File(label="Downloads", file_count="multiple", elem_id="i2v-downloads")
+                        notices = gr.Markdown(elem_id="i2v-notices")
+                job_id = gr.Textbox(visible=False, elem_id="i2v-job-id")
+            with gr.Tab("History", id="history"):
+                with gr.Row():
+                    model_filter = gr.Dropdown(["all"] + names, value="all", label="Model")
+                    refresh = gr.Button("Refresh", elem_id="i2v-refresh")
+                table = gr.Dataframe(headers=["id", "state", "model", "prompt", "seed", "created"],
+                                     interactive=False, elem_id="i2v-history")
+                gallery = gr.Gallery(label="Videos (first frames)", columns=6, elem_id="i2v-gallery")
+                with gr.Row():
+                    picked = gr.Textbox(label="Job id", elem_id="i2v-picked")
+                    again = gr.Button("Use these settings again", elem_id="i2v-again")
+                    remove = gr.Button("Delete", variant="stop", elem_id="i2v-delete")
+
+        model.change(show_model, model, [prompt, negative, last_image, motion, *advanced])
+        go.click(generate, [image, last_image, prompt, negative, model, *advanced, seed, randomize, motion, fmt],
+                 [job_id, bar, video, downloads, notices, seed], concurrency_limit=None)
+        stop.click(cancel, job_id, bar)
+        refresh.click(history, model_filter, [table, gallery])
+        model_filter.change(history, model_filter, [table, gallery])
+        table.select(pick_row, table, picked)
+        again.click(use_again, picked, [image, prompt, negative, model, *advanced, seed, randomize, tabs])
+        remove.click(delete, [picked, model_filter], [table, gallery])
+        ui.load(history, model_filter, [table, gallery])
+    return ui
+
+
+def mount_ui(app, store: JobStore, config: ServerConfig, path: str = "/ui"):
+    """Mount the UI on the server's FastAPI app; Gradio serves only its cache, outputs and thumbnails."""
+    import gradio as gr
+
+    folders = ui_folders(config)
+    os.environ["GRADIO_TEMP_DIR"] = str(folders["ui-cache"])  # uploads land in the data dir, not /tmp
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    ui = build_ui(store, config)
+    auth = (lambda user, password: password == config.token) if config.token else None
+    return gr.mount_gradio_app(app, ui, path=path, allowed_paths=[str(folders["outputs"]), str(folders["thumbs"])],
+                               auth=auth, auth_message="The server's token is the password (any user name).",
+                               max_file_size=config.max_upload_bytes, show_error=True,
+                               footer_links=["gradio", "settings"])  # the REST API at /docs is the API
+

@@ -1,0 +1,158 @@
+"""The web UI in a real browser: Debian's chromium, headless, driven by Playwright, against an
+``i2v serve --ui`` process with the tiny model. Screenshots go to $I2V_SCREENSHOTS when it is set."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from ..server.test_processes import free_port, start, wait_healthy
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory, tiny_model_dir):
+    data = tmp_path_factory.mktemp("ui-data")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start("serve", "--ui", "--port", str(port), "--models", f"{tiny_model_dir},svd-xt", "--data-dir",
+                 str(data), "--workers", "1", "--lease", "5")
+    try:
+        wait_healthy(url, proc)
+        yield url, data
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def shoot(page, name: str) -> None:
+    folder = os.environ.get("I2V_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
+def open_generate(browser, url, viewport=(1280, 800)):
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
+    page.goto(f"{url}/ui/")
+    page.wait_for_selector("#i2v-generate", timeout=60000)
+    return page
+
+
+def set_steps(page, steps: int) -> None:
+    page.get_by_text("Advanced settings").click()
+    field = page.locator("#i2v-num_inference_steps input")
+    field.fill(str(steps))
+    field.press("Tab")
+
+
+def test_generate_progress_video_and_download(ui_server, browser, sample_image_path, tmp_path):
+    url, _ = ui_server
+    page = open_generate(browser, url)
+    page.set_input_files("#i2v-image input[type=file]", str(sample_image_path))
+    page.fill("#i2v-prompt textarea", "the red square moves left")
+    set_steps(page, 60)
+    shoot(page, "ui-generate-form.png")
+    page.click("#i2v-generate")
+    seen = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        bar = page.locator("#i2v-progress")
+        if bar.count():
+            seen.add(int(float(bar.get_attribute("value") or 0)))
+        if page.locator("#i2v-video video").count():
+            break
+        time.sleep(0.05)
+    assert len(seen - {0}) >= 2, seen  # the bar moved through several steps
+    video = page.locator("#i2v-video video")
+    video.wait_for(timeout=60000)
+    page.wait_for_function("() => document.querySelector('#i2v-video video').readyState >= 1", timeout=30000)
+    duration = page.evaluate("() => document.querySelector('#i2v-video video').duration")
+    assert duration == pytest.approx(4 / 8, abs=0.15)  # 4 frames at 8 fps
+    shoot(page, "ui-generate.png")
+    link = page.locator("#i2v-downloads a").first
+    href = link.get_attribute("href")
+    body = page.request.get(href if href.startswith("http") else f"{url}{href}").body()
+    (tmp_path / "dl.mp4").write_bytes(body)
+    from i2v.io.video import read_video
+
+    assert read_video(tmp_path / "dl.mp4")[0].shape[0] == 4
+    page.set_viewport_size({"width": 390, "height": 844})
+    shoot(page, "ui-generate-phone.png")
+    page.close()
+
+
+def test_cancel_from_the_page(ui_server, browser, sample_image_path):
+    url, _ = ui_server
+    page = open_generate(browser, url)
+    page.set_input_files("#i2v-image input[type=file]", str(sample_image_path))
+    set_steps(page, 1000)
+    page.click("#i2v-generate")
+    page.wait_for_function("() => (document.querySelector('#i2v-progress-label')||{}).textContent?.includes('running')",
+                           timeout=60000)
+    page.click("#i2v-cancel")
+    page.wait_for_function("() => document.querySelector('#i2v-progress-label').textContent.includes('cancelled')",
+                           timeout=60000)
+    page.close()
+
+
+def test_the_model_picker_hides_what_a_model_does_not_take(ui_server, browser):
+    url, _ = ui_server
+    page = open_generate(browser, url)
+    assert page.locator("#i2v-prompt").is_visible()
+    page.click("#i2v-model input")
+    page.get_by_role("option", name="svd-xt").click()
+    page.wait_for_function("() => !document.querySelector('#i2v-prompt') || "
+                           "document.querySelector('#i2v-prompt').offsetParent === null", timeout=30000)
+    page.get_by_text("Advanced settings").click()
+    page.locator("#i2v-motion").wait_for(state="visible", timeout=10000)  # SVD takes a motion strength
+    page.close()
+
+
+def test_history_lists_jobs_with_thumbnails(ui_server, browser):
+    url, _ = ui_server
+    page = open_generate(browser, url)
+    page.get_by_role("tab", name="History").click()
+    page.click("#i2v-refresh")
+    page.wait_for_selector("#i2v-gallery img", timeout=60000)
+    assert "succeeded" in page.locator("#i2v-history").inner_text()
+    shoot(page, "ui-history.png")
+    page.close()
+
+
+@pytest.mark.parametrize("path", ["/ui/gradio_api/file=/etc/passwd", "/ui/file=/etc/passwd",
+                                  "/ui/gradio_api/file=../../../../../etc/passwd",
+                                  "/ui/gradio_api/file=%2Fetc%2Fpasswd"])
+def test_host_files_are_not_served(ui_server, browser, path):
+    url, _ = ui_server
+    import httpx
+
+    r = httpx.get(f"{url}{path}", timeout=10)
+    assert r.status_code != 200 or "root:" not in r.text
+
+
+def test_a_symlink_in_the_upload_folder_is_not_followed(ui_server):
+    url, data = ui_server
+    import httpx
+
+    link = data / "ui-cache" / "link.txt"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to("/etc/passwd")
+    r = httpx.get(f"{url}/ui/gradio_api/file={link}", timeout=10)
+    assert r.status_code != 200 or "root:" not in r.text
