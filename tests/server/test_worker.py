@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from i2v.server.store import JobStore
+from i2v.server.store import SCHEMA_VERSION, JobStore
 from i2v.server.worker import Worker, WorkerConfig, remove_orphan_outputs
 
 from .conftest import submit
@@ -114,8 +114,27 @@ def test_schema_is_versioned_and_reopening_keeps_jobs(tmp_path):
     job, _ = store.submit("i2v-tiny", {"fields": {}}, "mp4")
     store.dispose()
     again = JobStore(url)
-    assert again.migrate() == 1 and again.get(job.id).state == "queued"
+    assert again.migrate() == SCHEMA_VERSION and again.get(job.id).state == "queued"
     again.dispose()
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path):
+    from sqlalchemy import create_engine, inspect, text
+
+    from i2v.server.store import JobRow
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # what the first release wrote: the jobs table only
+        conn.execute(text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+        conn.execute(text("INSERT INTO schema_version (version) VALUES (1)"))
+        JobRow.__table__.create(conn)
+    engine.dispose()
+    store = JobStore(url)
+    job, _ = store.submit("i2v-tiny", {"fields": {}}, "mp4")
+    assert store.migrate() == SCHEMA_VERSION and store.get(job.id) is not None
+    assert {"studies", "study_pairs", "study_votes"} <= set(inspect(store.engine).get_table_names())
+    store.dispose()
 
 
 def test_warm_models_evict_least_recently_used(monkeypatch):

@@ -156,3 +156,54 @@ def test_a_symlink_in_the_upload_folder_is_not_followed(ui_server):
         link.symlink_to("/etc/passwd")
     r = httpx.get(f"{url}/ui/gradio_api/file={link}", timeout=10)
     assert r.status_code != 200 or "root:" not in r.text
+
+
+def test_a_blind_compare_study_of_four_pairs(ui_server, browser, sample_image_path, tmp_path):
+    url, data = ui_server
+    page = open_generate(browser, url)
+    page.get_by_role("tab", name="Compare").click()
+    page.fill("#i2v-label-a textarea, #i2v-label-a input", "two steps")
+    page.fill("#i2v-settings-a textarea, #i2v-settings-a input", '{"num_inference_steps": 2}')
+    page.fill("#i2v-label-b textarea, #i2v-label-b input", "eight steps")
+    page.fill("#i2v-settings-b textarea, #i2v-settings-b input", '{"num_inference_steps": 8}')
+    page.set_input_files("#i2v-study-images input[type=file]", str(sample_image_path))
+    page.fill("#i2v-study-prompts textarea", "the red square moves left\nthe red square moves right\n"
+                                             "the camera zooms in\nnothing moves")
+    page.click("#i2v-study-start")
+    page.wait_for_function("() => document.querySelector('#i2v-study-status').textContent.includes('4 pairs queued')",
+                           timeout=60000)
+    shoot(page, "ui-compare.png")
+    votes = 0
+    deadline = time.monotonic() + 180
+    page.click("#i2v-next-pair")
+    while votes < 4 and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        if page.locator("#i2v-left video").count() and page.locator("#i2v-right video").count():
+            button = ["#i2v-vote-left", "#i2v-vote-right", "#i2v-vote-tie", "#i2v-vote-left"][votes]
+            page.click(button)
+            votes += 1
+            # settled on the next pair, or on "all ready pairs voted on (n of 4)"
+            page.wait_for_function("() => { const t = document.querySelector('#i2v-pair-text').textContent; "
+                                   f"return t.includes('Pair {votes + 1} of 4') || t.includes('({votes} of 4)'); }}",
+                                   timeout=60000)
+        else:
+            page.click("#i2v-next-pair")  # videos still being generated
+    assert votes == 4
+    assert "All ready pairs voted on (4 of 4)" in page.locator("#i2v-pair-text").inner_text()
+    page.click("#i2v-results")
+    page.wait_for_selector("#i2v-results-files a", timeout=60000)
+    table = page.locator("#i2v-results-table").inner_text()
+    assert "two steps" in table and "eight steps" in table
+    shoot(page, "ui-compare-results.png")
+    import csv
+    import json
+
+    study_id = page.locator("#i2v-study-id textarea, #i2v-study-id input").input_value()
+    exported = json.loads((data / "studies" / f"{study_id}.json").read_text())
+    assert exported["votes"] == 4 and exported["pairs"] == 4
+    sides = {r["side"]: r for r in exported["sides"]}
+    assert sides["two steps"]["votes"] == 4 and sides["two steps"]["ties"] == 1
+    assert sides["two steps"]["wins"] + sides["eight steps"]["wins"] == 3
+    with open(data / "studies" / f"{study_id}.csv", newline="") as f:
+        assert [r["side"] for r in csv.DictReader(f)] == ["two steps", "eight steps"]
+    page.close()

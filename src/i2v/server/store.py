@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +72,48 @@ class JobRow(Base):
     output_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
-# version -> SQL statements that bring a database from version - 1 to it (version 1: create_all)
-MIGRATIONS: dict[int, list[str]] = {1: []}
+class StudyRow(Base):
+    """A blind A/B study: two sides (a model and its settings each) over a set of images and prompts."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float)
+    side_a: Mapped[str] = mapped_column(Text)  # JSON: {"label", "model", "fields"}
+    side_b: Mapped[str] = mapped_column(Text)
+
+
+class StudyPairRow(Base):
+    """One item of a study: an image and a prompt, the job of each side, and which side shows left."""
+
+    __tablename__ = "study_pairs"
+
+    study_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    image_name: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    job_a: Mapped[str] = mapped_column(String(32))
+    job_b: Mapped[str] = mapped_column(String(32))
+    left_is_a: Mapped[bool] = mapped_column(Boolean)
+
+
+class StudyVoteRow(Base):
+    __tablename__ = "study_votes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(String(32), index=True)
+    item: Mapped[int] = mapped_column(Integer)
+    choice: Mapped[str] = mapped_column(String(8))  # "a", "b" or "tie" (sides, not screen positions)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+def _add_study_tables(conn) -> None:
+    Base.metadata.create_all(conn, tables=[StudyRow.__table__, StudyPairRow.__table__, StudyVoteRow.__table__])
+
+
+# version -> the step that brings a database from version - 1 to it (version 1: the jobs table)
+MIGRATIONS: dict[int, Callable] = {1: lambda conn: None, 2: _add_study_tables}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -166,8 +206,7 @@ class JobStore:
                 raise RuntimeError(f"job database schema version {found} is newer than this i2v's "
                                    f"({SCHEMA_VERSION}); upgrade i2v")
             for version in range(found + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version]:
-                    conn.execute(text(statement))
+                MIGRATIONS[version](conn)
                 conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
             return found
 

@@ -9,8 +9,7 @@ and can be cancelled from either side) and reads the same store. Tabs:
 Gradio serves only its own cache folder and the server's outputs and thumbnails (no other path).
 """
 
-from __future__ import annotations
-
+import json
 import os
 import random
 import shutil
@@ -19,13 +18,15 @@ from pathlib import Path
 
 from ..server.schemas import OUTPUT_FORMATS, JobOut, ServerConfig
 from ..server.store import FINISHED, JobStore
+from ..server.studies import Side, StudyStore
 
 ADVANCED = ("num_frames", "fps", "height", "width", "num_inference_steps", "guidance_scale")
+STUDY_FIELDS = (*ADVANCED, "negative_prompt", "motion_strength")  # what a study side may set
 SEED_MAX = 2**31 - 1
 
 
 def ui_folders(config: ServerConfig) -> dict[str, Path]:
-    folders = {name: config.data_dir / name for name in ("outputs", "thumbs", "ui-cache")}
+    folders = {name: config.data_dir / name for name in ("outputs", "thumbs", "studies", "ui-cache")}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     return folders
@@ -143,7 +144,9 @@ def build_ui(store: JobStore, config: ServerConfig):
             store.cancel(job_id)
         return progress_html(0, 0, None, "cancelling") if job_id else gr.update()
 
-    def pick_row(rows, evt: gr.SelectData):  # a click on a history row picks its job
+    # a click on a history row picks its job (Gradio reads the SelectData annotation at run time, which is
+    # why this module does without `from __future__ import annotations`)
+    def pick_row(rows, evt: gr.SelectData):
         return str(rows.iloc[evt.index[0], 0]) if len(rows) else ""
 
     def history(model_filter):
@@ -176,6 +179,88 @@ def build_ui(store: JobStore, config: ServerConfig):
         store.delete(job.id, config.data_dir)
         (folders["thumbs"] / f"{job.id}.png").unlink(missing_ok=True)
         return history(model_filter)
+
+    # ---- Compare: a blind A/B study ----
+    studies = StudyStore(store)
+
+    def side_of(label, model_name, settings_text, default_label) -> Side:
+        try:
+            settings = json.loads(settings_text or "{}")
+        except ValueError as exc:
+            raise gr.Error(f"Side {default_label}: settings are not JSON ({exc}).") from exc
+        if not isinstance(settings, dict) or set(settings) - set(STUDY_FIELDS):
+            raise gr.Error(f"Side {default_label}: settings are a JSON object of {', '.join(STUDY_FIELDS)}.")
+        return Side(label=(label or default_label).strip(), model=model_name, fields=settings)
+
+    def start_study(name, label_a, model_a, settings_a, label_b, model_b, settings_b, images, prompts, seed):
+        side_a = side_of(label_a, model_a, settings_a, "A")
+        side_b = side_of(label_b, model_b, settings_b, "B")
+        if side_a.label == side_b.label:
+            raise gr.Error("Give the two sides different labels.")
+        images = [f if isinstance(f, str) else f.name for f in (images or [])]
+        lines = [line.strip() for line in (prompts or "").splitlines() if line.strip()]
+        if not images:
+            raise gr.Error("Add at least one image.")
+        count = max(len(images), len(lines) or 1)
+        pairs = []
+        try:
+            for item in range(count):
+                prompt = lines[item % len(lines)] if lines else ""
+                jobs = []
+                for side in (side_a, side_b):
+                    job_id = new_job_id()
+                    check_room(store, config, "mp4")
+                    accepted = receive(images[item % len(images)], job_id, "image")
+                    fields = {**side.fields, "prompt": prompt, "seed": int(seed or 0) + item}
+                    job, _ = queue_job(store, config, job_id=job_id, model=side.model, output_format="mp4",
+                                       fields=fields, image=accepted)
+                    jobs.append(job.id)
+                pairs.append((prompt, Path(images[item % len(images)]).name, jobs[0], jobs[1]))
+        except SubmitError as exc:
+            for _, _, a, b in pairs:
+                store.cancel(a)
+                store.cancel(b)
+            raise gr.Error(exc.detail) from exc
+        study_id = studies.create(name or "study", side_a, side_b, pairs)
+        return study_id, f"Study {study_id}: {count} pairs queued ({2 * count} videos).", set()
+
+    def next_pair(study_id, seen):
+        if not study_id:
+            raise gr.Error("Start a study first, or paste a study id.")
+        seen = set(seen or ())
+        pairs = studies.pairs(study_id)
+        ready = [p for p in studies.ready_pairs(study_id) if p.item not in seen]
+        if not ready:
+            waiting = len(pairs) - len(studies.ready_pairs(study_id))
+            text = f"All ready pairs voted on ({len(seen)} of {len(pairs)})." + \
+                (f" {waiting} still generating: try again shortly." if waiting else "")
+            return None, None, text, None, seen
+        pair = ready[0]
+        left, right = (pair.job_a, pair.job_b) if pair.left_is_a else (pair.job_b, pair.job_a)
+        paths = [str(folders["outputs"] / Path(store.get(j).output_path).name) for j in (left, right)]
+        return paths[0], paths[1], f"Pair {len(seen) + 1} of {len(pairs)}: *{pair.prompt or '(no prompt)'}*", \
+            pair.item, seen
+
+    def vote(study_id, item, seen, screen_choice):
+        if item is None:
+            raise gr.Error("Show a pair first.")
+        pair = next(p for p in studies.pairs(study_id) if p.item == item)
+        choice = "tie" if screen_choice == "tie" else \
+            ("a" if (screen_choice == "left") == pair.left_is_a else "b")
+        studies.vote(study_id, item, choice)
+        return next_pair(study_id, set(seen or ()) | {item})
+
+    def study_results(study_id):
+        if not study_id:
+            raise gr.Error("Start a study first, or paste a study id.")
+        result = studies.results(study_id)
+        folder = config.data_dir / "studies"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{study_id}.csv").write_text(studies.results_csv(study_id), encoding="utf-8")
+        (folder / f"{study_id}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        rows = [[r["side"], r["model"], r["votes"], r["wins"], r["losses"], r["ties"], round(r["win_rate"], 3),
+                 f"{r['ci95'][0]:.3f} to {r['ci95'][1]:.3f}", round(r["bradley_terry"], 3)] for r in result["sides"]]
+        return rows, [str(folder / f"{study_id}.csv"), str(folder / f"{study_id}.json")]
 
     with gr.Blocks(title="i2v") as ui:
         gr.Markdown("# i2v: an image and a prompt in, a short video out")
@@ -231,6 +316,52 @@ def build_ui(store: JobStore, config: ServerConfig):
         model_filter.change(history, model_filter, [table, gallery])
         table.select(pick_row, table, picked)
         again.click(use_again, picked, [image, prompt, negative, model, *advanced, seed, randomize, tabs])
+
+        with tabs:
+            with gr.Tab("Compare", id="compare"):
+                gr.Markdown("Blind A/B study: both sides make a video of every image and prompt (same seed), "
+                            "then pairs are shown with left and right drawn at random. Vote for the better one.")
+                study_name = gr.Textbox(label="Study name", value="study", elem_id="i2v-study-name")
+                with gr.Row():
+                    with gr.Column():
+                        label_a = gr.Textbox(value="A", label="Side A label", elem_id="i2v-label-a")
+                        model_a = gr.Dropdown(names, value=names[0], label="Side A model")
+                        settings_a = gr.Textbox(value="{}", label="Side A settings (JSON)", elem_id="i2v-settings-a")
+                    with gr.Column():
+                        label_b = gr.Textbox(value="B", label="Side B label", elem_id="i2v-label-b")
+                        model_b = gr.Dropdown(names, value=names[0], label="Side B model")
+                        settings_b = gr.Textbox(value="{}", label="Side B settings (JSON)", elem_id="i2v-settings-b")
+                study_images = gr.File(label="Images", file_count="multiple", file_types=["image"],
+                                       elem_id="i2v-study-images")
+                study_prompts = gr.Textbox(label="Prompts, one per line", lines=4, elem_id="i2v-study-prompts")
+                study_seed = gr.Number(value=0, precision=0, label="first seed")
+                start = gr.Button("Start study", variant="primary", elem_id="i2v-study-start")
+                study_id = gr.Textbox(label="Study id", elem_id="i2v-study-id")
+                study_status = gr.Markdown(elem_id="i2v-study-status")
+                seen = gr.State(set())
+                current = gr.State(None)
+                show = gr.Button("Next pair", elem_id="i2v-next-pair")
+                pair_text = gr.Markdown(elem_id="i2v-pair-text")
+                with gr.Row():
+                    left_video = gr.Video(label="Left", elem_id="i2v-left", autoplay=True, loop=True)
+                    right_video = gr.Video(label="Right", elem_id="i2v-right", autoplay=True, loop=True)
+                with gr.Row():
+                    vote_left = gr.Button("Left is better", elem_id="i2v-vote-left")
+                    vote_tie = gr.Button("Tie", elem_id="i2v-vote-tie")
+                    vote_right = gr.Button("Right is better", elem_id="i2v-vote-right")
+                results = gr.Button("Results", elem_id="i2v-results")
+                results_table = gr.Dataframe(headers=["side", "model", "votes", "wins", "losses", "ties", "win rate",
+                                                      "95% interval", "Bradley-Terry"], interactive=False,
+                                             elem_id="i2v-results-table")
+                results_files = gr.File(label="Export", file_count="multiple", elem_id="i2v-results-files")
+        start.click(start_study, [study_name, label_a, model_a, settings_a, label_b, model_b, settings_b,
+                                  study_images, study_prompts, study_seed], [study_id, study_status, seen])
+        pair_outputs = [left_video, right_video, pair_text, current, seen]
+        show.click(next_pair, [study_id, seen], pair_outputs)
+        for button, choice in ((vote_left, "left"), (vote_right, "right"), (vote_tie, "tie")):
+            button.click(lambda sid, item, s, c=choice: vote(sid, item, s, c), [study_id, current, seen],
+                         pair_outputs)
+        results.click(study_results, study_id, [results_table, results_files])
         remove.click(delete, [picked, model_filter], [table, gallery])
         ui.load(history, model_filter, [table, gallery])
     return ui
@@ -245,7 +376,7 @@ def mount_ui(app, store: JobStore, config: ServerConfig, path: str = "/ui"):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     ui = build_ui(store, config)
     auth = (lambda user, password: password == config.token) if config.token else None
-    return gr.mount_gradio_app(app, ui, path=path, allowed_paths=[str(folders["outputs"]), str(folders["thumbs"])],
+    return gr.mount_gradio_app(app, ui, path=path, allowed_paths=[str(folders[k]) for k in ("outputs", "thumbs", "studies")],
                                auth=auth, auth_message="The server's token is the password (any user name).",
                                max_file_size=config.max_upload_bytes, show_error=True,
                                footer_links=["gradio", "settings"])  # the REST API at /docs is the API
