@@ -13,7 +13,7 @@ from i2v.io.video import write_video
 from i2v.world.scenes import render, sample_scene
 
 from .metrics.synthetic import flicker_clip, pan_clip
-from .metrics.tiny_networks import make_tiny_clip, make_tiny_i3d, make_tiny_vit
+from .metrics.tiny_networks import make_tiny_clip, make_tiny_i3d, make_tiny_inception, make_tiny_vit
 
 SIGNAL_METRICS = {"temporal_flicker", "dynamic_degree_cv", "mean_flow_magnitude", "motion_smoothness_cv",
                   "warping_error", "camera_motion"}
@@ -119,6 +119,32 @@ def test_cli_fvd_with_a_user_supplied_i3d(tmp_path, capsys, pan_video):
     assert len(report["videos"]) == 3
     assert report["fvd"]["i3d"] == str(i3d) and report["fvd"]["value"] >= 0.0
     assert report["fvd"]["num_videos"] == report["fvd"]["num_reference"] == 3
+
+
+def test_cli_inception_score_with_a_user_supplied_classifier(tmp_path, capsys, pan_video):
+    net = make_tiny_inception(tmp_path / "inception.pt")
+    write_video(pan_video[:6], tmp_path / "a.gif", fps=8)
+    assert main(["evaluate", str(tmp_path / "a.gif"), "--inception", str(net), "--json"]) == 0
+    score = json.loads(capsys.readouterr().out)["inception_score"]
+    assert score["inception"] == str(net) and score["num_frames"] == 6 and 1.0 <= score["value"] <= 10.0
+    assert main(["evaluate", str(tmp_path / "a.gif"), "--inception", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_inception_score_is_one_for_identical_frames_and_the_class_count_at_most(tmp_path):
+    import numpy as np
+
+    from i2v.metrics.learned import inception_score, load_inception
+
+    net = load_inception(make_tiny_inception(tmp_path / "inception.pt"))
+    same = np.full((8, 32, 32, 3), 120, np.uint8)
+    assert inception_score([same], net)[0] == pytest.approx(1.0)  # one class distribution: no information
+    rng = np.random.default_rng(0)
+    varied = [rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8) * (k % 2) for k in range(6)]
+    varied += [np.full((4, 32, 32, 3), v, np.uint8) for v in (0, 60, 255)]
+    value, spread = inception_score(varied, net, splits=2)
+    assert 1.0 < value <= 10.0 and spread >= 0.0
+    with pytest.raises(ValueError, match="splits"):
+        inception_score([same], net, splits=0)
 
 
 def test_cli_refuses_missing_or_half_given_weights(tmp_path, capsys, pan_video):

@@ -4,13 +4,15 @@
     i2v evaluate out.mp4 --image in.png --json
     i2v evaluate out.mp4 --image in.png --prompt "..." --clip ~/w/clip-vit-base-patch32 --dino ~/w/dino-vitb16
     i2v evaluate gen/*.mp4 --i3d ~/w/i3d_torchscript.pt --reference real/*.mp4      # + FVD of the set
+    i2v evaluate gen/*.mp4 --inception ~/w/inception_v3_torchscript.pt                  # + Inception Score
 
 Always computed (no weights; ``i2v.metrics``): temporal flicker, dynamic degree and mean flow
 magnitude from OpenCV flow, motion smoothness (flow interpolation), warping error, the camera
 motion class, and with ``--image`` the first-frame PSNR/SSIM against the input and their drift
 over the clip. With local weights the user points at (never downloaded): CLIP text-video score
 and frame consistency (``--clip``), DINO subject consistency and I2V subject score (``--dino``),
-FVD against reference clips with StyleGAN-V's I3D TorchScript file (``--i3d``). The output
+FVD against reference clips with StyleGAN-V's I3D TorchScript file (``--i3d``), and the
+Inception Score of every frame with a TorchScript Inception-v3 classifier (``--inception``). The output
 names every weight file used. Python API: ``evaluate_video(frames, image, prompt, ...)``.
 """
 
@@ -218,6 +220,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--i3d", default=None, metavar="FILE",
                    help="StyleGAN-V i3d_torchscript.pt (a TorchScript archive: code + weights; only pass a "
                         "file you trust): FVD of VIDEOs against --reference")
+    p.add_argument("--inception", default=None, metavar="FILE",
+                   help="a TorchScript Inception-v3 classifier (code + weights; only pass a file you trust): "
+                        "Inception Score over every frame of the VIDEOs")
     p.add_argument("--reference", nargs="+", default=None, metavar="VIDEO",
                    help="reference videos for FVD (same frame count and size as VIDEOs)")
     p.add_argument("--flow", default="farneback", choices=["farneback", "dis"], help="OpenCV optical flow method")
@@ -226,7 +231,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from .io.video import read_video
-    from .metrics.learned import WeightsError, fvd, load_clip, load_dino, load_i3d
+    from .metrics.learned import WeightsError, fvd, inception_score, load_clip, load_dino, load_i3d, load_inception
 
     if (args.i3d is None) != (args.reference is None):
         print("error: FVD needs both --i3d FILE and --reference VIDEO ...", file=sys.stderr)
@@ -237,6 +242,7 @@ def main(args: argparse.Namespace) -> int:
         clip = load_clip(args.clip, args.device) if args.clip else None
         dino = load_dino(args.dino, args.device) if args.dino else None
         i3d = load_i3d(args.i3d, args.device) if args.i3d else None
+        inception = load_inception(args.inception, args.device) if args.inception else None
     except WeightsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -267,6 +273,11 @@ def main(args: argparse.Namespace) -> int:
         report["fvd"] = {"value": value, "num_videos": len(clips), "num_reference": len(reference),
                          "i3d": i3d.path}
 
+    if inception is not None:
+        mean, spread = inception_score(clips, inception)
+        report["inception_score"] = {"value": mean, "std": spread, "num_frames": sum(len(c) for c in clips),
+                                     "inception": inception.path}
+
     if args.json:
         print(json.dumps(_jsonable(report), indent=2))
         return 0
@@ -276,4 +287,7 @@ def main(args: argparse.Namespace) -> int:
         f = report["fvd"]
         print(f"FVD (StyleGAN-V I3D, {f['num_videos']} videos vs {f['num_reference']} reference): "
               f"{f['value']:.2f}   i3d weights: {f['i3d']}")
+    if "inception_score" in report:
+        s = report["inception_score"]
+        print(f"Inception Score ({s['num_frames']} frames): {s['value']:.3f}   inception weights: {s['inception']}")
     return 0

@@ -1,4 +1,5 @@
-"""Tiny randomly initialised stand-ins for CLIP, DINO (ViT) and the StyleGAN-V I3D file.
+"""Tiny randomly initialised stand-ins for CLIP, DINO (ViT), the StyleGAN-V I3D file and an Inception-v3
+classifier.
 
 They prove the loading and plumbing of ``i2v.metrics.learned`` offline; their scores mean
 nothing and are never reported as real ones.
@@ -75,4 +76,22 @@ class TinyI3D(torch.nn.Module):
 def make_tiny_i3d(path: Path) -> Path:
     """A TorchScript file of ``TinyI3D`` (what ``torch.jit.load`` of i3d_torchscript.pt returns)."""
     torch.jit.script(TinyI3D().eval()).save(str(path))
+    return path
+
+
+class TinyInception(torch.nn.Module):
+    """An image classifier's call signature: (B, 3, 299, 299) -> (B, 10) logits from colour statistics."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = torch.nn.Linear(6, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)  # (B, 6)
+        return 4.0 * self.proj(stats)
+
+
+def make_tiny_inception(path: Path) -> Path:
+    torch.jit.script(TinyInception().eval()).save(str(path))
     return path

@@ -288,3 +288,66 @@ def fvd(videos, reference_videos, i3d: I3DNetwork, batch_size: int = 8) -> float
     a = i3d_features(videos, i3d, batch_size)
     b = i3d_features(reference_videos, i3d, batch_size)
     return frechet_distance_from_features(a, b, ddof=0)
+
+
+# ---- Inception Score ---------------------------------------------------------------------------
+INCEPTION_SIZE = 299
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass
+class InceptionNetwork:
+    """A TorchScript image classifier (Inception-v3) loaded from ``path``."""
+
+    path: str
+    model: object
+    device: str = "cpu"
+
+
+def load_inception(path, device: str = "cpu") -> InceptionNetwork:
+    """``torch.jit.load`` of a TorchScript Inception-v3 classifier the user passed explicitly, e.g.
+    ``torch.jit.save(torch.jit.script(torchvision.models.inception_v3(weights="IMAGENET1K_V1").eval()), F)``:
+    it takes ``(B, 3, 299, 299)`` ImageNet-normalised images and returns ``(B, classes)`` logits."""
+    import torch
+
+    file = _existing(path, "Inception TorchScript", folder=False)
+    try:
+        model = torch.jit.load(str(file), map_location=device)
+    except (RuntimeError, ValueError) as err:
+        raise WeightsError(f"{file}: not a TorchScript archive ({err})") from err
+    return InceptionNetwork(str(file), model.eval(), device)
+
+
+def inception_probabilities(videos, net: InceptionNetwork, batch_size: int = 32) -> np.ndarray:
+    """(N, classes) softmax class probabilities of every frame of every clip."""
+    import torch
+    import torch.nn.functional as F
+
+    frames = np.concatenate([_as_video(v) for v in videos])  # (N, H, W, 3) uint8
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(frames), batch_size):
+            x = torch.from_numpy(frames[i:i + batch_size]).permute(0, 3, 1, 2).float() / 255  # (B, 3, H, W)
+            x = F.interpolate(x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
+            logits = net.model(((x - mean) / std).to(net.device))
+            logits = logits[0] if isinstance(logits, (tuple, list)) else logits  # torchvision's aux-logits tuple
+            out.append(torch.softmax(logits.float(), dim=1).cpu())
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+def inception_score(videos, net: InceptionNetwork, splits: int = 1) -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016) over all frames: ``exp(E_x KL(p(y|x) || p(y)))``, the
+    mean and standard deviation over ``splits`` equal parts. Meaningful only with thousands of frames
+    and the real Inception-v3 weights."""
+    probs = inception_probabilities(videos, net)
+    if splits < 1 or splits > len(probs):
+        raise ValueError(f"splits must be between 1 and the number of frames ({len(probs)}), got {splits}")
+    scores = []
+    for part in np.array_split(probs, splits):
+        marginal = part.mean(axis=0, keepdims=True)
+        kl = (part * (np.log(part + 1e-12) - np.log(marginal + 1e-12))).sum(axis=1)
+        scores.append(float(np.exp(kl.mean())))
+    return float(np.mean(scores)), float(np.std(scores))
