@@ -166,3 +166,12 @@ def test_token_required_everywhere_but_health(tmp_path, tiny_model_dir, sample_i
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
     app.state.store.dispose()
+
+
+def test_profile_is_checked_recorded_and_used(served, sample_image_path):
+    r = submit(served, sample_image_path, profile="fast")
+    assert r.status_code == 422 and "profile" in r.json()["detail"]
+    job = submit(served, sample_image_path, profile="memory").json()
+    assert job["request"]["profile"] == "memory"
+    assert served.worker.run_once().state == "succeeded"
+    assert ("" + served.model, "memory") in served.worker.models._loaded

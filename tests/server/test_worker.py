@@ -143,8 +143,8 @@ def test_warm_models_evict_least_recently_used(monkeypatch):
     loaded = []
 
     class Fake:
-        def __init__(self, model_name, device):
-            loaded.append(model_name)
+        def __init__(self, model_name, device, profile=None):
+            loaded.append((model_name, profile))
 
     import i2v.api
 
@@ -152,5 +152,6 @@ def test_warm_models_evict_least_recently_used(monkeypatch):
     warm = worker_module.WarmModels("cpu", max_models=2)
     a, b = warm.get("a"), warm.get("b")
     assert warm.get("a") is a
-    warm.get("c")  # evicts b, the least recently used
-    assert list(warm._loaded) == ["a", "c"] and loaded == ["a", "b", "c"]
+    warm.get("a", "speed")  # another profile is another loaded generator; evicts b, the least recently used
+    assert list(warm._loaded) == [("a", None), ("a", "speed")]
+    assert loaded == [("a", None), ("b", None), ("a", "speed")]

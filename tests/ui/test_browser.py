@@ -85,6 +85,8 @@ def test_generate_progress_video_and_download(ui_server, browser, sample_image_p
     duration = page.evaluate("() => document.querySelector('#i2v-video video').duration")
     assert duration == pytest.approx(4 / 8, abs=0.15)  # 4 frames at 8 fps
     shoot(page, "ui-generate.png")
+    names = page.locator("#i2v-downloads").inner_text()
+    assert ".mp4" in names and ".gif" in names and ".json" in names
     link = page.locator("#i2v-downloads a").first
     href = link.get_attribute("href")
     body = page.request.get(href if href.startswith("http") else f"{url}{href}").body()

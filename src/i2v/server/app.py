@@ -131,6 +131,7 @@ async def submit_job(
     guidance_scale: Annotated[float | None, Form()] = None,
     seed: Annotated[int | None, Form()] = None,
     motion_strength: Annotated[float | None, Form()] = None,
+    profile: Annotated[str | None, Form(description="speed or memory: the --speed / --memory switches")] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
     store: JobStore = Depends(get_store),
     config: ServerConfig = Depends(get_config),
@@ -154,7 +155,7 @@ async def submit_job(
         job, created = await run_in_threadpool(
             lambda: queue_job(store, config, job_id=job_id, model=model, output_format=output_format, fields=fields,
                               image=accepted[0], last_image=accepted[1] if len(accepted) > 1 else None,
-                              idempotency_key=idempotency_key))
+                              profile=profile or None, idempotency_key=idempotency_key))
     except SubmitError as exc:
         for a in accepted:
             (config.data_dir / "inputs" / a.name).unlink(missing_ok=True)

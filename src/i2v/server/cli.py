@@ -64,6 +64,8 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-prompt", default=None)
     p.add_argument("--model", "-m", default=None)
     p.add_argument("--last-image", default=None)
+    p.add_argument("--profile", default=None, choices=["speed", "memory"], help="the server runs it with --speed "
+                                                                                 "or --memory")
     for name, kind in GENERATION_FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     p.add_argument("--output", "-o", required=True, help="where to download the video (.mp4 .webm .gif .webp)")
@@ -164,7 +166,7 @@ def submit_main(args) -> int:
         fields["negative_prompt"] = args.negative_prompt
     with Client(args.server, token=args.token) as client:
         job = client.submit(args.image, args.prompt, model=args.model, output_format=fmt,
-                            last_image=args.last_image, **fields)
+                            last_image=args.last_image, profile=args.profile, **fields)
         print(f"job {job['id']} {job['state']}", file=sys.stderr, flush=True)
         if args.no_wait:
             print(job["id"])

@@ -65,13 +65,16 @@ class Client:
 
     # ---- jobs --------------------------------------------------------------------------------
     def submit(self, image: str | Path, prompt: str = "", *, model: str | None = None, output_format: str = "mp4",
-               last_image: str | Path | None = None, idempotency_key: str | None = None, **fields) -> dict:
+               last_image: str | Path | None = None, profile: str | None = None, idempotency_key: str | None = None,
+               **fields) -> dict:
         """Queue a job; ``fields`` are the generation fields (num_frames, seed, ...). A retry with the
         same ``idempotency_key`` (one is made if not given) returns the same job."""
         data = {"prompt": prompt, "output_format": output_format,
                 **{k: str(v) for k, v in fields.items() if v is not None}}
         if model is not None:
             data["model"] = model
+        if profile is not None:
+            data["profile"] = profile
         headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
         with open(image, "rb") as first:
             files = {"image": (Path(image).name, first.read())}

@@ -64,7 +64,7 @@ class JobOut(BaseModel):
         if job.state == "running" and job.started_at and 0 < job.progress_step < job.progress_total:
             elapsed = time.time() - job.started_at
             eta = elapsed / job.progress_step * (job.progress_total - job.progress_step)
-        public = {k: v for k, v in job.request.items() if k in ("fields", "image_name", "last_image_name")}
+        public = {k: v for k, v in job.request.items() if k in ("fields", "image_name", "last_image_name", "profile")}
         return cls(id=job.id, state=job.state, model=job.model, created_at=job.created_at, started_at=job.started_at,
                    finished_at=job.finished_at, attempts=job.attempts,
                    progress=Progress(step=job.progress_step, total=job.progress_total, eta_seconds=eta),

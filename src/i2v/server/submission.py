@@ -79,8 +79,11 @@ def accept_image(partial: Path, config: ServerConfig, stem: str, field: str, ori
     return AcceptedImage(name, original)
 
 
+PROFILES = ("speed", "memory")
+
+
 def queue_job(store: JobStore, config: ServerConfig, *, job_id: str, model: str, output_format: str, fields: dict,
-              image: AcceptedImage, last_image: AcceptedImage | None = None,
+              image: AcceptedImage, last_image: AcceptedImage | None = None, profile: str | None = None,
               idempotency_key: str | None = None) -> tuple[Job, bool]:
     """Check the generation fields against the model and queue the job; (job, created). The inputs
     are removed when the job is refused or was already queued under the same idempotency key."""
@@ -91,6 +94,8 @@ def queue_job(store: JobStore, config: ServerConfig, *, job_id: str, model: str,
     inputs = config.data_dir / "inputs"
     saved = [inputs / image.name] + ([inputs / last_image.name] if last_image else [])
     try:
+        if profile is not None and profile not in PROFILES:
+            raise SubmitError(422, f"profile: {profile!r} is not one of {list(PROFILES)} (or none)")
         spec = served_model(model, config)
         probe = GenerationRequest(image=str(saved[0]), last_image=str(saved[1]) if last_image else None, **fields)
         try:
@@ -99,7 +104,8 @@ def queue_job(store: JobStore, config: ServerConfig, *, job_id: str, model: str,
             raise SubmitError(422, str(exc).replace(str(saved[0]), "image")) from exc
         record = {"fields": fields, "image": image.name, "image_name": image.original,
                   "last_image": last_image.name if last_image else None,
-                  "last_image_name": last_image.original if last_image else None, "submit_notices": notices}
+                  "last_image_name": last_image.original if last_image else None, "profile": profile,
+                  "submit_notices": notices}
         job, created = store.submit(model, record, output_format, idempotency_key, job_id)
     except BaseException:
         for path in saved:

@@ -50,18 +50,20 @@ class WarmModels:
     def __init__(self, device: str | None, max_models: int = 1):
         self.device = device
         self.max_models = max(1, max_models)
-        self._loaded: OrderedDict[str, object] = OrderedDict()
+        self._loaded: OrderedDict[tuple[str, str | None], object] = OrderedDict()
 
-    def get(self, model: str):
+    def get(self, model: str, profile: str | None = None):
+        """The generator of ``model`` loaded with ``profile`` (``speed``, ``memory`` or None)."""
         from ..api import ImageToVideoGenerator
 
-        if model in self._loaded:
-            self._loaded.move_to_end(model)
-            return self._loaded[model]
+        key = (model, profile)
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
         while len(self._loaded) >= self.max_models:
             self._loaded.popitem(last=False)  # frees it once the last reference goes
-        generator = ImageToVideoGenerator(model_name=model, device=self.device)
-        self._loaded[model] = generator
+        generator = ImageToVideoGenerator(model_name=model, device=self.device, profile=profile)
+        self._loaded[key] = generator
         return generator
 
 
@@ -146,7 +148,7 @@ class Worker:
             fields["image"] = str(inputs / job.request["image"])
             if job.request.get("last_image"):
                 fields["last_image"] = str(inputs / job.request["last_image"])
-            generator = self.models.get(job.model)
+            generator = self.models.get(job.model, job.request.get("profile"))
             result = generator.run(GenerationRequest(**fields), callback=progress)
             if beat.cancelled.is_set():
                 raise JobCancelled

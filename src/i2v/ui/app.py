@@ -26,7 +26,7 @@ SEED_MAX = 2**31 - 1
 
 
 def ui_folders(config: ServerConfig) -> dict[str, Path]:
-    folders = {name: config.data_dir / name for name in ("outputs", "thumbs", "studies", "ui-cache")}
+    folders = {name: config.data_dir / name for name in ("outputs", "thumbs", "exports", "studies", "ui-cache")}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     return folders
@@ -72,6 +72,26 @@ def thumbnail(job, folders: dict[str, Path]) -> str | None:
     return str(path)
 
 
+def study_items(images: list[str], prompts: str | None, table: str | None) -> list[tuple[str, str]]:
+    """(image path, prompt) per study item: from a CSV (``image``: an uploaded file's name, ``prompt``),
+    or the uploads and the prompt lines, the shorter list repeated. ``ValueError`` names a problem."""
+    by_name = {Path(p).name: p for p in images}
+    if table:
+        import csv
+
+        with open(table, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or "image" not in rows[0]:
+            raise ValueError("The CSV needs a header with an 'image' column (and 'prompt').")
+        missing = sorted({r["image"] for r in rows if r.get("image") not in by_name})
+        if missing:
+            raise ValueError(f"The CSV names images that were not uploaded: {', '.join(missing[:5])}.")
+        return [(by_name[r["image"]], (r.get("prompt") or "").strip()) for r in rows]
+    lines = [line.strip() for line in (prompts or "").splitlines() if line.strip()]
+    count = max(len(images), len(lines) or 1)
+    return [(images[i % len(images)], lines[i % len(lines)] if lines else "") for i in range(count)]
+
+
 def build_ui(store: JobStore, config: ServerConfig):
     import gradio as gr
 
@@ -99,7 +119,7 @@ def build_ui(store: JobStore, config: ServerConfig):
             return accept_image(tmp, config, stem, field, Path(path).name)
 
     def generate(image, last_image, prompt, negative, model, *rest):
-        advanced, (seed, randomize, motion, fmt) = rest[:len(ADVANCED)], rest[len(ADVANCED):]
+        advanced, (seed, randomize, motion, fmt, profile) = rest[:len(ADVANCED)], rest[len(ADVANCED):]
         if not image:
             raise gr.Error("Add an image first (upload, drop or paste one).")
         view = model_view(specs[model])
@@ -116,7 +136,7 @@ def build_ui(store: JobStore, config: ServerConfig):
             first_image = receive(image, job_id, "image")
             last = receive(last_image, f"{job_id}-last", "last_image") if view["last_image"] else None
             job, _ = queue_job(store, config, job_id=job_id, model=model, output_format=fmt, fields=fields,
-                               image=first_image, last_image=last)
+                               image=first_image, last_image=last, profile=None if profile == "default" else profile)
         except SubmitError as exc:
             raise gr.Error(exc.detail) from exc
         yield job.id, progress_html(0, 0, None, "queued"), None, None, "", gr.update(value=fields["seed"])
@@ -136,6 +156,14 @@ def build_ui(store: JobStore, config: ServerConfig):
             return
         video = folders["outputs"] / Path(job.output_path).name
         files = [str(video), str(video.with_name(video.name + ".json"))]
+        if video.suffix != ".gif":  # a GIF to download as well, made from the video
+            from ..io.video import read_video, write_video
+
+            gif = folders["exports"] / f"{job.id}.gif"
+            if not gif.exists():
+                frames, fps = read_video(video)
+                write_video(frames, gif, fps=min(fps, 50.0))
+            files.insert(1, str(gif))
         yield job.id, progress_html(job.progress_total, job.progress_total, None, "succeeded"), str(video), files, \
             notices, gr.update()
 
@@ -178,6 +206,7 @@ def build_ui(store: JobStore, config: ServerConfig):
             raise gr.Error("That job has not finished: cancel it first.")
         store.delete(job.id, config.data_dir)
         (folders["thumbs"] / f"{job.id}.png").unlink(missing_ok=True)
+        (folders["exports"] / f"{job.id}.gif").unlink(missing_ok=True)
         return history(model_filter)
 
     # ---- Compare: a blind A/B study ----
@@ -192,30 +221,33 @@ def build_ui(store: JobStore, config: ServerConfig):
             raise gr.Error(f"Side {default_label}: settings are a JSON object of {', '.join(STUDY_FIELDS)}.")
         return Side(label=(label or default_label).strip(), model=model_name, fields=settings)
 
-    def start_study(name, label_a, model_a, settings_a, label_b, model_b, settings_b, images, prompts, seed):
+    def start_study(name, label_a, model_a, settings_a, label_b, model_b, settings_b, images, prompts, table, seed):
         side_a = side_of(label_a, model_a, settings_a, "A")
         side_b = side_of(label_b, model_b, settings_b, "B")
         if side_a.label == side_b.label:
             raise gr.Error("Give the two sides different labels.")
         images = [f if isinstance(f, str) else f.name for f in (images or [])]
-        lines = [line.strip() for line in (prompts or "").splitlines() if line.strip()]
         if not images:
             raise gr.Error("Add at least one image.")
-        count = max(len(images), len(lines) or 1)
+        table = table if isinstance(table, str) or table is None else table.name
+        try:
+            items = study_items(images, prompts, table)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        count = len(items)
         pairs = []
         try:
-            for item in range(count):
-                prompt = lines[item % len(lines)] if lines else ""
+            for item, (image_path, prompt) in enumerate(items):
                 jobs = []
                 for side in (side_a, side_b):
                     job_id = new_job_id()
                     check_room(store, config, "mp4")
-                    accepted = receive(images[item % len(images)], job_id, "image")
+                    accepted = receive(image_path, job_id, "image")
                     fields = {**side.fields, "prompt": prompt, "seed": int(seed or 0) + item}
                     job, _ = queue_job(store, config, job_id=job_id, model=side.model, output_format="mp4",
                                        fields=fields, image=accepted)
                     jobs.append(job.id)
-                pairs.append((prompt, Path(images[item % len(images)]).name, jobs[0], jobs[1]))
+                pairs.append((prompt, Path(image_path).name, jobs[0], jobs[1]))
         except SubmitError as exc:
             for _, _, a, b in pairs:
                 store.cancel(a)
@@ -287,6 +319,9 @@ def build_ui(store: JobStore, config: ServerConfig):
                             motion = gr.Slider(0, 1, value=0.5, label="motion strength",
                                                visible=first["motion_strength"], elem_id="i2v-motion")
                             fmt = gr.Radio(list(OUTPUT_FORMATS), value="mp4", label="output format")
+                            profile = gr.Radio(["default", "speed", "memory"], value="default", label="profile",
+                                               info="speed: the fastest settings for this model and device; "
+                                                    "memory: the least memory")
                         with gr.Row():
                             go = gr.Button("Generate", variant="primary", elem_id="i2v-generate")
                             stop = gr.Button("Cancel", elem_id="i2v-cancel")
@@ -309,7 +344,8 @@ def build_ui(store: JobStore, config: ServerConfig):
                     remove = gr.Button("Delete", variant="stop", elem_id="i2v-delete")
 
         model.change(show_model, model, [prompt, negative, last_image, motion, *advanced])
-        go.click(generate, [image, last_image, prompt, negative, model, *advanced, seed, randomize, motion, fmt],
+        go.click(generate, [image, last_image, prompt, negative, model, *advanced, seed, randomize, motion, fmt,
+                            profile],
                  [job_id, bar, video, downloads, notices, seed], concurrency_limit=None)
         stop.click(cancel, job_id, bar)
         refresh.click(history, model_filter, [table, gallery])
@@ -333,7 +369,10 @@ def build_ui(store: JobStore, config: ServerConfig):
                         settings_b = gr.Textbox(value="{}", label="Side B settings (JSON)", elem_id="i2v-settings-b")
                 study_images = gr.File(label="Images", file_count="multiple", file_types=["image"],
                                        elem_id="i2v-study-images")
-                study_prompts = gr.Textbox(label="Prompts, one per line", lines=4, elem_id="i2v-study-prompts")
+                with gr.Row():
+                    study_prompts = gr.Textbox(label="Prompts, one per line", lines=4, elem_id="i2v-study-prompts")
+                    study_table = gr.File(label="or a CSV: image (an uploaded file's name), prompt",
+                                          file_types=[".csv"], elem_id="i2v-study-csv")
                 study_seed = gr.Number(value=0, precision=0, label="first seed")
                 start = gr.Button("Start study", variant="primary", elem_id="i2v-study-start")
                 study_id = gr.Textbox(label="Study id", elem_id="i2v-study-id")
@@ -355,7 +394,7 @@ def build_ui(store: JobStore, config: ServerConfig):
                                              elem_id="i2v-results-table")
                 results_files = gr.File(label="Export", file_count="multiple", elem_id="i2v-results-files")
         start.click(start_study, [study_name, label_a, model_a, settings_a, label_b, model_b, settings_b,
-                                  study_images, study_prompts, study_seed], [study_id, study_status, seen])
+                                  study_images, study_prompts, study_table, study_seed], [study_id, study_status, seen])
         pair_outputs = [left_video, right_video, pair_text, current, seen]
         show.click(next_pair, [study_id, seen], pair_outputs)
         for button, choice in ((vote_left, "left"), (vote_right, "right"), (vote_tie, "tie")):
@@ -376,7 +415,7 @@ def mount_ui(app, store: JobStore, config: ServerConfig, path: str = "/ui"):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     ui = build_ui(store, config)
     auth = (lambda user, password: password == config.token) if config.token else None
-    return gr.mount_gradio_app(app, ui, path=path, allowed_paths=[str(folders[k]) for k in ("outputs", "thumbs", "studies")],
+    return gr.mount_gradio_app(app, ui, path=path, allowed_paths=[str(folders[k]) for k in ("outputs", "thumbs", "exports", "studies")],
                                auth=auth, auth_message="The server's token is the password (any user name).",
                                max_file_size=config.max_upload_bytes, show_error=True,
                                footer_links=["gradio", "settings"])  # the REST API at /docs is the API
