@@ -139,3 +139,35 @@ def test_an_interrupted_batch_resumes_where_it_stopped(tmp_path, sample_image_pa
     statuses = {r.row.output.name: r.status for r in results}
     assert all(statuses[name] == "skipped" for name in finished)
     assert sorted(statuses.values()).count("done") == 6 - len(finished)
+
+
+def test_another_model_runs_the_rows_again(manifest, tmp_path, tiny_model_dir):
+    lines = manifest.read_text().splitlines()[:2]
+    manifest.write_text("\n".join(lines) + "\n")
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other)
+    out = tmp_path / "out"
+    assert [r.status for r in run_batch(manifest, out, model=str(tiny_model_dir), show_progress=False)] == ["done"]
+    assert [r.status for r in run_batch(manifest, out, model=str(tiny_model_dir), show_progress=False)] == ["skipped"]
+    assert [r.status for r in run_batch(manifest, out, model=str(other), show_progress=False)] == ["done"]
+    assert read_metadata(out / "left.mp4")["batch_request"]["model"] == str(other)
+
+
+def test_an_unexpected_failure_of_one_row_is_recorded_and_the_rest_go_on(manifest, tmp_path, tiny_model_dir,
+                                                                       monkeypatch):
+    from i2v import batch
+
+    lines = manifest.read_text().splitlines()[:3]
+    manifest.write_text("\n".join(lines) + "\n")
+    real = batch.RowRunner.run
+
+    def out_of_memory_on_row_one(self, row):
+        if row.number == 1:
+            raise RuntimeError("CUDA out of memory (injected)")
+        return real(self, row)
+
+    monkeypatch.setattr(batch.RowRunner, "run", out_of_memory_on_row_one)
+    results = {r.row.number: r for r in run_batch(manifest, tmp_path / "out", model=str(tiny_model_dir),
+                                                  show_progress=False)}
+    assert results[1].status == "failed" and "out of memory" in results[1].error and results[2].status == "done"
+    assert "RuntimeError" in results_csv(tmp_path / "out")[1]["error"]

@@ -207,11 +207,12 @@ def _save(row: BatchRow, result) -> None:
 
 
 def _run_row(runner: RowRunner, row: BatchRow):
-    """(row number, result or None, error or None, seconds): the same shape from every engine."""
+    """(row number, result or None, error or None, seconds): the same shape from every engine. Any
+    failure of one row (out of memory included) is that row's error; the batch goes on."""
     t0 = time.perf_counter()
     try:
         return row.number, runner.run(row), None, time.perf_counter() - t0
-    except (I2VError, ValueError, TypeError, OSError) as exc:
+    except Exception as exc:
         return row.number, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
 
 
@@ -222,7 +223,7 @@ def _collect(row: BatchRow, outcome, results: list[BatchResult], progress) -> No
         try:
             _save(row, result)
             results.append(BatchResult(row, "done", seconds, notices=result.notices))
-        except (I2VError, ValueError, OSError) as exc:
+        except Exception as exc:
             results.append(BatchResult(row, "failed", seconds, f"{type(exc).__name__}: {exc}"))
     else:
         results.append(BatchResult(row, "failed", seconds, error))
@@ -241,11 +242,10 @@ def _process_run(row: BatchRow):
     return _run_row(_PROCESS_RUNNER, row)
 
 
-def run_local(rows: list[BatchRow], default_model: str | None, devices: list[str | None],
-              progress) -> list[BatchResult]:
+def run_local(rows: list[BatchRow], default_model: str | None, devices: list[str | None], progress,
+              results: list[BatchResult]) -> list[BatchResult]:
     """One device: in this process. Several (``cuda:0,cuda:1``, or ``cpu,cpu``): one process per device,
-    each with its model warm, the next row going to whichever is free."""
-    results: list[BatchResult] = []
+    each with its model warm, the next row going to whichever is free. Appends to ``results``."""
     if len(devices) <= 1:
         runner = RowRunner(default_model, devices[0] if devices else None)
         for row in rows:
@@ -278,7 +278,7 @@ def run_local(rows: list[BatchRow], default_model: str | None, devices: list[str
 
 
 def run_ray(rows: list[BatchRow], default_model: str | None, address: str | None, actors: int | None,
-            gpus_per_actor: float, progress) -> list[BatchResult]:
+            gpus_per_actor: float, progress, results: list[BatchResult]) -> list[BatchResult]:
     """The rows on a Ray cluster: actors that keep a model warm; frames come back here to be written."""
     try:
         import ray
@@ -304,7 +304,7 @@ def run_ray(rows: list[BatchRow], default_model: str | None, address: str | None
 
         device = "cuda" if gpus_per_actor else "cpu"
         pool = [RayRowRunner.options(**options).remote(default_model, device) for _ in range(actors)]
-        queue, pending, results = list(rows), {}, []
+        queue, pending = list(rows), {}
         for actor in pool:  # one row in flight per actor: the next goes to whichever finishes first
             if queue:
                 row = queue.pop(0)
@@ -354,6 +354,11 @@ def run_batch(manifest: str | Path, out_dir: str | Path, *, model: str | None = 
     if engine not in ("local", "ray"):
         raise I2VError(f"--engine must be local or ray, got {engine!r}")
     rows = read_manifest(manifest, out_dir, fmt=fmt, base_seed=base_seed)
+    from .registry import resolve_model
+
+    default_name = model if model is not None else resolve_model(None).name
+    for row in rows:  # the model that runs is part of what a rerun compares
+        row.model = row.model or default_name
     out_dir.mkdir(parents=True, exist_ok=True)
     results = [BatchResult(r, "invalid", error=r.error) for r in rows if r.error]
     todo = [r for r in rows if not r.error]
@@ -368,9 +373,9 @@ def run_batch(manifest: str | Path, out_dir: str | Path, *, model: str | None = 
 
     try:
         if engine == "local":
-            results += run_local(todo, model, devices or default_devices(), progress)
+            run_local(todo, model, devices or default_devices(), progress, results)
         else:
-            results += run_ray(todo, model, ray_address, ray_actors, ray_gpus_per_actor, progress)
+            run_ray(todo, model, ray_address, ray_actors, ray_gpus_per_actor, progress, results)
     finally:
         bar.close()
         write_results(out_dir / "results.csv", results)

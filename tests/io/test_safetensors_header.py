@@ -48,6 +48,8 @@ def test_forged_header_length_is_refused_without_reading_it(tmp_path, length):
     (b"{not json", "not JSON"),
     (json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}).encode(), "spans 4 bytes"),
     (json.dumps({"a": {"dtype": "Q9", "shape": [2], "data_offsets": [0, 8]}}).encode(), "entry for 'a'"),
+    (b'{"a": {"dtype": "F32", "shape": [1e400], "data_offsets": [0, 8]}}', "entry for 'a'"),
+    (b"[" * 100000 + b"]" * 100000, "not JSON"),
 ])
 def test_bad_headers(tmp_path, header, match):
     path = tmp_path / "w.safetensors"

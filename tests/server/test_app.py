@@ -175,3 +175,33 @@ def test_profile_is_checked_recorded_and_used(served, sample_image_path):
     assert job["request"]["profile"] == "memory"
     assert served.worker.run_once().state == "succeeded"
     assert ("" + served.model, "memory") in served.worker.models._loaded
+
+
+def test_a_chunked_body_past_the_cap_is_cut_off_and_the_token_checked_before_the_body(tmp_path, tiny_model_dir):
+    from fastapi.testclient import TestClient
+
+    from i2v.server.app import create_app
+    from i2v.server.schemas import ServerConfig
+
+    app = create_app(ServerConfig(data_dir=tmp_path, models=(str(tiny_model_dir),), token="t", max_upload_bytes=1000))
+    def body():  # no Content-Length: a chunked upload
+        for _ in range(100):
+            yield b"x" * 10000
+
+    headers = {"content-type": "multipart/form-data; boundary=zzz"}
+    with TestClient(app) as client:
+        # (the test transport reads the whole body up front; uvicorn streams it, and the guard stops reading it)
+        assert client.post("/v1/jobs", content=body(), headers=headers).status_code == 401
+        r = client.post("/v1/jobs", content=body(), headers={**headers, "Authorization": "Bearer t"})
+        assert r.status_code == 413 and "over the limit" in r.json()["detail"]
+        assert client.post("/v1/jobs", headers={"Authorization": "Bearer t", "Idempotency-Key": "k" * 300},
+                           files={"image": ("a.png", b"x")}).status_code == 422
+    app.state.store.dispose()
+
+
+def test_a_missing_video_file_is_404_not_500(served, sample_image_path):
+    job = submit(served, sample_image_path).json()
+    done = served.worker.run_once()
+    (served.config.data_dir / "outputs" / done.output_path).unlink()
+    r = served.client.get(f"/v1/jobs/{job['id']}/video")
+    assert r.status_code == 404 and "missing" in r.json()["detail"]

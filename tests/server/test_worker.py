@@ -3,6 +3,7 @@ an attempt that lost its lease records nothing, failures are recorded, and orpha
 
 from __future__ import annotations
 
+import os
 import time
 
 from i2v.server.store import SCHEMA_VERSION, JobStore
@@ -104,8 +105,16 @@ def test_orphan_outputs_are_removed(served, sample_image_path):
     outputs = served.config.data_dir / "outputs"
     orphan = outputs / f"{job['id']}-9.mp4"
     orphan.write_bytes(b"written by an attempt that died before recording it")
+    young = outputs / f"{job['id']}-8.mp4"
+    young.write_bytes(b"perhaps being recorded right now")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    for p in outputs.iterdir():
+        if p != young:
+            os.utime(p, (old, old))
     assert remove_orphan_outputs(served.store, served.config.data_dir) == [orphan]
-    assert sorted(p.name for p in outputs.iterdir()) == [f"{job['id']}-1.mp4", f"{job['id']}-1.mp4.json"]
+    assert sorted(p.name for p in outputs.iterdir()) == sorted([f"{job['id']}-1.mp4", f"{job['id']}-1.mp4.json",
+                                                               young.name])
 
 
 def test_schema_is_versioned_and_reopening_keeps_jobs(tmp_path):
@@ -155,3 +164,51 @@ def test_warm_models_evict_least_recently_used(monkeypatch):
     warm.get("a", "speed")  # another profile is another loaded generator; evicts b, the least recently used
     assert list(warm._loaded) == [("a", None), ("a", "speed")]
     assert loaded == [("a", None), ("b", None), ("a", "speed")]
+
+
+def test_a_cancel_always_wins_even_in_the_last_step(served, sample_image_path, monkeypatch):
+    job = submit(served, sample_image_path).json()
+    real_finish = served.store.finish
+
+    def cancelled_just_before(j, *args):
+        served.store.cancel(j.id)  # lands after the last step, before the job is recorded
+        return real_finish(j, *args)
+
+    monkeypatch.setattr(served.store, "finish", cancelled_just_before)
+    assert served.worker.run_once().state == "cancelled"
+    assert list((served.config.data_dir / "outputs").iterdir()) == []
+
+
+def test_a_released_or_expired_job_that_was_cancelled_stays_cancelled(served, sample_image_path):
+    first = submit(served, sample_image_path).json()
+    second = submit(served, sample_image_path).json()
+    served.store.lease_seconds = 0.05
+    a = served.store.claim("stopping-worker")
+    served.store.cancel(first["id"])
+    assert served.store.release(a) and served.store.get(first["id"]).state == "cancelled"
+    b = served.store.claim("dying-worker")
+    assert b.id == second["id"]
+    served.store.cancel(second["id"])
+    time.sleep(0.1)
+    served.store.requeue_expired()
+    assert served.store.get(second["id"]).state == "cancelled"
+    assert served.store.claim("w") is None  # nothing cancelled is ever claimed
+
+
+def test_a_job_whose_workers_keep_dying_ends_failed(served, sample_image_path):
+    job = submit(served, sample_image_path).json()
+    served.store.lease_seconds = 0.01
+    for attempt in range(1, 4):
+        claimed = served.store.claim(f"doomed-{attempt}")
+        assert claimed.attempts == attempt
+        time.sleep(0.02)
+        served.store.requeue_expired()
+    final = served.store.get(job["id"])
+    assert final.state == "failed" and "stopped answering 3 times" in final.error
+
+
+def test_a_stopped_worker_spends_no_attempt(served, sample_image_path):
+    submit(served, sample_image_path)
+    claimed = served.store.claim("w")
+    assert served.store.release(claimed)
+    assert served.store.get(claimed.id).state == "queued" and served.store.get(claimed.id).attempts == 0

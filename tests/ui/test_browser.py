@@ -209,3 +209,21 @@ def test_a_blind_compare_study_of_four_pairs(ui_server, browser, sample_image_pa
     with open(data / "studies" / f"{study_id}.csv", newline="") as f:
         assert [r["side"] for r in csv.DictReader(f)] == ["two steps", "eight steps"]
     page.close()
+
+
+def test_use_these_settings_again_refills_the_form_and_generates(ui_server, browser):
+    url, _ = ui_server
+    page = open_generate(browser, url)
+    page.get_by_role("tab", name="History").click()
+    page.click("#i2v-refresh")
+    cell = page.locator("#i2v-history").get_by_text("succeeded", exact=True).locator("visible=true").first
+    cell.wait_for(timeout=60000)
+    cell.click()  # selects its row: the job id fills the box
+    page.wait_for_function("() => document.querySelector('#i2v-picked textarea, #i2v-picked input').value.length",
+                           timeout=30000)
+    page.click("#i2v-again")
+    page.wait_for_function("() => document.querySelector('#i2v-prompt textarea').value.length > 0", timeout=30000)
+    page.click("#i2v-generate")  # the image came back from the job: it must be usable as an upload
+    page.wait_for_function("() => document.querySelector('#i2v-progress-label').textContent.includes('succeeded')",
+                           timeout=120000)
+    page.close()

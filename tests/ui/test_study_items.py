@@ -22,3 +22,29 @@ def test_a_csv_picks_images_by_name(tmp_path):
     table.write_text("picture,prompt\na.png,x\n")
     with pytest.raises(ValueError, match="'image' column"):
         study_items(["/u/a.png"], None, str(table))
+
+
+def test_a_malformed_csv_is_a_message_not_a_crash(tmp_path):
+    table = tmp_path / "s.csv"
+    table.write_text("image,prompt\na.png\n")
+    with pytest.raises(ValueError, match="line 2 has more or fewer fields"):
+        study_items(["/u/a.png"], None, str(table))
+    table.write_bytes(b"image,prompt\n\xff\xfe,x\n")
+    with pytest.raises(ValueError, match="cannot be read"):
+        study_items(["/u/a.png"], None, str(table))
+
+
+def test_only_files_in_the_upload_cache_are_read(tmp_path):
+    from i2v.ui.app import uploaded_file
+
+    cache = tmp_path / "cache"
+    (cache / "x").mkdir(parents=True)
+    (cache / "x" / "a.png").write_bytes(b"12345")
+    (tmp_path / "secret.png").write_bytes(b"secret")
+    (cache / "link.png").symlink_to(tmp_path / "secret.png")
+    assert uploaded_file(str(cache / "x" / "a.png"), cache, 100, "image") == (cache / "x" / "a.png").resolve()
+    for path in (tmp_path / "secret.png", cache / "link.png", cache / "x" / ".." / ".." / "secret.png", cache / "x"):
+        with pytest.raises(ValueError, match="not a file uploaded through this page"):
+            uploaded_file(str(path), cache, 100, "image")
+    with pytest.raises(ValueError, match="larger than the limit"):
+        uploaded_file(str(cache / "x" / "a.png"), cache, 4, "image")

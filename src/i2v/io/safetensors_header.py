@@ -39,7 +39,7 @@ def read_header(file: str | Path) -> dict:
             header = json.loads(f.read(length))
     except OSError as exc:
         raise WeightsError(f"{file}: cannot read ({exc.strerror or exc})") from exc
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise WeightsError(f"{file}: broken safetensors header (not JSON: {exc})") from exc
     if not isinstance(header, dict):
         raise WeightsError(f"{file}: broken safetensors header (not a JSON object)")
@@ -50,7 +50,7 @@ def read_header(file: str | Path) -> dict:
             begin, end = (int(x) for x in entry["data_offsets"])
             numel = math.prod(int(d) for d in entry["shape"])
             itemsize = DTYPE_BYTES[entry["dtype"]]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise WeightsError(f"{file}: broken safetensors header entry for {name!r}") from exc
         if end > data_bytes:
             raise WeightsError(f"{file}: truncated: tensor {name!r} ends at byte {end} of the data, the file holds "

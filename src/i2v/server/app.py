@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 
 from .. import __version__
+from .guard import Guard
 from .metrics import render_metrics
 from .schemas import JobOut, JobPage, ModelOut, ServerConfig
 from .store import FINISHED, STATES, JobStore
@@ -44,16 +45,8 @@ def create_app(config: ServerConfig, store: JobStore | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"],
                            allow_headers=["*"])
 
-    @app.middleware("http")
-    async def refuse_oversized_uploads(request: Request, call_next):
-        """Before the body is read: a declared length over the cap is refused outright."""
-        length = request.headers.get("content-length")
-        cap = config.max_upload_bytes * 2 + MULTIPART_OVERHEAD  # an image and a last image
-        if request.method == "POST" and length and length.isdigit() and int(length) > cap:
-            return JSONResponse({"detail": f"request body is {int(length)} bytes; uploads are limited to "
-                                           f"{config.max_upload_bytes} bytes an image"}, status_code=413)
-        return await call_next(request)
-
+    # before any body is read: the token, and the body's size (an image and a last image at most)
+    app.add_middleware(Guard, max_body_bytes=config.max_upload_bytes * 2 + MULTIPART_OVERHEAD, token=config.token)
     auth = [Depends(require_token)]
     app.include_router(jobs_router, dependencies=auth)
     app.include_router(models_router, dependencies=auth)
@@ -136,6 +129,8 @@ async def submit_job(
     store: JobStore = Depends(get_store),
     config: ServerConfig = Depends(get_config),
 ):
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+        raise HTTPException(422, "Idempotency-Key: 1 to 255 characters")
     if idempotency_key is not None:  # a retried submit: the same job, nothing queued twice
         existing = await run_in_threadpool(store.by_idempotency_key, idempotency_key)
         if existing is not None:
@@ -192,6 +187,8 @@ def get_video(job_id: str, store: JobStore = Depends(get_store), config: ServerC
     if job.state != "succeeded" or not job.output_path:
         raise HTTPException(409, f"job {job_id} is {job.state}; its video exists once it has succeeded")
     path = config.data_dir / "outputs" / Path(job.output_path).name  # a name from the job id only
+    if not path.is_file():
+        raise HTTPException(404, f"job {job_id}: its video is missing from the server's data dir")
     return FileResponse(path, media_type=MEDIA_TYPES[job.output_format],
                         filename=f"{job_id}.{job.output_format}")
 
@@ -209,7 +206,7 @@ def cancel_job(job_id: str, store: JobStore = Depends(get_store)):
     job = _job(store, job_id)
     if job.state in ("succeeded", "failed"):
         raise HTTPException(409, f"job {job_id} already {job.state}")
-    return JobOut.of(store.cancel(job_id))
+    return JobOut.of(store.cancel(job_id) or _job(store, job_id))
 
 
 @jobs_router.get("/{job_id}/events")
@@ -223,6 +220,9 @@ async def job_events(job_id: str, request: Request, store: JobStore = Depends(ge
         last_state, last_step = None, None
         while True:
             job = await run_in_threadpool(store.get, job_id)
+            if job is None:  # deleted meanwhile
+                yield "event: state\ndata: {\"state\": \"deleted\"}\n\n"
+                return
             out = JobOut.of(job)
             if job.state != last_state:
                 last_state = job.state

@@ -44,7 +44,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=None, metavar="URL", help="the server's database (default: SQLite in --data-dir)")
+    p.add_argument("--db", default=os.environ.get("I2V_DB"), metavar="URL",
+                   help="the server's database (default: $I2V_DB, else SQLite in --data-dir)")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="the server's data dir (shared storage on several "
                                                                 "machines)")
     p.add_argument("--device", default=None)
@@ -107,7 +108,8 @@ def serve_main(args) -> int:
         print(f"removed {len(removed)} output(s) of attempts that died before recording them", file=sys.stderr)
     workers = []
     for _ in range(args.workers):
-        command = [sys.executable, "-m", "i2v.cli", "worker", "--db", config.database_url, "--data-dir", str(data_dir)]
+        # the database URL (it may hold a password) goes by environment, not on the process list
+        command = [sys.executable, "-m", "i2v.cli", "worker", "--data-dir", str(data_dir)]
         for model in config.models or ():
             command += ["--models", model]
         if args.device:
@@ -115,7 +117,7 @@ def serve_main(args) -> int:
         if args.job_timeout:
             command += ["--job-timeout", str(args.job_timeout)]
         command += ["--lease", str(args.lease)]
-        workers.append(subprocess.Popen(command))
+        workers.append(subprocess.Popen(command, env={**os.environ, "I2V_DB": config.database_url}))
     if config.ui:
         print(f"web UI at http://{args.host}:{args.port}/ui", file=sys.stderr, flush=True)
         if getattr(args, "open_browser", False):

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    case,
     Float,
     Integer,
     String,
@@ -41,6 +42,7 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 DEFAULT_LEASE_S = 30.0
+DEFAULT_MAX_ATTEMPTS = 3  # a job whose worker dies this often (out of memory, a crash) ends failed
 REQUEUE_EVERY_S = 0.25  # how often a polling worker looks for jobs whose lease ran out
 
 
@@ -184,11 +186,12 @@ def make_engine(url: str) -> Engine:
 class JobStore:
     """Every read and write of jobs; each method is one short transaction."""
 
-    def __init__(self, url: str, lease_seconds: float = DEFAULT_LEASE_S):
+    def __init__(self, url: str, lease_seconds: float = DEFAULT_LEASE_S, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
         self.url = url
         self.engine = make_engine(url)
         self.reader = self.engine.execution_options(i2v_read_only=True)
         self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
         self._requeued_at = 0.0
         self.migrate()
 
@@ -196,6 +199,8 @@ class JobStore:
     def migrate(self) -> int:
         """Create or upgrade the schema to ``SCHEMA_VERSION``; return the version found before."""
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # servers and workers starting together: one migrates at a time
+                conn.execute(text("SELECT pg_advisory_xact_lock(7462013)"))
             conn.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
             found = conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar()
             if found is None:
@@ -266,17 +271,26 @@ class JobStore:
         return [f - b for b, f in rows if b is not None and f is not None]
 
     # ---- workers -----------------------------------------------------------------------------
+    def _back_to_queue(self, now: float):
+        """The values for a running job that goes back to the queue: cancelled if a cancel was asked
+        meanwhile, failed once its workers died ``max_attempts`` times, else queued (one statement,
+        so a cancel cannot slip in between)."""
+        state = case((JobRow.cancel_requested, CANCELLED), (JobRow.attempts >= self.max_attempts, FAILED),
+                     else_=QUEUED)
+        finished = case((JobRow.cancel_requested | (JobRow.attempts >= self.max_attempts), now), else_=None)
+        error = case((JobRow.cancel_requested, None),
+                     (JobRow.attempts >= self.max_attempts,
+                      f"its worker stopped answering {self.max_attempts} times (out of memory or a crash?)"),
+                     else_=None)
+        return dict(state=state, finished_at=finished, error=error, worker_id=None, lease_until=None, progress_step=0)
+
     def requeue_expired(self, now: float | None = None) -> int:
-        """Queue again the running jobs whose worker stopped renewing its lease; return how many.
-        A job cancelled while its worker died ends cancelled instead."""
+        """Queue again the running jobs whose worker stopped renewing its lease; return how many went
+        back (a job cancelled meanwhile ends cancelled, one whose workers kept dying ends failed)."""
         now = time.time() if now is None else now
         expired = (JobRow.state == RUNNING) & (JobRow.lease_until < now)
         with self.engine.begin() as conn:
-            conn.execute(update(JobRow).where(expired & JobRow.cancel_requested)
-                         .values(state=CANCELLED, finished_at=now, worker_id=None, lease_until=None))
-            result = conn.execute(update(JobRow).where(expired)
-                                  .values(state=QUEUED, worker_id=None, lease_until=None, progress_step=0))
-            return result.rowcount
+            return conn.execute(update(JobRow).where(expired).values(**self._back_to_queue(now))).rowcount
 
     def claim(self, worker_id: str, models: Iterable[str] | None = None) -> Job | None:
         """Atomically take the oldest queued job (of ``models``, if given) for ``worker_id``. Cheap when
@@ -285,7 +299,7 @@ class JobStore:
         if now - self._requeued_at >= REQUEUE_EVERY_S:
             self.requeue_expired(now)
             self._requeued_at = now
-        oldest = select(JobRow.id).where(JobRow.state == QUEUED)
+        oldest = select(JobRow.id).where(JobRow.state == QUEUED, JobRow.cancel_requested.is_(False))
         if models is not None:
             oldest = oldest.where(JobRow.model.in_(list(models)))
         with Session(self.reader) as s, s.begin():
@@ -318,9 +332,10 @@ class JobStore:
         return None if updated is None else bool(updated)
 
     def finish(self, job: Job, output_path: str, settings: dict, notices: list[str]) -> bool:
-        """Mark this attempt's job succeeded; False if the attempt no longer owns it."""
+        """Mark this attempt's job succeeded; False if the attempt no longer owns it or a cancel was
+        asked meanwhile (a cancel always wins)."""
         with self.engine.begin() as conn:
-            done = conn.execute(update(JobRow).where(self._owned(job)).values(
+            done = conn.execute(update(JobRow).where(self._owned(job), JobRow.cancel_requested.is_(False)).values(
                 state=SUCCEEDED, finished_at=time.time(), output_path=output_path, lease_until=None,
                 settings=json.dumps(settings, default=str), notices=json.dumps(notices),
                 progress_step=JobRow.progress_total)).rowcount
@@ -339,10 +354,15 @@ class JobStore:
                 state=CANCELLED, finished_at=time.time(), lease_until=None)).rowcount == 1
 
     def release(self, job: Job) -> bool:
-        """A worker stopping (SIGTERM) hands its running job back to the queue at once."""
+        """A worker stopping (SIGTERM) hands its running job back to the queue at once (or ends it
+        cancelled, if a cancel was asked)."""
+        now = time.time()
         with self.engine.begin() as conn:
             return conn.execute(update(JobRow).where(self._owned(job)).values(
-                state=QUEUED, worker_id=None, lease_until=None, progress_step=0)).rowcount == 1
+                state=case((JobRow.cancel_requested, CANCELLED), else_=QUEUED),
+                finished_at=case((JobRow.cancel_requested, now), else_=None),
+                attempts=JobRow.attempts - 1,  # a stopped worker is not the job's fault: no attempt spent
+                worker_id=None, lease_until=None, progress_step=0)).rowcount == 1
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel: a queued job never runs; a running one is asked to stop (its worker stops within one

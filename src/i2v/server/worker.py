@@ -23,6 +23,7 @@ from pathlib import Path
 from .store import Job, JobStore
 
 log = logging.getLogger("i2v.worker")
+ORPHAN_AGE_S = 60.0  # a younger output may belong to an attempt that is recording it right now
 
 
 class JobCancelled(Exception):
@@ -177,9 +178,10 @@ class Worker:
         settings = {**result.settings, "image": job.request.get("image_name"), "job_id": job.id}
         settings.pop("last_image", None)
         write_video(result.frames, path, fps=result.fps, metadata={**settings, "fps": result.fps})
-        if not self.store.finish(job, name, settings, result.notices):  # taken over meanwhile
+        if not self.store.finish(job, name, settings, result.notices):  # cancelled, or taken over, meanwhile
             path.unlink(missing_ok=True)
             sidecar_path(path).unlink(missing_ok=True)
+            self.store.mark_cancelled(job)  # fenced: a no-op when another attempt owns the job
 
 
 def remove_orphan_outputs(store: JobStore, data_dir: Path) -> list[Path]:
@@ -190,12 +192,14 @@ def remove_orphan_outputs(store: JobStore, data_dir: Path) -> list[Path]:
     outputs = Path(data_dir) / "outputs"
     if not outputs.is_dir():
         return []
-    kept = store.output_paths()
+    # the folder first, then the jobs: a job that succeeds meanwhile is already in `kept` when it is read
+    now = time.time()
+    files = [p for p in outputs.iterdir() if not (p.name.endswith(".json") or p.name.startswith("."))
+             and now - p.stat().st_mtime > ORPHAN_AGE_S]
     running = {f"{j.id}-{j.attempts}" for j in store.list(state=RUNNING, limit=100000)[0]}
+    kept = store.output_paths()
     removed = []
-    for path in outputs.iterdir():
-        if path.name.endswith(".json") or path.name.startswith("."):
-            continue
+    for path in files:
         if path.name not in kept and path.name.rsplit(".", 1)[0] not in running:
             path.unlink(missing_ok=True)
             sidecar_path(path).unlink(missing_ok=True)

@@ -65,11 +65,26 @@ def thumbnail(job, folders: dict[str, Path]) -> str | None:
     if not path.exists():
         from PIL import Image
 
+        from ..errors import I2VError
         from ..io.video import read_video
 
-        frames, _ = read_video(folders["outputs"] / Path(job.output_path).name)
+        try:
+            frames, _ = read_video(folders["outputs"] / Path(job.output_path).name)
+        except (I2VError, OSError):  # a missing or damaged video: no thumbnail, the rest of History stands
+            return None
         Image.fromarray(frames[0]).save(path)
     return str(path)
+
+
+def uploaded_file(path: str, cache: Path, cap: int, field: str) -> Path:
+    """A file the browser uploaded: a regular file inside Gradio's upload cache, at most ``cap`` bytes.
+    Anything else is refused (``ValueError``): a request can never make the UI read a server path."""
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(cache.resolve()) or not resolved.is_file():
+        raise ValueError(f"{field}: not a file uploaded through this page")
+    if resolved.stat().st_size > cap:
+        raise ValueError(f"{field}: larger than the limit of {cap} bytes")
+    return resolved
 
 
 def study_items(images: list[str], prompts: str | None, table: str | None) -> list[tuple[str, str]]:
@@ -79,10 +94,16 @@ def study_items(images: list[str], prompts: str | None, table: str | None) -> li
     if table:
         import csv
 
-        with open(table, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+        try:
+            with open(table, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f, strict=True))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"The CSV cannot be read ({exc}).") from exc
         if not rows or "image" not in rows[0]:
             raise ValueError("The CSV needs a header with an 'image' column (and 'prompt').")
+        short = [n for n, r in enumerate(rows, start=2) if None in r.values() or None in r]
+        if short:
+            raise ValueError(f"The CSV's line {short[0]} has more or fewer fields than its header.")
         missing = sorted({r["image"] for r in rows if r.get("image") not in by_name})
         if missing:
             raise ValueError(f"The CSV names images that were not uploaded: {', '.join(missing[:5])}.")
@@ -114,8 +135,12 @@ def build_ui(store: JobStore, config: ServerConfig):
             return None
         from ..io.temps import partial_sibling
 
+        try:
+            source = uploaded_file(path, folders["ui-cache"], config.max_upload_bytes, field)
+        except ValueError as exc:
+            raise SubmitError(422, str(exc)) from exc
         with partial_sibling(config.data_dir / "inputs" / stem) as tmp:
-            shutil.copyfile(path, tmp)
+            shutil.copyfile(source, tmp)
             return accept_image(tmp, config, stem, field, Path(path).name)
 
     def generate(image, last_image, prompt, negative, model, *rest):
@@ -131,6 +156,7 @@ def build_ui(store: JobStore, config: ServerConfig):
         if view["motion_strength"] and motion is not None:
             fields["motion_strength"] = float(motion)
         job_id = new_job_id()
+        first_image = None
         try:
             check_room(store, config, fmt)
             first_image = receive(image, job_id, "image")
@@ -138,6 +164,8 @@ def build_ui(store: JobStore, config: ServerConfig):
             job, _ = queue_job(store, config, job_id=job_id, model=model, output_format=fmt, fields=fields,
                                image=first_image, last_image=last, profile=None if profile == "default" else profile)
         except SubmitError as exc:
+            if first_image is not None:  # a refused last image: the first one goes too
+                (config.data_dir / "inputs" / first_image.name).unlink(missing_ok=True)
             raise gr.Error(exc.detail) from exc
         yield job.id, progress_html(0, 0, None, "queued"), None, None, "", gr.update(value=fields["seed"])
         while True:
@@ -231,11 +259,14 @@ def build_ui(store: JobStore, config: ServerConfig):
             raise gr.Error("Add at least one image.")
         table = table if isinstance(table, str) or table is None else table.name
         try:
+            images = [str(uploaded_file(p, folders["ui-cache"], config.max_upload_bytes, "images")) for p in images]
+            if table:
+                table = str(uploaded_file(table, folders["ui-cache"], 1024 * 1024, "CSV"))
             items = study_items(images, prompts, table)
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
         count = len(items)
-        pairs = []
+        pairs, jobs = [], []
         try:
             for item, (image_path, prompt) in enumerate(items):
                 jobs = []
@@ -248,17 +279,25 @@ def build_ui(store: JobStore, config: ServerConfig):
                                        fields=fields, image=accepted)
                     jobs.append(job.id)
                 pairs.append((prompt, Path(image_path).name, jobs[0], jobs[1]))
-        except SubmitError as exc:
-            for _, _, a, b in pairs:
-                store.cancel(a)
-                store.cancel(b)
+        except SubmitError as exc:  # nothing of a study that could not start stays queued
+            for job_id in [j for _, _, a, b in pairs for j in (a, b)] + jobs:
+                store.cancel(job_id)
             raise gr.Error(exc.detail) from exc
         study_id = studies.create(name or "study", side_a, side_b, pairs)
         return study_id, f"Study {study_id}: {count} pairs queued ({2 * count} videos).", set()
 
-    def next_pair(study_id, seen):
+    def known_study(study_id) -> str:
+        study_id = (study_id or "").strip()
         if not study_id:
             raise gr.Error("Start a study first, or paste a study id.")
+        try:
+            studies.sides(study_id)
+        except KeyError:
+            raise gr.Error(f"No study {study_id!r}.") from None
+        return study_id
+
+    def next_pair(study_id, seen):
+        study_id = known_study(study_id)
         seen = set(seen or ())
         pairs = studies.pairs(study_id)
         ready = [p for p in studies.ready_pairs(study_id) if p.item not in seen]
@@ -274,17 +313,17 @@ def build_ui(store: JobStore, config: ServerConfig):
             pair.item, seen
 
     def vote(study_id, item, seen, screen_choice):
-        if item is None:
-            raise gr.Error("Show a pair first.")
-        pair = next(p for p in studies.pairs(study_id) if p.item == item)
+        study_id = known_study(study_id)
+        pair = next((p for p in studies.pairs(study_id) if p.item == item), None)
+        if pair is None:
+            raise gr.Error("Show a pair of this study first (press Next pair).")
         choice = "tie" if screen_choice == "tie" else \
             ("a" if (screen_choice == "left") == pair.left_is_a else "b")
         studies.vote(study_id, item, choice)
         return next_pair(study_id, set(seen or ()) | {item})
 
     def study_results(study_id):
-        if not study_id:
-            raise gr.Error("Start a study first, or paste a study id.")
+        study_id = known_study(study_id)
         result = studies.results(study_id)
         folder = config.data_dir / "studies"
         folder.mkdir(exist_ok=True)
