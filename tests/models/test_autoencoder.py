@@ -46,3 +46,19 @@ def test_load_autoencoder_refuses_a_foreign_or_unreadable_config(tmp_path):
     (tmp_path / "b" / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="unreadable autoencoder config"):
         load_autoencoder(tmp_path / "b")
+
+
+def test_diffusion_latents_round_trip_per_channel_or_by_one_factor():
+    from i2v.models.autoencoder import from_diffusion_latents, to_diffusion_latents
+
+    z = torch.randn(2, 8, 4, 4) * torch.arange(1, 9).view(1, 8, 1, 1) + 3
+    patch = build_autoencoder("patch-test")
+    patch.register_to_config(latents_mean=z.mean(dim=(0, 2, 3)).tolist(), latents_std=z.std(dim=(0, 2, 3)).tolist())
+    normalised = to_diffusion_latents(patch, z)
+    assert torch.allclose(normalised.mean(dim=(0, 2, 3)), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(normalised.std(dim=(0, 2, 3)), torch.ones(8), atol=1e-5)
+    assert torch.allclose(from_diffusion_latents(patch, normalised), z, atol=1e-5)
+    kl = build_autoencoder("test")
+    kl.register_to_config(scaling_factor=0.5)
+    assert torch.allclose(to_diffusion_latents(kl, z[:, :4]), z[:, :4] * 0.5)
+    assert torch.allclose(from_diffusion_latents(kl, z[:, :4] * 0.5), z[:, :4])

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from i2v.models.autoencoder import to_diffusion_latents
 from i2v.pipelines.pipeline_i2v import I2VPipeline
 
 from ..conftest import dummy_components
@@ -38,7 +39,7 @@ def test_first_frame_is_the_autoencoded_image(pipe):
     frames = pipe(image=img, prompt="x", num_inference_steps=2, seed=0).frames
     with torch.no_grad():
         x = pipe.image_to_tensor(img, 64, 64)
-        z = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+        z = to_diffusion_latents(pipe.vae, pipe.vae.encode(x).latent_dist.mean)
         expected = pipe.decode_latents(z[:, :, None])[0]
     np.testing.assert_allclose(frames[0].astype(int), expected.astype(int), atol=1)
 

@@ -106,6 +106,7 @@ def test_patch_autoencoder_starts_from_the_photos_principal_components(tmp_path)
     assert len(losses) == 2
     vae = load_autoencoder(tmp_path / "run" / "final")
     assert isinstance(vae, PatchAutoencoder) and vae.config.scaling_factor != 1.0
+    assert len(vae.config.latents_mean) == len(vae.config.latents_std) == 8 and min(vae.config.latents_std) > 0
     basis = vae.linear_decode.weight[:, :, 0, 0].detach()  # (48, 8): near-orthonormal after 2 small steps
     assert torch.allclose(basis.T @ basis, torch.eye(8), atol=0.05)
 

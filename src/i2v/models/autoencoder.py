@@ -82,3 +82,28 @@ def spatial_compression(config: dict) -> int:
     if config.get("_class_name") == "PatchAutoencoder" or "patch_size" in config:
         return int(config.get("patch_size", 4))
     return 2 ** (len(config.get("block_out_channels", [0, 0, 0])) - 1)
+
+
+def _channel_stats(vae, z):
+    mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+    if mean is None or std is None:
+        return None
+    shape = (1, len(mean)) + (1,) * (z.ndim - 2)
+    return (z.new_tensor(mean).view(shape), z.new_tensor(std).view(shape))
+
+
+def to_diffusion_latents(vae, z):
+    """The autoencoder's latents (N, C, h, w) -> what the denoiser works on: normalised per channel
+    when the config records ``latents_mean`` / ``latents_std``, else times ``scaling_factor``."""
+    stats = _channel_stats(vae, z)
+    if stats is None:
+        return z * vae.config.scaling_factor
+    return (z - stats[0]) / stats[1]
+
+
+def from_diffusion_latents(vae, z):
+    """The inverse of ``to_diffusion_latents``: the denoiser's latents -> what the decoder takes."""
+    stats = _channel_stats(vae, z)
+    if stats is None:
+        return z / vae.config.scaling_factor
+    return z * stats[1] + stats[0]

@@ -9,7 +9,11 @@ start at zero, so training starts at the linear code's quality and only improves
 
 The interface is ``AutoencoderKL``'s where the pipeline and the trainers use it:
 ``encode(x).latent_dist`` (deterministic: ``mean``, ``std`` 0, ``kl()`` 0), ``decode(z).sample``,
-``config.scaling_factor`` and ``spatial_compression``.
+``config.scaling_factor`` and ``spatial_compression``. Its channels carry very different amounts of
+signal (the first principal components most), so the denoiser sees them normalised channel by
+channel (``latents_mean`` / ``latents_std`` in the config, as Wan's video VAE does): every channel
+then has the same signal-to-noise ratio at each noise level, and the detail channels are denoised
+as carefully as the coarse ones (``autoencoder.to_diffusion_latents``).
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ class PatchAutoencoder(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, patch_size: int = 4, latent_channels: int = 8, hidden_channels: int = 64,
                  encoder_blocks: int = 2, decoder_blocks: int = 4, norm_num_groups: int = 16,
-                 scaling_factor: float = 1.0, sample_size: int = 128):
+                 scaling_factor: float = 1.0, sample_size: int = 128, latents_mean: list[float] | None = None,
+                 latents_std: list[float] | None = None):
         super().__init__()
         patch_dim = 3 * patch_size * patch_size
         self.linear_encode = nn.Conv2d(patch_dim, latent_channels, 1)

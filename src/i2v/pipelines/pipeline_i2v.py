@@ -19,7 +19,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from ..conditioning import MiniLMTextEncoder, TextEmbedding
-from ..models.autoencoder import load_autoencoder, spatial_compression
+from ..models.autoencoder import from_diffusion_latents, load_autoencoder, spatial_compression, to_diffusion_latents
 from ..models.patch_autoencoder import PatchAutoencoder
 from ..models.unet import SpaceTimeUNet
 from ..errors import NonFiniteError
@@ -124,7 +124,7 @@ class I2VPipeline(DiffusionPipeline):
 
     def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = DECODE_CHUNK) -> np.ndarray:
         # latents: (1, C, T, h, w) -> frames (T, H, W, 3) uint8
-        z = latents[0].permute(1, 0, 2, 3) / self.vae.config.scaling_factor  # (T, C, h, w)
+        z = from_diffusion_latents(self.vae, latents[0].permute(1, 0, 2, 3))  # (T, C, h, w)
         z = z.contiguous(memory_format=torch.channels_last) if latents.device.type == "cpu" else z
         z = z.to(self.vae.dtype)
         frames = torch.cat([self.vae.decode(chunk).sample for chunk in z.split(decode_chunk_size)])
@@ -175,7 +175,7 @@ class I2VPipeline(DiffusionPipeline):
 
         # 3. Encode the first frame
         pixels = self.image_to_tensor(image, height, width).to(device, self.vae.dtype)
-        image_latents = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor  # (1, C, h, w)
+        image_latents = to_diffusion_latents(self.vae, self.vae.encode(pixels).latent_dist.mean)  # (1, C, h, w)
         image_latents = image_latents.to(dtype)
         timings["encode"] = time.perf_counter() - t0
 

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import StaleCacheError
+from ..models.autoencoder import to_diffusion_latents
 from ..world.batches import frames_to_tensor
 from ..world.scenes import HELDOUT_SEED_START, TRAVEL_RANGE, Scene, over_photo, render, sample_scene
 
@@ -27,7 +28,7 @@ def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
     b, _, t = video.shape[:3]
     frames = video.permute(0, 2, 1, 3, 4).flatten(0, 1)  # (B*T, 3, H, W)
     z = torch.cat([vae.encode(chunk).latent_dist.mean for chunk in frames.split(64)])
-    z = z * vae.config.scaling_factor
+    z = to_diffusion_latents(vae, z)
     return z.unflatten(0, (b, t)).permute(0, 2, 1, 3, 4)
 
 
@@ -43,6 +44,8 @@ def fingerprint(vae, photos: list[np.ndarray] | None = None) -> dict:
     for name, tensor in sorted(vae.state_dict().items()):
         weights.update(name.encode())
         weights.update(tensor.detach().float().cpu().numpy().tobytes())
+    for key in ("scaling_factor", "latents_mean", "latents_std"):  # how latents are normalised for the denoiser
+        weights.update(json.dumps(getattr(vae.config, key, None)).encode())
     out = {"autoencoder": weights.hexdigest()[:16]}
     if photos:
         pictures = hashlib.sha256()

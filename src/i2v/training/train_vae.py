@@ -193,7 +193,9 @@ def main(argv=None) -> dict:
 @torch.no_grad()
 def calibrate_scaling_factor(vae, seed: int = 0, num_scenes: int = 16, photos: list | None = None) -> float:
     """Set ``scaling_factor`` so that scaled latents have unit standard deviation (SD's recipe), over
-    frames of the shapes world and, when given, as many windows of the photographs."""
+    frames of the shapes world and, when given, as many windows of the photographs. A patch
+    autoencoder also gets each channel's mean and standard deviation (``latents_mean`` /
+    ``latents_std``): its channels differ too much for one factor."""
     from ..world.batches import video_batch
 
     rng = np.random.default_rng(seed + 12345)
@@ -206,6 +208,9 @@ def calibrate_scaling_factor(vae, seed: int = 0, num_scenes: int = 16, photos: l
     latents = torch.cat([vae.encode(chunk.to(vae.device)).latent_dist.mean for chunk in frames.split(64)])
     factor = float(1.0 / latents.std())
     vae.register_to_config(scaling_factor=factor)
+    if "latents_std" in vae.config:  # (N, C, h, w): per channel over every frame and position
+        vae.register_to_config(latents_mean=latents.mean(dim=(0, 2, 3)).tolist(),
+                               latents_std=latents.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist())
     return factor
 
 
