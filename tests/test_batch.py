@@ -91,7 +91,7 @@ def test_two_local_processes_make_the_same_videos_as_one(manifest, tmp_path, tin
     assert sorted(r.status for r in results) == ["done", "done"]
     for name in ("left.mp4", "00002-a.mp4"):  # the same request; a process's thread count can move a rounding
         a, b = (read_video(folder / name)[0].astype(int) for folder in (one, two))
-        assert a.shape == b.shape and np.abs(a - b).mean() < 2.0  # another seed differs by tens
+        assert a.shape == b.shape and np.abs(a - b).mean() < 2.0  # rounding spread, not bit-equality
         assert read_metadata(one / name)["seed"] == read_metadata(two / name)["seed"]
 
 
@@ -112,7 +112,7 @@ def test_ray_engine_on_a_local_ray(manifest, tmp_path, tiny_model_dir):
     assert sorted(r.status for r in results) == ["done", "done"]
     for name in ("left.mp4", "00002-a.mp4"):
         a, b = (read_video(folder / name)[0].astype(int) for folder in (local, on_ray))
-        assert a.shape == b.shape and np.abs(a - b).mean() < 2.0  # another seed differs by tens
+        assert a.shape == b.shape and np.abs(a - b).mean() < 2.0  # rounding spread, not bit-equality
 
 
 def test_an_interrupted_batch_resumes_where_it_stopped(tmp_path, sample_image_path, tiny_model_dir):
