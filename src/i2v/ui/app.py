@@ -175,7 +175,7 @@ def build_ui(store: JobStore, config: ServerConfig):
                 break
             yield (job.id, progress_html(job.progress_step, job.progress_total, out.progress.eta_seconds, job.state),
                    gr.update(), gr.update(), gr.update(), gr.update())
-            time.sleep(0.2)
+            time.sleep(0.1)
         notices = "\n".join(f"- {n}" for n in job.request.get("submit_notices", []) + job.notices)
         if job.state != "succeeded":
             message = "cancelled" if job.state == "cancelled" else f"failed: {job.error}"
