@@ -105,3 +105,25 @@ def test_sigkill_of_server_and_worker_loses_nothing(tmp_path, tiny_model_dir, sa
     videos = sorted(p.name for p in (data / "outputs").iterdir() if p.suffix == ".mp4")
     assert videos == sorted(f"{j['id']}-{j['attempts']}.mp4" for j in jobs)
     assert not [p for p in (data / "outputs").iterdir() if p.name.startswith(".")]
+
+
+def test_a_killed_servers_own_workers_stop(tmp_path, tiny_model_dir, stop_later):
+    port = free_port()
+    server = start("serve", "--port", str(port), "--models", str(tiny_model_dir), "--data-dir", str(tmp_path / "d"),
+                   "--workers", "1")
+    stop_later(server)
+    wait_healthy(f"http://127.0.0.1:{port}", server)
+    deadline = time.monotonic() + 30
+    workers = []
+    while not workers and time.monotonic() < deadline:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.pid)], capture_output=True, text=True).stdout
+        workers = [int(p) for p in out.split()]
+        time.sleep(0.2)
+    assert workers
+    server.send_signal(signal.SIGKILL)  # no chance to stop its workers itself
+    server.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") and
+                                              "Z" not in open(f"/proc/{w}/stat").read().split()[2] for w in workers):
+        time.sleep(0.2)
+    assert not [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]]

@@ -53,6 +53,7 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-models", type=int, default=1, help="models kept loaded at once (least recently used out)")
     p.add_argument("--job-timeout", type=float, default=None, metavar="SECONDS")
     p.add_argument("--poll", type=float, default=0.05, help="seconds between looks at an empty queue")
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)  # set by `i2v serve --workers`
     p.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
                    help="a job this worker is silent on for this long runs again elsewhere (heartbeats: lease / 10)")
 
@@ -109,7 +110,8 @@ def serve_main(args) -> int:
     workers = []
     for _ in range(args.workers):
         # the database URL (it may hold a password) goes by environment, not on the process list
-        command = [sys.executable, "-m", "i2v.cli", "worker", "--data-dir", str(data_dir)]
+        command = [sys.executable, "-m", "i2v.cli", "worker", "--data-dir", str(data_dir), "--parent-pid",
+                   str(os.getpid())]
         for model in config.models or ():
             command += ["--models", model]
         if args.device:
@@ -149,7 +151,7 @@ def worker_main(args) -> int:
     worker = Worker(store, WorkerConfig(data_dir=data_dir, device=args.device, models=_models(args.models),
                                         max_models=args.max_models, poll_seconds=args.poll,
                                         heartbeat_seconds=min(1.0, args.lease / 10),
-                                        job_timeout_seconds=args.job_timeout))
+                                        job_timeout_seconds=args.job_timeout, parent_pid=args.parent_pid))
     print(f"worker {worker.id} taking jobs from {store.engine.url.render_as_string(hide_password=True)}",
           file=sys.stderr, flush=True)
     worker.run_forever()

@@ -43,6 +43,7 @@ class WorkerConfig:
     poll_seconds: float = 0.05  # an empty queue costs one read per poll
     heartbeat_seconds: float = 1.0
     job_timeout_seconds: float | None = None  # a running job past this fails
+    parent_pid: int | None = None  # a worker `i2v serve` started stops when that server is gone
 
 
 class WarmModels:
@@ -71,9 +72,9 @@ class WarmModels:
 class _Heartbeat(threading.Thread):
     """Renews the lease and writes progress every ``interval`` seconds while a job runs."""
 
-    def __init__(self, store: JobStore, job: Job, interval: float):
+    def __init__(self, store: JobStore, job: Job, interval: float, orphaned=lambda: False):
         super().__init__(daemon=True)
-        self.store, self.job, self.interval = store, job, interval
+        self.store, self.job, self.interval, self.orphaned = store, job, interval, orphaned
         self.step, self.total = 0, 0
         self.cancelled = threading.Event()
         self.lost = threading.Event()
@@ -81,6 +82,11 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self._stop.wait(self.interval):
+            if self.orphaned():  # the server that started this worker died: stop as on SIGTERM (job handed back)
+                import signal
+
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             self.beat()
 
     def beat(self) -> None:
@@ -110,9 +116,12 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
+    def orphaned(self) -> bool:
+        return self.config.parent_pid is not None and os.getppid() != self.config.parent_pid
+
     def run_forever(self) -> None:
-        """Claim and run jobs until ``stop()``."""
-        while not self._stop.is_set():
+        """Claim and run jobs until ``stop()`` (or, for a server's own worker, until the server is gone)."""
+        while not self._stop.is_set() and not self.orphaned():
             if not self.run_once():
                 self._stop.wait(self.config.poll_seconds)
 
@@ -129,7 +138,7 @@ class Worker:
         from ..errors import I2VError
         from ..types import GenerationRequest
 
-        beat = _Heartbeat(self.store, job, self.config.heartbeat_seconds)
+        beat = _Heartbeat(self.store, job, self.config.heartbeat_seconds, self.orphaned)
         beat.start()
         started = time.monotonic()
         timeout = self.config.job_timeout_seconds
