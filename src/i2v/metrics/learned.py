@@ -234,27 +234,36 @@ def dino_i2v_subject(frames, image, dino: DinoNetwork, features=None) -> float:
     return i2v_subject_score(image_feature, dino_features(frames, dino) if features is None else features)
 
 
-# ---- I3D / FVD -------------------------------------------------------------------------------
+# ---- TorchScript networks the user points at (I3D, Inception) ------------------------------------
 @dataclasses.dataclass
-class I3DNetwork:
-    """The StyleGAN-V I3D TorchScript module loaded from ``path``."""
+class TorchScriptNetwork:
+    """A TorchScript module loaded from ``path`` (the StyleGAN-V I3D file, an Inception-v3 classifier)."""
 
     path: str
     model: object
     device: str = "cpu"
 
 
-def load_i3d(path, device: str = "cpu") -> I3DNetwork:
-    """``torch.jit.load`` of a TorchScript I3D file the user passed explicitly (see the module
-    docstring: a TorchScript archive holds code as well as weights)."""
+I3DNetwork = InceptionNetwork = TorchScriptNetwork
+
+
+def _load_torchscript(path, kind: str, device: str) -> TorchScriptNetwork:
+    """``torch.jit.load`` of a file the user passed explicitly (see the module docstring: a TorchScript
+    archive holds code as well as weights)."""
     import torch
 
-    file = _existing(path, "I3D TorchScript", folder=False)
+    file = _existing(path, f"{kind} TorchScript", folder=False)
     try:
         model = torch.jit.load(str(file), map_location=device)
     except (RuntimeError, ValueError) as err:
         raise WeightsError(f"{file}: not a TorchScript archive ({err})") from err
-    return I3DNetwork(str(file), model.eval(), device)
+    return TorchScriptNetwork(str(file), model.eval(), device)
+
+
+# ---- I3D / FVD -------------------------------------------------------------------------------
+def load_i3d(path, device: str = "cpu") -> I3DNetwork:
+    """The StyleGAN-V ``i3d_torchscript.pt`` the user passed explicitly."""
+    return _load_torchscript(path, "I3D", device)
 
 
 def i3d_features(videos, i3d: I3DNetwork, batch_size: int = 8) -> np.ndarray:
@@ -296,27 +305,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@dataclasses.dataclass
-class InceptionNetwork:
-    """A TorchScript image classifier (Inception-v3) loaded from ``path``."""
-
-    path: str
-    model: object
-    device: str = "cpu"
-
-
 def load_inception(path, device: str = "cpu") -> InceptionNetwork:
-    """``torch.jit.load`` of a TorchScript Inception-v3 classifier the user passed explicitly, e.g.
+    """A TorchScript Inception-v3 classifier the user passed explicitly, e.g.
     ``torch.jit.save(torch.jit.script(torchvision.models.inception_v3(weights="IMAGENET1K_V1").eval()), F)``:
     it takes ``(B, 3, 299, 299)`` ImageNet-normalised images and returns ``(B, classes)`` logits."""
-    import torch
-
-    file = _existing(path, "Inception TorchScript", folder=False)
-    try:
-        model = torch.jit.load(str(file), map_location=device)
-    except (RuntimeError, ValueError) as err:
-        raise WeightsError(f"{file}: not a TorchScript archive ({err})") from err
-    return InceptionNetwork(str(file), model.eval(), device)
+    return _load_torchscript(path, "Inception", device)
 
 
 def inception_probabilities(videos, net: InceptionNetwork, batch_size: int = 32) -> np.ndarray:
