@@ -128,3 +128,29 @@ def test_flow_matching_loss_keeps_frame_zero_clean_and_scores_frames_after_it():
     torch.testing.assert_close(seen["first"], latents[:, :, 0])
     zero = flow_matching_loss(lambda *args: torch.zeros_like(latents), latents, text, sigmas, noise)
     torch.testing.assert_close(zero, ((noise - latents) ** 2)[:, :, 1:].mean())
+
+
+def test_flow_matching_loss_floors_small_sigmas_and_fits_known_flows():
+    from types import SimpleNamespace
+
+    gen = torch.Generator().manual_seed(0)
+    latents, noise = torch.randn(2, 4, 3, 5, 5, generator=gen), torch.randn(2, 4, 3, 5, 5, generator=gen)
+    text = SimpleNamespace(states=torch.zeros(2, 1, 8), pooled=torch.zeros(2, 8), mask=torch.ones(2, 1))
+    off = torch.ones(2, 4, 3, 5, 5)  # a velocity error of 1 everywhere
+    sigmas = torch.tensor([0.05, 0.5])
+    plain = flow_matching_loss(lambda *a: noise - latents + off, latents, text, sigmas, noise)
+    floored = flow_matching_loss(lambda *a: noise - latents + off, latents, text, sigmas, noise, sigma_floor=0.2)
+    assert plain.item() == pytest.approx(1.0)
+    assert floored.item() == pytest.approx(((0.05 / 0.2) ** 2 + 1) / 2)  # sigma 0.05 weighs as if at 0.2
+
+    flow = torch.zeros(2, 2, 3, 5, 5)
+    target = torch.full((2, 2, 3, 5, 5), float("nan"))
+    target[1] = 0.5  # the second clip's flow is known: off by 0.5 from the prediction
+    target[1, :, 0] = 99.0  # frame 0 does not count
+
+    def warping(*args, return_flow=False):
+        assert return_flow
+        return noise - latents, flow
+
+    loss = flow_matching_loss(warping, latents, text, sigmas, noise, flow_target=target, flow_weight=2.0)
+    assert loss.item() == pytest.approx(2.0 * 0.25)

@@ -124,11 +124,28 @@ def sample_training_sigmas(batch: int, generator: torch.Generator | None = None,
     return time_shift(torch.sigmoid(torch.randn(batch, generator=generator)), shift)
 
 
-def flow_matching_loss(unet, latents, text, sigmas, noise) -> torch.Tensor:
-    """Velocity MSE on frames 1..T-1; frame 0 stays clean, as it is at generation time."""
+def flow_matching_loss(unet, latents, text, sigmas, noise, flow_target=None, flow_weight: float = 1.0,
+                       sigma_floor: float = 0.0) -> torch.Tensor:
+    """Velocity MSE on frames 1..T-1; frame 0 stays clean, as it is at generation time.
+
+    ``sigma_floor``: a denoiser that predicts clean frames (``prediction="warp"``) has a velocity error
+    of (clean error) / sigma, which the rare draws near sigma 0 would blow up; below the floor the
+    error is weighted as at the floor. ``flow_target`` (B, 2, T, h, w), NaN where unknown (a whole
+    clip, usually): a warping denoiser's flow is also fitted to it (MSE, times ``flow_weight``).
+    """
     # latents, noise: (B, C, T, h, w); sigmas: (B,)
     x = add_noise(latents, noise, sigmas)
     x[:, :, 0] = latents[:, :, 0]
-    v = unet(x, sigmas, latents[:, :, 0], text.states, text.pooled, text.mask)
+    args = (x, sigmas, latents[:, :, 0], text.states, text.pooled, text.mask)
+    if flow_target is None:
+        v, flow = unet(*args), None
+    else:
+        v, flow = unet(*args, return_flow=True)
     target = noise - latents
-    return ((v.float() - target) ** 2)[:, :, 1:].mean()
+    weight = (sigmas / sigmas.clamp(min=sigma_floor)).view(-1, 1, 1, 1, 1) if sigma_floor > 0 else 1.0
+    loss = (((v.float() - target) * weight) ** 2)[:, :, 1:].mean()
+    if flow is not None:
+        known = ~flow_target[:, :, 1:].isnan()
+        if known.any():
+            loss = loss + flow_weight * ((flow.float()[:, :, 1:] - flow_target[:, :, 1:])[known] ** 2).mean()
+    return loss

@@ -124,3 +124,51 @@ def test_any_even_patch_grid_runs_and_square_multiples_are_unpadded():
     finally:
         unet_module.F.pad = real_pad
     assert run(36, 64).shape == (1, 4, 3, 36, 64) and torch.isfinite(run(36, 64)).all()
+
+
+def _warp_model():
+    """A warping test denoiser whose warp is a random full-rank linear patch code for 4 latent channels."""
+    torch.manual_seed(0)
+    m = build_unet("test", num_frames=4, sample_size=16, prediction="warp", vae_patch_size=4)
+    m.warp.to_patches.copy_(torch.randn(48, 4))
+    m.warp.from_patches.copy_(torch.linalg.pinv(m.warp.to_patches))
+    return m.eval()
+
+
+def test_a_fresh_warping_denoiser_holds_the_first_frame():
+    """Zero output layer: no flow, no residual, so the predicted clean frames are all frame 0."""
+    m = _warp_model()
+    inputs = _inputs()
+    with torch.no_grad():
+        v, flow = m(**inputs, return_flow=True)
+    sigma = inputs["timestep"].view(-1, 1, 1, 1, 1)
+    clean = inputs["sample"] - sigma * v
+    torch.testing.assert_close(clean, inputs["image_latents"][:, :, None].expand_as(clean), atol=1e-4, rtol=1e-4)
+    assert flow.shape == (2, 2, 4, 16, 16) and flow.abs().max() == 0
+
+
+def test_a_warping_denoisers_flow_moves_frame_zero(tmp_path):
+    """A constant flow in the output layer's bias moves every frame; the folder round trip keeps the warp."""
+    m = _warp_model()
+    with torch.no_grad():
+        m.conv_out.bias.view(6, 4)[4] = -2 / 16  # x flow of every sub-pixel: one latent pixel right
+    inputs = _inputs()
+    with torch.no_grad():
+        v, flow = m(**inputs, return_flow=True)
+    clean = inputs["sample"] - inputs["timestep"].view(-1, 1, 1, 1, 1) * v
+    torch.testing.assert_close(clean[..., 1:], inputs["image_latents"][:, :, None, :, :-1].expand_as(clean[..., 1:]),
+                               atol=1e-4, rtol=1e-4)
+    m.save_pretrained(tmp_path)
+    loaded = SpaceTimeUNet.from_pretrained(tmp_path, use_safetensors=True).eval()
+    assert loaded.config.prediction == "warp"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs), v)
+
+
+def test_only_a_warping_denoiser_returns_a_flow():
+    import pytest
+
+    with pytest.raises(ValueError, match="prediction='warp'"):
+        _model()(**_inputs(), return_flow=True)
+    with pytest.raises(ValueError, match="prediction"):
+        build_unet("test", prediction="x0")

@@ -152,22 +152,71 @@ def test_photo_clips_join_the_batches(tiny_vae_dir, tmp_path):
         main(_args(tiny_vae_dir, tmp_path / "bad") + ["--photos", str(photos), "--photo-share", "0"])
 
 
+def test_a_warping_denoiser_trains_on_photo_clips_with_their_flow(tmp_path):
+    """--prediction warp on the photo autoencoder: the run trains, and its exported denoiser warps."""
+    from i2v.models.autoencoder import build_autoencoder
+    from i2v.models.unet import SpaceTimeUNet
+
+    from .test_train_vae import fake_photo_folder
+
+    torch.manual_seed(0)
+    vae = build_autoencoder("patch-test", sample_size=128)
+    vae.fit_linear_path(torch.rand(4, 3, 32, 32) * 2 - 1)
+    vae.save_pretrained(tmp_path / "vae")
+    photos = fake_photo_folder(tmp_path / "photos")
+    losses = main(_args(tmp_path / "vae", tmp_path / "run") + ["--photos", str(photos), "--photo-clips", "3",
+                                                             "--prediction", "warp", "--flow-weight", "2"])
+    assert len(losses) == 4 and np.isfinite(list(losses.values())).all()
+    unet = SpaceTimeUNet.from_pretrained(tmp_path / "run" / "ema_unet")
+    assert unet.config.prediction == "warp"
+    torch.testing.assert_close(unet.warp.to_patches, vae.linear_decode.weight[:, :, 0, 0].detach())
+
+
 def test_photo_batch_mirrors_pans_and_captions_them():
-    """Each mirrored clip of a pan left is captioned as a pan right, and each unmirrored one as a pan left."""
-    from i2v.training.train_video import photo_batch
+    """Each mirrored clip of a pan left is captioned as a pan right, and each unmirrored one as a pan left;
+    its flow points the way the content came from (left for a pan left, whose content slides right)."""
+    from i2v.training.train_video import PhotoBucket, photo_batch
+    from i2v.world.photos.camera import CameraMove
 
     latents = torch.arange(4 * 2 * 2 * 3, dtype=torch.float16).reshape(1, 4, 2, 2, 3)
+    move = CameraMove("pan_left", 0.3, (100.0, 100.0), 48.0, (8, 12))
+    bucket = PhotoBucket.from_records(latents, [{"move": move.to_dict()}], compression=4)
     seen = {True: 0, False: 0}
     for seed in range(30):
-        batch, captions = photo_batch(np.random.default_rng(seed), latents, ["pan_left"], 4)
-        assert batch.shape == (4, 4, 2, 2, 3) and len(captions) == 4
-        for clip, caption in zip(batch, captions):
+        batch, captions, flows = photo_batch(np.random.default_rng(seed), bucket, 4)
+        assert batch.shape == (4, 4, 2, 2, 3) and len(captions) == 4 and flows.shape == (4, 2, 2, 2, 3)
+        for clip, caption, flow in zip(batch, captions, flows):
             mirrored = torch.equal(clip, latents[0].float().flip(-1))
             assert mirrored or torch.equal(clip, latents[0].float())
+            # frame 1 of 2 is the whole pan: 0.3 of the width, 0.6 in normalised units
+            torch.testing.assert_close(flow[0, 1], torch.full((2, 3), 0.6 if mirrored else -0.6))
+            assert flow[:, 0].abs().max() == 0 and flow[1].abs().max() < 1e-6
             if caption and ("left" in caption or "right" in caption):
                 assert ("right" in caption) == mirrored, caption
                 seen[mirrored] += 1
     assert seen[True] and seen[False]
+
+
+def test_init_from_a_velocity_denoiser_as_a_warping_one(tmp_path):
+    """--prediction warp from a velocity denoiser: the body and patch embedding carry over (the new
+    coordinate inputs start at zero), the output starts at zero, and the warp comes from the autoencoder."""
+    from i2v.models.autoencoder import build_autoencoder
+    from i2v.models.unet import build_unet
+    from i2v.training.trainable_i2v import load_unet
+
+    torch.manual_seed(0)
+    old = build_unet("test", latent_channels=8, num_frames=4, sample_size=8)
+    old.save_pretrained(tmp_path / "unet")
+    vae = build_autoencoder("patch-test")
+    vae.fit_linear_path(torch.rand(4, 3, 32, 32) * 2 - 1)
+    new = load_unet(tmp_path, log=lambda *a: None, prediction="warp", vae=vae)
+    assert new.config.prediction == "warp" and new.conv_in.weight.shape[1] == 18
+    torch.testing.assert_close(new.conv_in.weight[:, :16], old.conv_in.weight)
+    assert new.conv_in.weight[:, 16:].abs().max() == 0 and new.conv_out.weight.abs().max() == 0
+    torch.testing.assert_close(new.down[0][0].conv1.weight, old.down[0][0].conv1.weight)
+    torch.testing.assert_close(new.warp.to_patches, vae.linear_decode.weight[:, :, 0, 0] / vae.config.scaling_factor)
+    with pytest.raises(ValueError, match="autoencoder"):
+        load_unet(tmp_path, prediction="warp")
 
 
 def test_a_latent_cache_built_otherwise_is_refused(tiny_vae_dir, tmp_path):

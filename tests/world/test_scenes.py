@@ -2,6 +2,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from i2v.world.captions import (
     COLOUR_WORDS,
@@ -260,3 +261,27 @@ def test_a_still_scene_over_a_photo_shows_the_photo_window():
     scene = over_photo(sample_scene(7, motion="static"), 0, photo.shape, np.random.default_rng(2))
     frames = render(scene, photo=photo)
     assert (np.abs(frames.astype(int) - frames[0].astype(int)).max(axis=(1, 2, 3)) <= 1).all()  # nothing moves
+
+
+@pytest.mark.parametrize("motion", ["move_right", "grow", "pan_left", "zoom_in", "static"])
+def test_scene_flow_warps_frame_zero_onto_every_frame(motion):
+    """Frame 0 moved by the ground-truth flow is frame t wherever the flow is known; it is unknown
+    only where an object uncovered background, which only object moves do."""
+    import torch.nn.functional as F
+
+    from i2v.models.latent_warp import base_grid
+    from i2v.world.scenes import scene_flow
+
+    scene = sample_scene(7, motion=motion)
+    frames = torch.from_numpy(render(scene)).float().permute(0, 3, 1, 2) / 255  # (T, 3, H, W)
+    flow = torch.from_numpy(scene_flow(scene))  # (2, T, H, W)
+    assert flow.shape == (2, 16, 128, 128) and not flow[:, 0].isnan().any()
+    known = ~flow[0].isnan()
+    assert known.all() == (motion != "move_right")
+    grid = base_grid(128, 128) + flow.nan_to_num(0).permute(1, 2, 3, 0)
+    moved = F.grid_sample(frames[:1].expand(16, -1, -1, -1), grid, align_corners=False, padding_mode="border")
+    error = (moved - frames).abs().mean(1)[known]  # (known pixels,)
+    still = (frames[:1] - frames).abs().mean(1)[known]
+    assert error.mean() < 0.01 and (motion == "static" or error.mean() < 0.2 * still.mean())
+    mirrored = torch.from_numpy(scene_flow(mirror_scene(scene)))
+    torch.testing.assert_close(mirrored[0], -flow[0].flip(-1), equal_nan=True, atol=1e-5, rtol=0)

@@ -12,6 +12,15 @@ space-time layers:
 * the first frame's latent concatenated to every frame's input (SVD-style image conditioning)
   and the pooled sentence embedding added to the timestep embedding (SDXL-style).
 
+Two output parameterisations (``prediction``). ``"velocity"``: the network's output is the
+flow-matching velocity. ``"warp"`` (for the photo autoencoder, whose detail a 2x2-patch network
+cannot carry through its first layer): the network predicts, per frame, a dense flow and a
+residual; the clean frame is the first frame moved by that flow (``LatentWarp``, in pixel space)
+plus the residual, and the velocity follows from it, ``v = (x_t - x0) / sigma``. The photo's
+detail then comes from the photo itself, and the network decides how it moves and what fills the
+newly revealed borders. Two coordinate channels join its input, so a zoom's radial flow is easy to
+express.
+
 Attention and feed-forward layers are diffusers' own, so diffusers' attention processors
 apply. Inputs and outputs follow the flow-matching convention of ``i2v.sampling``.
 """
@@ -27,6 +36,8 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import nn
+
+from .latent_warp import LatentWarp, base_grid
 
 UNET_PRESETS: dict[str, dict] = {
     # the shipped model: ~8M parameters, 32x32x4 latents patchified to 16x16, 16 frames
@@ -123,17 +134,23 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         norm_num_groups: int = 32,
         num_frames: int = 16,
         sample_size: int = 32,
+        prediction: str = "velocity",
+        vae_patch_size: int = 4,
     ):
         super().__init__()
         if len(attention_levels) != len(block_out_channels):
             raise ValueError("attention_levels needs one flag per entry of block_out_channels")
+        if prediction not in ("velocity", "warp"):
+            raise ValueError(f"prediction must be 'velocity' or 'warp', got {prediction!r}")
+        warp = prediction == "warp"
         ch0, groups = block_out_channels[0], norm_num_groups
         temb_dim = ch0 * 4
         self.time_proj = Timesteps(ch0, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(ch0, temb_dim)
         self.text_pool_embedding = TimestepEmbedding(text_dim, temb_dim)  # pooled sentence -> temb
         p = patch_size
-        self.conv_in = nn.Conv3d(2 * latent_channels, ch0, (1, p, p), stride=(1, p, p))  # patch embedding
+        in_channels = 2 * latent_channels + (2 if warp else 0)  # noisy frames, first frame, (x, y) coordinates
+        self.conv_in = nn.Conv3d(in_channels, ch0, (1, p, p), stride=(1, p, p))  # patch embedding
 
         # ---- encoder: units of [ResBlock, Transformer?] or [Downsample]; each leaves a skip ----
         self.down = nn.ModuleList()
@@ -165,9 +182,11 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
                 self.up.append(nn.ModuleList([_Upsample(ch)]))
 
         self.norm_out = nn.GroupNorm(groups, ch)
-        self.conv_out = nn.Conv3d(ch, latent_channels * p * p, (1, 3, 3), padding=(0, 1, 1))
+        out_channels = latent_channels + (2 if warp else 0)  # velocity, or residual and flow
+        self.conv_out = nn.Conv3d(ch, out_channels * p * p, (1, 3, 3), padding=(0, 1, 1))
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        self.warp = LatentWarp(latent_channels, vae_patch_size) if warp else None
         self.gradient_checkpointing = False
 
     def forward(
@@ -178,9 +197,11 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         text_states: torch.Tensor,
         text_pooled: torch.Tensor,
         text_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        return_flow: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         # sample: (B, C, T, h, w); timestep: (B,) in [0, 1]; image_latents: (B, C, h, w)
         # text_states: (B, L, D); text_pooled: (B, D); text_mask: (B, L) 1 = real token
+        # return_flow (warp prediction only): also return the predicted flow (B, 2, T, h, w)
         b, _, t, h, w = sample.shape
         temb = self.time_embedding(self.time_proj(timestep * 1000).to(sample.dtype))
         temb = temb + self.text_pool_embedding(text_pooled.to(sample.dtype))
@@ -188,7 +209,11 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         if text_mask is not None:
             bias = ((1.0 - text_mask.to(sample.dtype)) * -10000.0)[:, None, :]  # (B, 1, L)
         cond = image_latents[:, :, None].expand(-1, -1, t, -1, -1)
-        x = self.conv_in(torch.cat([sample, cond], dim=1))  # (B, ch0, T, h/p, w/p)
+        inputs = [sample, cond]
+        if self.warp is not None:
+            coords = base_grid(h, w, sample.device).permute(0, 3, 1, 2)[:, :, None]  # (1, 2, 1, h, w)
+            inputs.append(coords.to(sample.dtype).expand(b, -1, t, -1, -1))
+        x = self.conv_in(torch.cat(inputs, dim=1))  # (B, ch0, T, h/p, w/p)
         # the down path halves the patch grid len(levels) - 1 times: other sizes are padded (edge
         # values repeated) to its multiple and cropped back before the output
         grid_h, grid_w = x.shape[-2:]
@@ -209,7 +234,23 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         x = x[..., :grid_h, :grid_w]
         out = self.conv_out(F.silu(self.norm_out(x)))  # (B, C*p*p, T, h/p, w/p)
         p = self.config.patch_size
-        return rearrange(out, "b (c p1 p2) t h w -> b c t (h p1) (w p2)", p1=p, p2=p)  # (B, C, T, h, w)
+        out = rearrange(out, "b (c p1 p2) t h w -> b c t (h p1) (w p2)", p1=p, p2=p)  # (B, C', T, h, w)
+        if self.warp is None:
+            if return_flow:
+                raise ValueError("return_flow needs a denoiser with prediction='warp'")
+            return out  # the velocity
+        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out)
+        return (velocity, flow) if return_flow else velocity
+
+    def velocity_from_warp(self, sample, timestep, image_latents, out) -> tuple[torch.Tensor, torch.Tensor]:
+        """The warp parameterisation's output -> (velocity (B, C, T, h, w), flow (B, 2, T, h, w))."""
+        b, c, t, h, w = sample.shape
+        residual, flow = out[:, :c], out[:, c:]
+        moved = self.warp(image_latents[:, None].expand(-1, t, -1, -1, -1).reshape(b * t, c, h, w),
+                          rearrange(flow, "b f t h w -> (b t) f h w"))
+        clean = rearrange(moved, "(b t) c h w -> b c t h w", b=b) + residual  # the predicted clean frames
+        sigma = timestep.float().clamp(min=1e-4).view(b, 1, 1, 1, 1)
+        return ((sample.float() - clean.float()) / sigma).to(sample.dtype), flow
 
     @staticmethod
     def _unit(in_ch, out_ch, use_attn, temb_dim, text_dim, heads, groups) -> nn.ModuleList:

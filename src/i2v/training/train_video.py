@@ -18,16 +18,18 @@ with it unless told otherwise:
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import TrainingSetupError
+from ..models.autoencoder import spatial_compression
 from ..models.unet import build_unet
 from ..validate import check_output_folder
 from ..world.captions import caption_scene
-from ..world.scenes import TRAVEL_RANGE, mirror_scene
+from ..world.scenes import TRAVEL_RANGE, mirror_scene, scene_flow
 from .export import export_ema
 from .latent_cache import build_latent_cache, build_photo_latent_cache, load_latent_cache, load_shards
 from .loop import CAPTION_DROPOUT, LoopConfig, Stage, make_accelerator, train
@@ -83,6 +85,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="peak learning rate (default: the preset's); a fine-tune from --init-from of weights that "
                         "already went through a cooldown may want less than the preset's from-scratch rate")
     p.add_argument("--warmup-steps", type=int, default=None, help="learning-rate warmup steps (default: the preset's)")
+    p.add_argument("--prediction", default=None, choices=["velocity", "warp"],
+                   help="the denoiser's output: the velocity, or a flow that moves the first frame plus a residual "
+                        "(needs the photo autoencoder; default: --init-from's, else velocity)")
+    p.add_argument("--flow-weight", type=float, default=1.0,
+                   help="with --prediction warp and --photos: weight of the camera clips' flow loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
@@ -151,21 +158,28 @@ def main(argv=None) -> dict:
                                      seed=args.seed + k, size=size, log=accelerator.print)
     accelerator.wait_for_everyone()
     all_latents, scenes = load_latent_cache(cache)  # (N, C, T, h, w) fp16
-    buckets: list[tuple[torch.Tensor, list[str]]] = []  # per size: (M, C, T, h, w) fp16 latents, motions
+    buckets: list[PhotoBucket] = []  # per size: latents, motions and camera paths of its clips
     if args.photos:
         for k, size in enumerate(sizes):
             latents, records = load_shards(photo_cache / size_name(size) if k else photo_cache)
-            buckets.append((latents, [r["move"]["kind"] for r in records]))
+            buckets.append(PhotoBucket.from_records(latents, records, spatial_compression(vae.config)))
     n_photo = round(preset["batch"] * args.photo_share) if args.photos else 0
     text_encoder = MiniLMTextEncoder(device=device)
 
     # ---- model: a fresh denoiser of the preset (or --init-from), trained at the run's noise-level shift ----
     torch.manual_seed(args.seed)
     if args.init_from:  # a new autoencoder's latent channels get a new patch embedding and output
-        unet = load_unet(args.init_from, latent_channels=vae.config.latent_channels, log=accelerator.print)
+        unet = load_unet(args.init_from, latent_channels=vae.config.latent_channels, log=accelerator.print,
+                         prediction=args.prediction, vae=vae)
     else:
+        warp = args.prediction == "warp"
         unet = build_unet(preset["unet"], latent_channels=vae.config.latent_channels,
-                          num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1])
+                          num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1],
+                          prediction=args.prediction or "velocity",
+                          **({"vae_patch_size": vae.config.patch_size} if warp else {}))
+        if warp:
+            unet.warp.set_from_autoencoder(vae)
+    warp = unet.config.prediction == "warp"
     trainable = I2VTrainable(unet, vae, FlowMatchEulerDiscreteScheduler(shift=sigma_shift), text_encoder)
     if accelerator.is_main_process:
         (out / "samples").mkdir(parents=True, exist_ok=True)
@@ -174,11 +188,10 @@ def main(argv=None) -> dict:
     # ---- batch: cached clips, half of them mirrored, with fresh captions; loss: the trainable's ----
     def batch(rng: np.random.Generator):
         if len(buckets) > 1 and rng.random() < args.large_share:  # a photo-only step at another size
-            k = int(rng.integers(1, len(buckets)))
-            latents, kinds = buckets[k]
-            area = latents.shape[-1] * latents.shape[-2] / (all_latents.shape[-1] * all_latents.shape[-2])
-            clips, captions = photo_batch(rng, latents, kinds, max(1, round(preset["batch"] / area)))
-            return clips.to(device), trainable.encode_text(captions, device)
+            bucket = buckets[int(rng.integers(1, len(buckets)))]
+            area = bucket.latents.shape[-1] * bucket.latents.shape[-2] / (all_latents.shape[-1] * all_latents.shape[-2])
+            clips, captions, flows = photo_batch(rng, bucket, max(1, round(preset["batch"] / area)))
+            return clips.to(device), trainable.encode_text(captions, device), flows.to(device) if warp else None
         n_world = preset["batch"] - n_photo
         idx = rng.integers(len(scenes), size=n_world)
         flip = rng.random(n_world) < 0.5  # a mirrored clip is another valid clip
@@ -191,15 +204,21 @@ def main(argv=None) -> dict:
                                p_misnamed_colour=preset["misnamed_colour"])
             for i, f in zip(idx, flip)
         ]
+        flows = None
+        if warp:  # the shapes world's own flow, at latent resolution
+            size = latents.shape[-1]
+            flows = torch.from_numpy(np.stack([scene_flow(mirror_scene(scenes[i]) if f else scenes[i], size)
+                                               for i, f in zip(idx, flip)]))
         if n_photo:
-            photo_latents_batch, photo_captions = photo_batch(rng, *buckets[0], n_photo)
+            photo_latents_batch, photo_captions, photo_flows = photo_batch(rng, buckets[0], n_photo)
             latents = torch.cat([latents, photo_latents_batch])
             captions += photo_captions
-        return latents.to(device), trainable.encode_text(captions, device)
+            flows = torch.cat([flows, photo_flows]) if warp else None
+        return latents.to(device), trainable.encode_text(captions, device), None if flows is None else flows.to(device)
 
     def loss(model, batch, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
-        latents, text = batch
-        return trainable.velocity_loss(model, latents, text, gen), {}
+        latents, text, flows = batch
+        return trainable.velocity_loss(model, latents, text, gen, flow_target=flows, flow_weight=args.flow_weight), {}
 
     # ---- export: the EMA denoiser at every checkpoint; a contact sheet every --sample-every steps ----
     def after_step(step: int, checkpointed: bool, weights) -> None:
@@ -248,21 +267,42 @@ def size_name(size: tuple[int, int]) -> str:
     return f"{size[1]}x{size[0]}"
 
 
-def photo_batch(rng: np.random.Generator, latents: torch.Tensor, kinds: list[str], n: int
-                ) -> tuple[torch.Tensor, list[str]]:
+@dataclass
+class PhotoBucket:
+    """The cached camera clips of one size."""
+
+    latents: torch.Tensor  # (M, C, T, h, w) fp16
+    kinds: list[str]  # camera motion of each clip
+    paths: torch.Tensor  # (M, T, 3) per frame (scale, dx, dy), dx and dy in latent pixels
+
+    @classmethod
+    def from_records(cls, latents: torch.Tensor, records: list[dict], compression: int) -> PhotoBucket:
+        from ..world.photos.camera import CameraMove, camera_path
+
+        t = latents.shape[2]
+        paths = np.stack([camera_path(CameraMove.from_dict(r["move"]), t) for r in records])
+        paths[..., 1:] /= compression
+        return cls(latents, [r["move"]["kind"] for r in records], torch.from_numpy(paths).float())
+
+
+def photo_batch(rng: np.random.Generator, bucket: PhotoBucket, n: int) -> tuple[torch.Tensor, list[str], torch.Tensor]:
     """``n`` cached photo clips (B, C, T, h, w), half mirrored (a mirrored pan left is a pan right), with
-    fresh training captions of their camera motion."""
+    fresh training captions of their camera motion and their flow (B, 2, T, h, w) (``camera_flow``)."""
+    from ..models.latent_warp import camera_flow
     from ..world.photos.captions import caption_camera
 
+    kinds = bucket.kinds
     idx = rng.integers(len(kinds), size=n)
     flip = rng.random(n) < 0.5
-    batch = latents[idx].float()
+    batch = bucket.latents[idx].float()
     batch[flip] = batch[flip].flip(-1)
+    paths = bucket.paths[idx].clone()
+    paths[torch.from_numpy(flip), :, 1] *= -1  # mirrored: content moves the other way along x
     mirrored = {"pan_left": "pan_right", "pan_right": "pan_left"}
     captions = ["" if rng.random() < CAPTION_DROPOUT
                 else caption_camera(mirrored.get(kinds[i], kinds[i]) if f else kinds[i], rng, "train")
                 for i, f in zip(idx, flip)]
-    return batch, captions
+    return batch, captions, camera_flow(paths, *batch.shape[-2:])
 
 
 def write_samples(unet_dir: Path, vae_dir: str, path: Path, text_encoder, shift: float = 1.0) -> None:

@@ -17,13 +17,19 @@ from ..sampling import flow_matching_loss, sample_training_sigmas
 from .export import write_model_folder
 from .latent_cache import encode_video
 
+WARP_SIGMA_FLOOR = 0.2  # a warping denoiser's clean-frame error weighs at most 1 / 0.2**2 = 25 times
 
-def load_unet(folder: str | Path, latent_channels: int | None = None, log=print) -> torch.nn.Module:
+
+def load_unet(folder: str | Path, latent_channels: int | None = None, log=print, prediction: str | None = None,
+              vae=None) -> torch.nn.Module:
     """A denoiser folder, or a model folder's ``unet/``, as float32 weights to train.
 
-    With ``latent_channels`` other than the folder's (a new autoencoder), the network is rebuilt for
-    them and keeps every weight whose shape still fits: only the latent-facing patch embedding
-    (``conv_in``) and output (``conv_out``, zero at the start as in a fresh network) start afresh."""
+    With ``latent_channels`` other than the folder's (a new autoencoder) or another ``prediction``
+    (``"warp"``: see ``models.unet``), the network is rebuilt for them and keeps every weight whose
+    shape still fits. The latent-facing patch embedding (``conv_in``) keeps its weights for the
+    inputs it already had when the latent channels stay (new inputs start at zero); the output
+    (``conv_out``) starts afresh at zero, as in a fresh network. A warping denoiser takes its warp
+    from ``vae`` (a ``PatchAutoencoder``)."""
     from safetensors.torch import load_file
 
     from ..models.unet import SpaceTimeUNet
@@ -31,15 +37,30 @@ def load_unet(folder: str | Path, latent_channels: int | None = None, log=print)
     folder = Path(folder)
     folder = folder / "unet" if (folder / "unet").is_dir() else folder
     unet = SpaceTimeUNet.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
-    if latent_channels is None or latent_channels == unet.config.latent_channels:
+    latent_channels = latent_channels or unet.config.latent_channels
+    prediction = prediction or unet.config.prediction
+    if latent_channels == unet.config.latent_channels and prediction == unet.config.prediction:
         return unet
-    fresh = SpaceTimeUNet.from_config({**unet.config, "latent_channels": latent_channels})
+    changes = {"latent_channels": latent_channels, "prediction": prediction}
+    if prediction == "warp":
+        if vae is None:
+            raise ValueError("a warping denoiser needs its autoencoder")
+        changes["vae_patch_size"] = vae.config.patch_size
+    config = {k: v for k, v in unet.config.items() if not k.startswith("_")}  # _use_default_values would win
+    fresh = SpaceTimeUNet.from_config({**config, **changes})
     old = {k: v.float() for k, v in load_file(str(folder / "diffusion_pytorch_model.safetensors")).items()}
     own = fresh.state_dict()
-    kept = {k: v for k, v in old.items() if k in own and own[k].shape == v.shape}
+    kept = {k: v for k, v in old.items() if k in own and own[k].shape == v.shape and not k.startswith("warp.")}
+    grown = own["conv_in.weight"].clone()
+    if latent_channels == unet.config.latent_channels and grown.shape[1] > old["conv_in.weight"].shape[1]:
+        grown.zero_()[:, : old["conv_in.weight"].shape[1]] = old["conv_in.weight"]  # same inputs first
+        kept.update({"conv_in.weight": grown, "conv_in.bias": old["conv_in.bias"]})
     fresh.load_state_dict(kept, strict=False)
-    log(f"denoiser from {folder}: {unet.config.latent_channels} -> {latent_channels} latent channels; "
-        f"new: {', '.join(sorted(k for k in own if k not in kept))}")
+    if prediction == "warp":
+        fresh.warp.set_from_autoencoder(vae)
+    log(f"denoiser from {folder}: {unet.config.latent_channels} -> {latent_channels} latent channels, "
+        f"{unet.config.prediction} -> {prediction} prediction; new: "
+        f"{', '.join(sorted(k for k in own if k not in kept and not k.startswith('warp.')))}")
     return fresh
 
 
@@ -104,12 +125,16 @@ class I2VTrainable:
         latents = cond["latents"]  # (B, C, T, h, w)
         return self.velocity_loss(model, latents, self.encode_text(captions, latents.device), gen)
 
-    def velocity_loss(self, model, latents: torch.Tensor, text, gen: torch.Generator) -> torch.Tensor:
-        """Noise levels (at the scheduler's shift) and noise drawn from ``gen``; then ``flow_matching_loss``."""
+    def velocity_loss(self, model, latents: torch.Tensor, text, gen: torch.Generator,
+                      flow_target: torch.Tensor | None = None, flow_weight: float = 1.0) -> torch.Tensor:
+        """Noise levels (at the scheduler's shift) and noise drawn from ``gen``; then ``flow_matching_loss``
+        (a warping denoiser's errors floored at sigma 0.2, and its flow fitted to ``flow_target`` if given)."""
         device = latents.device
         sigmas = sample_training_sigmas(len(latents), gen, shift=self.scheduler.config.shift).to(device)
         noise = torch.randn(latents.shape, generator=gen).to(device)
-        return flow_matching_loss(model, latents, text, sigmas, noise)
+        warp = getattr(self.model.config, "prediction", "velocity") == "warp"
+        return flow_matching_loss(model, latents, text, sigmas, noise, flow_target=flow_target if warp else None,
+                                  flow_weight=flow_weight, sigma_floor=WARP_SIGMA_FLOOR if warp else 0.0)
 
     # ---- output ----
     def save_model(self, model: torch.nn.Module, folder: str | Path) -> None:

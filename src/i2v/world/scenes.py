@@ -333,6 +333,43 @@ def render(scene: Scene, size: int = SIZE, photo: np.ndarray | None = None) -> n
     return (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
 
 
+def scene_flow(scene: Scene, size: int = SIZE) -> np.ndarray:
+    """(2, T, size, size) ground-truth backward flow: for each pixel of frame t, where the point it
+    shows was in frame 0, minus where it is, in ``grid_sample``'s normalised units (2 = the frame's
+    width; channel 0 x, channel 1 y).
+
+    A pixel inside an object follows that object (its move or its growth); any other pixel shows
+    the world, which only the camera moves. Background newly uncovered by an object was hidden in
+    frame 0, so it has no source there: its flow is NaN (unknown).
+    """
+    cam, zoom = scene.camera()
+    pix = (torch.arange(size, dtype=torch.float32) + 0.5) / size - 0.5
+    cx, cy = (torch.tensor(cam[:, k], dtype=torch.float32)[:, None, None] for k in (0, 1))
+    z = torch.tensor(zoom, dtype=torch.float32)[:, None, None]
+    wx, wy = torch.broadcast_tensors(cx + pix[None, None, :] / z, cy + pix[None, :, None] / z)  # (T, H, W)
+    sx, sy = wx.clone(), wy.clone()  # the world point each pixel shows, as it was at frame 0
+    centres, radii = scene.object_tracks()
+    on_object = torch.zeros_like(wx, dtype=torch.bool)
+    hidden = torch.zeros_like(wx, dtype=torch.bool)  # world points under an object at frame 0
+    for k, obj in enumerate(scene.objects):  # in drawing order: the last drawn is on top
+        ox = torch.tensor(centres[:, k, 0], dtype=torch.float32)[:, None, None]
+        oy = torch.tensor(centres[:, k, 1], dtype=torch.float32)[:, None, None]
+        r = torch.tensor(radii[:, k], dtype=torch.float32)[:, None, None]
+        inside = _sdf(obj.shape, wx - ox, wy - oy, r.expand_as(wx)) < 0
+        ratio = float(radii[0, k]) / r
+        sx = torch.where(inside, float(centres[0, k, 0]) + (wx - ox) * ratio, sx)
+        sy = torch.where(inside, float(centres[0, k, 1]) + (wy - oy) * ratio, sy)
+        on_object |= inside
+        hidden |= _sdf(obj.shape, wx - float(centres[0, k, 0]), wy - float(centres[0, k, 1]),
+                       torch.full_like(wx, float(radii[0, k]))) < 0
+    z0, (c0x, c0y) = float(zoom[0]), cam[0]
+    flow_x = 2 * (sx - c0x) * z0 - 2 * pix[None, None, :]
+    flow_y = 2 * (sy - c0y) * z0 - 2 * pix[None, :, None]
+    flow = torch.stack([flow_x, flow_y])
+    flow[:, hidden & ~on_object] = float("nan")
+    return flow.numpy()
+
+
 # ---- splits ----------------------------------------------------------------------------------
 # Scenes: training draws seeds below HELDOUT_SEED_START; the held-out split starts there.
 HELDOUT_SEED_START = 1_000_000_000
