@@ -51,24 +51,25 @@ class LatentWarp(nn.Module):
 
     def to_pixels(self, z: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) latents -> (N, 3, h*p, w*p) their linear reconstruction."""
-        patches = torch.einsum("pc,nchw->nphw", self.to_patches, z) + self.patch_bias[None, :, None, None]
-        return F.pixel_shuffle(patches, self.patch_size)
+        patches = torch.einsum("pc,nchw->nphw", self.to_patches.to(z.dtype), z)
+        return F.pixel_shuffle(patches + self.patch_bias.to(z.dtype)[None, :, None, None], self.patch_size)
 
     def from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, C, H/p, W/p): the inverse of ``to_pixels`` on its range."""
-        patches = F.pixel_unshuffle(pixels, self.patch_size) - self.patch_bias[None, :, None, None]
-        return torch.einsum("cp,nphw->nchw", self.from_patches, patches)
+        patches = F.pixel_unshuffle(pixels, self.patch_size) - self.patch_bias.to(pixels.dtype)[None, :, None, None]
+        return torch.einsum("cp,nphw->nchw", self.from_patches.to(pixels.dtype), patches)
 
     def forward(self, z: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         # z: (N, C, h, w) latents; flow: (N, 2, h, w) backward flow, normalised units -> (N, C, h, w)
+        # in float32 whatever the model's dtype: a sub-pixel shift is a small difference of large values
         dtype = z.dtype
-        z, flow = z.float(), flow.float()
-        pixels = self.to_pixels(z)  # (N, 3, H, W)
-        n, _, height, width = pixels.shape
-        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
-        grid = base_grid(height, width, z.device) + flow.permute(0, 2, 3, 1)  # (N, H, W, 2) as (x, y)
-        moved = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return self.from_pixels(moved).to(dtype)
+        with torch.autocast(z.device.type, enabled=False):
+            pixels = self.to_pixels(z.float())  # (N, 3, H, W)
+            n, _, height, width = pixels.shape
+            flow = F.interpolate(flow.float(), size=(height, width), mode="bilinear", align_corners=False)
+            grid = base_grid(height, width, z.device) + flow.permute(0, 2, 3, 1)  # (N, H, W, 2) as (x, y)
+            moved = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            return self.from_pixels(moved).to(dtype)
 
 
 def base_grid(height: int, width: int, device=None) -> torch.Tensor:
