@@ -79,6 +79,8 @@ def test_a_registered_models_hub_id_names_it():
     """``ImageToVideoGenerator(model_name="stabilityai/stable-video-diffusion-img2vid")`` runs ``svd``."""
     assert registry.resolve_model("stabilityai/stable-video-diffusion-img2vid").name == "svd"
     with pytest.raises(UnknownModelError, match="not a registered name"):
+        registry.resolve_model("unknown-model")
+    with pytest.raises(UnknownModelError, match="not in the local cache"):  # any other hub id: looked up (offline)
         registry.resolve_model("someone/unknown-model")
 
 

@@ -78,7 +78,8 @@ def list_models() -> list[ModelSpec]:
 
 
 def resolve_model(name_or_path: str | Path | None) -> ModelSpec:
-    """A registered name, a registered model's hub id, or a local folder holding a model_index.json i2v knows."""
+    """A registered name, a local folder holding a model_index.json i2v knows, or a hub id
+    (``org/name[@revision]``: a registered model's, or any repository of a pipeline class i2v runs)."""
     if name_or_path is None:
         name_or_path = DEFAULT_MODEL
     key = str(name_or_path)
@@ -91,9 +92,13 @@ def resolve_model(name_or_path: str | Path | None) -> ModelSpec:
     by_source = [spec for spec in models.values() if spec.source == key]
     if by_source:  # "stabilityai/stable-video-diffusion-img2vid" is the registered "svd"
         return by_source[0]
+    from .hub import hub_model, is_hub_id
+
+    if is_hub_id(key):  # any diffusers image-to-video repository: vetted before its weights download
+        return hub_model(key)
     raise UnknownModelError(
-        f"unknown model {key!r}: not a registered name ({', '.join(sorted(models))}), the hub id of one, nor a "
-        "local model folder"
+        f"unknown model {key!r}: not a registered name ({', '.join(sorted(models))}), a hub id (org/name[@revision]), "
+        "nor a local model folder"
     )
 
 

@@ -67,6 +67,7 @@ class Family:
     trainable: str | None = None  # "module:Class" that `i2v train --model` fine-tunes (None: not trainable)
     order: int = 100  # where its models are listed by `i2v models` (the embedded model first)
     registry_only_extras: tuple[str, ...] = ()  # extras of registered models a local folder does not inherit
+    hub_downloads_everything: bool = False  # a hub id fetches all weights when resolved (small models)
 
     def __post_init__(self) -> None:
         unknown = (set(self.inputs) - set(INPUTS)) | (set(self.memory_options) - set(MEMORY_OPTIONS))

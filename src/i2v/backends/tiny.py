@@ -82,6 +82,7 @@ class TinyBackend(Backend):
             source=str(WEIGHTS_DIR / MODEL_NAME), defaults=TINY_DEFAULTS,
         ),),
         pipeline_classes=("I2VPipeline",),
+        hub_downloads_everything=True,  # a few MB: the folder is loaded like a local one
         denoiser="unet",
         memory_options=frozenset(),
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, DECODE_CHUNK),

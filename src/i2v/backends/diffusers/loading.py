@@ -37,12 +37,14 @@ def component_names(index: dict) -> list[str]:
 
 
 def is_safe_library(library: str) -> bool:
-    """True for the libraries a model_index.json may name: diffusers, transformers, or one of diffusers'
-    own pipeline modules (``"stable_diffusion"`` for SD 1.5's ``StableDiffusionSafetyChecker``), which
+    """True for the libraries a model_index.json may name: diffusers, transformers, i2v's own modules, or
+    one of diffusers' own pipeline modules (``"stable_diffusion"`` for SD 1.5's ``StableDiffusionSafetyChecker``), which
     diffusers resolves as ``getattr(diffusers.pipelines, library)`` (``hasattr(pipelines, name)`` in its
     loader). Anything else would be imported as a top-level module: refused."""
     if library in SAFE_LIBRARIES:
         return True
+    if isinstance(library, str) and library.startswith("i2v.") and all(p.isidentifier() for p in library.split(".")):
+        return True  # i2v's own installed modules (the embedded model's format); nothing from the folder
     if not isinstance(library, str) or not library.isidentifier():
         return False
     import inspect
@@ -64,53 +66,65 @@ def check_model_folder(path: str | Path, expected_classes: tuple[str, ...] | Non
     """
     path = Path(path)
     index = read_model_index(path)
-    code = sorted(str(p.relative_to(path)) for p in path.rglob("*.py"))
-    if code:
-        raise UnsafeModelError(
-            f"{path}: the folder contains Python code ({', '.join(code[:5])}); i2v never runs code shipped "
-            "inside a model folder (no custom pipelines, no trust_remote_code). Use the stock diffusers folder."
-        )
-    class_name = index.get("_class_name")
-    if not isinstance(class_name, str):
-        raise UnsafeModelError(f"{path}: model_index.json names a custom pipeline ({class_name!r}); i2v only "
-                               "loads diffusers' own pipeline classes")
-    if expected_classes is not None and class_name not in expected_classes:
-        raise UnknownModelError(f"{path}: pipeline class {class_name!r} is not one of {sorted(expected_classes)}")
-    for name in component_names(index):
-        library, cls = index[name]
-        if library is not None and not is_safe_library(library):
-            raise UnsafeModelError(f"{path}: component {name!r} comes from {library!r} ({cls}); i2v only loads "
-                                   f"components from {' and '.join(SAFE_LIBRARIES)} or diffusers' own pipeline "
-                                   "modules (no custom code)")
-    pickles: list[str] = []
-    for folder in [path] + [path / n for n in component_names(index)]:
-        if not folder.is_dir():
-            continue
-        files = [f for f in folder.iterdir() if f.is_file()]
-        pickled = [f for f in files if f.suffix.lower() in PICKLE_SUFFIXES]
-        if pickled and not any(f.name.endswith(".safetensors") for f in files):
-            pickles += [str(f.relative_to(path)) for f in pickled]
-    if pickles:
-        raise UnsafeModelError(
-            f"{path}: weights are only in pickle format ({', '.join(sorted(pickles)[:5])}); i2v loads safetensors "
-            "only, because unpickling a file can run arbitrary code. Convert the weights to .safetensors "
-            "(e.g. save_pretrained(..., safe_serialization=True) in a trusted environment) and try again."
-        )
+    check_model_index(index, str(path), expected_classes)
+    check_file_listing([str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()], index, str(path))
     return index
 
 
+def check_model_index(index: dict, where: str, expected_classes: tuple[str, ...] | None = None) -> None:
+    """Refuse a model_index.json that names a custom pipeline, a class outside ``expected_classes``, or
+    a component from a library i2v does not load (``where`` names the folder or repository)."""
+    class_name = index.get("_class_name")
+    if not isinstance(class_name, str):
+        raise UnsafeModelError(f"{where}: model_index.json names a custom pipeline ({class_name!r}); i2v only "
+                               "loads diffusers' own pipeline classes")
+    if expected_classes is not None and class_name not in expected_classes:
+        raise UnknownModelError(f"{where}: pipeline class {class_name!r} is not one of {sorted(expected_classes)}")
+    for name in component_names(index):
+        library, cls = index[name]
+        if library is not None and not is_safe_library(library):
+            raise UnsafeModelError(f"{where}: component {name!r} comes from {library!r} ({cls}); i2v only loads "
+                                   f"components from {' and '.join(SAFE_LIBRARIES)} or diffusers' own pipeline "
+                                   "modules (no custom code)")
+
+
+def check_file_listing(files: list[str], index: dict, where: str) -> None:
+    """Refuse a folder or repository whose files (paths relative to its root, ``/``-separated) hold
+    Python code, or a component whose only weights are pickles."""
+    files = [f.replace("\\", "/") for f in files]
+    code = sorted(f for f in files if f.endswith(".py"))
+    if code:
+        raise UnsafeModelError(
+            f"{where}: the model contains Python code ({', '.join(code[:5])}); i2v never runs code shipped "
+            "inside a model (no custom pipelines, no trust_remote_code). Use a stock diffusers model."
+        )
+    pickles: list[str] = []
+    for folder in ["", *component_names(index)]:
+        mine = [f for f in files if f.rpartition("/")[0] == folder]
+        pickled = [f for f in mine if Path(f).suffix.lower() in PICKLE_SUFFIXES]
+        if pickled and not any(f.endswith(".safetensors") for f in mine):
+            pickles += pickled
+    if pickles:
+        raise UnsafeModelError(
+            f"{where}: weights are only in pickle format ({', '.join(sorted(pickles)[:5])}); i2v loads safetensors "
+            "only, because unpickling a file can run arbitrary code. Convert the weights to .safetensors "
+            "(e.g. save_pretrained(..., safe_serialization=True) in a trusted environment) and try again."
+        )
+
+
 def local_model_folder(source: str, variant: str | None = None) -> Path:
-    """A local folder for ``source``: the folder itself, or the hub snapshot (safetensors only)."""
+    """A local folder for ``source``: the folder itself, or the hub snapshot (``org/name[@revision]``:
+    configs, tokenizers and the ``variant``'s *.safetensors only, with huggingface_hub's progress bars)."""
     path = Path(source).expanduser()
     if path.is_dir():
         return path
     from diffusers import DiffusionPipeline
 
-    try:  # downloads model_index.json, configs and *.safetensors only; never custom code
-        return Path(DiffusionPipeline.download(source, use_safetensors=True, variant=variant))
-    except Exception as exc:  # offline, gated, missing: all mean "cannot get this model here"
-        raise UnknownModelError(f"{source}: cannot download the model ({type(exc).__name__}: {exc}); pass a local "
-                                "diffusers folder with --model, or check network access / hub login") from exc
+    from ...hub import hub_errors, parse_hub_id
+
+    repo, revision = parse_hub_id(source) or (source, None)
+    with hub_errors(source):  # never custom code: use_safetensors, and no custom_pipeline
+        return Path(DiffusionPipeline.download(repo, revision=revision, use_safetensors=True, variant=variant))
 
 
 # diffusers/transformers weight file names: "diffusion_pytorch_model.safetensors", "model.fp16.safetensors",
