@@ -61,8 +61,14 @@ def test_models_lists_defaults(capsys):
     rows = json.loads(capsys.readouterr().out)
     tiny = next(r for r in rows if r["name"] == "i2v-tiny")
     assert (tiny["num_frames"], tiny["height"], tiny["width"], tiny["fps"]) == (16, 128, 128, 8)
+    wan = next(r for r in rows if r["family"] == "wan")
+    assert "last image" in wan["takes"] and "text" in wan["takes"] and "fbcache" in wan["caches"]
+    svd = next(r for r in rows if r["family"] == "svd")
+    assert "text" not in svd["takes"] and "motion strength" in svd["takes"]
     assert main(["models"]) == 0
-    assert "i2v-tiny" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "i2v-tiny" in out and "families (any folder or hub id" in out
+    assert "  wan: takes image, text, last image; caches pab, fbcache, taylorseer" in out
 
 
 def test_help_is_complete():

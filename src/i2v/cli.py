@@ -145,10 +145,21 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def cmd_models(args) -> int:
-    from .registry import list_models
+def family_capabilities(family) -> dict:
+    """What a family takes and what runs on it, as ``i2v models`` lists it."""
+    takes = ["image"]
+    if any(m.defaults.uses_prompt for m in family.models):
+        takes.append("text")
+    takes += [name.replace("_", " ") for name in family.inputs]
+    return {"takes": takes, "caches": list(family.caches), "loras": family.loras,
+            "memory": sorted(family.memory_options), "pipelines": list(family.pipeline_classes)}
 
-    rows = [m.as_row() for m in list_models()]
+
+def cmd_models(args) -> int:
+    from .registry import families, list_models
+
+    capabilities = {name: family_capabilities(cls.family) for name, cls in families().items()}
+    rows = [{**m.as_row(), **capabilities[m.family]} for m in list_models()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -165,6 +176,11 @@ def cmd_models(args) -> int:
         shipped = Path(r["source"]).resolve().is_relative_to(Path(__file__).resolve().parent)
         print(f"  {r['name']}: {'(shipped)' if shipped else r['source']}"
               + "".join(f"  {k}={v}" for k, v in extras.items()))
+    print("\nfamilies (any folder or hub id org/name[@revision] of these pipeline classes runs too):")
+    for name, c in capabilities.items():
+        print(f"  {name}: takes {', '.join(c['takes'])}; caches {', '.join(c['caches']) or 'none'}; "
+              f"LoRA {'yes' if c['loras'] else 'no'}; memory {', '.join(c['memory']) or 'none'}; "
+              f"pipelines {', '.join(c['pipelines'])}")
     return 0
 
 
