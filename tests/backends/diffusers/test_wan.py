@@ -105,6 +105,14 @@ def test_last_image_is_refused_by_a_plain_i2v_model_before_loading(gen, square_i
         gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
 
 
+def test_an_flf2v_model_without_a_last_image_is_refused_before_loading(tiny_folder, square_image):
+    """Wan 2.1 FLF2V embeds two CLIP images; with one, the transformer would fail mid-run."""
+    flf = ImageToVideoGenerator(tiny_folder("wan-flf"), device="cpu")
+    with pytest.raises(InvalidRequestError, match="needs a last image"):
+        flf.run(GenerationRequest(image=square_image, **FAST))
+    assert flf.backend._pipe is None
+
+
 def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(tiny_folder, square_image, base_frames,
                                                                     lora_file):
     kw = dict(image=square_image, prompt="the red square moves left", **FAST)
@@ -168,8 +176,10 @@ def test_registered_wan_models_record_their_own_flow_shift(name, shift_480p, shi
 
     assert MODELS[name].family == "wan"
     backend = ImageToVideoGenerator(name, device="cpu").backend
+    last = square_image if "flf2v" in name else None  # FLF2V needs its last image
     for (height, width), shift in (((480, 832), shift_480p), ((720, 1280), shift_720p)):
-        s = backend.resolve(GenerationRequest(image=square_image, height=height, width=width, seed=0), [])
+        s = backend.resolve(GenerationRequest(image=square_image, last_image=last, height=height, width=width,
+                                              seed=0), [])
         assert s.extras["flow_shift"] == shift, (name, height, width)
     assert backend._pipe is None  # decided without weights
 
@@ -179,8 +189,8 @@ def test_local_flf2v_and_a14b_folders_take_their_flow_shift(tiny_folder, square_
     import shutil
 
     flf = ImageToVideoGenerator(tiny_folder("wan-flf"), device="cpu").backend
-    assert flf.resolve(GenerationRequest(image=square_image, seed=0, **{k: FAST[k] for k in ("height", "width")}),
-                       []).extras["flow_shift"] == 16.0
+    assert flf.resolve(GenerationRequest(image=square_image, last_image=square_image, seed=0,
+                                         **{k: FAST[k] for k in ("height", "width")}), []).extras["flow_shift"] == 16.0
     assert resolve_model(tiny_folder("wan")).extras["flow_shift_480p"] == 3.0  # plain Wan 2.1 I2V
     folder = tmp_path / "a14b"  # Wan 2.2 I2V-A14B: two experts, no CLIP image tokens
     shutil.copytree(tiny_folder("wan"), folder)

@@ -79,7 +79,7 @@ class WanBackend(DiffusersBackend):
                  "Wan 2.1 image-to-video 14B, 720p (81 frames, 16 fps)"),
             _wan("wan2.1-flf2v-14b-720p", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", 720, 1280,
                  "Wan 2.1 first-last-frame-to-video 14B, 720p (--last-image)", guidance=5.5, first_last_frame=True,
-                 **FLOW_SHIFTS["wan2.1-flf2v"]),
+                 needs_last_image=True, **FLOW_SHIFTS["wan2.1-flf2v"]),
             _wan("wan2.2-i2v-a14b", "Wan-AI/Wan2.2-I2V-A14B-Diffusers", 480, 832,
                  "Wan 2.2 image-to-video A14B (two experts), 480p default, 720p supported", steps=40, guidance=3.5,
                  first_last_frame=True, **FLOW_SHIFTS["wan2.2-i2v-a14b"]),
@@ -125,7 +125,7 @@ class WanBackend(DiffusersBackend):
             overrides.update(num_inference_steps=40, guidance_scale=3.5)
             extras.update(FLOW_SHIFTS["wan2.2-i2v-a14b"])
         elif flf and transformer.get("image_dim") is not None:  # Wan 2.1 FLF2V (two CLIP images)
-            extras.update(FLOW_SHIFTS["wan2.1-flf2v"])
+            extras.update(FLOW_SHIFTS["wan2.1-flf2v"], needs_last_image=True)
         return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
                                  extras=extras, **overrides)
 
@@ -141,6 +141,9 @@ class WanBackend(DiffusersBackend):
                 f"{self.spec.name} cannot condition on a last image (last_image); use wan2.1-flf2v-14b-720p or "
                 "wan2.2-i2v-a14b for first-last-frame videos"
             )
+        if request.last_image is None and extras.get("needs_last_image"):  # its image embedding takes two CLIP images
+            raise InvalidRequestError(f"{self.spec.name} is a first-last-frame model: it needs a last image "
+                                      "(--last-image); for a video from one image use a Wan I2V model")
         settings.extras.update(flow_shift=flow_shift_for(settings.height, settings.width, extras),
                                max_sequence_length=int(extras.get("max_sequence_length", 512)),
                                first_last_frame=request.last_image is not None)

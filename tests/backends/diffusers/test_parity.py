@@ -1,0 +1,100 @@
+"""i2v changes nothing: for every family, ``i2v generate`` with no speed or memory options gives the
+frames the stock diffusers pipeline gives when called directly on the same folder, with the same seed
+and the settings i2v reports in its sidecar (``np.array_equal``).
+
+The stock side is what a diffusers user writes: ``DiffusionPipeline.from_pretrained(folder)``, the
+scheduler set as the sidecar says, the call's arguments read from the sidecar, ``output_type="pil"``.
+The input image is already at the output size, so neither side resizes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from i2v.cli import main
+
+CASES = {  # folder builder name: (num_frames, height, width)
+    "svd": (3, 16, 16),
+    "animatediff": (4, 32, 32),
+    "wan": (5, 32, 32),
+    "wan-flf": (5, 32, 32),
+    "cogvideox": (9, 16, 16),
+    "ltx": (9, 32, 32),
+    "hunyuan": (5, 16, 16),
+    "hunyuan-33ch": (5, 16, 16),
+}
+
+
+def stock_kwargs(family: str, s: dict, image: Image.Image, last: Image.Image, pipe) -> dict:
+    """The stock pipeline's call for a sidecar ``s``, as a diffusers user writes it."""
+    common = dict(height=s["height"], width=s["width"], num_inference_steps=s["num_inference_steps"])
+    negative = s["negative_prompt"] or None
+    if family == "svd":
+        return dict(image=image, num_frames=s["num_frames"], min_guidance_scale=s["min_guidance_scale"],
+                    max_guidance_scale=s["max_guidance_scale"], fps=s["fps_conditioning"],
+                    motion_bucket_id=s["motion_bucket_id"], noise_aug_strength=s["noise_aug_strength"],
+                    decode_chunk_size=s["decode_chunk_size"], **common)
+    if family == "animatediff":
+        return dict(prompt=s["prompt"], negative_prompt=negative, num_frames=s["num_frames"],
+                    guidance_scale=s["guidance_scale"], conditioning_frames=[image],
+                    controlnet_frame_indices=s["controlnet_frame_indices"],
+                    controlnet_conditioning_scale=s["controlnet_conditioning_scale"], **common)
+    if family == "wan":
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative, num_frames=s["num_frames"],
+                    guidance_scale=s["guidance_scale"], max_sequence_length=s["max_sequence_length"],
+                    **({"last_image": last} if s["first_last_frame"] else {}), **common)
+    if family == "cogvideox":
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative, num_frames=s["num_frames"],
+                    guidance_scale=s["guidance_scale"], use_dynamic_cfg=s["use_dynamic_cfg"],
+                    max_sequence_length=s["max_sequence_length"], **common)
+    if family == "ltx":
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative, num_frames=s["num_frames"],
+                    frame_rate=s["frame_rate"], guidance_scale=s["guidance_scale"],
+                    max_sequence_length=s["max_sequence_length"], **common)
+    if family == "hunyuan":
+        # the tiny LLaVA text encoder's image tokens sit elsewhere than the released one's: the
+        # template offsets must fit it (the released encoder takes diffusers' default template)
+        from i2v.backends.diffusers.hunyuan import prompt_template
+
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative if s["negative_prompt_used"] else None,
+                    num_frames=s["pipeline_num_frames"], guidance_scale=s["embedded_guidance_scale"],
+                    true_cfg_scale=s["true_cfg_scale"], max_sequence_length=s["max_sequence_length"],
+                    prompt_template=prompt_template(pipe), **common)
+    raise AssertionError(family)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_i2v_gives_the_stock_pipelines_frames(name, tiny_folder, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from i2v.io.video import read_metadata, read_video
+
+    frames, height, width = CASES[name]
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    last = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    image.save(tmp_path / "image.png")
+    last.save(tmp_path / "last.png")
+    folder = tiny_folder(name)
+    out = tmp_path / "frames"  # a folder of PNG frames: exactly as generated, no video codec between
+    flags = ["--last-image", str(tmp_path / "last.png")] if name == "wan-flf" else []  # it needs one
+    assert main(["generate", str(tmp_path / "image.png"), "-m", folder, "-p", "a red ball rolls to the left",
+                 "--num-frames", str(frames), "--height", str(height), "--width", str(width),
+                 "--num-inference-steps", "2", "--seed", "3", "-o", str(out), *flags]) == 0
+    settings = read_metadata(out)
+    ours, _ = read_video(out)
+
+    pipe = DiffusionPipeline.from_pretrained(folder, use_safetensors=True)
+    assert type(pipe.scheduler).__name__ == settings["scheduler"] or "flow_shift" in settings
+    if "flow_shift" in settings:  # Wan: the shift the sidecar names, on the folder's scheduler
+        config = pipe.scheduler.config
+        pipe.scheduler = type(pipe.scheduler).from_config(config, flow_shift=settings["flow_shift"])
+    kwargs = stock_kwargs(name.split("-")[0], settings, image, last, pipe)
+    with torch.inference_mode():
+        result = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(settings["seed"]), output_type="pil")
+    stock = np.stack([np.asarray(frame.convert("RGB")) for frame in result.frames[0]])
+    assert ours.shape == stock.shape == (frames, height, width, 3)
+    assert np.array_equal(ours, stock)
