@@ -176,6 +176,12 @@ def cmd_models(args) -> int:
         shipped = Path(r["source"]).resolve().is_relative_to(Path(__file__).resolve().parent)
         print(f"  {r['name']}: {'(shipped)' if shipped else r['source']}"
               + "".join(f"  {k}={v}" for k, v in extras.items()))
+    presets = [(name, p) for name, cls in families().items() for p in cls.family.few_step_loras]
+    if presets:
+        print("\nfew-step LoRAs (--lora NAME; files named lightx2v/lightning/..._distill are recognised too):")
+        for family_name, p in presets:
+            print(f"  {p.name} ({family_name}; {', '.join(p.models)}): {p.description}; {p.steps} steps, guidance "
+                  f"{p.guidance_scale:g}, {p.scheduler} shift {p.shift:g}")
     print("\nfamilies (any folder or hub id org/name[@revision] of these pipeline classes runs too):")
     for name, c in capabilities.items():
         print(f"  {name}: takes {', '.join(c['takes'])}; caches {', '.join(c['caches']) or 'none'}; "

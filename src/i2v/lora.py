@@ -139,18 +139,36 @@ def parse_lora(text: str | tuple) -> tuple[str, float]:
 
 
 HUB_PREFIX = "hf:"  # going online is explicit: a hub LoRA is named "hf:org/name" (or by a family's alias)
+# "transformer_2:PATH": into a two-expert model's second (low-noise) transformer (Wan 2.2 A14B)
+SECOND_EXPERT = "transformer_2:"
 
 
-def check_lora_source(source: str, aliases: dict[str, str]) -> str:
+def split_target(source: str) -> tuple[str, str | None]:
+    """``"transformer_2:x.safetensors"`` -> ("x.safetensors", "transformer_2"); others -> (source, None)."""
+    if source.startswith(SECOND_EXPERT):
+        return source[len(SECOND_EXPERT):], "transformer_2"
+    return source, None
+
+
+def check_lora_source(source: str, aliases: dict[str, str | tuple[str, ...]]) -> str | tuple[str, ...]:
     """Validate a LoRA source without loading it: a local ``.safetensors`` file, a folder with exactly
-    one, a named alias, or ``hf:org/name`` (a hub repo, downloaded as safetensors at load time). A
-    missing local path is an error, never a hub id: a typo must not download someone's repo."""
+    one, a named alias (one source, or a two-expert model's pair), ``hf:org/name`` (a hub repo,
+    downloaded as safetensors at load time) or ``hf:org/name/path/file.safetensors`` (one file of it);
+    ``transformer_2:`` before any of these loads it into a second expert. A missing local path is an
+    error, never a hub id: a typo must not download someone's repo."""
     if source in aliases:
         return aliases[source]
+    path_part, target = split_target(source)
+    if target is not None:
+        checked = check_lora_source(path_part, {})
+        return SECOND_EXPERT + checked
     if source.startswith(HUB_PREFIX):
         repo = source[len(HUB_PREFIX):]
-        if repo.count("/") != 1 or repo.startswith(("/", ".", "~")) or repo.endswith("/"):
-            raise InvalidRequestError(f"LoRA {source}: a hub LoRA is hf:ORG/NAME")
+        parts = repo.split("/")
+        single_file = len(parts) > 2 and repo.endswith(".safetensors")
+        if (len(parts) != 2 and not single_file) or repo.startswith(("/", ".", "~")) or repo.endswith("/") \
+                or ".." in parts:
+            raise InvalidRequestError(f"LoRA {source}: a hub LoRA is hf:ORG/NAME or hf:ORG/NAME/PATH.safetensors")
         return repo
     path = Path(source).expanduser()
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -173,9 +191,14 @@ def check_lora_source(source: str, aliases: dict[str, str]) -> str:
                               f"{hint}")
 
 
-def check_loras(loras, aliases: dict[str, str]) -> list[tuple[str, float]]:
-    """``PATH[:SCALE]`` entries -> validated (source, scale) pairs, before any weights load."""
-    return [(check_lora_source(src, aliases), scale) for src, scale in (parse_lora(x) for x in (loras or ()))]
+def check_loras(loras, aliases: dict[str, str | tuple[str, ...]]) -> list[tuple[str, float]]:
+    """``PATH[:SCALE]`` entries -> validated (source, scale) pairs, before any weights load (an alias
+    of a two-expert pair gives two)."""
+    checked = []
+    for src, scale in (parse_lora(x) for x in (loras or ())):
+        found = check_lora_source(src, aliases)
+        checked += [(one, scale) for one in ((found,) if isinstance(found, str) else found)]
+    return checked
 
 
 def _lora_file(source: str) -> str:
@@ -183,7 +206,10 @@ def _lora_file(source: str) -> str:
         return source
     from huggingface_hub import HfApi, hf_hub_download
 
+    parts = source.split("/")
     try:
+        if len(parts) > 2:  # org/name/path/in/repo.safetensors: that one file
+            return hf_hub_download("/".join(parts[:2]), "/".join(parts[2:]))
         names = [f for f in HfApi().list_repo_files(source) if f.endswith(".safetensors")]
         if not names:
             raise InvalidRequestError(f"LoRA {source}: the repo has no .safetensors file (pickles are refused)")
@@ -214,16 +240,21 @@ def load_loras(pipe, loras: list[tuple[str, float]]) -> list[dict]:
 
     names, scales, records = [], [], []
     for i, (source, scale) in enumerate(loras):
-        file = Path(_lora_file(source))
+        path_part, target = split_target(source)
+        if target is not None and getattr(pipe, target, None) is None:
+            raise InvalidRequestError(f"LoRA {source}: {type(pipe).__name__} has no {target} (only two-expert "
+                                      "models such as Wan 2.2 A14B have one)")
+        file = Path(_lora_file(path_part))
         if file.suffix.lower() != ".safetensors":
             raise InvalidRequestError(f"LoRA {source}: expected a .safetensors file, got {file.name}")
         name = f"lora{i}"
         try:
             if denoiser is not None:  # keys under "unet.", as diffusers' pipeline LoRA files have them
                 load_lora(denoiser, file, adapter_name=name)
-            else:
+            else:  # diffusers remaps other layouts (Kohya, lightx2v/Lightning "diffusion_model." keys) itself
+                extra = {"load_into_transformer_2": True} if target == "transformer_2" else {}
                 pipe.load_lora_weights(str(file.parent), weight_name=file.name, use_safetensors=True,
-                                       adapter_name=name)
+                                       adapter_name=name, **extra)
         except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # LoraFileError is a ValueError
             raise InvalidRequestError(f"LoRA {source}: does not fit {type(pipe).__name__} ({exc})") from exc
         names.append(name)

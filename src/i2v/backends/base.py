@@ -68,6 +68,7 @@ class Family:
     order: int = 100  # where its models are listed by `i2v models` (the embedded model first)
     registry_only_extras: tuple[str, ...] = ()  # extras of registered models a local folder does not inherit
     hub_downloads_everything: bool = False  # a hub id fetches all weights when resolved (small models)
+    few_step_loras: tuple = ()  # distillation LoRA presets (backends.diffusers.few_step.FewStepLora)
 
     def __post_init__(self) -> None:
         unknown = (set(self.inputs) - set(INPUTS)) | (set(self.memory_options) - set(MEMORY_OPTIONS))

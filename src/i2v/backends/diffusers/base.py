@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,7 +72,18 @@ class DiffusersBackend(Backend):
         self.vae_tiling, self.vae_slicing = bool(vae_tiling), bool(vae_slicing)
         if o.loras and not family.loras:
             raise InvalidRequestError(f"{spec.name} ({family.name}) does not support LoRA adapters")
-        self.loras = check_loras(o.loras, self.lora_aliases)
+        presets = family.few_step_loras
+        self.loras = check_loras(o.loras, {**self.lora_aliases, **{p.name: p.sources for p in presets}})
+        self.few_step = None  # (FewStepLora, how it was recognised) when a distillation LoRA is loaded
+        if presets and self.loras:
+            from ...lora import parse_lora
+            from .few_step import recognise
+
+            self.few_step = recognise(self.loras, [parse_lora(x)[0] for x in o.loras], presets)
+        if self.few_step is not None:  # its steps and guidance become the defaults
+            preset = self.few_step[0]
+            self.spec = spec = replace(spec, defaults=replace(spec.defaults, num_inference_steps=preset.steps,
+                                                              guidance_scale=preset.guidance_scale))
         self.lora_records: list[dict] = []
         self.folder: Path | None = None
         self.index: dict | None = None
@@ -161,6 +173,12 @@ class DiffusersBackend(Backend):
                     check_no_meta_tensors(part, folder / name)
         if self.scheduler is not None:
             swap_scheduler(pipe, self.scheduler)
+        elif self.few_step is not None:  # the noise levels the LoRA was distilled at
+            import diffusers
+
+            preset = self.few_step[0]
+            config = {**pipe.scheduler.config, **dict(preset.scheduler_config), "flow_shift": preset.shift}
+            pipe.scheduler = getattr(diffusers, preset.scheduler).from_config(config)
         self.lora_records = load_loras(pipe, self.loras)
         apply_vae_options(pipe, self.vae_tiling, self.vae_slicing)
         self.acceleration_notes = apply_acceleration(pipe, self.acceleration, self.device)
@@ -235,7 +253,7 @@ class DiffusersBackend(Backend):
         extras = settings.extras
         if d.uses_prompt:
             default_negative = self.spec.extras.get("negative_prompt")
-            if not settings.negative_prompt and default_negative:
+            if not settings.negative_prompt and default_negative and settings.guidance_scale > 1:  # CFG uses it
                 settings.negative_prompt = default_negative
                 notices.append("no negative prompt given; using the model card's default negative prompt")
             extras["prompt_used"] = True
@@ -244,6 +262,16 @@ class DiffusersBackend(Backend):
                       loras=[{"source": s, "scale": k} for s, k in self.loras],
                       scheduler=self.scheduler, profile=self.profile,
                       acceleration={k: v for k, v in self.acceleration.as_dict().items() if v})
+        if self.few_step is not None:
+            preset, how = self.few_step
+            extras["few_step_lora"] = {"name": preset.name, "recognised_by": how, "steps": preset.steps,
+                                       "guidance_scale": preset.guidance_scale, "shift": preset.shift}
+            if self.scheduler is None:
+                extras["scheduler"] = preset.scheduler
+            notices.append(f"few-step LoRA ({how}): defaults switched to its {preset.steps} steps, guidance "
+                           f"{preset.guidance_scale:g}, Euler ({preset.scheduler}) at shift {preset.shift:g}; now "
+                           f"{settings.num_inference_steps} steps, guidance {settings.guidance_scale:g} "
+                           "(--num-inference-steps / --guidance-scale / --scheduler override)")
         self.family_resolve(request, settings, notices)
         return settings
 

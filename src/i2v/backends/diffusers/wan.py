@@ -20,6 +20,7 @@ from ...errors import InvalidRequestError, UnknownModelError
 from ...types import GenerationRequest, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
+from .few_step import FewStepLora
 from .loading import check_model_folder, folder_model_spec, read_config
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
@@ -97,6 +98,16 @@ class WanBackend(DiffusersBackend):
         tile_pixels=lambda vae: 256 * 256,
         last_image_help="use wan2.1-flf2v-14b-720p or wan2.2-i2v-a14b for first-last-frame videos",
         order=30,
+        few_step_loras=(
+            FewStepLora("lightx2v-wan2.1-i2v", "lightx2v step+CFG distillation of Wan 2.1 I2V 14B (rank 128)",
+                        ("Kijai/WanVideo_comfy/Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank128_bf16"
+                         ".safetensors",), models=("wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p")),
+            FewStepLora("lightning-wan2.2-i2v-a14b", "Wan 2.2 Lightning for I2V A14B: one LoRA per expert (Seko V1)",
+                        ("lightx2v/Wan2.2-Lightning/Wan2.2-I2V-A14B-4steps-lora-rank64-Seko-V1/"
+                         "high_noise_model.safetensors",
+                         "transformer_2:lightx2v/Wan2.2-Lightning/Wan2.2-I2V-A14B-4steps-lora-rank64-Seko-V1/"
+                         "low_noise_model.safetensors"), models=("wan2.2-i2v-a14b",)),
+        ),
     )
     pipeline_class = "WanImageToVideoPipeline"
 
@@ -144,7 +155,8 @@ class WanBackend(DiffusersBackend):
         if request.last_image is None and extras.get("needs_last_image"):  # its image embedding takes two CLIP images
             raise InvalidRequestError(f"{self.spec.name} is a first-last-frame model: it needs a last image "
                                       "(--last-image); for a video from one image use a Wan I2V model")
-        settings.extras.update(flow_shift=flow_shift_for(settings.height, settings.width, extras),
+        shift = self.few_step[0].shift if self.few_step else flow_shift_for(settings.height, settings.width, extras)
+        settings.extras.update(flow_shift=shift,
                                max_sequence_length=int(extras.get("max_sequence_length", 512)),
                                first_last_frame=request.last_image is not None)
 
