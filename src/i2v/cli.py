@@ -190,6 +190,20 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_calibrate_cache(args) -> int:
+    from .acceleration.mag_cache import calibrate
+    from .api import ImageToVideoGenerator
+    from .types import GenerationRequest
+
+    image = args.image or str(Path(__file__).parent / "assets" / "sample.png")
+    request = GenerationRequest(image=image, prompt=args.prompt, num_inference_steps=args.num_inference_steps,
+                                num_frames=args.num_frames, height=args.height, width=args.width, seed=args.seed)
+    ratios, path = calibrate(ImageToVideoGenerator(args.model, device=args.device, dtype=args.dtype), request)
+    print(f"MagCache ratios of {args.model} over {len(ratios)} steps: {', '.join(f'{r:.4f}' for r in ratios)}")
+    print(f"saved to {path}; `--cache magcache` on this model now uses them")
+    return 0
+
+
 def cmd_batch(args) -> int:
     from .batch import run_batch
 
@@ -265,6 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Send IMAGE and the generation fields to `i2v serve`, follow the job's progress "
                                    "and write its video to -o (settings beside it as OUT.json).")
     add_submit_arguments(p)
+    p = sub.add_parser("calibrate-cache", help="measure a model's MagCache ratios once, for --cache magcache",
+                       description="Run one generation with nothing skipped, record the per-step ratio of the "
+                                   "transformer blocks' residual magnitudes, and save it beside the model "
+                                   "(i2v_magcache.json; hub models: $I2V_HOME/magcache/).")
+    p.add_argument("--model", "-m", required=True)
+    p.add_argument("--image", default=None, help="input image (default: the bundled sample)")
+    p.add_argument("--prompt", "-p", default="the camera slowly pans to the right")
+    p.add_argument("--num-inference-steps", type=int, default=None, help="the steps you will run (default: the model's)")
+    p.add_argument("--num-frames", type=int, default=None)
+    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None)
     p = sub.add_parser("batch", help="one video per manifest row, resumable, locally or on a Ray cluster",
                        description="Run a CSV or JSONL manifest (columns: image, and any of model, output, prompt, "
                                    "num_frames, seed, ... per row) into --out. A rerun skips rows whose output exists "
@@ -335,6 +363,8 @@ def _main(argv: list[str] | None) -> int:
             return evaluate_main(args)
         if args.command == "batch":
             return cmd_batch(args)
+        if args.command == "calibrate-cache":
+            return cmd_calibrate_cache(args)
         if args.command in ("serve", "ui", "worker", "submit"):
             from .server import cli as server_cli
 

@@ -17,6 +17,8 @@ switch             what it does                                                 
                    branch on some steps
 ``"taylorseer"``   TaylorSeer: predicts block outputs from their recent history        transformers only
                    (a full step every ``cache_interval``, default 3)
+``"magcache"``     MagCache: skips the blocks while a per-model calibrated curve of   needs ``i2v calibrate-
+                   residual magnitude ratios predicts a small accumulated error       cache`` once per model
 ``cfg_cache``      FasterCache's CFG-Cache for U-Net pipelines that batch [uncond,     ~halves the U-Net cost of
                    cond]: all but 1 in N steps of the middle of the schedule run only  the skipped steps; the
                    the conditional half and re-use the last (cond - uncond)           guidance difference lags
@@ -48,7 +50,7 @@ from ..errors import InvalidRequestError
 if TYPE_CHECKING:
     from ..backends.base import Family
 
-CACHES = ("deepcache", "pab", "fbcache", "fastercache", "taylorseer")
+CACHES = ("deepcache", "pab", "fbcache", "fastercache", "taylorseer", "magcache")
 INTERVAL_CACHES = ("deepcache", "taylorseer")  # the caches that take ``cache_interval``
 DEFAULT_CACHE_INTERVAL = 3
 QUANTIZERS = {  # name -> (diffusers quantization config class, its kwargs, the package it needs)
@@ -94,8 +96,7 @@ class Acceleration:
 def check_acceleration(acc: Acceleration, family: Family | None = None) -> Acceleration:
     """Refuse unknown names, and switches the model family cannot run, before any weights are read."""
     if acc.cache is not None and acc.cache not in CACHES:
-        hint = " (MagCache needs per-model calibrated mag_ratios, which i2v does not ship)" if acc.cache == "magcache" else ""
-        raise InvalidRequestError(f"unknown cache {acc.cache!r}; expected one of {', '.join(CACHES)}{hint}")
+        raise InvalidRequestError(f"unknown cache {acc.cache!r}; expected one of {', '.join(CACHES)}")
     if family is not None and acc.cache == "fastercache" and not family.batched_guidance:
         raise InvalidRequestError(f"cache 'fastercache' skips the unconditional half of a batched CFG forward, but "
                                   f"{family.name} runs its guidance passes separately; use one of "
@@ -224,8 +225,9 @@ def cache_config(name: str, clock: StepClock, unet: bool, interval: int = DEFAUL
     return hooks.TaylorSeerCacheConfig(cache_interval=interval, disable_cache_before_step=3)
 
 
-def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
-    """Apply the switches to a loaded pipeline (before it is placed or offloaded); returns notes."""
+def apply_acceleration(pipe, acc: Acceleration, device: str, mag_ratios: list[float] | None = None) -> list[str]:
+    """Apply the switches to a loaded pipeline (before it is placed or offloaded); returns notes.
+    ``mag_ratios``: the model's calibrated MagCache curve (``mag_cache.load_ratios``)."""
     notes = list(acc.notes)
     name, denoiser = denoiser_of(pipe)
     # one progress clock for every caching hook (each clock adds a forward pre-hook to the denoiser)
@@ -244,6 +246,14 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
                 from .deep_cache import apply_deep_cache
 
                 apply_deep_cache(denoiser, clock, every=interval)
+            elif acc.cache == "magcache":
+                from .mag_cache import mag_cache_config
+
+                if not mag_ratios:
+                    raise InvalidRequestError("cache 'magcache' needs the model's calibrated ratios")
+                config = mag_cache_config(mag_ratios, len(mag_ratios))
+                denoiser.enable_cache(config)
+                pipe._i2v_mag_cache = (config, list(mag_ratios))  # its step count follows each run
             elif unet:
                 from diffusers.hooks import apply_pyramid_attention_broadcast
 
@@ -287,10 +297,14 @@ def apply_acceleration(pipe, acc: Acceleration, device: str) -> list[str]:
     return notes
 
 
-def reset_caches(pipe) -> None:
-    """Forget every caching hook's state (call before a new generation)."""
+def reset_caches(pipe, num_inference_steps: int | None = None) -> None:
+    """Forget every caching hook's state (call before a new generation of ``num_inference_steps``)."""
     from diffusers.hooks import HookRegistry
 
+    if num_inference_steps is not None and getattr(pipe, "_i2v_mag_cache", None):
+        from .mag_cache import set_steps
+
+        set_steps(*pipe._i2v_mag_cache, num_inference_steps)
     _, denoiser = denoiser_of(pipe)
     if hasattr(denoiser, "_diffusers_hook"):
         HookRegistry.check_if_exists_or_initialize(denoiser).reset_stateful_hooks(recurse=True)

@@ -92,6 +92,11 @@ class DiffusersBackend(Backend):
         if local.is_dir():
             self.folder, self.index = local, check_model_folder(local, self.accepted_classes())
             self.variant = folder_variant(local, self.index, self.wanted_variant())
+        self.mag_ratios = None
+        if self.acceleration.cache == "magcache":  # the model's calibrated curve, or a typed error, before weights
+            from ...acceleration.mag_cache import load_ratios
+
+            self.mag_ratios = load_ratios(spec)
         self.scheduler = scheduler = o.scheduler
         if scheduler is not None:
             if not isinstance(scheduler, str):
@@ -181,7 +186,7 @@ class DiffusersBackend(Backend):
             pipe.scheduler = getattr(diffusers, preset.scheduler).from_config(config)
         self.lora_records = load_loras(pipe, self.loras)
         apply_vae_options(pipe, self.vae_tiling, self.vae_slicing)
-        self.acceleration_notes = apply_acceleration(pipe, self.acceleration, self.device)
+        self.acceleration_notes = apply_acceleration(pipe, self.acceleration, self.device, self.mag_ratios)
         if self.offload == "auto":  # no memory plan was followed (a direct caller): keep every weight on the device
             self.offload = "none"
         apply_offload(pipe, self.offload, self.device)
@@ -309,7 +314,7 @@ class DiffusersBackend(Backend):
         if self.acceleration.cache or self.acceleration.cfg_cache:
             from ...acceleration import reset_caches
 
-            reset_caches(pipe)
+            reset_caches(pipe, settings.num_inference_steps)
         with torch.inference_mode():
             out = pipe(**kwargs)
         reporter.fill(timings)

@@ -90,7 +90,7 @@ class WanBackend(DiffusersBackend):
         ),
         # WanPipeline: Wan 2.2 TI2V-5B (expand_timesteps); text-only Wan folders are refused by folder_spec
         pipeline_classes=("WanImageToVideoPipeline", "WanPipeline"),
-        caches=("pab", "fbcache", "taylorseer"), speed_cache="fbcache",
+        caches=("pab", "fbcache", "taylorseer", "magcache"), speed_cache="fbcache",
         batched_guidance=False,  # noise_uncond = current_model(...): a second pass of batch 1
         inputs=frozenset({"last_image"}),
         # the causal VAE decodes one latent frame (``temporal`` frames) at a time
