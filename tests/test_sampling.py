@@ -148,8 +148,8 @@ def test_flow_matching_loss_floors_small_sigmas_and_fits_known_flows():
     target[1] = 0.5  # the second clip's flow is known: off by 0.5 from the prediction
     target[1, :, 0] = 99.0  # frame 0 does not count
 
-    def warping(*args, return_flow=False):
-        assert return_flow
+    def warping(*args, return_flow=False, detach_flow=False):
+        assert return_flow and detach_flow
         return noise - latents, flow
 
     loss = flow_matching_loss(warping, latents, text, sigmas, noise, flow_target=target, flow_weight=2.0)

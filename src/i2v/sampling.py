@@ -131,7 +131,8 @@ def flow_matching_loss(unet, latents, text, sigmas, noise, flow_target=None, flo
     ``sigma_floor``: a denoiser that predicts clean frames (``prediction="warp"``) has a velocity error
     of (clean error) / sigma, which the rare draws near sigma 0 would blow up; below the floor the
     error is weighted as at the floor. ``flow_target`` (B, 2, T, h, w), NaN where unknown (a whole
-    clip, usually): a warping denoiser's flow is also fitted to it (MSE, times ``flow_weight``).
+    clip, usually): a warping denoiser's flow is fitted to it (MSE, times ``flow_weight``), and the
+    velocity error does not reach the flow through the warp.
     """
     # latents, noise: (B, C, T, h, w); sigmas: (B,)
     x = add_noise(latents, noise, sigmas)
@@ -139,8 +140,8 @@ def flow_matching_loss(unet, latents, text, sigmas, noise, flow_target=None, flo
     args = (x, sigmas, latents[:, :, 0], text.states, text.pooled, text.mask)
     if flow_target is None:
         v, flow = unet(*args), None
-    else:
-        v, flow = unet(*args, return_flow=True)
+    else:  # the flow learns from its target only; the clean-frame error trains the rest
+        v, flow = unet(*args, return_flow=True, detach_flow=True)
     target = noise - latents
     weight = (sigmas / sigmas.clamp(min=sigma_floor)).view(-1, 1, 1, 1, 1) if sigma_floor > 0 else 1.0
     loss = (((v.float() - target) * weight) ** 2)[:, :, 1:].mean()

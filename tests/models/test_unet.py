@@ -172,3 +172,18 @@ def test_only_a_warping_denoiser_returns_a_flow():
         _model()(**_inputs(), return_flow=True)
     with pytest.raises(ValueError, match="prediction"):
         build_unet("test", prediction="x0")
+
+
+def test_a_detached_flow_gets_no_gradient_from_the_velocity():
+    m = _warp_model().train()
+    inputs = _inputs()
+    torch.nn.init.normal_(m.conv_out.weight, std=0.01)
+    v, flow = m(**inputs, return_flow=True, detach_flow=True)
+    flow.retain_grad()
+    v.square().mean().backward(retain_graph=True)
+    assert flow.grad is None or flow.grad.abs().max() == 0
+    m.zero_grad()
+    v, flow = m(**inputs, return_flow=True)
+    flow.retain_grad()
+    v.square().mean().backward()
+    assert flow.grad.abs().max() > 0

@@ -198,10 +198,13 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         text_pooled: torch.Tensor,
         text_mask: torch.Tensor | None = None,
         return_flow: bool = False,
+        detach_flow: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         # sample: (B, C, T, h, w); timestep: (B,) in [0, 1]; image_latents: (B, C, h, w)
         # text_states: (B, L, D); text_pooled: (B, D); text_mask: (B, L) 1 = real token
         # return_flow (warp prediction only): also return the predicted flow (B, 2, T, h, w)
+        # detach_flow: the warp sees the flow without its gradient (training with a supervised flow: the
+        # clean-frame error's gradient through the warp is the image's own gradient, mostly noise)
         b, _, t, h, w = sample.shape
         temb = self.time_embedding(self.time_proj(timestep * 1000).to(sample.dtype))
         temb = temb + self.text_pool_embedding(text_pooled.to(sample.dtype))
@@ -239,15 +242,17 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             if return_flow:
                 raise ValueError("return_flow needs a denoiser with prediction='warp'")
             return out  # the velocity
-        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out)
+        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out, detach_flow)
         return (velocity, flow) if return_flow else velocity
 
-    def velocity_from_warp(self, sample, timestep, image_latents, out) -> tuple[torch.Tensor, torch.Tensor]:
+    def velocity_from_warp(self, sample, timestep, image_latents, out, detach_flow: bool = False
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """The warp parameterisation's output -> (velocity (B, C, T, h, w), flow (B, 2, T, h, w))."""
         b, c, t, h, w = sample.shape
         residual, flow = out[:, :c], out[:, c:]
+        warp_flow = flow.detach() if detach_flow else flow
         moved = self.warp(image_latents[:, None].expand(-1, t, -1, -1, -1).reshape(b * t, c, h, w),
-                          rearrange(flow, "b f t h w -> (b t) f h w"))
+                          rearrange(warp_flow, "b f t h w -> (b t) f h w"))
         clean = rearrange(moved, "(b t) c h w -> b c t h w", b=b) + residual  # the predicted clean frames
         sigma = timestep.float().clamp(min=1e-4).view(b, 1, 1, 1, 1)
         return ((sample.float() - clean.float()) / sigma).to(sample.dtype), flow
