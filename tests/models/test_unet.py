@@ -135,27 +135,37 @@ def _warp_model():
     return m.eval()
 
 
-def test_a_fresh_warping_denoiser_holds_the_first_frame():
-    """Zero output layer: no flow, no residual, so the predicted clean frames are all frame 0."""
+def _clean(inputs, v):
+    return inputs["sample"] - inputs["timestep"].view(-1, 1, 1, 1, 1) * v
+
+
+def test_a_fresh_warping_denoiser_fuses_the_first_frame_with_the_sample():
+    """Zero output layer: no flow, no residual, spread 1. At pure noise the predicted clean frames are
+    frame 0; near sigma 0 they are the sample; between, the Gaussian fusion of the two."""
     m = _warp_model()
-    inputs = _inputs()
-    with torch.no_grad():
-        v, flow = m(**inputs, return_flow=True)
-    sigma = inputs["timestep"].view(-1, 1, 1, 1, 1)
-    clean = inputs["sample"] - sigma * v
-    torch.testing.assert_close(clean, inputs["image_latents"][:, :, None].expand_as(clean), atol=1e-4, rtol=1e-4)
-    assert flow.shape == (2, 2, 4, 16, 16) and flow.abs().max() == 0
+    first = _inputs()["image_latents"][:, :, None]
+    for sigma in (1.0, 0.5, 1e-3):
+        inputs = {**_inputs(), "timestep": torch.full((2,), sigma)}
+        with torch.no_grad():
+            v, flow = m(**inputs, return_flow=True)
+        keep = 1 - sigma
+        gain = keep / (keep**2 + sigma**2)
+        expected = first + gain * (inputs["sample"] - keep * first)
+        torch.testing.assert_close(_clean(inputs, v), expected.expand_as(v), atol=1e-3, rtol=1e-3)
+        assert flow.shape == (2, 2, 4, 16, 16) and flow.abs().max() == 0
+    torch.testing.assert_close(_clean(inputs, v), inputs["sample"], atol=5e-3, rtol=5e-3)
 
 
 def test_a_warping_denoisers_flow_moves_frame_zero(tmp_path):
-    """A constant flow in the output layer's bias moves every frame; the folder round trip keeps the warp."""
+    """A constant flow in the output layer's bias moves every frame (seen at pure noise, where the guess
+    is all there is); the folder round trip keeps the warp."""
     m = _warp_model()
     with torch.no_grad():
-        m.conv_out.bias.view(6, 4)[4] = -2 / 16  # x flow of every sub-pixel: one latent pixel right
-    inputs = _inputs()
+        m.conv_out.bias.view(7, 4)[4] = -2 / 16  # x flow of every sub-pixel: one latent pixel right
+    inputs = {**_inputs(), "timestep": torch.ones(2)}
     with torch.no_grad():
         v, flow = m(**inputs, return_flow=True)
-    clean = inputs["sample"] - inputs["timestep"].view(-1, 1, 1, 1, 1) * v
+    clean = _clean(inputs, v)
     torch.testing.assert_close(clean[..., 1:], inputs["image_latents"][:, :, None, :, :-1].expand_as(clean[..., 1:]),
                                atol=1e-4, rtol=1e-4)
     m.save_pretrained(tmp_path)

@@ -14,12 +14,16 @@ space-time layers:
 
 Two output parameterisations (``prediction``). ``"velocity"``: the network's output is the
 flow-matching velocity. ``"warp"`` (for the photo autoencoder, whose detail a 2x2-patch network
-cannot carry through its first layer): the network predicts, per frame, a dense flow and a
-residual; the clean frame is the first frame moved by that flow (``LatentWarp``, in pixel space)
-plus the residual, and the velocity follows from it, ``v = (x_t - x0) / sigma``. The photo's
-detail then comes from the photo itself, and the network decides how it moves and what fills the
-newly revealed borders. Two coordinate channels join its input, so a zoom's radial flow is easy to
-express.
+cannot carry through its first layer): the network predicts, per frame, a dense flow, a residual
+and a confidence. The first frame moved by the flow (``LatentWarp``, in pixel space) plus the
+residual is a prior guess ``mu`` of the clean frame, with per-pixel spread ``tau``; the noisy
+sample ``x_t = (1 - sigma) x0 + sigma * noise`` is an observation of it. Their Gaussian fusion,
+``x0 = mu + K (x_t - (1 - sigma) mu)`` with ``K = (1 - sigma) tau^2 / ((1 - sigma)^2 tau^2 + sigma^2)``,
+trusts the guess at high noise and the sample at low noise (EDM's skip connection, with the
+network choosing where), and ``v = (x_t - x0) / sigma`` stays finite as sigma goes to 0. The
+photo's detail then comes from the photo itself, and the network decides how it moves and what
+fills the newly revealed borders. Two coordinate channels join its input, so a zoom's radial flow
+is easy to express.
 
 Attention and feed-forward layers are diffusers' own, so diffusers' attention processors
 apply. Inputs and outputs follow the flow-matching convention of ``i2v.sampling``.
@@ -182,7 +186,7 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
                 self.up.append(nn.ModuleList([_Upsample(ch)]))
 
         self.norm_out = nn.GroupNorm(groups, ch)
-        out_channels = latent_channels + (2 if warp else 0)  # velocity, or residual and flow
+        out_channels = latent_channels + (3 if warp else 0)  # velocity, or residual, flow and log tau
         self.conv_out = nn.Conv3d(ch, out_channels * p * p, (1, 3, 3), padding=(0, 1, 1))
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
@@ -249,13 +253,18 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
                            ) -> tuple[torch.Tensor, torch.Tensor]:
         """The warp parameterisation's output -> (velocity (B, C, T, h, w), flow (B, 2, T, h, w))."""
         b, c, t, h, w = sample.shape
-        residual, flow = out[:, :c], out[:, c:]
+        residual, flow, log_tau = out[:, :c].float(), out[:, c:c + 2], out[:, c + 2:c + 3].float()
         warp_flow = flow.detach() if detach_flow else flow
         moved = self.warp(image_latents[:, None].expand(-1, t, -1, -1, -1).reshape(b * t, c, h, w),
                           rearrange(warp_flow, "b f t h w -> (b t) f h w"))
-        clean = rearrange(moved, "(b t) c h w -> b c t h w", b=b) + residual  # the predicted clean frames
+        mu = rearrange(moved, "(b t) c h w -> b c t h w", b=b).float() + residual  # the prior guess of x0
         sigma = timestep.float().clamp(min=1e-4).view(b, 1, 1, 1, 1)
-        return ((sample.float() - clean.float()) / sigma).to(sample.dtype), flow
+        keep = 1 - sigma
+        tau2 = torch.exp(2 * log_tau.clamp(-6, 6))  # (B, 1, T, h, w)
+        gain = keep * tau2 / (keep**2 * tau2 + sigma**2)
+        x_t = sample.float()
+        clean = mu + gain * (x_t - keep * mu)
+        return ((x_t - clean) / sigma).to(sample.dtype), flow
 
     @staticmethod
     def _unit(in_ch, out_ch, use_attn, temb_dim, text_dim, heads, groups) -> nn.ModuleList:
