@@ -77,9 +77,10 @@ def _add_generate(sub) -> None:
     prof.add_argument("--memory", dest="profile", action="store_const", const="memory",
                       help="least memory (group offload with streams and fp8 weight storage on GPUs, native bf16 "
                            "on CPUs, VAE tiling/slicing, chunked feed-forward and decoding)")
-    a.add_argument("--cache", default=None, choices=["deepcache", "pab", "fbcache", "fastercache", "taylorseer"],
+    a.add_argument("--cache", default=None, choices=["deepcache", "pab", "fbcache", "fastercache", "taylorseer",
+                                                     "magcache"],
                    help="step cache: DeepCache (U-Nets), Pyramid Attention Broadcast, First Block Cache, FasterCache, "
-                        "TaylorSeer (transformers)")
+                        "TaylorSeer, MagCache (transformers; MagCache after `i2v calibrate-cache`)")
     a.add_argument("--cache-interval", type=int, default=None, metavar="N",
                    help="deepcache and taylorseer: one full step in every N (default 3); larger is faster, drifts more")
     a.add_argument("--cfg-cache", type=int, nargs="?", const=2, default=0, metavar="N",

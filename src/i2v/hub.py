@@ -1,6 +1,7 @@
-"""Any diffusers image-to-video repository on the Hugging Face Hub: ``--model org/name[@revision]``.
+"""Hub ids ``org/name[@revision]``: parsing, huggingface_hub's errors as i2v's, file listings.
 
-Vetted before any weights are fetched, in this order:
+A hub id given as ``--model`` is resolved by ``registry.hub_model``, vetted before any weights are
+fetched, in this order:
 
 1. ``model_index.json`` alone: a pipeline class one of i2v's families runs, components from diffusers
    or transformers only (``check_model_index``);
@@ -15,18 +16,15 @@ any huggingface_hub tool: offline, everything comes from the cache or the model 
 
 from __future__ import annotations
 
-import json
 import re
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from .errors import UnknownModelError
-from .types import ModelSpec
 
 # "org/name" or "org/name@revision" (a branch, tag or commit); the Hub's own name rules
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95})(?:@(?P<revision>[\w./-]{1,255}))?$")
-CONFIG_PATTERNS = ["model_index.json", "*/config.json", "*/scheduler_config.json", "*/preprocessor_config.json"]
+CONFIG_PATTERNS = ["model_index.json", "*/*.json"]  # every component's configs (small JSON), no weights
 
 
 def parse_hub_id(text: str) -> tuple[str, str | None] | None:
@@ -81,38 +79,3 @@ def repo_files(repo: str, revision: str | None) -> list[str] | None:
     except (OSError, ValueError):
         return None
     return [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()]
-
-
-def hub_model(text: str) -> ModelSpec:
-    """The ModelSpec of a hub repository, vetted and with its configs fetched; weights come at load."""
-    from huggingface_hub import hf_hub_download, snapshot_download
-
-    from .backends.diffusers.loading import check_file_listing, check_model_index
-    from .registry import FOLDER_CLASSES, backend_class
-
-    parsed = parse_hub_id(text)
-    if parsed is None:
-        raise UnknownModelError(f"{text!r} is not a hub id (org/name or org/name@revision)")
-    repo, revision = parsed
-    with hub_errors(text):
-        index_file = hf_hub_download(repo, "model_index.json", revision=revision)
-        try:
-            index = json.loads(Path(index_file).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UnknownModelError(f"{text}: model_index.json is not valid JSON: {exc}") from exc
-        check_model_index(index, text)  # custom pipelines and foreign libraries, before anything else
-        class_name = index["_class_name"]
-        family = FOLDER_CLASSES.get(class_name)
-        if family is None:
-            raise UnknownModelError(f"{text}: pipeline class {class_name!r} is not supported; supported: "
-                                    f"{sorted(FOLDER_CLASSES)}")
-        files = repo_files(repo, revision)
-        if files is not None:
-            check_file_listing(files, index, text)
-        small = backend_class(family).family.hub_downloads_everything  # the embedded family: a few MB
-        folder = Path(snapshot_download(repo, revision=revision,
-                                        allow_patterns=None if small else CONFIG_PATTERNS,
-                                        ignore_patterns=["*.py", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl"]))
-    spec = backend_class(family).folder_spec(folder, class_name)
-    source = str(folder) if small else text
-    return replace(spec, name=text, source=source, description=f"{class_name} from the Hub ({repo})")

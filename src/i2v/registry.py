@@ -92,7 +92,7 @@ def resolve_model(name_or_path: str | Path | None) -> ModelSpec:
     by_source = [spec for spec in models.values() if spec.source == key]
     if by_source:  # "stabilityai/stable-video-diffusion-img2vid" is the registered "svd"
         return by_source[0]
-    from .hub import hub_model, is_hub_id
+    from .hub import is_hub_id
 
     if is_hub_id(key):  # any diffusers image-to-video repository: vetted before its weights download
         return hub_model(key)
@@ -116,3 +116,41 @@ def folder_model(path: Path) -> ModelSpec:
     if family is None:
         raise UnknownModelError(f"{path}: pipeline class {class_name!r} is not supported; supported: {sorted(classes)}")
     return backend_class(family).folder_spec(path, class_name)
+
+
+def hub_model(text: str) -> ModelSpec:
+    """The ModelSpec of a hub repository, vetted and with its configs fetched; weights come at load."""
+    import json
+    from dataclasses import replace
+
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    from .backends.diffusers.loading import check_file_listing, check_model_index
+    from .hub import CONFIG_PATTERNS, hub_errors, parse_hub_id, repo_files
+
+    parsed = parse_hub_id(text)
+    if parsed is None:
+        raise UnknownModelError(f"{text!r} is not a hub id (org/name or org/name@revision)")
+    repo, revision = parsed
+    with hub_errors(text):
+        index_file = hf_hub_download(repo, "model_index.json", revision=revision)
+        try:
+            index = json.loads(Path(index_file).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UnknownModelError(f"{text}: model_index.json is not valid JSON: {exc}") from exc
+        check_model_index(index, text)  # custom pipelines and foreign libraries, before anything else
+        class_name = index["_class_name"]
+        family = _folder_classes().get(class_name)
+        if family is None:
+            raise UnknownModelError(f"{text}: pipeline class {class_name!r} is not supported; supported: "
+                                    f"{sorted(_folder_classes())}")
+        files = repo_files(repo, revision)
+        if files is not None:
+            check_file_listing(files, index, text)
+        small = backend_class(family).family.hub_downloads_everything  # the embedded family: a few MB
+        folder = Path(snapshot_download(repo, revision=revision,
+                                        allow_patterns=None if small else CONFIG_PATTERNS,
+                                        ignore_patterns=["*.py", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl"]))
+    spec = backend_class(family).folder_spec(folder, class_name)
+    source = str(folder) if small else text
+    return replace(spec, name=text, source=source, description=f"{class_name} from the Hub ({repo})")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from . import tiny_components
+from . import tiny_components, tiny_hunyuan15, tiny_skyreels
 
 BUILDERS = {
     "svd": tiny_components.build_svd,
@@ -17,6 +17,9 @@ BUILDERS = {
     "ltx": tiny_components.build_ltx,
     "hunyuan": tiny_components.build_hunyuan,
     "hunyuan-33ch": lambda: tiny_components.build_hunyuan("latent_concat"),
+    "hunyuan15": tiny_hunyuan15.build_hunyuan15,
+    "skyreels": tiny_skyreels.build_skyreels,
+    "skyreels-df": tiny_skyreels.build_skyreels_df,
 }
 
 

@@ -152,6 +152,19 @@ def test_transformer_caches_run_on_wan(tiny_folder, square_image, cache):
     assert psnr(result.frames, plain.frames) > 15
 
 
+def test_taylorseer_hooks_every_blocks_attention():
+    """Wan's and LTX's blocks name their attention attn1/attn2: the cache must hook them (diffusers'
+    default patterns, fully matched, found none and the cache did nothing)."""
+    from diffusers.hooks import HookRegistry
+
+    pipe = build_wan()
+    apply_acceleration(pipe, Acceleration(cache="taylorseer"), "cpu")
+    hooked = sorted(name for name, module in pipe.transformer.named_modules()
+                    if isinstance(getattr(module, "_diffusers_hook", None), HookRegistry)
+                    and module._diffusers_hook.hooks)
+    assert hooked == [f"blocks.{b}.attn{a}" for b in range(2) for a in (1, 2)]
+
+
 def test_compile_wraps_the_repeated_blocks_without_running():
     pipe = build_wan()
     notes = apply_acceleration(pipe, Acceleration(compile=True), "cpu")

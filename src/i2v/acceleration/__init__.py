@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 CACHES = ("deepcache", "pab", "fbcache", "fastercache", "taylorseer", "magcache")
 INTERVAL_CACHES = ("deepcache", "taylorseer")  # the caches that take ``cache_interval``
 DEFAULT_CACHE_INTERVAL = 3
+TAYLORSEER_ATTENTION = r"^(blocks|transformer_blocks|single_transformer_blocks|temporal_transformer_blocks)\.\d+\.attn\d*$"
 QUANTIZERS = {  # name -> (diffusers quantization config class, its kwargs, the package it needs)
     "torchao-int8": ("TorchAoConfig", {"quant_type": "Int8WeightOnlyConfig"}, "torchao"),
     "bnb-8bit": ("BitsAndBytesConfig", {"load_in_8bit": True}, "bitsandbytes"),
@@ -222,7 +223,10 @@ def cache_config(name: str, clock: StepClock, unet: bool, interval: int = DEFAUL
             spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 681),
             unconditional_batch_skip_range=5, unconditional_batch_timestep_skip_range=(-1, 781),
             current_timestep_callback=clock, attention_weight_callback=lambda _: 0.3, is_guidance_distilled=False)
-    return hooks.TaylorSeerCacheConfig(cache_interval=interval, disable_cache_before_step=3)
+    # the attention layers of every block ("blocks.3.attn1"): diffusers' default patterns ("^blocks.*attn",
+    # fully matched) miss the numbered attn1/attn2 names of Wan's and LTX's blocks, and then hook nothing
+    return hooks.TaylorSeerCacheConfig(cache_interval=interval, disable_cache_before_step=3,
+                                       cache_identifiers=[TAYLORSEER_ATTENTION])
 
 
 def apply_acceleration(pipe, acc: Acceleration, device: str, mag_ratios: list[float] | None = None) -> list[str]:

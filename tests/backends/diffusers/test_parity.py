@@ -25,6 +25,9 @@ CASES = {  # folder builder name: (num_frames, height, width)
     "ltx": (9, 32, 32),
     "hunyuan": (5, 16, 16),
     "hunyuan-33ch": (5, 16, 16),
+    "hunyuan15": (5, 32, 32),
+    "skyreels": (9, 32, 32),
+    "skyreels-df": (9, 32, 32),
 }
 
 
@@ -63,6 +66,20 @@ def stock_kwargs(family: str, s: dict, image: Image.Image, last: Image.Image, pi
                     num_frames=s["pipeline_num_frames"], guidance_scale=s["embedded_guidance_scale"],
                     true_cfg_scale=s["true_cfg_scale"], max_sequence_length=s["max_sequence_length"],
                     prompt_template=prompt_template(pipe), **common)
+    if family == "hunyuan15":  # no height/width: the pipeline buckets the image's own size
+        pipe.guider = pipe.guider.new(guidance_scale=s["guidance_scale"])  # guidance is the guider's (diffusers' docs)
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative if s["negative_prompt_used"] else None,
+                    num_frames=s["num_frames"], num_inference_steps=s["num_inference_steps"])
+    if family == "skyreels":
+        kwargs = dict(image=image, prompt=s["prompt"], negative_prompt=negative, num_frames=s["num_frames"],
+                      guidance_scale=s["guidance_scale"], max_sequence_length=s["max_sequence_length"],
+                      **({"last_image": last} if s["first_last_frame"] else {}), **common)
+        if s["diffusion_forcing"]:
+            kwargs.update(base_num_frames=s["base_num_frames"], overlap_history=s["overlap_history"],
+                          addnoise_condition=s["addnoise_condition"], ar_step=s["ar_step"],
+                          causal_block_size=s["causal_block_size"], fps=s["fps_conditioning"])
+            torch.manual_seed(s["torch_manual_seed"])  # its conditioning noise comes from torch's global generator
+        return kwargs
     raise AssertionError(family)
 
 
