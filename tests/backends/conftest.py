@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from . import tiny_components, tiny_hunyuan15, tiny_skyreels
+from . import tiny_components, tiny_cosmos, tiny_hunyuan15, tiny_skyreels, tiny_wan_vace
 
 BUILDERS = {
     "svd": tiny_components.build_svd,
@@ -20,6 +20,9 @@ BUILDERS = {
     "hunyuan15": tiny_hunyuan15.build_hunyuan15,
     "skyreels": tiny_skyreels.build_skyreels,
     "skyreels-df": tiny_skyreels.build_skyreels_df,
+    "wan_vace": tiny_wan_vace.build_wan_vace,
+    "cosmos": tiny_cosmos.build_cosmos2,
+    "cosmos-25": tiny_cosmos.build_cosmos25,
 }
 
 

@@ -16,6 +16,8 @@ from PIL import Image
 
 from i2v.cli import main
 
+from ..tiny_cosmos import DummyCosmosSafetyChecker
+
 CASES = {  # folder builder name: (num_frames, height, width)
     "svd": (3, 16, 16),
     "animatediff": (4, 32, 32),
@@ -28,6 +30,9 @@ CASES = {  # folder builder name: (num_frames, height, width)
     "hunyuan15": (5, 32, 32),
     "skyreels": (9, 32, 32),
     "skyreels-df": (9, 32, 32),
+    "wan_vace": (9, 32, 32),
+    "cosmos": (9, 32, 48),
+    "cosmos-25": (9, 48, 32),
 }
 
 
@@ -80,15 +85,34 @@ def stock_kwargs(family: str, s: dict, image: Image.Image, last: Image.Image, pi
                           causal_block_size=s["causal_block_size"], fps=s["fps_conditioning"])
             torch.manual_seed(s["torch_manual_seed"])  # its conditioning noise comes from torch's global generator
         return kwargs
+    if family == "wan_vace":  # the conditioning video and mask of the diffusers docs' prepare_video_and_mask
+        n, size = s["num_frames"], (s["width"], s["height"])
+        video = [image] + [Image.new("RGB", size, (128, 128, 128))] * (n - 1)
+        mask = [Image.new("L", size, 0)] + [Image.new("L", size, 255)] * (n - 1)
+        if s["first_last_frame"]:
+            video[-1], mask[-1] = last, Image.new("L", size, 0)
+        condition = dict(reference_images=[image]) if s["vace_mode"] == "reference" else dict(video=video, mask=mask)
+        return dict(prompt=s["prompt"], negative_prompt=negative, num_frames=n, guidance_scale=s["guidance_scale"],
+                    conditioning_scale=s["conditioning_scale"], max_sequence_length=s["max_sequence_length"],
+                    **condition, **common)
+    if family == "cosmos":  # Predict2.5: the image as a one-frame video (what the sidecar records)
+        kwargs = dict(prompt=s["prompt"], negative_prompt=negative, num_frames=s["num_frames"],
+                      guidance_scale=s["guidance_scale"], max_sequence_length=s["max_sequence_length"], **common)
+        if s["pipeline"] == "Cosmos2VideoToWorldPipeline":
+            return dict(image=image, fps=s["fps_conditioning"], **kwargs)
+        return dict(video=[image], num_latent_conditional_frames=s["num_latent_conditional_frames"], **kwargs)
     raise AssertionError(family)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_i2v_gives_the_stock_pipelines_frames(name, tiny_folder, tmp_path):
+def test_i2v_gives_the_stock_pipelines_frames(name, tiny_folder, tmp_path, monkeypatch):
     from diffusers import DiffusionPipeline
 
     from i2v.io.video import read_metadata, read_video
 
+    # Cosmos: cosmos_guardrail is not installed; both sides run without it (i2v by the user's explicit
+    # choice, the stock pipeline with diffusers' fast tests' pass-through guardrail)
+    monkeypatch.setenv("I2V_COSMOS_NO_GUARDRAIL", "1")
     frames, height, width = CASES[name]
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
@@ -104,7 +128,8 @@ def test_i2v_gives_the_stock_pipelines_frames(name, tiny_folder, tmp_path):
     settings = read_metadata(out)
     ours, _ = read_video(out)
 
-    pipe = DiffusionPipeline.from_pretrained(folder, use_safetensors=True)
+    guard = {"safety_checker": DummyCosmosSafetyChecker()} if name.startswith("cosmos") else {}
+    pipe = DiffusionPipeline.from_pretrained(folder, use_safetensors=True, **guard)
     assert type(pipe.scheduler).__name__ == settings["scheduler"] or "flow_shift" in settings
     if "flow_shift" in settings:  # Wan: the shift the sidecar names, on the folder's scheduler
         config = pipe.scheduler.config
