@@ -115,11 +115,14 @@ class ImageToVideoGenerator:
             extra_inputs["last_image"] = last
         timings["load_image"] += time.perf_counter() - t0
         frames = self.backend.generate(settings, image, callback, timings, self.show_progress, **extra_inputs)
+        # a backend whose model also makes sound (LTX-2) hands over this run's track: (samples, sample rate)
+        sound = self.backend.take_audio() if hasattr(self.backend, "take_audio") else None
         record = {"model": self.spec.name, "model_source": self.spec.source, **request_record(request),
                   **asdict(settings), "i2v_version": __version__}
         record.pop("extras", None)
         record.update(settings.extras)
-        result = GenerationResult(frames=frames, fps=settings.fps, settings=record, notices=notices, timings=timings)
+        result = GenerationResult(frames=frames, fps=settings.fps, settings=record, notices=notices, timings=timings,
+                                  audio=sound[0] if sound else None, audio_sample_rate=sound[1] if sound else None)
         self.last_result = result
         return result
 
@@ -163,7 +166,7 @@ class ImageToVideoGenerator:
     def save_video(self, frames: Any, path: str | Path, fps: float | None = None) -> Path:
         """Write frames to ``path`` (format from the extension); fps defaults to the generation's.
 
-        When ``frames`` are the last generated clip, its settings travel with the file.
+        When ``frames`` are the last generated clip, its settings (and its sound track, if any) travel with the file.
         """
         from .io.video import as_frame_array, write_video
         from .validate import check_output_file
@@ -176,4 +179,7 @@ class ImageToVideoGenerator:
                                                                  "i2v_version": __version__}
         inputs = [last.settings.get("image"), last.settings.get("last_image")] if is_last else []
         check_output_file(path, inputs, model_folder=self.spec.source)
-        return write_video(as_frame_array(frames), path, fps=fps, metadata=metadata)
+        sound = {}
+        if is_last and last.audio is not None:
+            sound = dict(audio=last.audio, audio_sample_rate=last.audio_sample_rate)
+        return write_video(as_frame_array(frames), path, fps=fps, metadata=metadata, **sound)

@@ -129,14 +129,18 @@ def cmd_generate(args) -> int:
                                 show_progress=not args.quiet and sys.stderr.isatty(),
                                 options=from_fields(LoadOptions, args))
     result = gen.run(request)
+    notice = result.audio_notice(args.output)  # a GIF/WebP/PNG output: the sound goes beside it
+    if notice is not None:
+        result.notices.append(notice)
     if not args.quiet:
         for notice in result.notices:
             print(f"note: {notice}", file=sys.stderr)
     t0 = time.perf_counter()
     path = result.save(args.output)
     write = time.perf_counter() - t0
+    sound = "" if result.audio is None else f", {result.audio.shape[1] / result.audio_sample_rate:.2f} s of sound"
     print(f"wrote {path} ({len(result.frames)} frames, {result.frames.shape[2]}x{result.frames.shape[1]}, "
-          f"{result.fps:g} fps, seed {result.settings['seed']})")
+          f"{result.fps:g} fps, seed {result.settings['seed']}{sound})")
     if args.timings:
         t = result.timings
         rows = [("load", gen.load_seconds + t.get("load", 0.0)), ("encode", t.get("encode", 0.0)),

@@ -4,7 +4,7 @@
     GenerationRequest           one generation in the project's vocabulary (None = the model's default)
     ResolvedSettings            the request with every field decided, as it runs and is recorded
     LoadOptions                 the loading switches (dtype, offload, VAE, LoRA, scheduler, speed/memory)
-    GenerationResult            frames, fps, settings, notices and timings of one run
+    GenerationResult            frames (and sound, if any), fps, settings, notices and timings of one run
 
 The error classes live in ``i2v.errors``. Nothing here imports torch or diffusers.
 """
@@ -150,6 +150,21 @@ class GenerationResult:
     settings: dict  # everything needed to reproduce the clip; saved with the file
     notices: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    audio: np.ndarray | None = None  # (channels, samples) float32 in [-1, 1]: the sound track, if the model makes one
+    audio_sample_rate: int | None = None
+
+    def audio_notice(self, path: str | Path) -> str | None:
+        """The notice for writing this clip to ``path`` when its sound cannot go into the file."""
+        if self.audio is None:
+            return None
+        from .io.video import audio_path, video_format
+
+        beside = audio_path(path)
+        if beside is None:
+            return None
+        kind = {"gif": "GIF output", "webp": "WebP output", "png": "PNG frames output"}[video_format(path)]
+        return (f"{kind} cannot hold sound; the audio track is written beside it as {beside} "
+                "(write .mp4 or .webm to keep it in the video)")
 
     def save(self, path: str | Path, fps: float | None = None) -> Path:
         from .io.video import write_video
@@ -158,7 +173,12 @@ class GenerationResult:
         check_output_file(path, [self.settings.get("image"), self.settings.get("last_image")],
                           model_folder=self.settings.get("model_source"))
         fps = self.fps if fps is None else fps
-        return write_video(self.frames, path, fps=fps, metadata={**self.settings, "fps": fps})
+        notice = self.audio_notice(path)
+        if notice is not None and notice not in self.notices:
+            self.notices.append(notice)
+        rate = self.audio_sample_rate if self.audio is not None else None
+        return write_video(self.frames, path, fps=fps, metadata={**self.settings, "fps": fps}, audio=self.audio,
+                           audio_sample_rate=rate)
 
     def to_pil(self) -> list[Image.Image]:
         from PIL import Image

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from . import tiny_components, tiny_cosmos, tiny_hunyuan15, tiny_skyreels, tiny_wan_vace
+from . import (tiny_components, tiny_cosmos, tiny_framepack, tiny_hunyuan15, tiny_ltx2, tiny_skyreels,
+               tiny_wan_vace)
 
 BUILDERS = {
     "svd": tiny_components.build_svd,
@@ -23,6 +24,8 @@ BUILDERS = {
     "wan_vace": tiny_wan_vace.build_wan_vace,
     "cosmos": tiny_cosmos.build_cosmos2,
     "cosmos-25": tiny_cosmos.build_cosmos25,
+    "ltx2": tiny_ltx2.build_ltx2,
+    "framepack": tiny_framepack.build_framepack,
 }
 
 

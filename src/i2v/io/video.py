@@ -14,6 +14,14 @@ The output format is chosen by the path:
                trailing ``/``) plus ``metadata.json``
 =============  ==============================================================================
 
+An optional sound track (``audio``: ``(channels, samples)`` or ``(samples,)`` floats in [-1, 1],
+one or two channels, with its ``audio_sample_rate``) goes into the container: AAC in mp4 (at its
+own rate when AAC has it, else 48 kHz), Opus in webm (always 48 kHz, Opus's own rate: other rates
+are resampled). GIF, WebP and PNG frames cannot hold sound: the audio is written beside them as a
+32-bit float WAV (``audio_path``: ``<path>.wav``, ``<folder>/audio.wav``), in the same atomic unit
+as the video and its sidecar. The sidecar's ``"video_file"`` record says where the audio went
+(``"audio"``: codec, sample rate, channels, samples, and ``"file"`` for a WAV beside the video).
+
 Every output carries its generation settings: a sidecar ``<path>.json`` (``<folder>/metadata.json``
 for PNG frames) and, for mp4/webm, the same JSON in the container's ``comment`` tag. The
 sidecar also holds a ``"video_file"`` record (format, exact fps, frame count, size) that
@@ -55,6 +63,8 @@ __all__ = [
     "probe_video",
     "read_metadata",
     "sidecar_path",
+    "as_audio_array",
+    "audio_path",
 ]
 
 # Suffix -> format name; a folder of PNG frames is the format "png".
@@ -71,6 +81,9 @@ FILE_RECORD_KEY = "video_file"
 GIF_MAX_FPS = 50
 FRAME_PATTERN = "frame_{:05d}.png"
 FOLDER_METADATA = "metadata.json"
+FOLDER_AUDIO = "audio.wav"  # a PNG folder's sound track
+AUDIO_FORMATS = ("mp4", "webm")  # the formats whose container holds a sound track
+RATE_48K = 48000  # Opus's own rate (decoders play every Opus stream at it); AAC's for rates it lacks
 
 _FRAME_NAME = re.compile(r"^frame_(\d+)\.png$")
 _CONTAINER_FORMATS = ("mp4", "webm")
@@ -153,6 +166,49 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return Path(os.fspath(path) + ".json")
 
 
+def audio_path(path: str | os.PathLike[str]) -> Path | None:
+    """Where the sound track of an output goes when its format cannot hold one: ``<path>.wav`` for
+    GIF/WebP, ``<folder>/audio.wav`` for PNG frames; None for mp4/webm (the audio is in the file)."""
+    fmt = video_format(path)
+    if fmt in AUDIO_FORMATS:
+        return None
+    if fmt == "png":
+        return Path(path) / FOLDER_AUDIO
+    return Path(os.fspath(path) + ".wav")
+
+
+def as_audio_array(audio: Any) -> np.ndarray:
+    """Normalise a sound track to one C-contiguous ``(channels, samples)`` float32 array in [-1, 1].
+
+    Accepts ``(samples,)`` (mono) or ``(channels, samples)`` with one or two channels, as floats
+    (clipped to [-1, 1]; NaN/inf refused) or int16 PCM; anything ``np.asarray`` takes (a CPU tensor too).
+    """
+    array = np.asarray(audio)
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[0] not in (1, 2):
+        raise ValueError(f"audio: expected shape (samples,) or (channels, samples) with 1 or 2 channels, "
+                         f"got {array.shape}")
+    if array.shape[1] == 0:
+        raise ValueError("audio: no samples")
+    if array.dtype == np.int16:
+        array = array.astype(np.float32) / 32768.0
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("audio: samples must be finite (got NaN or inf)")
+        array = np.clip(array, -1.0, 1.0)
+    else:
+        raise ValueError(f"audio: expected float samples in [-1, 1] or int16, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_sample_rate(rate: Any) -> int:
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 0 < rate <= 768000:
+        raise ValueError(f"audio_sample_rate: expected a whole number of samples per second (1 to 768000), "
+                         f"got {rate!r}")
+    return int(rate)
+
+
 def _fps_fraction(fps: float | Fraction) -> Fraction:
     """The stream rate for ``fps``: ``Fraction(fps).limit_denominator(1001)`` (7.5 -> 15/2)."""
     if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction, np.number)):
@@ -176,11 +232,15 @@ def write_video(
     path: str | os.PathLike[str],
     fps: float,
     metadata: Mapping[str, Any] | None = None,
+    audio: Any = None,
+    audio_sample_rate: int | None = None,
 ) -> Path:
     """Write ``frames`` to ``path`` (format from the extension) atomically; return the path.
 
     ``metadata`` (the generation settings, JSON-serialisable) is saved in a sidecar JSON and,
     for mp4/webm, in the container ``comment`` tag, together with a ``"video_file"`` record.
+    ``audio`` (optional, with ``audio_sample_rate``): a sound track, muxed into mp4 (AAC) / webm
+    (Opus), else written beside the video as a WAV file (``audio_path``); see the module docstring.
     """
     fmt = video_format(path)
     rate = _fps_fraction(fps)
@@ -193,6 +253,11 @@ def write_video(
         raise ValueError(f"metadata: expected a dict, got {type(metadata).__name__}")
     video = as_frame_array(frames)  # (T, H, W, 3) uint8
     num_frames, height, width, _ = video.shape
+    sound = None
+    if audio is not None:
+        sound = (as_audio_array(audio), _check_sample_rate(audio_sample_rate))  # (C, N) float32, rate
+    elif audio_sample_rate is not None:
+        raise ValueError("audio_sample_rate given without audio")
 
     record: dict[str, Any] = {
         "format": fmt,
@@ -206,31 +271,56 @@ def write_video(
         video = _pad_to_even(video)  # (T, H', W', 3) with H', W' even
         record["codec"] = "h264" if fmt == "mp4" else _VPX_CODEC_NAMES[_vpx_encoder()]
         record["encoded_width"], record["encoded_height"] = video.shape[2], video.shape[1]
+    if sound is not None:
+        record["audio"] = _audio_record(fmt, Path(path), *sound)
     settings = {**(metadata or {}), FILE_RECORD_KEY: record}
     sidecar_text = _to_json(settings, indent=2)
 
     out = Path(path)
     try:
-        return _write_outputs(video, out, fmt, rate, settings, sidecar_text)
+        return _write_outputs(video, out, fmt, rate, settings, sidecar_text, sound)
     except OSError as exc:  # disk full, read-only or vanished folder: nothing was replaced
         raise VideoIOError(f"{out}: cannot write ({exc.strerror or exc}); no existing file was changed") from exc
 
 
-def _write_outputs(video: np.ndarray, out: Path, fmt: str, rate: Fraction, settings: dict, sidecar_text: str) -> Path:
+def _audio_record(fmt: str, out: Path, samples: np.ndarray, sample_rate: int) -> dict[str, Any]:
+    """What the sidecar says of the sound track: where it is and how it is stored."""
+    channels, count = samples.shape
+    record: dict[str, Any] = {"sample_rate": sample_rate, "channels": channels, "num_samples": count,
+                              "duration": count / sample_rate}
+    if fmt in AUDIO_FORMATS:
+        codec, stored = _audio_codec(fmt, sample_rate)  # refuses a missing encoder before anything is written
+        record.update(codec="opus" if codec == "libopus" else codec, stored_sample_rate=stored)
+    else:
+        record.update(codec="pcm_f32le", file=audio_path(out).name)
+    return record
+
+
+def _write_outputs(video: np.ndarray, out: Path, fmt: str, rate: Fraction, settings: dict, sidecar_text: str,
+                   sound: tuple[np.ndarray, int] | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "png":
         _check_frame_folder_replaceable(out)
         with _atomic_outputs(out, directory=True) as (tmp_dir,):
             for i, frame in enumerate(video):
                 _to_pil(frame).save(tmp_dir / FRAME_PATTERN.format(i), format="PNG")
+            if sound is not None:
+                _write_wav(tmp_dir / FOLDER_AUDIO, *sound)
             (tmp_dir / FOLDER_METADATA).write_text(sidecar_text, encoding="utf-8")
         return out
 
-    with _atomic_outputs(out, sidecar_path(out)) as (tmp_video, tmp_sidecar):
+    beside = audio_path(out) if sound is not None and fmt not in AUDIO_FORMATS else None
+    targets = (out, sidecar_path(out)) + ((beside,) if beside is not None else ())
+    # a silent GIF/WebP replacing one with sound: the WAV its sidecar names goes with it
+    stale = (audio_path(out),) if sound is None and fmt not in AUDIO_FORMATS else ()
+    with _atomic_outputs(*targets, stale=stale) as temps:  # the video, its sidecar (and WAV) replaced as one unit
+        tmp_video, tmp_sidecar = temps[:2]
         if fmt in _CONTAINER_FORMATS:
-            _write_container(video, tmp_video, fmt, rate, comment=_to_json(settings))
+            _write_container(video, tmp_video, fmt, rate, comment=_to_json(settings), sound=sound)
         else:
             _write_animated_image(video, tmp_video, fmt, rate)
+            if beside is not None:
+                _write_wav(temps[2], *sound)
         tmp_sidecar.write_text(sidecar_text, encoding="utf-8")
     return out
 
@@ -260,8 +350,10 @@ def _to_pil(frame: np.ndarray) -> Image.Image:
     return Image.fromarray(frame)
 
 
-def _write_container(video: np.ndarray, target: Path, fmt: str, rate: Fraction, comment: str) -> None:
-    """Encode ``(T, H, W, 3)`` (H, W even) to mp4/H.264 or webm/VP9 at exactly ``rate`` fps."""
+def _write_container(video: np.ndarray, target: Path, fmt: str, rate: Fraction, comment: str,
+                     sound: tuple[np.ndarray, int] | None = None) -> None:
+    """Encode ``(T, H, W, 3)`` (H, W even) to mp4/H.264 or webm/VP9 at exactly ``rate`` fps, with the
+    sound track ``sound`` (``(C, N)`` float32, sample rate) as AAC / Opus when given."""
     if fmt == "mp4":
         if "libx264" not in av.codecs_available:
             raise VideoIOError("this PyAV build has no libx264 encoder; write .webm, .gif or .webp")
@@ -283,11 +375,74 @@ def _write_container(video: np.ndarray, target: Path, fmt: str, rate: Fraction, 
         # rgb24 -> yuv420p uses swscale's BT.601 limited-range matrix; tag the stream to match.
         ctx = stream.codec_context
         ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 6, 6, 6, 1
+        # every stream is added before the first packet (the container header is written then)
+        encode_sound = _audio_encoder(container, fmt, *sound) if sound is not None else None
         for index, frame in enumerate(video):
             av_frame = _to_av_frame(frame)
             av_frame.pts = index
             container.mux(stream.encode(av_frame))
         container.mux(stream.encode())  # flush the encoder
+        if encode_sound is not None:
+            encode_sound()
+
+
+def _audio_codec(fmt: str, sample_rate: int) -> tuple[str, int]:
+    """(encoder, the sample rate it stores) of a container's sound track."""
+    if fmt == "mp4":
+        if "aac" not in av.codecs_available:
+            raise VideoIOError("this PyAV build has no AAC encoder; write .webm, or .gif/.webp (audio as WAV)")
+        rates = av.Codec("aac", "w").audio_rates or ()
+        return "aac", sample_rate if sample_rate in rates else RATE_48K
+    if "libopus" not in av.codecs_available:
+        raise VideoIOError("this PyAV build has no Opus encoder; write .mp4, or .gif/.webp (audio as WAV)")
+    return "libopus", RATE_48K
+
+
+def _audio_frame(samples: np.ndarray, sample_rate: int) -> av.AudioFrame:
+    """``(C, N)`` float32 -> one planar float PyAV frame at ``sample_rate`` starting at 0."""
+    layout = "mono" if samples.shape[0] == 1 else "stereo"
+    frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
+    frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, Fraction(1, sample_rate)
+    return frame
+
+
+def _audio_encoder(container, fmt: str, samples: np.ndarray, sample_rate: int):
+    """Add the sound track's stream to an open container (before any packet is written); return the
+    function that encodes the track into it: resampled (when the stored rate differs) and cut into the
+    encoder's frame size by swresample, then flushed."""
+    codec, rate = _audio_codec(fmt, sample_rate)
+    layout = "mono" if samples.shape[0] == 1 else "stereo"
+    stream = container.add_stream(codec, rate=rate)
+    ctx = stream.codec_context
+    ctx.layout, ctx.sample_rate = layout, rate
+    formats = [f.name for f in (ctx.codec.audio_formats or ())]
+    if "flt" in formats and "fltp" not in formats:  # libopus: float rather than its first choice, s16
+        ctx.format = "flt"
+    ctx.bit_rate = 96000 * samples.shape[0]  # 96 kbit/s a channel (ffmpeg's defaults: 128k for AAC, 64-96k Opus)
+    stream.time_base = Fraction(1, rate)
+    ctx.open()  # sets the encoder's frame size
+
+    def encode() -> None:
+        resampler = av.AudioResampler(format=ctx.format.name, layout=layout, rate=rate,
+                                      frame_size=ctx.frame_size or None)
+        for frame in resampler.resample(_audio_frame(samples, sample_rate)) + resampler.resample(None):
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+    return encode
+
+
+def _write_wav(target: Path, samples: np.ndarray, sample_rate: int) -> None:
+    """A WAV file of 32-bit float samples (lossless for the model's float output)."""
+    layout = "mono" if samples.shape[0] == 1 else "stereo"
+    with av.open(str(target), mode="w", format="wav") as container:
+        stream = container.add_stream("pcm_f32le", rate=sample_rate)
+        stream.codec_context.layout = layout
+        stream.time_base = Fraction(1, sample_rate)
+        resampler = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)
+        for frame in resampler.resample(_audio_frame(samples, sample_rate)) + resampler.resample(None):
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 def _frame_durations_ms(num_frames: int, rate: Fraction, tick_ms: int) -> list[int]:
@@ -348,12 +503,14 @@ def _json_default(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _atomic_outputs(*targets: Path, directory: bool = False) -> Iterator[tuple[Path, ...]]:
+def _atomic_outputs(*targets: Path, directory: bool = False,
+                    stale: tuple[Path, ...] = ()) -> Iterator[tuple[Path, ...]]:
     """Yield temporary siblings of ``targets``; on success move them all into place, else delete all.
 
     Every target is checked before the first is replaced (a folder where a file goes fails before
     anything changes), and the replacement runs under a lock on the output folder, so that two
-    writers of one path leave the video and the sidecar of the same one."""
+    writers of one path leave the video and the sidecar of the same one. ``stale``: files beside the
+    output that its previous sidecar names (a WAV) and the new output does not have; removed with it."""
     parent = targets[0].parent
     remove_stale_temps(parent)  # partials a killed writer left behind
     with contextlib.ExitStack() as stack:
@@ -362,11 +519,26 @@ def _atomic_outputs(*targets: Path, directory: bool = False) -> Iterator[tuple[P
         with folder_lock(parent):
             for target in targets:
                 _check_replaceable(target, directory)
+            claimed = [path for path in stale if _names_beside(targets[0], path)]
             for temp, target in zip(temps, targets):
                 if directory:
                     _replace_directory(temp, target)
                 else:
                     os.replace(temp, target)
+            for path in claimed:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+
+def _names_beside(out: Path, path: Path) -> bool:
+    """Whether the sidecar now next to ``out`` records ``path`` as its sound track (a regular file)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        record = json.loads(sidecar_path(out).read_text(encoding="utf-8")).get(FILE_RECORD_KEY, {})
+        return record.get("audio", {}).get("file") == path.name
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_replaceable(target: Path, directory: bool) -> None:
@@ -395,7 +567,7 @@ def _check_frame_folder_replaceable(folder: Path) -> None:
         raise VideoIOError(f"{folder}: exists and is not a folder; cannot write PNG frames there")
     if folder.is_dir():
         foreign = [p.name for p in folder.iterdir()
-                   if not (_FRAME_NAME.match(p.name) or p.name == FOLDER_METADATA)]
+                   if not (_FRAME_NAME.match(p.name) or p.name in (FOLDER_METADATA, FOLDER_AUDIO))]
         if foreign:
             raise VideoIOError(
                 f"{folder}: folder already holds other files ({', '.join(sorted(foreign)[:3])}, ...); "

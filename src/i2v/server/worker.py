@@ -179,17 +179,21 @@ class Worker:
             beat.stop()
 
     def _deliver(self, job: Job, result) -> None:
-        from ..io.video import sidecar_path, write_video
+        from ..io.video import audio_path, sidecar_path, write_video
 
         self.outputs.mkdir(parents=True, exist_ok=True)
         name = f"{job.id}-{job.attempts}.{job.output_format}"
         path = self.outputs / name
         settings = {**result.settings, "image": job.request.get("image_name"), "job_id": job.id}
         settings.pop("last_image", None)
-        write_video(result.frames, path, fps=result.fps, metadata={**settings, "fps": result.fps})
+        audio = getattr(result, "audio", None)  # a model that makes sound (LTX-2): into the file, or a WAV beside
+        write_video(result.frames, path, fps=result.fps, metadata={**settings, "fps": result.fps}, audio=audio,
+                    audio_sample_rate=result.audio_sample_rate if audio is not None else None)
         if not self.store.finish(job, name, settings, result.notices):  # cancelled, or taken over, meanwhile
             path.unlink(missing_ok=True)
             sidecar_path(path).unlink(missing_ok=True)
+            if audio_path(path) is not None:
+                audio_path(path).unlink(missing_ok=True)
             self.store.mark_cancelled(job)  # fenced: a no-op when another attempt owns the job
 
 

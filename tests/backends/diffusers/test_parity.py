@@ -33,6 +33,8 @@ CASES = {  # folder builder name: (num_frames, height, width)
     "wan_vace": (9, 32, 32),
     "cosmos": (9, 32, 48),
     "cosmos-25": (9, 48, 32),
+    "ltx2": (9, 32, 32),
+    "framepack": (73, 32, 32),  # two sections of 36 frames after the image
 }
 
 
@@ -101,6 +103,23 @@ def stock_kwargs(family: str, s: dict, image: Image.Image, last: Image.Image, pi
         if s["pipeline"] == "Cosmos2VideoToWorldPipeline":
             return dict(image=image, fps=s["fps_conditioning"], **kwargs)
         return dict(video=[image], num_latent_conditional_frames=s["num_latent_conditional_frames"], **kwargs)
+    if family == "ltx2":  # video with sound: the multimodal guidance and the image's H.264 CRF, as recorded
+        guidance = ("stg_scale", "modality_scale", "guidance_rescale", "audio_guidance_scale", "audio_stg_scale",
+                    "audio_modality_scale", "audio_guidance_rescale")
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative, num_frames=s["num_frames"],
+                    frame_rate=s["frame_rate"], guidance_scale=s["guidance_scale"], **{k: s[k] for k in guidance},
+                    spatio_temporal_guidance_blocks=s["stg_blocks"], use_cross_timestep=s["use_cross_timestep"],
+                    image_crf=s["image_crf"], max_sequence_length=s["max_sequence_length"],
+                    **({"sigmas": s["sigmas"]} if s["sigmas"] else {}), **common)
+    if family == "framepack":  # the tiny tokenizer is not Llama-3's: the template crop the sidecar records
+        from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_framepack import DEFAULT_PROMPT_TEMPLATE
+
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative if s["negative_prompt_used"] else None,
+                    num_frames=s["pipeline_num_frames"], latent_window_size=s["latent_window_size"],
+                    guidance_scale=s["distilled_guidance_scale"], true_cfg_scale=s["true_cfg_scale"],
+                    max_sequence_length=s["max_sequence_length"], sampling_type=s["sampling_type"],
+                    prompt_template={"template": DEFAULT_PROMPT_TEMPLATE["template"],
+                                     "crop_start": s["prompt_template_crop_start"]}, **common)
     raise AssertionError(family)
 
 
