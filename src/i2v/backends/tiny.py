@@ -59,7 +59,7 @@ def folder_stamp(folder: str | Path) -> tuple:
 
 
 def folder_defaults(path: Path, base: ModelDefaults) -> ModelDefaults:
-    """Defaults of an embedded-model folder: frames and size from its own unet/vae configs."""
+    """Defaults of an embedded-model folder: frames, size and size policy from its own unet/vae configs."""
     try:
         unet = json.loads((path / "unet" / "config.json").read_text())
         vae = json.loads((path / "vae" / "config.json").read_text())
@@ -68,8 +68,11 @@ def folder_defaults(path: Path, base: ModelDefaults) -> ModelDefaults:
     scale = spatial_compression(vae)
     size = unet.get("sample_size", 32) * scale
     multiple = 2 * scale * unet.get("patch_size", 1)  # twice what the pipeline needs: 16 for 4x latents, 2x2 patches
+    # the photo autoencoder's models are trained at several sizes and aspects: an unset size follows the
+    # image's aspect at the default's area; the shapes world's were trained square only
+    policy = "aspect" if vae.get("_class_name") == "PatchAutoencoder" else base.size_policy
     return ModelDefaults(**{**asdict(base), "num_frames": unet.get("num_frames", base.num_frames),
-                            "height": size, "width": size, "size_multiple": multiple})
+                            "height": size, "width": size, "size_multiple": multiple, "size_policy": policy})
 
 
 class TinyBackend(Backend):

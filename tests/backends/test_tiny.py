@@ -1,0 +1,49 @@
+"""The embedded model's backend: a photo model (patch autoencoder) follows the image's aspect ratio
+when no size is given; a shapes-world model keeps its square default."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from i2v import GenerationRequest, ImageToVideoGenerator
+from i2v.registry import resolve_model
+
+from ..conftest import dummy_components
+
+
+def _folder(tmp_path, vae_preset):
+    from i2v.pipelines.pipeline_i2v import I2VPipeline
+
+    folder = tmp_path / vae_preset
+    I2VPipeline(**dummy_components(size=64, vae_preset=vae_preset)).save_pretrained(folder)
+    return folder
+
+
+def _image(tmp_path, width, height):
+    path = tmp_path / f"{width}x{height}.png"
+    Image.fromarray(np.full((height, width, 3), 120, np.uint8)).save(path)
+    return path
+
+
+def test_a_photo_model_keeps_the_images_aspect_at_its_default_area(tmp_path):
+    folder = _folder(tmp_path, "patch-test")
+    assert resolve_model(str(folder)).defaults.size_policy == "aspect"
+    gen = ImageToVideoGenerator(str(folder), device="cpu")
+    wide = gen.backend.resolve(GenerationRequest(image=_image(tmp_path, 320, 180), seed=0), [])
+    assert (wide.width, wide.height) == (80, 48)  # 16:9 near 64x64's area, sides a multiple of 16
+    tall = gen.backend.resolve(GenerationRequest(image=_image(tmp_path, 180, 320), seed=0), [])
+    assert (tall.width, tall.height) == (48, 80)
+    given = gen.backend.resolve(GenerationRequest(image=_image(tmp_path, 320, 180), height=64, width=64, seed=0), [])
+    assert (given.width, given.height) == (64, 64)
+    result = gen.run(GenerationRequest(image=_image(tmp_path, 320, 180), num_inference_steps=2, seed=0))
+    assert result.frames.shape[1:3] == (48, 80)
+
+
+def test_a_shapes_world_model_keeps_its_square_default(tmp_path):
+    folder = _folder(tmp_path, "test")
+    spec = resolve_model(str(folder))
+    assert spec.defaults.size_policy != "aspect"
+    s = ImageToVideoGenerator(str(folder), device="cpu").backend.resolve(
+        GenerationRequest(image=_image(tmp_path, 320, 180), seed=0), [])
+    assert (s.width, s.height) == (64, 64)
