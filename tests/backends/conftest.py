@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from . import (tiny_components, tiny_cosmos, tiny_framepack, tiny_hunyuan15, tiny_ltx2, tiny_skyreels,
-               tiny_wan_vace)
+from . import (tiny_components, tiny_cosmos, tiny_framepack, tiny_helios, tiny_hunyuan15, tiny_kandinsky5,
+               tiny_ltx2, tiny_motif_video, tiny_sana_video, tiny_skyreels, tiny_wan_vace)
 
 BUILDERS = {
     "svd": tiny_components.build_svd,
@@ -26,6 +26,12 @@ BUILDERS = {
     "cosmos-25": tiny_cosmos.build_cosmos25,
     "ltx2": tiny_ltx2.build_ltx2,
     "framepack": tiny_framepack.build_framepack,
+    "kandinsky5": tiny_kandinsky5.build_kandinsky5,
+    "sana_video": tiny_sana_video.build_sana_video,
+    "helios": tiny_helios.build_helios,
+    "helios-mid": tiny_helios.build_helios_pyramid,
+    "helios-distilled": lambda: tiny_helios.build_helios_pyramid(distilled=True),
+    "motif_video": tiny_motif_video.build_motif_video,
 }
 
 

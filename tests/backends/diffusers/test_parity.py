@@ -35,6 +35,12 @@ CASES = {  # folder builder name: (num_frames, height, width)
     "cosmos-25": (9, 48, 32),
     "ltx2": (9, 32, 32),
     "framepack": (73, 32, 32),  # two sections of 36 frames after the image
+    "kandinsky5": (17, 32, 32),  # at least 5 latent frames
+    "sana_video": (9, 32, 32),
+    "helios": (33, 32, 32),
+    "helios-mid": (33, 64, 128),  # pyramid sides: a multiple of 64; CFG-Zero* needs two patches at 1/4 size
+    "helios-distilled": (65, 64, 64),  # two chunks of 33 frames (trimmed to 4n+1), the first amplified
+    "motif_video": (9, 32, 32),
 }
 
 
@@ -120,6 +126,31 @@ def stock_kwargs(family: str, s: dict, image: Image.Image, last: Image.Image, pi
                     max_sequence_length=s["max_sequence_length"], sampling_type=s["sampling_type"],
                     prompt_template={"template": DEFAULT_PROMPT_TEMPLATE["template"],
                                      "crop_start": s["prompt_template_crop_start"]}, **common)
+    if family == "kandinsky5":  # the folder's own flow shift (recorded); the default negative prompt while guided
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative if s["negative_prompt_used"] else None,
+                    num_frames=s["num_frames"], guidance_scale=s["guidance_scale"],
+                    max_sequence_length=s["max_sequence_length"], **common)
+    if family == "sana_video":  # the docs' I2V recipe: flow-Euler at the sidecar's shift, motion-scored prompt
+        if s["shift"] is not None:
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=s["shift"])
+        return dict(image=image, prompt=s["pipeline_prompt"],
+                    negative_prompt=s["negative_prompt"] if s["negative_prompt_used"] else "",
+                    frames=s["num_frames"], guidance_scale=s["guidance_scale"],
+                    max_sequence_length=s["max_sequence_length"],
+                    use_resolution_binning=s["use_resolution_binning"], **common)
+    if family == "helios":  # the pyramid pipelines take their steps per stage, as the sidecar's list
+        kwargs = dict(image=image, prompt=s["prompt"], negative_prompt=negative, height=s["height"], width=s["width"],
+                      num_frames=s["num_frames"], guidance_scale=s["guidance_scale"],
+                      max_sequence_length=s["max_sequence_length"])
+        if s["pyramid"]:
+            return dict(pyramid_num_inference_steps_list=s["pyramid_num_inference_steps_list"],
+                        use_zero_init=s["use_zero_init"], zero_steps=s["zero_steps"],
+                        is_amplify_first_chunk=s["is_amplify_first_chunk"], **kwargs)
+        return dict(num_inference_steps=s["num_inference_steps"], **kwargs)
+    if family == "motif_video":  # guidance is the guider's (diffusers' guider API)
+        pipe.guider = pipe.guider.new(guidance_scale=s["guidance_scale"])
+        return dict(image=image, prompt=s["prompt"], negative_prompt=negative if s["negative_prompt_used"] else None,
+                    num_frames=s["num_frames"], max_sequence_length=s["max_sequence_length"], **common)
     raise AssertionError(family)
 
 

@@ -1,0 +1,256 @@
+"""Kandinsky 5.0 I2V backend on a tiny seeded Kandinsky5I2VPipeline folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from i2v import GenerationRequest, ImageToVideoGenerator
+from i2v.api import check_request
+from i2v.backends.diffusers.kandinsky5 import NEGATIVE, NO_CACHE, rope_scale
+from i2v.cli import main
+from i2v.errors import InvalidRequestError
+from i2v.io.video import probe_video, read_metadata, read_video
+from i2v.registry import backend_class, resolve_model
+
+from ..tiny_components import sidecar
+from ..tiny_kandinsky5 import SHIFT, build_kandinsky5
+
+FAST = dict(num_inference_steps=2, seed=0, num_frames=17, height=32, width=32)  # 17: the fewest frames it runs
+PROMPT = "the red square moves left"
+
+
+@pytest.fixture(scope="session")
+def k5_folder(tmp_path_factory) -> str:
+    """The tiny pipeline saved as a model folder (safetensors), once per session."""
+    path = tmp_path_factory.mktemp("tiny-kandinsky5")
+    build_kandinsky5().save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def gen(k5_folder):
+    return ImageToVideoGenerator(k5_folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def base(gen, square_image):
+    return gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
+
+
+def edited_copy(folder: str, dest, edits: dict) -> str:
+    """A copy of ``folder`` with some JSON configs changed: ``{"transformer/config.json": {...}}``."""
+    shutil.copytree(folder, dest)
+    for name, values in edits.items():
+        file = dest / name
+        file.write_text(json.dumps({**json.loads(file.read_text()), **values}))
+    return str(dest)
+
+
+# -- defaults -----------------------------------------------------------------------------------
+
+
+def test_registered_models_and_their_card_defaults():
+    models = {s.name: s for s in backend_class("kandinsky5").family.models}
+    expected = {  # name: (hub id, steps, guidance)
+        "kandinsky-5.0-i2v-lite-5s": ("kandinskylab/Kandinsky-5.0-I2V-Lite-5s-Diffusers", 50, 5.0),
+        "kandinsky-5.0-i2v-pro-5s": ("kandinskylab/Kandinsky-5.0-I2V-Pro-sft-5s-Diffusers", 50, 5.0),
+        "kandinsky-5.0-i2v-pro-5s-distilled": ("kandinskylab/Kandinsky-5.0-I2V-Pro-distilled-5s-Diffusers", 16, 1.0),
+    }
+    assert set(models) == set(expected)
+    for name, (source, steps, guidance) in expected.items():
+        spec, d = models[name], models[name].defaults
+        assert spec.source == source and resolve_model(source) is spec  # the hub id names the registered model
+        assert (d.num_frames, d.frame_rule, d.frame_step, d.min_frames, d.fps) == (121, "4n+1, at least 17", 4, 17,
+                                                                                   24.0)
+        assert (d.height, d.width, d.size_multiple, d.size_policy) == (512, 768, 16, "aspect")
+        assert (d.num_inference_steps, d.guidance_scale) == (steps, guidance)
+        assert spec.extras["negative_prompt"] == NEGATIVE and spec.extras["dtype"] == "bf16"
+        assert spec.extras["max_sequence_length"] == 512 and spec.extras["cfg_distilled"] is (guidance == 1.0)
+
+
+def test_the_negative_prompt_is_the_pipelines_own_default():
+    import inspect
+
+    from diffusers import Kandinsky5I2VPipeline
+
+    assert f'negative_prompt = "{NEGATIVE}"' in inspect.getsource(Kandinsky5I2VPipeline.__call__)
+
+
+def test_folder_is_recognised_with_its_own_defaults(k5_folder, tmp_path):
+    spec = resolve_model(k5_folder)
+    d = spec.defaults
+    assert spec.family == "kandinsky5" and spec.source == k5_folder
+    assert (d.num_frames, d.frame_rule, d.frame_step, d.min_frames, d.fps) == (121, "4n+1, at least 17", 4, 17, 24.0)
+    assert (d.height, d.width, d.size_multiple, d.num_inference_steps, d.guidance_scale) == (512, 768, 16, 50, 5.0)
+    assert spec.extras["shift"] == SHIFT and spec.extras["attention"] == "regular"
+    distilled = resolve_model(edited_copy(k5_folder, tmp_path / "Kandinsky-5.0-I2V-Pro-distilled-5s", {}))
+    assert (distilled.defaults.num_inference_steps, distilled.defaults.guidance_scale) == (16, 1.0)
+    assert distilled.extras["cfg_distilled"] is True
+
+
+def test_sizes_and_frames_snap_to_the_rules(portrait_image):
+    spec = resolve_model("kandinsky-5.0-i2v-pro-5s")
+    notices = check_request(spec, GenerationRequest(image=portrait_image, seed=0, num_frames=9))
+    assert any("snapped to 17" in n for n in notices)  # fewer than 5 latent frames come out NaN
+    settings = backend_class("kandinsky5").resolve_for(spec, GenerationRequest(image=portrait_image, seed=0), [])
+    # 60x100 input: 512*768 pixels at 3:5, sides a multiple of 16
+    assert (settings.width, settings.height) == (480, 816) and settings.num_frames == 121
+    assert rope_scale(512, 768) == [1.0, 2.0, 2.0] and rope_scale(1024, 1024) == [1.0, 3.16, 3.16]
+
+
+# -- generating ----------------------------------------------------------------------------------
+
+
+def test_cli_writes_the_video_and_sidecar(k5_folder, square_image, tmp_path, capsys):
+    out = tmp_path / "k5.mp4"
+    assert main(["generate", str(square_image), "-m", k5_folder, "-p", PROMPT, "--num-frames", "10",
+                 "--height", "30", "--width", "40", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "snapped to 17" in err and "default negative prompt" in err
+    info = probe_video(out)
+    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (17, 48, 32, 24)
+    meta = sidecar(out)
+    assert meta["prompt"] == PROMPT and meta["negative_prompt"] == NEGATIVE and meta["negative_prompt_used"] is True
+    assert (meta["num_frames"], meta["guidance_scale"], meta["max_sequence_length"]) == (17, 5.0, 512)
+    assert meta["scheduler"] == "FlowMatchEulerDiscreteScheduler" and meta["shift"] == SHIFT
+    assert meta["rope_scale"] == [1.0, 3.16, 3.16] and meta["resolution_mode"] == "HD"
+
+
+def test_api_runs_with_progress_and_is_deterministic(gen, square_image, base):
+    steps = []
+    result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST),
+                     callback=lambda step, total: steps.append((step, total)))
+    assert result.frames.shape == (17, 32, 32, 3) and result.frames.dtype == np.uint8
+    assert steps == [(1, 2), (2, 2)]
+    assert {"encode", "denoise", "decode"} <= set(result.timings)
+    assert np.array_equal(result.frames, base.frames)  # same seed, same settings
+    other = gen.run(GenerationRequest(image=square_image, prompt="the camera zooms in", **FAST))
+    assert not np.array_equal(other.frames, base.frames)  # the prompt reaches the model
+    reseeded = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **{**FAST, "seed": 1}))
+    assert not np.array_equal(reseeded.frames, base.frames)
+
+
+def test_without_guidance_the_negative_prompt_is_unused(gen, square_image, base):
+    result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, negative_prompt="blurry",
+                                       **{**FAST, "guidance_scale": 1.0}))
+    assert result.settings["negative_prompt_used"] is False
+    assert any("does not use a negative prompt" in n for n in result.notices)
+    assert not np.array_equal(result.frames, base.frames)
+
+
+def test_a_nabla_folder_takes_sides_of_128_and_runs_on_flex_attention(tmp_path, square_image):
+    """A NABLA transformer: sides snapped to 128, flex attention on its own processors (not process-wide),
+    and the frames the stock pipeline gives with diffusers' documented ``set_attention_backend("flex")``."""
+    from diffusers import DiffusionPipeline
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    folder = tmp_path / "nabla"
+    build_kandinsky5(nabla=True).save_pretrained(folder)
+    spec = resolve_model(str(folder))
+    assert spec.extras["attention"] == "nabla" and spec.defaults.size_multiple == 128
+    notices = check_request(spec, GenerationRequest(image=square_image, seed=0, height=100, width=150))
+    assert any("snapped to 128x128" in n for n in notices)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    before = _AttentionBackendRegistry._active_backend
+    gen = ImageToVideoGenerator(str(folder), device="cpu")
+    result = gen.run(GenerationRequest(image=image, prompt=PROMPT, **{**FAST, "height": 128, "width": 128}))
+    assert result.frames.shape == (17, 128, 128, 3)
+    processor = gen.backend.pipeline.transformer.visual_transformer_blocks[0].self_attention.processor
+    assert processor._attention_backend.value == "flex" and _AttentionBackendRegistry._active_backend == before
+
+    s = result.settings
+    pipe = DiffusionPipeline.from_pretrained(str(folder), use_safetensors=True)
+    pipe.transformer.set_attention_backend("flex")
+    try:
+        with torch.inference_mode():
+            stock = pipe(image=image, prompt=s["prompt"], negative_prompt=s["negative_prompt"], height=128, width=128,
+                         num_frames=17, num_inference_steps=2, guidance_scale=s["guidance_scale"],
+                         max_sequence_length=s["max_sequence_length"],
+                         generator=torch.Generator("cpu").manual_seed(s["seed"]), output_type="pil").frames[0]
+    finally:
+        _AttentionBackendRegistry.set_active_backend(before)
+    assert np.array_equal(result.frames, np.stack([np.asarray(frame.convert("RGB")) for frame in stock]))
+
+
+@pytest.fixture(scope="module")
+def lora_file(k5_folder, tmp_path_factory):
+    """A small random LoRA on the transformer's query and value projections, saved as diffusers saves one."""
+    from diffusers import DiffusionPipeline, Kandinsky5I2VPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = DiffusionPipeline.from_pretrained(k5_folder)
+    torch.manual_seed(0)
+    pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_query", "to_value"],
+                                            init_lora_weights=False))
+    folder = tmp_path_factory.mktemp("kandinsky5-lora")
+    Kandinsky5I2VPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(
+        pipe.transformer))
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def test_lora_loads_through_the_pipelines_loader(k5_folder, square_image, lora_file, base):
+    off = ImageToVideoGenerator(k5_folder, device="cpu", loras=[f"{lora_file}:0"]).run(
+        GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
+    on = ImageToVideoGenerator(k5_folder, device="cpu", loras=[str(lora_file)]).run(
+        GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
+    assert np.array_equal(off.frames, base.frames) and not np.array_equal(on.frames, base.frames)
+    assert on.settings["loras"] == [{"source": str(lora_file), "scale": 1.0}]
+
+
+# -- refusals before any weights load -------------------------------------------------------------
+
+
+def test_impossible_requests_are_refused_before_loading(k5_folder, square_image, tmp_path, capsys):
+    gen = ImageToVideoGenerator(k5_folder, device="cpu")
+    with pytest.raises(InvalidRequestError, match="cannot take a last image"):
+        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
+    with pytest.raises(InvalidRequestError, match="num_frames 2000 is more than i2v runs"):
+        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 2000}))
+    assert gen.backend._pipe is None
+    for cache, reason in NO_CACHE.items():  # each tried on this model: none runs (kandinsky5.py)
+        with pytest.raises(InvalidRequestError, match=f"cache '{cache}' does not run on"):
+            ImageToVideoGenerator(k5_folder, device="cpu", cache=cache)
+    assert "share one MagCache state" in NO_CACHE["magcache"] and "lengths differ" in NO_CACHE["pab"]
+    out = tmp_path / "refused.mp4"
+    assert main(["generate", str(square_image), "-m", k5_folder, "--last-image", str(square_image),
+                 "-o", str(out)]) == 2
+    assert "cannot take a last image" in capsys.readouterr().err and not out.exists()
+
+
+# -- parity: i2v changes nothing ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frames,height,width", [(17, 32, 32), (17, 32, 48)])
+def test_i2v_gives_the_stock_pipelines_frames(k5_folder, tmp_path, frames, height, width):
+    """``i2v generate`` equals the stock pipeline called directly with the sidecar's settings."""
+    from diffusers import DiffusionPipeline
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    image.save(tmp_path / "image.png")
+    out = tmp_path / "frames"  # a folder of PNG frames: exactly as generated
+    assert main(["generate", str(tmp_path / "image.png"), "-m", k5_folder, "-p", "a red ball rolls to the left",
+                 "--num-frames", str(frames), "--height", str(height), "--width", str(width),
+                 "--num-inference-steps", "2", "--seed", "3", "-o", str(out)]) == 0
+    s = read_metadata(out)
+    ours, _ = read_video(out)
+
+    pipe = DiffusionPipeline.from_pretrained(k5_folder, use_safetensors=True)
+    assert type(pipe.scheduler).__name__ == s["scheduler"] and pipe.scheduler.config.shift == s["shift"]
+    with torch.inference_mode():
+        result = pipe(image=image, prompt=s["prompt"],
+                      negative_prompt=s["negative_prompt"] if s["negative_prompt_used"] else None,
+                      height=s["height"], width=s["width"], num_frames=s["num_frames"],
+                      num_inference_steps=s["num_inference_steps"], guidance_scale=s["guidance_scale"],
+                      max_sequence_length=s["max_sequence_length"],
+                      generator=torch.Generator("cpu").manual_seed(s["seed"]), output_type="pil")
+    stock = np.stack([np.asarray(frame.convert("RGB")) for frame in result.frames[0]])
+    assert ours.shape == stock.shape == (frames, height, width, 3)
+    assert np.array_equal(ours, stock)
