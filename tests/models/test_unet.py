@@ -1,6 +1,8 @@
+import math
+
 import torch
 
-from i2v.models.unet import SpaceTimeUNet, build_unet
+from i2v.models.unet import LOG_TAU_START, SpaceTimeUNet, build_unet
 
 from ..conftest import randomize_zero_init
 
@@ -140,20 +142,20 @@ def _clean(inputs, v):
 
 
 def test_a_fresh_warping_denoiser_fuses_the_first_frame_with_the_sample():
-    """Zero output layer: no flow, no residual, spread 1. At pure noise the predicted clean frames are
-    frame 0; near sigma 0 they are the sample; between, the Gaussian fusion of the two."""
+    """Zero output layer: no flow, no residual, the starting spread. At pure noise the predicted clean frames
+    are frame 0; near sigma 0 they are the sample; between, the Gaussian fusion of the two."""
     m = _warp_model()
     first = _inputs()["image_latents"][:, :, None]
-    for sigma in (1.0, 0.5, 1e-3):
+    for sigma in (1.0, 0.5, 0.05, 1e-5):
         inputs = {**_inputs(), "timestep": torch.full((2,), sigma)}
         with torch.no_grad():
             v, flow = m(**inputs, return_flow=True)
-        keep = 1 - sigma
-        gain = keep / (keep**2 + sigma**2)
+        keep, tau2 = 1 - sigma, math.exp(2 * LOG_TAU_START)
+        gain = keep * tau2 / (keep**2 * tau2 + sigma**2)
         expected = first + gain * (inputs["sample"] - keep * first)
         torch.testing.assert_close(_clean(inputs, v), expected.expand_as(v), atol=1e-3, rtol=1e-3)
         assert flow.shape == (2, 2, 4, 16, 16) and flow.abs().max() == 0
-    torch.testing.assert_close(_clean(inputs, v), inputs["sample"], atol=5e-3, rtol=5e-3)
+    torch.testing.assert_close(_clean(inputs, v), inputs["sample"], atol=5e-3, rtol=5e-3)  # at sigma 1e-5
 
 
 def test_a_warping_denoisers_flow_moves_frame_zero(tmp_path):
@@ -197,3 +199,14 @@ def test_a_detached_flow_gets_no_gradient_from_the_velocity():
     flow.retain_grad()
     v.square().mean().backward()
     assert flow.grad.abs().max() > 0
+
+
+def test_flow_is_one_per_token_interpolated_between_tokens():
+    from i2v.models.unet import smooth_flow
+
+    flow = torch.zeros(1, 2, 1, 8, 8)
+    flow[..., ::2, ::2] = 4.0  # one sub-position of each 2x2 token: the token's flow is 1
+    smooth = smooth_flow(flow, 2)
+    torch.testing.assert_close(smooth, torch.ones_like(flow))
+    ramp = torch.arange(4.0).repeat_interleave(2).view(1, 1, 1, 1, 8).expand(1, 2, 1, 8, 8)  # token steps
+    assert smooth_flow(ramp, 2).diff(dim=-1).abs().max() <= 0.5  # between tokens, a ramp, not steps of 1

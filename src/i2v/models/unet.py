@@ -43,6 +43,11 @@ from torch import nn
 
 from .latent_warp import LatentWarp, base_grid
 
+# The warping denoiser's spread at a zero output: e^-3 (about 0.05 of the latents' unit variance), so an
+# untrained network trusts its warped guess down to low noise and returns a clean (still) video, and
+# training widens the spread where the guess is wrong (newly revealed borders, moving objects)
+LOG_TAU_START = -3.0
+
 UNET_PRESETS: dict[str, dict] = {
     # the shipped model: ~8M parameters, 32x32x4 latents patchified to 16x16, 16 frames
     "small": dict(block_out_channels=(32, 96, 160), attention_levels=(False, True, True), heads=4),
@@ -254,13 +259,14 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         """The warp parameterisation's output -> (velocity (B, C, T, h, w), flow (B, 2, T, h, w))."""
         b, c, t, h, w = sample.shape
         residual, flow, log_tau = out[:, :c].float(), out[:, c:c + 2], out[:, c + 2:c + 3].float()
+        flow = smooth_flow(flow, self.config.patch_size)
         warp_flow = flow.detach() if detach_flow else flow
         moved = self.warp(image_latents[:, None].expand(-1, t, -1, -1, -1).reshape(b * t, c, h, w),
                           rearrange(warp_flow, "b f t h w -> (b t) f h w"))
         mu = rearrange(moved, "(b t) c h w -> b c t h w", b=b).float() + residual  # the prior guess of x0
         sigma = timestep.float().clamp(min=1e-4).view(b, 1, 1, 1, 1)
         keep = 1 - sigma
-        tau2 = torch.exp(2 * log_tau.clamp(-6, 6))  # (B, 1, T, h, w)
+        tau2 = torch.exp(2 * (log_tau + LOG_TAU_START).clamp(-8, 6))  # (B, 1, T, h, w)
         gain = keep * tau2 / (keep**2 * tau2 + sigma**2)
         x_t = sample.float()
         clean = mu + gain * (x_t - keep * mu)
@@ -286,6 +292,16 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             else:
                 x = layer(*args)
         return x
+
+
+def smooth_flow(flow: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, 2, T, h, w) -> the same, one flow per ``patch`` x ``patch`` token, bilinearly interpolated: the
+    sub-positions of a token come out of one feature vector and would otherwise jitter independently."""
+    b, _, t, h, w = flow.shape
+    frames = rearrange(flow, "b f t h w -> (b t) f h w")
+    tokens = F.avg_pool2d(frames, patch, ceil_mode=True)
+    smooth = F.interpolate(tokens, size=(h, w), mode="bilinear", align_corners=False)
+    return rearrange(smooth, "(b t) f h w -> b f t h w", b=b)
 
 
 class _Downsample(nn.Module):
