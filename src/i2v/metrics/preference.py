@@ -18,7 +18,8 @@ def wilson_interval(wins: float, n: float, z: float = Z95) -> tuple[float, float
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # exact at the ends (0 wins: low is 0; all wins: high is 1), where rounding left 1e-18 over or under
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def win_rates(votes: Iterable[tuple[str, str, str]]) -> dict[str, dict]:

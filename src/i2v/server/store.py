@@ -331,14 +331,16 @@ class JobStore:
                                    .returning(JobRow.cancel_requested)).scalar_one_or_none()
         return None if updated is None else bool(updated)
 
-    def finish(self, job: Job, output_path: str, settings: dict, notices: list[str]) -> bool:
-        """Mark this attempt's job succeeded; False if the attempt no longer owns it or a cancel was
-        asked meanwhile (a cancel always wins)."""
+    def finish(self, job: Job, output_path: str, settings: dict, notices: list[str], total: int | None = None) -> bool:
+        """Mark this attempt's job succeeded (its progress complete: ``total`` steps of ``total``, or the
+        last heartbeat's total); False if the attempt no longer owns it or a cancel was asked meanwhile
+        (a cancel always wins)."""
+        progress = ({"progress_step": total, "progress_total": total} if total
+                    else {"progress_step": JobRow.progress_total})  # a run shorter than one heartbeat has no total
         with self.engine.begin() as conn:
             done = conn.execute(update(JobRow).where(self._owned(job), JobRow.cancel_requested.is_(False)).values(
                 state=SUCCEEDED, finished_at=time.time(), output_path=output_path, lease_until=None,
-                settings=json.dumps(settings, default=str), notices=json.dumps(notices),
-                progress_step=JobRow.progress_total)).rowcount
+                settings=json.dumps(settings, default=str), notices=json.dumps(notices), **progress)).rowcount
         return done == 1
 
     def fail(self, job: Job, error: str, notices: list[str] | None = None) -> bool:

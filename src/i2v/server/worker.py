@@ -162,7 +162,7 @@ class Worker:
             result = generator.run(GenerationRequest(**fields), callback=progress)
             if beat.cancelled.is_set():
                 raise JobCancelled
-            self._deliver(job, result)
+            self._deliver(job, result, total=beat.total)
         except JobCancelled:
             self.store.mark_cancelled(job)
         except LeaseLost:
@@ -178,7 +178,7 @@ class Worker:
         finally:
             beat.stop()
 
-    def _deliver(self, job: Job, result) -> None:
+    def _deliver(self, job: Job, result, total: int | None = None) -> None:
         from ..io.video import audio_path, sidecar_path, write_video
 
         self.outputs.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ class Worker:
         audio = getattr(result, "audio", None)  # a model that makes sound (LTX-2): into the file, or a WAV beside
         write_video(result.frames, path, fps=result.fps, metadata={**settings, "fps": result.fps}, audio=audio,
                     audio_sample_rate=result.audio_sample_rate if audio is not None else None)
-        if not self.store.finish(job, name, settings, result.notices):  # cancelled, or taken over, meanwhile
+        if not self.store.finish(job, name, settings, result.notices, total):  # cancelled, or taken over, meanwhile
             path.unlink(missing_ok=True)
             sidecar_path(path).unlink(missing_ok=True)
             if audio_path(path) is not None:
