@@ -11,6 +11,7 @@ is the dataclass API underneath it. Defaults (frames, size, fps, steps, guidance
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,8 @@ class ImageToVideoGenerator:
         record = {"model": self.spec.name, "model_source": self.spec.source, **request_record(request),
                   **asdict(settings), "i2v_version": __version__}
         record.pop("extras", None)
+        if not settings.prompt_schedule:
+            record.pop("prompt_schedule")
         record.update(settings.extras)
         result = GenerationResult(frames=frames, fps=settings.fps, settings=record, notices=notices, timings=timings,
                                   audio=sound[0] if sound else None, audio_sample_rate=sound[1] if sound else None)
@@ -139,7 +142,7 @@ class ImageToVideoGenerator:
     def generate(
         self,
         image_path: str | Path | None = None,
-        prompt: str = "",
+        prompt: str | Sequence = "",
         *,
         image: Image.Image | np.ndarray | None = None,
         negative_prompt: str = "",
@@ -155,7 +158,11 @@ class ImageToVideoGenerator:
         last_image: str | Path | Image.Image | np.ndarray | None = None,
         decode_chunk_size: int | None = None,
     ) -> np.ndarray:
-        """Generate one clip and return its frames (T, H, W, 3) uint8. Pass ``image_path`` or ``image``."""
+        """Generate one clip and return its frames (T, H, W, 3) uint8. Pass ``image_path`` or ``image``.
+
+        ``prompt`` is text, or a prompt schedule for the models that take one: ``"0s: ...; 3s: ..."``, a
+        list of ``(seconds, prompt)`` pairs, or a list of prompts that share the video evenly.
+        """
         if (image_path is None) == (image is None):
             raise ValueError("pass exactly one of image_path or image")
         given = locals()

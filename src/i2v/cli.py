@@ -36,7 +36,9 @@ def _add_generate(sub) -> None:
                     "The settings are saved next to the output as OUT.json.",
     )
     p.add_argument("image", help="input image (first frame): PNG, JPEG, WebP, ...")
-    p.add_argument("--prompt", "-p", default="", help="text describing the motion")
+    p.add_argument("--prompt", "-p", default="",
+                   help="text describing the motion; or a prompt schedule, one prompt per stretch of the video: "
+                        "'0s: the ball rolls right; 3s: it rolls up' (the models that take one: `i2v models`)")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
     p.add_argument("--model", "-m", default=None, help="model name (see `i2v models`) or local model folder; "
                                                        "default: the embedded i2v-tiny")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .devices import device_free_bytes
@@ -144,7 +144,9 @@ def format_bytes(n: int | None) -> str:
 
 def describe_details(d: dict) -> str:
     c, f, h, w = d["latent"]
-    return (f"latents {c}x{f}x{h}x{w}, {d['denoiser']} batch {d['batch']} over {d['tokens']} tokens; "
+    window = d.get("denoised_latent_frames", f)
+    windowed = f" (windows of {window} latent frames)" if window != f else ""
+    return (f"latents {c}x{f}x{h}x{w}, {d['denoiser']} batch {d['batch']} over {d['tokens']} tokens{windowed}; "
             f"decode {d['decode_frames']} frame(s) of {d['decode_pixels']} px at once")
 
 
@@ -162,6 +164,8 @@ class FrameSettings:
     width: int
     guidance_scale: float
     decode_chunk_size: int | None  # SVD: frames decoded at once
+    # a windowed long video: (frames of one window, latent frames of context beside it)
+    denoise_window: tuple[int, int] | None = None
 
 
 def frame_settings(spec: ModelSpec, settings: ResolvedSettings | Mapping | None) -> FrameSettings:
@@ -184,9 +188,11 @@ def frame_settings(spec: ModelSpec, settings: ResolvedSettings | Mapping | None)
     guidance = pick("guidance_scale", d.guidance_scale)
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance < math.inf:
         raise InvalidRequestError(f"guidance_scale must be a finite number >= 0, got {guidance!r}")
+    window = backend_class(spec.family).family.denoise_window(spec, frames, values)
     return FrameSettings(num_frames=frames, height=_positive("height", pick("height", d.height)),
                          width=_positive("width", pick("width", d.width)), guidance_scale=float(guidance),
-                         decode_chunk_size=None if chunk is None else min(_positive("decode_chunk_size", chunk), frames))
+                         decode_chunk_size=None if chunk is None else min(_positive("decode_chunk_size", chunk), frames),
+                         denoise_window=window)
 
 
 def _positive(name: str, value) -> int:
@@ -376,7 +382,11 @@ def estimate_from_configs(cfg: ModelConfigs, fs: FrameSettings, options: dict) -
     # Denoiser: batch 2 when classifier-free guidance runs [uncond, cond] in one forward
     family = backend_class(cfg.family).family
     batch = 2 if fs.guidance_scale > 1.0 and family.batched_guidance else 1
-    elements, tokens = denoiser_elements(cfg.denoiser, f, h, w)
+    denoised = f
+    if fs.denoise_window is not None:  # one window of a long video, and the context it sees
+        window, context = fs.denoise_window
+        denoised = min(f, latent_shape(replace(fs, num_frames=min(window, fs.num_frames)), cfg.vae)[1]) + context
+    elements, tokens = denoiser_elements(cfg.denoiser, denoised, h, w)
     denoiser = batch * elements * cfg.itemsize(cfg.denoiser_name)
     # VAE decode: frames at once x the decoder's largest per-frame activation x working widths,
     # plus the decoded video itself (T x 3 x H x W)
@@ -389,7 +399,8 @@ def estimate_from_configs(cfg: ModelConfigs, fs: FrameSettings, options: dict) -
     decode = (frames_at_once * decoder_frame_elements(cfg.vae, decoded_pixels) * DECODE_WORKING_WIDTHS
               + fs.num_frames * 3 * pixels) * vae_item
     weights = offloaded_weights(cfg, options.get("offload"))
-    details = {"latent": [c, f, h, w], "denoiser": cfg.denoiser_name, "batch": batch, "tokens": tokens,
+    details = {"latent": [c, f, h, w], "denoiser": cfg.denoiser_name, "denoised_latent_frames": denoised,
+               "batch": batch, "tokens": tokens,
                "decode_frames": frames_at_once, "decode_pixels": decoded_pixels}
     return MemoryEstimate(weights=weights, denoiser_activations=denoiser, decode=decode,
                           total=weights + max(denoiser, decode), components=dict(cfg.components),
@@ -546,7 +557,7 @@ def plan_memory(model: str | Path | ModelSpec | None, settings: ResolvedSettings
     elif isinstance(free_bytes, bool) or not isinstance(free_bytes, int) or free_bytes < 0:
         raise InvalidRequestError(f"free_bytes must be a non-negative integer, got {free_bytes!r}")
     dtype_name, cfg = _configs(spec, device, dtype or _settings_dtype(settings))
-    plan = {"model": spec.name, "device": device, "dtype": dtype_name, "settings": asdict(fs),
+    plan = {"model": spec.name, "device": device, "dtype": dtype_name, "settings": {k: v for k, v in asdict(fs).items() if v is not None or k != "denoise_window"},
             "free_bytes": free_bytes, "safety_margin": float(safety_margin)}
     if cfg is None:
         unknown = unknown_estimate(spec, {})

@@ -12,7 +12,7 @@ The error classes live in ``i2v.errors``. Nothing here imports torch or diffuser
 from __future__ import annotations
 
 from argparse import Namespace
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -77,7 +77,8 @@ class GenerationRequest:
     """One generation, in the project's vocabulary. ``None`` means "the model's default"."""
 
     image: str | Path | Image.Image | np.ndarray
-    prompt: str = ""
+    # text, or a prompt schedule: "0s: ...; 3s: ..." or a list (``i2v.prompt_schedule``)
+    prompt: str | Sequence = ""
     negative_prompt: str = ""
     num_frames: int | None = None
     fps: float | None = None
@@ -106,6 +107,8 @@ class ResolvedSettings:
     seed: int
     motion_strength: float | None = None
     extras: dict = field(default_factory=dict)
+    # a prompt schedule's segments (``prompt`` is then its canonical text); empty: one prompt
+    prompt_schedule: tuple = ()
 
 
 @dataclass(frozen=True)

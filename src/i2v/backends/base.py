@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # annotations only: importing a backend module loads neither 
     from PIL import Image
 
 # Optional request inputs a family may take.
-INPUTS = ("last_image", "motion_strength", "decode_chunk_size")
+INPUTS = ("last_image", "motion_strength", "decode_chunk_size", "prompt_schedule")
 # Memory options a family may take (the planner chooses among them).
 MEMORY_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "decode_chunk_size")
 
@@ -35,6 +35,11 @@ MEMORY_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "decode_chunk_size")
 def decode_all_frames(num_frames: int, temporal: int, slicing: bool, chunk: int | None) -> int:
     """Frames the VAE decodes at once: all of them (the pipeline decodes the clip in one go)."""
     return num_frames
+
+
+def denoise_all_frames(spec: ModelSpec, num_frames: int, settings: dict) -> tuple[int, int] | None:
+    """The denoiser sees every frame at once (no windows)."""
+    return None
 
 
 def tile_from_sample_size(vae: dict) -> int | None:
@@ -63,6 +68,10 @@ class Family:
     decode_frames: Callable[[int, int, bool, int | None], int] = decode_all_frames
     # VAE config -> pixels of one tile with VAE tiling on (None: the VAE does not tile)
     tile_pixels: Callable[[dict], int | None] = tile_from_sample_size
+    # (spec, num_frames, resolved settings as a dict) -> (frames of one window, latent frames of
+    # context beside it) for a family that denoises a long video window by window (None: all at once);
+    # the memory planner sizes the denoiser by one window
+    denoise_window: Callable[[ModelSpec, int, dict], tuple[int, int] | None] = denoise_all_frames
     last_image_help: str = ""  # which models of the family take a last image, for the refusal
     trainable: str | None = None  # "module:Class" that `i2v train --model` fine-tunes (None: not trainable)
     order: int = 100  # where its models are listed by `i2v models` (the embedded model first)
@@ -124,6 +133,9 @@ class Backend:
         cls.check_inputs(spec, request)
         request = fill_size(spec.defaults, request, notices)
         settings = resolve_common(spec.defaults, request, notices)
+        if settings.prompt_schedule and "prompt_schedule" not in cls.family.inputs:
+            raise InvalidRequestError(f"{spec.name} takes one prompt for the whole video, not a prompt schedule; "
+                                      "the models that take one list \"prompt schedule\" in `i2v models`")
         if settings.motion_strength is not None and "motion_strength" not in cls.family.inputs:
             notices.append(f"motion_strength is not used by {spec.name}; describe the motion in the prompt")
         if request.decode_chunk_size is not None and "decode_chunk_size" not in cls.family.inputs:

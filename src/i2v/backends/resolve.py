@@ -12,6 +12,7 @@ import secrets
 from dataclasses import replace
 
 from ..errors import InvalidRequestError
+from ..prompt_schedule import resolve_schedule
 from ..types import GenerationRequest, ModelDefaults, ResolvedSettings
 
 MAX_SEED = 2**63 - 1
@@ -85,18 +86,19 @@ def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> Reso
     motion = request.motion_strength
     if motion is not None:
         motion = _finite("motion_strength", motion, low=0)
-    if not isinstance(request.prompt, str) or not isinstance(request.negative_prompt, str):
-        raise InvalidRequestError("prompt and negative_prompt must be strings")
-    for name in ("prompt", "negative_prompt"):
+    if not isinstance(request.negative_prompt, str):
+        raise InvalidRequestError("negative_prompt must be a string")
+    prompt, schedule = resolve_schedule(request.prompt, num_frames, fps)
+    for name, text in (("prompt", prompt), ("negative_prompt", request.negative_prompt)):
         try:  # bytes that were not UTF-8 on the command line arrive as lone surrogates
-            getattr(request, name).encode("utf-8")
+            text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidRequestError(f"{name} is not valid UTF-8 text (byte {exc.start}: "
-                                      f"{getattr(request, name)[exc.start:exc.end]!r})") from None
+                                      f"{text[exc.start:exc.end]!r})") from None
     return ResolvedSettings(
-        prompt=request.prompt, negative_prompt=request.negative_prompt, num_frames=num_frames, fps=fps,
+        prompt=prompt, negative_prompt=request.negative_prompt, num_frames=num_frames, fps=fps,
         height=height, width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
-        motion_strength=motion,
+        motion_strength=motion, prompt_schedule=schedule,
     )
 
 

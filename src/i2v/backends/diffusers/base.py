@@ -305,8 +305,8 @@ class DiffusersBackend(Backend):
         reporter = StepReporter(callback, settings.num_inference_steps)
         kwargs = self.call_kwargs(settings, image, last_image)
         kwargs.update(num_inference_steps=settings.num_inference_steps, output_type="np",
-                      generator=torch.Generator("cpu").manual_seed(settings.seed),
-                      callback_on_step_end=reporter, callback_on_step_end_tensor_inputs=["latents"])
+                      generator=torch.Generator("cpu").manual_seed(settings.seed), callback_on_step_end=reporter)
+        kwargs.setdefault("callback_on_step_end_tensor_inputs", ["latents"])
         if self.acceleration_notes:
             settings.extras["acceleration_notes"] = self.acceleration_notes
         settings.extras.update(offload=self.offload, scheduler=type(pipe.scheduler).__name__,

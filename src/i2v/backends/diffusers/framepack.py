@@ -85,6 +85,7 @@ from ...errors import InvalidRequestError
 from ...types import GenerationRequest, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
+from .progress import counting_callback
 from .loading import check_model_folder, folder_model_spec, read_config
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
@@ -121,6 +122,14 @@ def nearest_bucket(height: int, width: int) -> tuple[int, int]:
 def section_frames(window: int, temporal: int) -> int:
     """Frames each section adds to the clip (``latent_window_size`` latent frames)."""
     return window * temporal
+
+
+def denoise_window(spec: ModelSpec) -> tuple[int, int]:
+    """(frames, context latent frames) the transformer denoises at once: one section, beside its
+    clean latents (the image and the last frame at 1x, 2 frames at 2x and 16 at 4x compression, about
+    3 latent frames of tokens in all)."""
+    window = spec.extras.get("latent_window_size", LATENT_WINDOW)
+    return pipeline_window(window, spec.extras.get("temporal_compression_ratio", TEMPORAL)), 3
 
 
 def pipeline_window(window: int, temporal: int) -> int:
@@ -174,18 +183,6 @@ def prompt_template(pipe) -> dict:
         return DEFAULT_PROMPT_TEMPLATE
     template = DEFAULT_PROMPT_TEMPLATE["template"]
     return {"template": template, "crop_start": len(pipe.tokenizer(template.split("{}")[0]).input_ids)}
-
-
-def counting_callback(callback: ProgressCallback, total: int) -> ProgressCallback:
-    """Progress over all sections: the pipeline restarts its step count in every section."""
-    done = 0
-
-    def report(step: int, _steps: int) -> None:
-        nonlocal done
-        done += 1
-        callback(min(done, total), total)
-
-    return report
 
 
 def keep_image_encoder_whole(pipe) -> None:
@@ -266,6 +263,7 @@ class FramePackBackend(DiffusersBackend):
         # AutoencoderKLHunyuanVideo decodes in 16-frame windows (framewise decoding); with tiling on, 256x256 tiles
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, 16),
         tile_pixels=lambda vae: 256 * 256,
+        denoise_window=lambda spec, frames, settings: denoise_window(spec),
         last_image_help="framepack-i2v (inverted anti-drifting sampling) takes one; FramePack-F1 samples forward",
         order=62,
         # the registered models assemble these from other hub repositories; a saved folder has them inside

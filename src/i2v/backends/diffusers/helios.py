@@ -78,6 +78,7 @@ from ...types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, P
 from ..base import Family
 from ..resolve import MAX_FRAMES
 from .base import DiffusersBackend
+from .progress import counting_callback
 from .loading import check_model_folder, folder_model_spec, read_config
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
@@ -159,18 +160,6 @@ def register_block_metadata() -> None:
         return_hidden_states_index=0, return_encoder_hidden_states_index=None))
 
 
-def counting_callback(callback: ProgressCallback, total: int) -> ProgressCallback:
-    """Progress over every chunk (and pyramid stage): the pipeline restarts its step index in each."""
-    done = 0
-
-    def report(step: int, _steps: int) -> None:
-        nonlocal done
-        done += 1
-        callback(min(done, total), total)
-
-    return report
-
-
 class _PyramidCall:
     """The pyramid pipeline, taking (and dropping) the ``num_inference_steps`` every diffusers run is given:
     its steps are ``pyramid_num_inference_steps_list``. Everything else is the pipeline's."""
@@ -208,6 +197,8 @@ class HeliosBackend(DiffusersBackend):
         # Wan's causal VAE decodes one latent frame (``temporal`` frames) at a time
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, temporal),
         tile_pixels=lambda vae: 256 * 256,
+        # one chunk beside its history (16 + 2 + 1 latent frames at 4x, 2x and 1x: about 3 of tokens)
+        denoise_window=lambda spec, frames, settings: (chunk_frames(), 3),
         order=72,
     )
     pipeline_class = PIPELINE

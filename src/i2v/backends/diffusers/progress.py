@@ -25,7 +25,7 @@ class StepReporter:
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
         import torch
 
-        latents = callback_kwargs.get("latents")
+        latents = next(iter(callback_kwargs.values()), None)  # "latents", or a pipeline's own name for them
         if latents is not None and not torch.isfinite(latents).all():  # a black video is not an answer
             raise NonFiniteError(f"the latents became NaN or infinite at denoising step {step + 1}; lower the "
                                  "guidance, or check the model's weights")
@@ -44,6 +44,18 @@ class StepReporter:
         timings["encode"] = max(0.0, first - self.start - step)
         timings["denoise"] = last - (self.start + timings["encode"])
         timings["decode"] = end - last
+
+
+def counting_callback(callback: ProgressCallback, total: int) -> ProgressCallback:
+    """Progress over a run of several windows: the pipeline calls back once per denoising pass of each."""
+    done = 0
+
+    def report(step: int, _steps: int) -> None:
+        nonlocal done
+        done += 1
+        callback(min(done, total), total)
+
+    return report
 
 
 def to_uint8_frames(frames):

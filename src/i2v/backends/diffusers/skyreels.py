@@ -72,6 +72,7 @@ from ...errors import InvalidRequestError
 from ...types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
+from .progress import counting_callback
 from .loading import check_model_folder, folder_model_spec, read_config
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
@@ -133,6 +134,13 @@ def _df(name: str, source: str, height: int, width: int, frames: int, descriptio
                 "base_num_frames": frames, "overlap_history": 17, "addnoise_condition": 20, "ar_step": 0,
                 "causal_block_size": 1},
     )
+
+
+def df_denoise_window(spec: ModelSpec, settings: dict) -> tuple[int, int] | None:
+    """A diffusion-forcing model denoises one window of ``base_num_frames`` at a time."""
+    if not spec.extras.get("diffusion_forcing"):
+        return None
+    return int(settings.get("base_num_frames") or spec.extras["base_num_frames"]), 0
 
 
 def df_windows(num_frames: int, base_num_frames: int, overlap_history: int) -> list[int]:
@@ -205,18 +213,6 @@ def named_720p(path: Path) -> bool:
     return re.search(r"720p", name, re.IGNORECASE) is not None
 
 
-def counting_callback(callback: ProgressCallback, total: int) -> ProgressCallback:
-    """Progress over all windows: a DF run calls back once per transformer pass of every window."""
-    done = 0
-
-    def report(step: int, _steps: int) -> None:
-        nonlocal done
-        done += 1
-        callback(min(done, total), total)
-
-    return report
-
-
 class SkyReelsBackend(DiffusersBackend):
     family = Family(
         name="skyreels",
@@ -243,6 +239,7 @@ class SkyReelsBackend(DiffusersBackend):
         # Wan's causal VAE decodes one latent frame (``temporal`` frames) at a time
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, temporal),
         tile_pixels=lambda vae: 256 * 256,
+        denoise_window=lambda spec, frames, settings: df_denoise_window(spec, settings),
         last_image_help="the SkyReels-V2 DF models (skyreels-v2-df-*) and FLF2V checkpoints take one",
         order=70,
     )
