@@ -65,10 +65,14 @@ def test_models_lists_defaults(capsys):
     assert "last image" in wan["takes"] and "text" in wan["takes"] and "fbcache" in wan["caches"]
     svd = next(r for r in rows if r["family"] == "svd")
     assert "text" not in svd["takes"] and "motion strength" in svd["takes"]
+    by_family = {r["family"]: r for r in rows}
+    assert {"prompt schedule", "long video"} <= set(by_family["ltx"]["takes"])
+    assert {f for f, r in by_family.items() if "long video" in r["takes"]} == {"ltx", "skyreels", "framepack", "helios"}
+    assert by_family["ltx2"]["gives"] == ["video", "sound"] and wan["gives"] == ["video"]
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "i2v-tiny" in out and "families (any folder or hub id" in out
-    assert "  wan: takes image, text, last image; caches pab, fbcache, taylorseer" in out
+    assert "  wan: takes image, text, last image; gives video; caches pab, fbcache, taylorseer" in out
 
 
 def test_help_is_complete():

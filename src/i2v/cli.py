@@ -157,8 +157,11 @@ def family_capabilities(family) -> dict:
     takes = ["image"]
     if any(m.defaults.uses_prompt for m in family.models):
         takes.append("text")
-    takes += [name.replace("_", " ") for name in family.inputs]
-    return {"takes": takes, "caches": list(family.caches), "loras": family.loras,
+    takes += [name.replace("_", " ") for name in sorted(family.inputs)]
+    if family.long_video:
+        takes.append("long video")
+    return {"takes": takes, "gives": ["video", "sound"] if family.sound else ["video"],
+            "caches": list(family.caches), "loras": family.loras,
             "memory": sorted(family.memory_options), "pipelines": list(family.pipeline_classes)}
 
 
@@ -191,7 +194,8 @@ def cmd_models(args) -> int:
                   f"{p.guidance_scale:g}, {p.scheduler} shift {p.shift:g}")
     print("\nfamilies (any folder or hub id org/name[@revision] of these pipeline classes runs too):")
     for name, c in capabilities.items():
-        print(f"  {name}: takes {', '.join(c['takes'])}; caches {', '.join(c['caches']) or 'none'}; "
+        print(f"  {name}: takes {', '.join(c['takes'])}; gives {' and '.join(c['gives'])}; "
+              f"caches {', '.join(c['caches']) or 'none'}; "
               f"LoRA {'yes' if c['loras'] else 'no'}; memory {', '.join(c['memory']) or 'none'}; "
               f"pipelines {', '.join(c['pipelines'])}")
     return 0

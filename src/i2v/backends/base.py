@@ -78,6 +78,12 @@ class Family:
     registry_only_extras: tuple[str, ...] = ()  # extras of registered models a local folder does not inherit
     hub_downloads_everything: bool = False  # a hub id fetches all weights when resolved (small models)
     few_step_loras: tuple = ()  # distillation LoRA presets (backends.diffusers.few_step.FewStepLora)
+    sound: bool = False  # its videos come with a sound track
+
+    @property
+    def long_video(self) -> bool:
+        """Whether it makes long videos window by window (memory flat in the length)."""
+        return self.denoise_window is not denoise_all_frames
 
     def __post_init__(self) -> None:
         unknown = (set(self.inputs) - set(INPUTS)) | (set(self.memory_options) - set(MEMORY_OPTIONS))

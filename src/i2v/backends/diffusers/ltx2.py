@@ -164,6 +164,7 @@ class LTX2Backend(DiffusersBackend):
         batched_guidance=True,  # CFG runs [uncond, cond] in one forward (STG and modality guidance: more passes)
         inputs=frozenset({"last_image"}),
         tile_pixels=lambda vae: 512 * 512,  # AutoencoderKLLTX2Video's tile_sample_min_height / width
+        sound=True,
         order=52,
     )
     pipeline_class = I2V_PIPELINE
