@@ -114,6 +114,11 @@ class ImageToVideoGenerator:
             if last_fit.changed:
                 notices.append(f"last image: {last_fit.message}")
             extra_inputs["last_image"] = last
+        if request.init_video is not None:  # its first frames, each fitted to the output size
+            from .io.video_input import read_input_video
+
+            extra_inputs["init_video"] = read_input_video(request.init_video, settings.num_frames, settings.width,
+                                                          settings.height)
         timings["load_image"] += time.perf_counter() - t0
         frames = self.backend.generate(settings, image, callback, timings, self.show_progress, **extra_inputs)
         # a backend whose model also makes sound (LTX-2) hands over this run's track: (samples, sample rate)
@@ -157,6 +162,8 @@ class ImageToVideoGenerator:
         callback: ProgressCallback | None = None,
         last_image: str | Path | Image.Image | np.ndarray | None = None,
         decode_chunk_size: int | None = None,
+        init_video: str | Path | np.ndarray | None = None,
+        strength: float | None = None,
     ) -> np.ndarray:
         """Generate one clip and return its frames (T, H, W, 3) uint8. Pass ``image_path`` or ``image``.
 
@@ -184,7 +191,8 @@ class ImageToVideoGenerator:
             fps = last.fps if is_last else self.defaults.fps
         metadata = {**last.settings, "fps": fps} if is_last else {"model": self.spec.name, "fps": fps,
                                                                  "i2v_version": __version__}
-        inputs = [last.settings.get("image"), last.settings.get("last_image")] if is_last else []
+        inputs = ([last.settings.get("image"), last.settings.get("last_image"), last.settings.get("init_video")]
+                  if is_last else [])
         check_output_file(path, inputs, model_folder=self.spec.source)
         sound = {}
         if is_last and last.audio is not None:

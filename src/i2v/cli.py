@@ -52,6 +52,12 @@ def _add_generate(sub) -> None:
     p.add_argument("--motion-strength", type=float, default=None,
                    help="motion amount in [0, 1] for models that take one (Stable Video Diffusion: "
                         "motion_bucket_id = round(254 * value); 0.5 ~ the default 127)")
+    p.add_argument("--init-video", default=None, metavar="VIDEO",
+                   help="video-to-video: start from this video's frames (mp4/webm/gif/webp/PNG folder) instead of "
+                        "noise; frame 0 stays IMAGE (the models that take one list 'init video' in `i2v models`)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="with --init-video: how much of it is re-generated, in (0, 1] (default 0.7; lower keeps "
+                        "more of the video)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"],
                    help="weights dtype (default: the embedded model bf16 on CPUs with native bf16, else fp32; "
@@ -117,7 +123,8 @@ def cmd_generate(args) -> int:
     check_output_target(args.output, fps=fps if isinstance(fps, (int, float)) and math.isfinite(fps) else None)
     request = from_fields(GenerationRequest, args)
     source = Path(spec.source)  # the shipped weights and local folders are protected
-    check_output_file(args.output, [args.image, args.last_image], model_folder=source if source.is_dir() else None)
+    check_output_file(args.output, [args.image, args.last_image, args.init_video],
+                      model_folder=source if source.is_dir() else None)
     if args.dry_run:
         from .devices import pick_device
         from .memory import plan_memory

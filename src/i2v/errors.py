@@ -86,6 +86,10 @@ class CorruptVideoError(VideoIOError):
     """A video file exists but cannot be decoded."""
 
 
+class VideoInputError(I2VError, ValueError):
+    """An input video (video-to-video's init video) cannot be used; the message names the file."""
+
+
 class OutputPathError(I2VError, ValueError):
     """An output path i2v must not or cannot write: one that would replace an input (the input image,
     a model folder the run reads), or one the file system refuses (read-only, full)."""

@@ -90,6 +90,10 @@ class GenerationRequest:
     motion_strength: float | None = None
     last_image: str | Path | Image.Image | np.ndarray | None = None  # last frame (Wan FLF2V, LTX conditions)
     decode_chunk_size: int | None = None  # frames decoded at once (Stable Video Diffusion)
+    # video-to-video: the video the run starts from (a file, or (T, H, W, 3) uint8), and how much of it
+    # is re-generated (0: kept, 1: all of it; diffusers' ``strength``)
+    init_video: str | Path | np.ndarray | None = None
+    strength: float | None = None
 
 
 @dataclass
@@ -109,6 +113,7 @@ class ResolvedSettings:
     extras: dict = field(default_factory=dict)
     # a prompt schedule's segments (``prompt`` is then its canonical text); empty: one prompt
     prompt_schedule: tuple = ()
+    strength: float | None = None  # video-to-video: how much of the init video is re-generated
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ class GenerationResult:
         from .io.video import write_video
         from .validate import check_output_file
 
-        check_output_file(path, [self.settings.get("image"), self.settings.get("last_image")],
+        check_output_file(path, [self.settings.get(k) for k in ("image", "last_image", "init_video")],
                           model_folder=self.settings.get("model_source"))
         fps = self.fps if fps is None else fps
         notice = self.audio_notice(path)
@@ -195,4 +200,7 @@ def request_record(request: GenerationRequest) -> dict[str, Any]:
     if request.last_image is not None:
         last = request.last_image
         record["last_image"] = str(last) if isinstance(last, (str, Path)) else "<in-memory image>"
+    if request.init_video is not None:
+        video = request.init_video
+        record["init_video"] = str(video) if isinstance(video, (str, Path)) else "<in-memory video>"
     return record

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import InvalidRequestError
 from ..types import GenerationRequest, LoadOptions, ModelSpec, ProgressCallback, ResolvedSettings
-from .resolve import fill_size, resolve_common
+from .resolve import fill_size, init_video_frames, resolve_common, resolve_strength
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
     import numpy as np
     from PIL import Image
 
 # Optional request inputs a family may take.
-INPUTS = ("last_image", "motion_strength", "decode_chunk_size", "prompt_schedule")
+INPUTS = ("last_image", "motion_strength", "decode_chunk_size", "prompt_schedule", "init_video")
 # Memory options a family may take (the planner chooses among them).
 MEMORY_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "decode_chunk_size")
 
@@ -137,8 +137,12 @@ class Backend:
     def resolve_for(cls, spec: ModelSpec, request: GenerationRequest, notices: list[str]) -> ResolvedSettings:
         """``resolve`` without an instance (no weights): what a server checks when a job is submitted."""
         cls.check_inputs(spec, request)
+        if request.init_video is not None:
+            request, available = init_video_frames(spec.defaults, request, notices)
         request = fill_size(spec.defaults, request, notices)
         settings = resolve_common(spec.defaults, request, notices)
+        if request.init_video is not None:
+            resolve_strength(request, settings, available, notices)
         if settings.prompt_schedule and "prompt_schedule" not in cls.family.inputs:
             raise InvalidRequestError(f"{spec.name} takes one prompt for the whole video, not a prompt schedule; "
                                       "the models that take one list \"prompt schedule\" in `i2v models`")
@@ -154,6 +158,11 @@ class Backend:
         if request.last_image is not None and "last_image" not in cls.family.inputs:
             help_text = cls.family.last_image_help or "the models that can say --last-image in `i2v models`"
             raise InvalidRequestError(f"{spec.name} cannot take a last image (last_image); {help_text}")
+        if request.init_video is not None and "init_video" not in cls.family.inputs:
+            raise InvalidRequestError(f"{spec.name} cannot start from a video (init_video); the models that can list "
+                                      "\"init video\" in `i2v models`")
+        if request.strength is not None and request.init_video is None:
+            raise InvalidRequestError("strength is how much of an init video is re-generated; give one (init_video)")
 
     def weights_resident(self) -> bool:
         """Whether the weights are loaded (the free memory no longer includes them)."""
@@ -171,6 +180,9 @@ class Backend:
         """Take the memory planner's options for the run ``settings`` describes."""
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
-                 timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
-        """Return (T, H, W, 3) uint8 frames; fill ``timings`` with encode/denoise/decode seconds."""
+                 timings: dict, show_progress: bool, last_image: Image.Image | None = None,
+                 init_video: np.ndarray | None = None) -> np.ndarray:
+        """Return (T, H, W, 3) uint8 frames; fill ``timings`` with encode/denoise/decode seconds.
+        ``init_video``: video-to-video's start, (T, H, W, 3) uint8 at the output size (families that
+        take one; ``settings.strength`` says how much of it is re-generated)."""
         raise NotImplementedError

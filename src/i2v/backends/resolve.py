@@ -22,6 +22,7 @@ MAX_FRAMES = 1025
 MAX_STEPS = 1000
 MAX_SIDE = 8192
 MAX_GUIDANCE = 100.0
+DEFAULT_STRENGTH = 0.7  # video-to-video: the brief's 0.6-0.8
 
 
 def _at_most(name: str, value: int, limit: int) -> int:
@@ -174,3 +175,45 @@ def aspect_size(area: int, aspect: float, multiple: int) -> tuple[int, int]:
     height = max(multiple, round(math.sqrt(area * aspect)) // multiple * multiple)
     width = max(multiple, round(math.sqrt(area / aspect)) // multiple * multiple)
     return height, width
+
+
+def init_video_frames(defaults: ModelDefaults, request: GenerationRequest, notices: list[str]) -> tuple[
+        GenerationRequest, int]:
+    """Probe a request's init video (before any weights load); an unset ``num_frames`` becomes the
+    video's length, at most the model's default, rounded down to the model's rule."""
+    from ..io.video_input import probe_input_video
+
+    available = probe_input_video(request.init_video)
+    if request.num_frames is not None:
+        return request, available
+    count = min(available, defaults.num_frames)
+    step, offset = getattr(defaults, "frame_step", 1), getattr(defaults, "frame_offset", 0)
+    if step > 1 and count >= offset:
+        count = offset + (count - offset) // step * step
+    low = max(2, getattr(defaults, "min_frames", 2))
+    if count < low:
+        raise InvalidRequestError(f"the init video has {available} frames; this model needs at least {low}")
+    notices.append(f"num_frames {count} from the init video ({available} frames)")
+    return replace(request, num_frames=count), available
+
+
+def resolve_strength(request: GenerationRequest, settings: ResolvedSettings, available: int,
+                     notices: list[str]) -> None:
+    """Check video-to-video's strength against the run; record the denoising steps it runs
+    (``int(steps * strength)``, diffusers' rule: the first steps of the schedule are skipped)."""
+    if settings.num_frames > available:
+        raise InvalidRequestError(f"num_frames {settings.num_frames} is more than the init video's {available} "
+                                  "frames")
+    strength = request.strength
+    if strength is None:
+        strength = DEFAULT_STRENGTH
+        notices.append(f"no strength given for the init video; using {DEFAULT_STRENGTH:g}")
+    strength = _finite("strength", strength, low=0)
+    if not 0 < strength <= 1:
+        raise InvalidRequestError(f"strength must be in (0, 1] (1 re-generates the whole video), got {strength:g}")
+    steps = int(settings.num_inference_steps * strength)
+    if steps < 1:
+        raise InvalidRequestError(f"strength {strength:g} with {settings.num_inference_steps} steps runs no denoising "
+                                  f"step (int(steps x strength) = 0); raise the strength or the steps")
+    settings.strength = strength
+    settings.extras.update(init_video_frames=available, denoising_steps=steps)

@@ -88,6 +88,7 @@ class TinyBackend(Backend):
         hub_downloads_everything=True,  # a few MB: the folder is loaded like a local one
         denoiser="unet",
         memory_options=frozenset(),
+        inputs=frozenset({"init_video"}),
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, DECODE_CHUNK),
         trainable="i2v.training.trainable_i2v:I2VTrainable",
         order=0,
@@ -189,7 +190,8 @@ class TinyBackend(Backend):
                     notices.append(f"{name} is {count} tokens long; the text encoder reads the first {MAX_TOKENS}")
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
-                 timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
+                 timings: dict, show_progress: bool, last_image: Image.Image | None = None,
+                 init_video: np.ndarray | None = None) -> np.ndarray:
         self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False, desc="denoising")
         t0 = time.perf_counter()
         out = self.pipeline(
@@ -206,6 +208,8 @@ class TinyBackend(Backend):
             decode_chunk_size=self.decode_chunk_size,
             callback=callback,
             timings=timings,
+            init_video=init_video,
+            strength=settings.strength if init_video is not None else 1.0,
         )
         timings.setdefault("pipeline", time.perf_counter() - t0)
         return out.frames

@@ -122,6 +122,20 @@ class I2VPipeline(DiffusionPipeline):
         prompts = [negative_prompt, prompt] if do_cfg else [prompt]
         return self.text_encoder.encode(prompts)
 
+    def encode_video(self, video, num_frames: int, height: int, width: int,
+                     chunk: int = DECODE_CHUNK) -> torch.Tensor:
+        """(T, H, W, 3) uint8 or (T, 3, H, W) in [-1, 1] -> diffusion latents (1, C, T, h, w), float32,
+        encoded ``chunk`` frames at a time (the VAE is per-frame)."""
+        if not isinstance(video, torch.Tensor):
+            video = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        if tuple(video.shape) != (num_frames, 3, height, width):
+            raise ValueError(f"init_video must be ({num_frames}, {height}, {width}, 3) uint8 or ({num_frames}, 3, "
+                             f"{height}, {width}), got {tuple(video.shape)}")
+        device = self._execution_device
+        latents = [to_diffusion_latents(self.vae, self.vae.encode(part.to(device, self.vae.dtype)).latent_dist.mean)
+                   for part in video.split(chunk)]  # each (t, C, h, w)
+        return torch.cat(latents).float().permute(1, 0, 2, 3)[None]
+
     def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = DECODE_CHUNK) -> np.ndarray:
         # latents: (1, C, T, h, w) -> frames (T, H, W, 3) uint8
         z = from_diffusion_latents(self.vae, latents[0].permute(1, 0, 2, 3))  # (T, C, h, w)
@@ -149,7 +163,13 @@ class I2VPipeline(DiffusionPipeline):
         decode_chunk_size: int = DECODE_CHUNK,
         callback: Callable[[int, int], None] | None = None,
         timings: dict | None = None,
+        init_video: np.ndarray | torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> I2VPipelineOutput:
+        """``init_video`` (video-to-video, SDEdit): the video the run starts from, (T, H, W, 3) uint8 at
+        the output size, or (T, 3, H, W) in [-1, 1]; ``strength`` (0, 1] is how much of it is
+        re-generated: the schedule's first ``steps - int(steps * strength)`` steps are skipped and the
+        run starts from the video's latents noised to the next noise level (diffusers' rule)."""
         import time
 
         d = self.default_settings
@@ -179,16 +199,26 @@ class I2VPipeline(DiffusionPipeline):
         image_latents = image_latents.to(dtype)
         timings["encode"] = time.perf_counter() - t0
 
-        # 4. Prepare noise latents; frame 0 is the input image. The sampler's state stays fp32 whatever
-        #    the weights' dtype, so a bf16 network does not also round the integration.
+        # 4. Noise levels; video-to-video starts part-way down the schedule
+        sigmas = flow_sigmas(num_inference_steps, shift=self.scheduler.config.shift).to(device)
+        steps_run = num_inference_steps
+        if init_video is not None:
+            steps_run = min(int(num_inference_steps * strength), num_inference_steps)
+            if steps_run < 1:
+                raise ValueError(f"strength {strength} with {num_inference_steps} steps runs no denoising step")
+            sigmas = sigmas[num_inference_steps - steps_run:]
+
+        # 5. Prepare noise latents (or the init video's, noised to the first noise level); frame 0 is
+        #    the input image. The sampler's state stays fp32 whatever the weights' dtype, so a bf16
+        #    network does not also round the integration.
         c = self.unet.config.latent_channels
         shape = (1, c, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+        if init_video is not None:
+            video_latents = self.encode_video(init_video, num_frames, height, width, decode_chunk_size)
+            latents = sigmas[0] * latents + (1 - sigmas[0]) * video_latents.to(device)  # the flow path at sigma
         image_latents = image_latents.float()
         latents[:, :, 0] = image_latents
-
-        # 5. Noise levels
-        sigmas = flow_sigmas(num_inference_steps, shift=self.scheduler.config.shift).to(device)
 
         # 6. The guided velocity: CFG batched into one forward, frame 0 held at the image
         image_cond = image_latents.to(dtype).expand(2 if do_cfg else 1, -1, -1, -1)  # (B, C, h, w)
@@ -207,7 +237,7 @@ class I2VPipeline(DiffusionPipeline):
 
         # 7. Denoising loop
         t1 = time.perf_counter()
-        with self.progress_bar(total=num_inference_steps) as bar:
+        with self.progress_bar(total=steps_run) as bar:
             def on_step(info: dict) -> None:
                 if not torch.isfinite(info["x"]).all():  # a black video is not an answer
                     raise NonFiniteError(f"the latents became NaN or infinite at denoising step {info['i'] + 1} "
@@ -215,7 +245,7 @@ class I2VPipeline(DiffusionPipeline):
                                          "model's weights")
                 bar.update()
                 if callback is not None:
-                    callback(info["i"] + 1, num_inference_steps)
+                    callback(info["i"] + 1, steps_run)
 
             latents = sampler_fn(velocity, latents, sigmas, callback=on_step)
         timings["denoise"] = time.perf_counter() - t1

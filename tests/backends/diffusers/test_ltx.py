@@ -189,3 +189,68 @@ def test_long_requests_it_cannot_run_are_refused_before_loading(tiny_folder, squ
     with pytest.raises(InvalidRequestError, match=message):
         fresh.backend.resolve(GenerationRequest(image=square_image, **{**LONG, **request_fields}), [])
     assert not fresh.backend.weights_resident()
+
+
+# -- video-to-video: LTXConditionPipeline's denoise_strength -----------------------------------------
+
+
+def test_video_to_video_keeps_more_of_the_video_as_the_strength_falls(gen, square_image):
+    from i2v.metrics.fidelity import psnr
+
+    init = gen.run(GenerationRequest(image=square_image, prompt="x", **FAST)).frames
+    scores = []
+    for strength in (1.0, 0.5, 0.25):
+        result = gen.run(GenerationRequest(image=square_image, prompt="y", init_video=init, strength=strength,
+                                           **{**FAST, "num_inference_steps": 4}))
+        assert type(gen.backend.active).__name__ == "LTXConditionPipeline"
+        assert result.settings["denoising_steps"] == int(4 * strength)
+        scores.append(psnr(result.frames[1:], init[1:]))
+    assert scores == sorted(scores), scores
+
+
+def test_video_to_video_matches_the_stock_condition_pipeline(tiny_folder, square_image, tmp_path):
+    """``i2v generate --init-video`` gives the frames of ``LTXConditionPipeline`` called as a diffusers
+    user does for video-to-video: the image as the frame-0 condition, the video's normalised latents as
+    ``latents`` and ``denoise_strength``."""
+    import torch
+    from diffusers import LTXConditionPipeline
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+    from PIL import Image
+
+    from i2v.io.video import read_metadata, read_video, write_video
+
+    rng = np.random.default_rng(1)
+    image = Image.open(square_image).convert("RGB").resize((32, 32))
+    image.save(tmp_path / "image.png")
+    video = rng.integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    write_video(video, tmp_path / "init", fps=24)  # PNG frames: no codec between
+    out = tmp_path / "frames"
+    assert main(["generate", str(tmp_path / "image.png"), "-m", tiny_folder("ltx"), "-p", "a ball",
+                 "--init-video", str(tmp_path / "init"), "--strength", "0.5", "--num-inference-steps", "4",
+                 "--height", "32", "--width", "32", "--seed", "3", "-o", str(out)]) == 0
+    s = read_metadata(out)
+    ours, _ = read_video(out)
+    pipe = LTXConditionPipeline.from_pretrained(tiny_folder("ltx"))
+    frames = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    with torch.inference_mode():
+        latents = pipe._normalize_latents(pipe.vae.encode(frames).latent_dist.mode(), pipe.vae.latents_mean,
+                                          pipe.vae.latents_std, pipe.vae.config.scaling_factor)
+        stock = pipe(conditions=[LTXVideoCondition(image=image, frame_index=0)], latents=latents,
+                     denoise_strength=0.5, prompt="a ball", negative_prompt=s["negative_prompt"] or None,
+                     height=32, width=32, num_frames=9, frame_rate=s["frame_rate"],
+                     guidance_scale=s["guidance_scale"], num_inference_steps=4,
+                     max_sequence_length=s["max_sequence_length"], generator=torch.Generator("cpu").manual_seed(3),
+                     output_type="pil").frames[0]
+    stock = np.stack([np.asarray(f.convert("RGB")) for f in stock])
+    assert s["strength"] == 0.5 and s["denoising_steps"] == 2
+    assert ours.shape == stock.shape == (9, 32, 32, 3) and np.array_equal(ours, stock)
+
+
+def test_video_to_video_with_a_schedule_is_refused_before_loading(tiny_folder, square_image):
+    from i2v.errors import InvalidRequestError
+
+    fresh = ImageToVideoGenerator(tiny_folder("ltx"), device="cpu")
+    video = np.zeros((97, 32, 32, 3), np.uint8)
+    with pytest.raises(InvalidRequestError, match="starts from noise"):
+        fresh.backend.resolve(GenerationRequest(image=square_image, prompt=SCHEDULE, init_video=video, **LONG), [])
+    assert not fresh.backend.weights_resident()

@@ -44,6 +44,7 @@ class DiffusersBackend(Backend):
 
     pipeline_class = ""  # the diffusers class used to load and run
     lora_aliases: dict[str, str] = {}
+    init_video = None  # the running request's video-to-video start ((T, H, W, 3) uint8), if any
 
     def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
         from ...acceleration import Acceleration, check_acceleration, profile_acceleration
@@ -294,15 +295,17 @@ class DiffusersBackend(Backend):
         raise NotImplementedError
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
-                 timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
+                 timings: dict, show_progress: bool, last_image: Image.Image | None = None,
+                 init_video: np.ndarray | None = None) -> np.ndarray:
         import torch
 
         if self._pipe is None:
             self.load()
             timings["load"] = self.load_seconds
+        self.init_video = init_video  # video-to-video's start, for the family's hooks
         pipe = self.active = self.active_pipeline(last_image)
         pipe.set_progress_bar_config(disable=not show_progress, leave=False, desc="denoising")
-        reporter = StepReporter(callback, settings.num_inference_steps)
+        reporter = StepReporter(callback, settings.extras.get("denoising_steps", settings.num_inference_steps))
         kwargs = self.call_kwargs(settings, image, last_image)
         kwargs.update(num_inference_steps=settings.num_inference_steps, output_type="np",
                       generator=torch.Generator("cpu").manual_seed(settings.seed), callback_on_step_end=reporter)

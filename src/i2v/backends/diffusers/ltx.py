@@ -32,6 +32,7 @@ from .progress import counting_callback
 from .loading import check_model_folder, folder_model_spec, read_config
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
+    import numpy as np
     from PIL import Image
 
 CONDITION_PIPELINE = "LTXConditionPipeline"
@@ -70,7 +71,7 @@ class LTXBackend(DiffusersBackend):
         pipeline_classes=("LTXImageToVideoPipeline", "LTXConditionPipeline", "LTXPipeline"),
         # LTX's blocks break First Block Cache's hidden-state bookkeeping
         caches=("pab", "taylorseer"), speed_cache="pab",
-        inputs=frozenset({"last_image", "prompt_schedule"}),
+        inputs=frozenset({"last_image", "prompt_schedule", "init_video"}),
         tile_pixels=lambda vae: 512 * 512,
         denoise_window=lambda spec, frames, settings: long_denoise_window(frames, settings),
         order=50,
@@ -108,6 +109,10 @@ class LTXBackend(DiffusersBackend):
                                max_sequence_length=int(self.spec.extras.get("max_sequence_length", 128)),
                                first_last_frame=request.last_image is not None)
         if settings.num_frames > NATIVE_MAX_FRAMES or settings.prompt_schedule:
+            if request.init_video is not None:
+                raise InvalidRequestError(
+                    f"{self.spec.name}: video-to-video (init_video) works up to {NATIVE_MAX_FRAMES} frames with one "
+                    f"prompt; long videos and prompt schedules run {LONG_PIPELINE}, which starts from noise")
             if request.last_image is not None:
                 raise InvalidRequestError(
                     f"{self.spec.name}: a last image (last_image) works up to {NATIVE_MAX_FRAMES} frames with one "
@@ -155,16 +160,16 @@ class LTXBackend(DiffusersBackend):
     def active_pipeline(self, last_image: Image.Image | None):
         if self.long_plan is not None:
             return self.long_pipeline()
-        if last_image is not None or self.pipeline_class == CONDITION_PIPELINE:
+        if last_image is not None or self.init_video is not None or self.pipeline_class == CONDITION_PIPELINE:
             return self.condition_pipeline()
         return self._pipe
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback, timings: dict, show_progress: bool,
-                 last_image: Image.Image | None = None):
+                 last_image: Image.Image | None = None, init_video: np.ndarray | None = None):
         self.long_plan = settings.extras.get("long_video")
         if self.long_plan is not None and callback is not None:
             callback = counting_callback(callback, self.long_plan["denoising_passes"])
-        return super().generate(settings, image, callback, timings, show_progress, last_image)
+        return super().generate(settings, image, callback, timings, show_progress, last_image, init_video)
 
     def call_kwargs(self, settings: ResolvedSettings, image: Image.Image, last_image: Image.Image | None) -> dict:
         e = settings.extras
@@ -183,7 +188,22 @@ class LTXBackend(DiffusersBackend):
             conditions.append(LTXVideoCondition(image=last_image, frame_index=settings.num_frames - 1))
         if "decode_timestep" in kwargs:
             kwargs["image_cond_noise_scale"] = 0.025
+        if self.init_video is not None:  # video-to-video: the condition pipeline's own denoise_strength
+            kwargs.update(latents=self.video_latents(self.init_video), denoise_strength=settings.strength)
         return dict(conditions=conditions, **kwargs)
+
+    def video_latents(self, frames: np.ndarray):
+        """(T, H, W, 3) uint8 -> the condition pipeline's normalised latents (1, C, F, h, w): what its
+        ``latents`` argument takes for ``denoise_strength`` below 1."""
+        import numpy as np
+        import torch
+
+        pipe = self.active
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        with torch.inference_mode():
+            latents = pipe.vae.encode(video.to(pipe._execution_device, pipe.vae.dtype)).latent_dist.mode()
+        return pipe._normalize_latents(latents.float(), pipe.vae.latents_mean, pipe.vae.latents_std,
+                                       pipe.vae.config.scaling_factor)
 
     def long_call_kwargs(self, settings: ResolvedSettings, image: Image.Image) -> dict:
         """``LTXI2VLongMultiPromptPipeline``'s arguments: one prompt per window, the image as frame 0."""
