@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,6 +22,7 @@ BUILDERS = {
     "hunyuan-33ch": lambda: tiny_components.build_hunyuan("latent_concat"),
     "hunyuan15": tiny_hunyuan15.build_hunyuan15,
     "skyreels": tiny_skyreels.build_skyreels,
+    "skyreels-flf": lambda: tiny_skyreels.build_skyreels(first_last_frame=True),
     "skyreels-df": tiny_skyreels.build_skyreels_df,
     "wan_vace": tiny_wan_vace.build_wan_vace,
     "cosmos": tiny_cosmos.build_cosmos2,
@@ -28,22 +31,35 @@ BUILDERS = {
     "framepack": tiny_framepack.build_framepack,
     "kandinsky5": tiny_kandinsky5.build_kandinsky5,
     "sana_video": tiny_sana_video.build_sana_video,
+    "sana_video-t2v": tiny_sana_video.build_sana_video_t2v_folder,  # the released folder's layout
     "helios": tiny_helios.build_helios,
     "helios-mid": tiny_helios.build_helios_pyramid,
     "helios-distilled": lambda: tiny_helios.build_helios_pyramid(distilled=True),
     "motif_video": tiny_motif_video.build_motif_video,
 }
 
+# folders that are another one copied under a name that means something: (the folder copied, the copy's name).
+# FramePack reads "F1" in a folder's name as FramePack-F1 (sampled forward); the weights are the same.
+COPIES = {
+    "framepack-f1": ("framepack", "FramePack_F1_tiny"),
+}
+
 
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory):
-    """``tiny_folder(name)`` -> a saved tiny pipeline folder (safetensors), built on first use."""
+    """``tiny_folder(name)`` -> a saved tiny pipeline folder (safetensors), built on first use (a name in
+    ``COPIES``: the other folder, copied under its name)."""
     cache: dict[str, str] = {}
 
     def get(name: str) -> str:
         if name not in cache:
-            folder = tmp_path_factory.mktemp(f"tiny-{name}")
-            BUILDERS[name]().save_pretrained(folder)
+            if name in COPIES:
+                source, folder_name = COPIES[name]
+                folder = tmp_path_factory.mktemp(f"tiny-{name}") / folder_name
+                shutil.copytree(get(source), folder)
+            else:
+                folder = tmp_path_factory.mktemp(f"tiny-{name}")
+                BUILDERS[name]().save_pretrained(folder)
             cache[name] = str(folder)
         return cache[name]
 

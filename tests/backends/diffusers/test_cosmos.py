@@ -24,11 +24,10 @@ from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.backends.diffusers import cosmos
 from i2v.cli import main
 from i2v.errors import InvalidRequestError, UnknownModelError
-from i2v.io.video import probe_video, read_metadata, read_video
+from i2v.io.video import read_metadata, read_video
 from i2v.registry import MODELS, backend_class, resolve_model
 
-from ..tiny_components import sidecar
-from ..tiny_cosmos import BUILDERS, DummyCosmosSafetyChecker
+from ..tiny_cosmos import DummyCosmosSafetyChecker
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
 PROMPT = "the red square moves left"
@@ -42,35 +41,20 @@ def without_guardrail():
         yield
 
 
-def test_without_the_guardrail_package_a_cosmos_model_is_refused_unless_chosen(cosmos_folder, monkeypatch):
+def test_without_the_guardrail_package_a_cosmos_model_is_refused_unless_chosen(tiny_folder, monkeypatch):
     from i2v.errors import InvalidRequestError
 
     monkeypatch.setattr(cosmos, "guardrail_installed", lambda: False)
     monkeypatch.delenv("I2V_COSMOS_NO_GUARDRAIL")
     with pytest.raises(InvalidRequestError, match="pip install cosmos_guardrail"):
-        ImageToVideoGenerator(cosmos_folder("cosmos2"), device="cpu")
+        ImageToVideoGenerator(tiny_folder("cosmos"), device="cpu")
     monkeypatch.setenv("I2V_COSMOS_NO_GUARDRAIL", "1")
-    assert ImageToVideoGenerator(cosmos_folder("cosmos2"), device="cpu").backend._pipe is None
-
-
-@pytest.fixture(scope="session")
-def cosmos_folder(tmp_path_factory):
-    """``cosmos_folder(name)`` -> a saved tiny Cosmos folder (safetensors), built on first use."""
-    cache: dict[str, str] = {}
-
-    def get(name: str) -> str:
-        if name not in cache:
-            folder = tmp_path_factory.mktemp(f"tiny-{name}")
-            BUILDERS[name]().save_pretrained(folder)
-            cache[name] = str(folder)
-        return cache[name]
-
-    return get
+    assert ImageToVideoGenerator(tiny_folder("cosmos"), device="cpu").backend._pipe is None
 
 
 @pytest.fixture(scope="module")
-def gen(cosmos_folder):
-    return ImageToVideoGenerator(cosmos_folder("cosmos2"), device="cpu")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("cosmos"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +93,7 @@ def test_registered_models_have_the_verified_defaults(name, source, pipeline):
     assert [tuple(s) for s in e["sizes"]] == [(704, 1280), (704, 960), (960, 960), (960, 704), (1280, 704)]
 
 
-def test_the_family_is_listed(capsys):
-    assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "cosmos-predict2-2b-video2world" in out and "cosmos-predict2.5-2b" in out
+def test_the_family_runs_both_pipelines_and_no_cache():
     family = backend_class("cosmos").family
     assert family.pipeline_classes == (cosmos.PREDICT2, cosmos.PREDICT25) and family.caches == ()
 
@@ -127,9 +108,9 @@ def test_the_positional_tables_limit_frames_and_sides():
 # -- folders --------------------------------------------------------------------------------------
 
 
-def test_folders_are_recognised_with_their_own_defaults(cosmos_folder, tmp_path):
-    for name, pipeline in (("cosmos2", cosmos.PREDICT2), ("cosmos25", cosmos.PREDICT25)):
-        spec = resolve_model(cosmos_folder(name))
+def test_folders_are_recognised_with_their_own_defaults(tiny_folder, tmp_path):
+    for name, pipeline in (("cosmos", cosmos.PREDICT2), ("cosmos-25", cosmos.PREDICT25)):
+        spec = resolve_model(tiny_folder(name))
         d, e = spec.defaults, spec.extras
         assert spec.family == "cosmos" and e["pipeline"] == pipeline and e["needs_torchvision"] is False
         # the tiny transformer's learnable positions cover 4 latent frames and 16 patches a side
@@ -137,20 +118,20 @@ def test_folders_are_recognised_with_their_own_defaults(cosmos_folder, tmp_path)
         assert (d.height, d.width, d.size_multiple) == (128, 256, 16)  # NVIDIA's 16:9 size, scaled to fit
         assert (d.fps, d.num_inference_steps, d.guidance_scale) == (16.0, 35, 7.0)
         assert e["negative_prompt"] == MODELS["cosmos-predict2-2b-video2world"].extras["negative_prompt"]
-    released = edited_copy(cosmos_folder("cosmos2"), tmp_path / "released", {"transformer/config.json": {
+    released = edited_copy(tiny_folder("cosmos"), tmp_path / "released", {"transformer/config.json": {
         "max_size": [128, 240, 240], "extra_pos_embed_type": None, "concat_padding_mask": True}})
     spec = resolve_model(released)
     assert (spec.defaults.num_frames, spec.defaults.height, spec.defaults.width, spec.defaults.max_frames) == (
         93, 704, 1280, 509)
     assert spec.extras["needs_torchvision"] is True and spec.extras["max_side"] == 2048
-    text_to_image = edited_copy(cosmos_folder("cosmos2"), tmp_path / "t2i",
+    text_to_image = edited_copy(tiny_folder("cosmos"), tmp_path / "t2i",
                                 {"model_index.json": {"_class_name": "Cosmos2TextToImagePipeline"}})
     with pytest.raises(UnknownModelError, match="not supported"):
         resolve_model(text_to_image)
 
 
-def test_an_unset_size_is_nvidias_size_nearest_the_images_aspect(cosmos_folder, square_image, portrait_image):
-    spec = resolve_model(cosmos_folder("cosmos2"))
+def test_an_unset_size_is_nvidias_size_nearest_the_images_aspect(tiny_folder, square_image, portrait_image):
+    spec = resolve_model(tiny_folder("cosmos"))
     registered = MODELS["cosmos-predict2-2b-video2world"]
     registered = replace(registered, extras={**registered.extras, "needs_torchvision": False})
     cls = backend_class("cosmos")
@@ -166,35 +147,7 @@ def test_an_unset_size_is_nvidias_size_nearest_the_images_aspect(cosmos_folder, 
 
 # -- the command line and the Python API ----------------------------------------------------------
 
-
-def test_cli_writes_the_video_and_sidecar(cosmos_folder, square_image, tmp_path, capsys):
-    out = tmp_path / "cosmos.mp4"
-    assert main(["generate", str(square_image), "-m", cosmos_folder("cosmos2"), "-p", PROMPT, "--num-frames", "7",
-                 "--height", "30", "--width", "40", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "snapped to 9" in err and "snapped to 48x32" in err and "default negative prompt" in err
-    assert "cosmos_guardrail is not installed" in err and "NVIDIA Open Model License" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (9, 48, 32, 16)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["negative_prompt"].startswith("The video captures a series")
-    assert (meta["pipeline"], meta["guardrail"], meta["fps_conditioning"], meta["max_sequence_length"]) == (
-        cosmos.PREDICT2, None, 16, 512)
-    assert meta["scheduler"] == "FlowMatchEulerDiscreteScheduler" and meta["guidance_scale"] == 7.0
-
-
-def test_cli_runs_predict25(cosmos_folder, square_image, tmp_path, capsys):
-    out = tmp_path / "cosmos25.mp4"
-    assert main(["generate", str(square_image), "-m", cosmos_folder("cosmos25"), "-p", PROMPT, "--num-frames", "9",
-                 "--height", "32", "--width", "48", "--fps", "24", "--num-inference-steps", "2", "--seed", "0",
-                 "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "takes no frame rate" in err and "cosmos_guardrail is not installed" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (9, 48, 32, 24)
-    meta = sidecar(out)
-    assert (meta["pipeline"], meta["num_latent_conditional_frames"], meta["guardrail"]) == (cosmos.PREDICT25, 1, None)
-    assert "fps_conditioning" not in meta and meta["scheduler"] == "UniPCMultistepScheduler"
+# (the CLI runs of both pipelines, the notices and the sidecars: test_families_common.py)
 
 
 def test_python_api_is_reproducible_and_the_prompt_and_fps_reach_the_model(gen, square_image, base):
@@ -214,7 +167,7 @@ def test_python_api_is_reproducible_and_the_prompt_and_fps_reach_the_model(gen, 
     assert any("does not use a negative prompt" in n for n in unguided.notices)
 
 
-def test_an_installed_guardrail_is_diffusers_own(cosmos_folder, square_image, monkeypatch):
+def test_an_installed_guardrail_is_diffusers_own(tiny_folder, square_image, monkeypatch):
     """With ``cosmos_guardrail`` installed i2v passes no safety checker: diffusers builds its
     ``CosmosSafetyChecker``, which checks the prompt before and the video after (a stand-in here)."""
     import diffusers.pipelines.cosmos.pipeline_cosmos2_video2world as predict2
@@ -235,7 +188,7 @@ def test_an_installed_guardrail_is_diffusers_own(cosmos_folder, square_image, mo
 
     monkeypatch.setattr(cosmos, "guardrail_installed", lambda: True)
     monkeypatch.setattr(predict2, "CosmosSafetyChecker", Guardrail)
-    guarded = ImageToVideoGenerator(cosmos_folder("cosmos2"), device="cpu")
+    guarded = ImageToVideoGenerator(tiny_folder("cosmos"), device="cpu")
     result = guarded.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     assert isinstance(guarded.backend.pipeline.safety_checker, Guardrail) and calls == ["text", "video"]
     assert result.settings["guardrail"] == "cosmos_guardrail"
@@ -244,7 +197,7 @@ def test_an_installed_guardrail_is_diffusers_own(cosmos_folder, square_image, mo
         guarded.run(GenerationRequest(image=square_image, prompt="a cat walks", **FAST))
 
 
-def test_predict25s_video_path_gives_its_image_paths_frames(cosmos_folder, monkeypatch):
+def test_predict25s_video_path_gives_its_image_paths_frames(tiny_folder, monkeypatch):
     """i2v hands Predict2.5 the image as a one-frame video (no torchvision needed); its ``image=`` path,
     with torchvision's ``to_tensor``, gives the same frames."""
     import diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict as predict25
@@ -257,7 +210,7 @@ def test_predict25s_video_path_gives_its_image_paths_frames(cosmos_folder, monke
     functional = types.SimpleNamespace(to_tensor=to_tensor)
     monkeypatch.setattr(predict25, "torchvision", types.SimpleNamespace(
         transforms=types.SimpleNamespace(functional=functional)), raising=False)
-    pipe = DiffusionPipeline.from_pretrained(cosmos_folder("cosmos25"), safety_checker=DummyCosmosSafetyChecker())
+    pipe = DiffusionPipeline.from_pretrained(tiny_folder("cosmos-25"), safety_checker=DummyCosmosSafetyChecker())
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 48, 3), dtype=np.uint8))
     kw = dict(prompt=PROMPT, height=32, width=48, num_frames=9, num_inference_steps=2, output_type="np")
     with torch.inference_mode():
@@ -268,13 +221,13 @@ def test_predict25s_video_path_gives_its_image_paths_frames(cosmos_folder, monke
 
 
 @pytest.fixture(scope="module")
-def lora_file(cosmos_folder, tmp_path_factory):
+def lora_file(tiny_folder, tmp_path_factory):
     """A random LoRA on the tiny Predict2.5 transformer's attention, saved the diffusers way."""
     from diffusers import Cosmos2_5_PredictBasePipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    pipe = Cosmos2_5_PredictBasePipeline.from_pretrained(cosmos_folder("cosmos25"),
+    pipe = Cosmos2_5_PredictBasePipeline.from_pretrained(tiny_folder("cosmos-25"),
                                                          safety_checker=DummyCosmosSafetyChecker())
     torch.manual_seed(0)
     pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
@@ -285,24 +238,24 @@ def lora_file(cosmos_folder, tmp_path_factory):
     return folder / "pytorch_lora_weights.safetensors"
 
 
-def test_lora_runs_on_predict25(cosmos_folder, square_image, lora_file):
+def test_lora_runs_on_predict25(tiny_folder, square_image, lora_file):
     kw = dict(image=square_image, prompt=PROMPT, **FAST)
-    plain = ImageToVideoGenerator(cosmos_folder("cosmos25"), device="cpu").run(GenerationRequest(**kw))
-    off = ImageToVideoGenerator(cosmos_folder("cosmos25"), device="cpu", loras=[f"{lora_file}:0"]).run(
+    plain = ImageToVideoGenerator(tiny_folder("cosmos-25"), device="cpu").run(GenerationRequest(**kw))
+    off = ImageToVideoGenerator(tiny_folder("cosmos-25"), device="cpu", loras=[f"{lora_file}:0"]).run(
         GenerationRequest(**kw))
-    on = ImageToVideoGenerator(cosmos_folder("cosmos25"), device="cpu", loras=[str(lora_file)]).run(
+    on = ImageToVideoGenerator(tiny_folder("cosmos-25"), device="cpu", loras=[str(lora_file)]).run(
         GenerationRequest(**kw))
     assert np.array_equal(off.frames, plain.frames) and not np.array_equal(on.frames, plain.frames)
     assert on.settings["loras"] == [{"source": str(lora_file), "scale": 1.0}]
 
 
-def test_a_registered_model_downloads_without_nvidias_native_checkpoints(cosmos_folder, tmp_path, monkeypatch):
+def test_a_registered_model_downloads_without_nvidias_native_checkpoints(tiny_folder, tmp_path, monkeypatch):
     """NVIDIA's Predict2 repositories also hold ``model-*.pt`` and ``tokenizer/tokenizer.pth``: the
     download asks for the model_index's components only, and for no pickle and no code."""
     import huggingface_hub
 
     snapshot = tmp_path / "snapshot"
-    shutil.copytree(cosmos_folder("cosmos2"), snapshot)
+    shutil.copytree(tiny_folder("cosmos"), snapshot)
     asked = {}
 
     def hf_hub_download(repo, filename, revision=None, **kwargs):
@@ -329,34 +282,18 @@ def test_a_registered_model_downloads_without_nvidias_native_checkpoints(cosmos_
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-def test_impossible_requests_are_refused_before_loading(cosmos_folder, square_image, tmp_path, capsys,
-                                                        monkeypatch):
-    gen = ImageToVideoGenerator(cosmos_folder("cosmos2"), device="cpu")
-    with pytest.raises(InvalidRequestError, match="cannot take a last image"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    with pytest.raises(InvalidRequestError, match="num_frames 17 is more than this model can generate"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 17}))
-    with pytest.raises(InvalidRequestError, match="positional tables cover 256 pixels"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "width": 272}))
-    assert gen.backend._pipe is None
-    lora = tmp_path / "style.safetensors"
-    lora.write_bytes(b"not read")
-    with pytest.raises(InvalidRequestError, match="has no LoRA loader"):
-        ImageToVideoGenerator(cosmos_folder("cosmos2"), device="cpu", loras=[str(lora)])
-    for cache in ("pab", "fbcache", "taylorseer", "magcache", "fastercache"):
-        with pytest.raises(InvalidRequestError, match=f"cache '{cache}' does not run on .*no enable_cache"):
-            ImageToVideoGenerator(cosmos_folder("cosmos2"), device="cpu", cache=cache)
-    padded = edited_copy(cosmos_folder("cosmos2"), tmp_path / "padded",
+# (the requests, LoRAs and caches refused, and the listing in `i2v models`: test_families_common.py)
+
+
+def test_a_padded_transformer_is_refused_without_torchvision_before_loading(tiny_folder, square_image, tmp_path,
+                                                                             monkeypatch):
+    padded = edited_copy(tiny_folder("cosmos"), tmp_path / "padded",
                          {"transformer/config.json": {"concat_padding_mask": True}})
     monkeypatch.setattr(cosmos, "torchvision_installed", lambda: False)
     needs = ImageToVideoGenerator(padded, device="cpu")
     with pytest.raises(InvalidRequestError, match="needs torchvision"):
         needs.run(GenerationRequest(image=square_image, **FAST))
     assert needs.backend._pipe is None
-    out = tmp_path / "refused.mp4"
-    assert main(["generate", str(square_image), "-m", cosmos_folder("cosmos2"), "--num-frames", "17",
-                 "-o", str(out)]) == 2
-    assert "more than this model can generate" in capsys.readouterr().err and not out.exists()
 
 
 # -- parity: i2v changes nothing ---------------------------------------------------------------------
@@ -374,8 +311,8 @@ def stock_kwargs(s: dict, image: Image.Image) -> dict:
 
 
 @pytest.mark.parametrize("name, frames, height, width", [
-    ("cosmos2", 9, 32, 32), ("cosmos2", 9, 32, 48), ("cosmos25", 9, 32, 32), ("cosmos25", 5, 48, 32)])
-def test_i2v_gives_the_stock_pipelines_frames(cosmos_folder, tmp_path, name, frames, height, width):
+    ("cosmos", 9, 32, 32), ("cosmos", 9, 32, 48), ("cosmos-25", 9, 32, 32), ("cosmos-25", 5, 48, 32)])
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, name, frames, height, width):
     """``i2v generate`` equals the stock pipeline called directly with the sidecar's settings, loaded
     with diffusers' fast tests' pass-through guardrail (``cosmos_guardrail`` is not installed here)."""
     from diffusers import DiffusionPipeline
@@ -383,7 +320,7 @@ def test_i2v_gives_the_stock_pipelines_frames(cosmos_folder, tmp_path, name, fra
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")
-    folder = cosmos_folder(name)
+    folder = tiny_folder(name)
     out = tmp_path / "frames"  # a folder of PNG frames: exactly as generated, no video codec between
     assert main(["generate", str(tmp_path / "image.png"), "-m", folder, "-p", "a red ball rolls to the left",
                  "--num-frames", str(frames), "--height", str(height), "--width", str(width),

@@ -30,41 +30,20 @@ from i2v.registry import MODELS, resolve_model
 from i2v.types import LoadOptions
 
 from ..tiny_components import sidecar
-from ..tiny_framepack import BUILDERS
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=37, height=32, width=32)
 PROMPT = "the red square moves left"
 BASE = "hunyuanvideo-community/HunyuanVideo"
 
 
-@pytest.fixture(scope="session")
-def fp_folder(tmp_path_factory):
-    """``fp_folder(name)`` -> the tiny FramePack folder (safetensors), built once; ``"framepack-f1"`` is
-    a copy of it named as FramePack-F1 (sampled forward)."""
-    cache: dict[str, str] = {}
-
-    def get(name: str) -> str:
-        if name not in cache:
-            if name == "framepack":
-                folder = tmp_path_factory.mktemp("tiny-framepack")
-                BUILDERS["framepack"]().save_pretrained(folder)
-            else:
-                folder = tmp_path_factory.mktemp("tiny") / "FramePack_F1_tiny"
-                shutil.copytree(get("framepack"), folder)
-            cache[name] = str(folder)
-        return cache[name]
-
-    return get
+@pytest.fixture(scope="module")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("framepack"), device="cpu")
 
 
 @pytest.fixture(scope="module")
-def gen(fp_folder):
-    return ImageToVideoGenerator(fp_folder("framepack"), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def f1_gen(fp_folder):
-    return ImageToVideoGenerator(fp_folder("framepack-f1"), device="cpu")
+def f1_gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("framepack-f1"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -122,53 +101,32 @@ def test_registered_models_have_the_demos_defaults(name, transformer, sampling):
     assert (e["dtype"], e["transformer_dtype"]) == ("fp16", "bf16")
 
 
-def test_models_lists_the_family(capsys):
-    assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "framepack-i2v" in out and "framepack-f1-i2v" in out and "HunyuanVideoFramepackPipeline" in out
-
-
 # -- folders --------------------------------------------------------------------------------------
 
 
-def test_folders_are_recognised_with_their_defaults(fp_folder, tmp_path):
-    spec = resolve_model(fp_folder("framepack"))
+def test_folders_are_recognised_with_their_defaults(tiny_folder, tmp_path):
+    spec = resolve_model(tiny_folder("framepack"))
     d, e = spec.defaults, spec.extras
-    assert spec.family == "framepack" and spec.source == fp_folder("framepack")
+    assert spec.family == "framepack" and spec.source == tiny_folder("framepack")
     assert (d.num_frames, d.height, d.width, d.fps, d.num_inference_steps, d.guidance_scale) == (
         145, 640, 608, 30.0, 25, 10.0)
     assert (d.frame_step, d.min_frames, d.size_multiple, d.frame_rule) == (
         36, 37, 16, "36n+1 (n sections of 9 latent frames, 36 frames each)")
     assert e["sampling_type"] == "inverted_anti_drifting" and e["temporal_compression_ratio"] == 4
     assert "transformer_repo" not in e and "image_encoder_repo" not in e  # a saved folder has them inside
-    assert resolve_model(fp_folder("framepack-f1")).extras["sampling_type"] == "vanilla"  # "F1" in its name
+    assert resolve_model(tiny_folder("framepack-f1")).extras["sampling_type"] == "vanilla"  # "F1" in its name
     snapshot = tmp_path / "models--lllyasviel--FramePack_F1_I2V_HY_20250503" / "snapshots"  # the hub cache's
     snapshot.mkdir(parents=True)
-    assert resolve_model(str(copy_as(fp_folder("framepack"), snapshot / "0a1b2c"))).extras["sampling_type"] == "vanilla"
-    assert resolve_model(str(copy_as(fp_folder("framepack"), tmp_path / "framepack-fp16"))).extras[
+    assert resolve_model(str(copy_as(tiny_folder("framepack"), snapshot / "0a1b2c"))).extras[
+        "sampling_type"] == "vanilla"
+    assert resolve_model(str(copy_as(tiny_folder("framepack"), tmp_path / "framepack-fp16"))).extras[
         "sampling_type"] == "inverted_anti_drifting"
 
 
 # -- the command line and the Python API ----------------------------------------------------------
 
 
-def test_cli_snaps_frames_and_size_and_writes_30_fps_with_a_sidecar(fp_folder, square_image, tmp_path, capsys):
-    out = tmp_path / "framepack.mp4"
-    assert main(["generate", str(square_image), "-m", fp_folder("framepack"), "-p", PROMPT, "--negative-prompt",
-                 "blurry", "--num-frames", "45", "--height", "30", "--width", "40", "--num-inference-steps", "2",
-                 "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "snapped to 37" in err and "snapped to 48x32" in err and "does not use a negative prompt" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (37, 48, 32, 30)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["scheduler"] == "FlowMatchEulerDiscreteScheduler"
-    assert {k: meta[k] for k in ("sampling_type", "latent_window_size", "sections", "pipeline_num_frames",
-                                 "distilled_guidance_scale", "true_cfg_scale", "negative_prompt_used",
-                                 "first_last_frame", "max_sequence_length")} == {
-        "sampling_type": "inverted_anti_drifting", "latent_window_size": 9, "sections": 1, "pipeline_num_frames": 33,
-        "distilled_guidance_scale": 10.0, "true_cfg_scale": 1.0, "negative_prompt_used": False,
-        "first_last_frame": False, "max_sequence_length": 256}
+# (the CLI run, its notices and its sidecar: test_families_common.py)
 
 
 def test_python_api_is_reproducible_and_routes_the_prompt(gen, square_image, base_frames):
@@ -196,16 +154,16 @@ def test_an_unset_size_is_framepacks_bucket_for_the_image(gen, square_image, por
 # -- long videos ----------------------------------------------------------------------------------
 
 
-def test_a_long_video_runs_in_sections_with_the_same_transformer_input(fp_folder, gen, square_image, tmp_path,
+def test_a_long_video_runs_in_sections_with_the_same_transformer_input(tiny_folder, gen, square_image, tmp_path,
                                                                       capsys):
     """109 frames: 3 sections of 36 frames after the image, every pass the size of a one-section run."""
     one_section = transformer_inputs(gen)
     gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     sizes = set(one_section)
     out = tmp_path / "long.mp4"
-    long_gen = ImageToVideoGenerator(fp_folder("framepack"), device="cpu")
+    long_gen = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu")
     three_sections = transformer_inputs(long_gen)
-    assert main(["generate", str(square_image), "-m", fp_folder("framepack"), "-p", PROMPT, "--num-frames", "109",
+    assert main(["generate", str(square_image), "-m", tiny_folder("framepack"), "-p", PROMPT, "--num-frames", "109",
                  "--height", "32", "--width", "32", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
     assert "109 frames in 3 sections of 9 latent frames" in capsys.readouterr().err
     info = probe_video(out)
@@ -243,12 +201,12 @@ def test_first_last_frame_on_the_inverted_model(gen, square_image, portrait_imag
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-def test_a_last_image_is_refused_by_f1_before_loading(fp_folder, square_image, tmp_path, capsys):
-    gen = ImageToVideoGenerator(fp_folder("framepack-f1"), device="cpu")
-    with pytest.raises(InvalidRequestError, match="samples forward"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    assert gen.backend._pipe is None
-    with pytest.raises(InvalidRequestError, match="samples forward"):  # a server's check, too
+# (the requests and caches every family refuses, the F1 folder's last image among them, the dry run, and the
+# listing in `i2v models`: test_families_common.py)
+
+
+def test_a_last_image_is_refused_by_the_registered_f1_model_before_loading(square_image, tmp_path, capsys):
+    with pytest.raises(InvalidRequestError, match="samples forward"):  # a server's check
         check_request(MODELS["framepack-f1-i2v"], GenerationRequest(image=square_image, last_image=square_image))
     code = main(["generate", str(square_image), "-m", "framepack-f1-i2v", "--last-image", str(square_image),
                  "-o", str(tmp_path / "o.mp4")])
@@ -256,37 +214,25 @@ def test_a_last_image_is_refused_by_f1_before_loading(fp_folder, square_image, t
 
 
 @pytest.mark.parametrize("request_values, extras, message", [
-    ({"num_frames": 2000}, {}, "more than i2v runs"),
     ({}, {"latent_window_size": 0}, "latent_window_size must be an integer >= 1"),
     ({}, {"sampling_type": "sideways"}, "sampling_type must be one of"),
     ({}, {"true_cfg_scale": -1}, "true_cfg_scale must be a finite number"),
 ])
-def test_impossible_requests_are_refused_before_loading(fp_folder, square_image, request_values, extras, message):
-    spec = resolve_model(fp_folder("framepack"))
+def test_impossible_settings_are_refused_before_loading(tiny_folder, square_image, request_values, extras, message):
+    spec = resolve_model(tiny_folder("framepack"))
     backend = load_backend(replace(spec, extras={**spec.extras, **extras}), "cpu")
     with pytest.raises(InvalidRequestError, match=message):
         backend.resolve(GenerationRequest(image=square_image, **{**FAST, **request_values}), [])
     assert backend._pipe is None
 
 
-def test_caches_that_do_not_run_are_refused_before_loading(fp_folder, square_image):
-    for cache in ("fbcache", "taylorseer"):  # the pipeline opens no cache context
-        with pytest.raises(InvalidRequestError, match="does not run on framepack"):
-            ImageToVideoGenerator(fp_folder("framepack"), device="cpu", cache=cache)
-    with pytest.raises(InvalidRequestError, match="runs its guidance passes separately"):
-        ImageToVideoGenerator(fp_folder("framepack"), device="cpu", cache="fastercache")
-    spec = resolve_model(fp_folder("framepack"))
+def test_pab_with_true_cfg_and_a_negative_prompt_is_refused_before_loading(tiny_folder, square_image):
+    spec = resolve_model(tiny_folder("framepack"))
     backend = load_backend(replace(spec, extras={**spec.extras, "true_cfg_scale": 3.0}), "cpu",
                            LoadOptions(cache="pab"))
     with pytest.raises(InvalidRequestError, match="share the cache's state"):
         backend.resolve(GenerationRequest(image=square_image, negative_prompt="blurry", **FAST), [])
     assert backend._pipe is None
-
-
-def test_dry_run_plans_a_framepack_folder_without_loading(fp_folder, square_image, tmp_path, capsys):
-    assert main(["generate", str(square_image), "-m", fp_folder("framepack"), "--num-frames", "109",
-                 "--height", "32", "--width", "32", "--dry-run", "-o", str(tmp_path / "o.mp4")]) == 0
-    assert "memory plan" in capsys.readouterr().out
 
 
 # -- the registered models' assembly, offline ------------------------------------------------------
@@ -314,14 +260,14 @@ def split_like_the_hub(folder: str, tmp_path):
                                                          "image_encoder_repo": str(encoder)})
 
 
-def test_a_registered_model_is_assembled_from_its_three_sources(fp_folder, square_image, base_frames, tmp_path):
+def test_a_registered_model_is_assembled_from_its_three_sources(tiny_folder, square_image, base_frames, tmp_path):
     from i2v.memory import estimate_memory
 
-    spec = split_like_the_hub(fp_folder("framepack"), tmp_path)
+    spec = split_like_the_hub(tiny_folder("framepack"), tmp_path)
     estimate = estimate_memory(spec, {"num_frames": 37, "height": 32, "width": 32}, device="cpu")
     assert {"transformer", "image_encoder", "text_encoder", "vae"} <= set(estimate.components)
     assert estimate.components["transformer"] > 0 and not estimate.notes  # the parts are counted
-    gen = ImageToVideoGenerator(fp_folder("framepack"), device="cpu")
+    gen = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu")
     gen.spec, gen.backend = spec, load_backend(spec, "cpu")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     pipe = gen.backend.pipeline
@@ -331,13 +277,13 @@ def test_a_registered_model_is_assembled_from_its_three_sources(fp_folder, squar
     assert np.array_equal(result.frames, base_frames)  # the same weights, assembled: the same video
 
 
-def test_a_registered_model_downloads_its_parts_but_not_the_bases_transformer(fp_folder, square_image, base_frames,
+def test_a_registered_model_downloads_its_parts_but_not_the_bases_transformer(tiny_folder, square_image, base_frames,
                                                                             tmp_path, monkeypatch):
     """``framepack-i2v`` as a user runs it, the hub replaced by the split tiny folder: the base repository
     is asked for everything but its (text-to-video) transformer's weights."""
     import huggingface_hub
 
-    spec = split_like_the_hub(fp_folder("framepack"), tmp_path)
+    spec = split_like_the_hub(tiny_folder("framepack"), tmp_path)
     repos = {BASE: spec.source, "lllyasviel/FramePackI2V_HY": spec.extras["transformer_repo"],
              "lllyasviel/flux_redux_bfl": spec.extras["image_encoder_repo"]}
     calls: list[tuple] = []
@@ -385,30 +331,30 @@ MANY_STEPS = {**FAST, "num_inference_steps": 12}
 
 
 @pytest.fixture(scope="module")
-def many_steps_plain(fp_folder, square_image):
-    plain = ImageToVideoGenerator(fp_folder("framepack"), device="cpu")
+def many_steps_plain(tiny_folder, square_image):
+    plain = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu")
     calls = block_calls(plain)
     frames = plain.run(GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS)).frames
     return frames, calls[0]
 
 
-def test_pab_runs_and_stays_close(fp_folder, square_image, many_steps_plain):
+def test_pab_runs_and_stays_close(tiny_folder, square_image, many_steps_plain):
     plain, _ = many_steps_plain
-    gen = ImageToVideoGenerator(fp_folder("framepack"), device="cpu", cache="pab")
+    gen = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu", cache="pab")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS))
     assert result.settings["acceleration"] == {"cache": "pab"}
     assert not np.array_equal(result.frames, plain) and psnr(result.frames, plain) > 30
 
 
-def test_the_speed_profile_runs_pab(fp_folder, square_image):
-    gen = ImageToVideoGenerator(fp_folder("framepack"), device="cpu", profile="speed")
+def test_the_speed_profile_runs_pab(tiny_folder, square_image):
+    gen = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu", profile="speed")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     assert result.settings["acceleration"]["cache"] == "pab" and result.frames.shape == (37, 32, 32, 3)
 
 
-def test_magcache_calibrates_and_skips_blocks_in_every_section(fp_folder, square_image, many_steps_plain, tmp_path):
+def test_magcache_calibrates_and_skips_blocks_in_every_section(tiny_folder, square_image, many_steps_plain, tmp_path):
     plain, plain_calls = many_steps_plain
-    folder = copy_as(fp_folder("framepack"), tmp_path / "framepack")
+    folder = copy_as(tiny_folder("framepack"), tmp_path / "framepack")
     assert main(["calibrate-cache", "--model", str(folder), "--image", str(square_image), "--prompt", PROMPT,
                  "--num-inference-steps", "12", "--num-frames", "37", "--height", "32", "--width", "32"]) == 0
     assert len(json.loads((folder / "i2v_magcache.json").read_text())["ratios"]) == 12
@@ -421,8 +367,8 @@ def test_magcache_calibrates_and_skips_blocks_in_every_section(fp_folder, square
     assert long.frames.shape == (73, 32, 32, 3) and calls[0] < 2 * plain_calls  # skipped in both sections
 
 
-def test_group_offload_keeps_the_image_encoder_whole_and_changes_nothing(fp_folder, square_image, base_frames):
-    gen = ImageToVideoGenerator(fp_folder("framepack"), device="cpu", offload="group")
+def test_group_offload_keeps_the_image_encoder_whole_and_changes_nothing(tiny_folder, square_image, base_frames):
+    gen = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu", offload="group")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     pipe = gen.backend.pipeline
     assert "image_encoder" in pipe._exclude_from_cpu_offload
@@ -431,12 +377,12 @@ def test_group_offload_keeps_the_image_encoder_whole_and_changes_nothing(fp_fold
     assert np.array_equal(result.frames, base_frames)
 
 
-def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(fp_folder, square_image, base_frames, tmp_path):
+def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(tiny_folder, square_image, base_frames, tmp_path):
     from diffusers import HunyuanVideoFramepackPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    pipe = HunyuanVideoFramepackPipeline.from_pretrained(fp_folder("framepack"))
+    pipe = HunyuanVideoFramepackPipeline.from_pretrained(tiny_folder("framepack"))
     torch.manual_seed(0)
     pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
                                             init_lora_weights=False))
@@ -444,9 +390,10 @@ def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(fp_folder, s
         tmp_path, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer), safe_serialization=True)
     lora = tmp_path / "pytorch_lora_weights.safetensors"
     kw = dict(image=square_image, prompt=PROMPT, **FAST)
-    off = ImageToVideoGenerator(fp_folder("framepack"), device="cpu", loras=[f"{lora}:0"]).run(GenerationRequest(**kw))
+    off = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu", loras=[f"{lora}:0"]).run(
+        GenerationRequest(**kw))
     np.testing.assert_array_equal(off.frames, base_frames)
-    on = ImageToVideoGenerator(fp_folder("framepack"), device="cpu", loras=[str(lora)]).run(GenerationRequest(**kw))
+    on = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu", loras=[str(lora)]).run(GenerationRequest(**kw))
     assert not np.array_equal(on.frames, base_frames)
     assert on.settings["loras"] == [{"source": str(lora), "scale": 1.0}]
 
@@ -478,7 +425,7 @@ def stock_kwargs(s: dict, image: Image.Image, last: Image.Image) -> dict:
     ("framepack", 73, True),  # two sections, first and last frame
     ("framepack-f1", 109, False),  # three sections, forward
 ])
-def test_i2v_gives_the_stock_pipelines_frames(fp_folder, tmp_path, name, frames, last):
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, name, frames, last):
     from diffusers import DiffusionPipeline
 
     height = width = 32
@@ -487,7 +434,7 @@ def test_i2v_gives_the_stock_pipelines_frames(fp_folder, tmp_path, name, frames,
     last_image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")
     last_image.save(tmp_path / "last.png")
-    folder = fp_folder(name)
+    folder = tiny_folder(name)
     out = tmp_path / "frames"  # a folder of PNG frames: exactly as generated, no video codec between
     flags = ["--last-image", str(tmp_path / "last.png")] if last else []
     assert main(["generate", str(tmp_path / "image.png"), "-m", folder, "-p", "a red ball rolls to the left",

@@ -18,36 +18,20 @@ from PIL import Image
 from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.backends.diffusers.helios import chunks_for, output_frames, snap_frames
 from i2v.cli import main
-from i2v.errors import InvalidRequestError, UnknownModelError
+from i2v.errors import UnknownModelError
 from i2v.io.video import probe_video, read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 
 from ..tiny_components import sidecar
-from ..tiny_helios import BUILDERS
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=33, height=32, width=32)
 PYRAMID_FAST = {**FAST, "height": 64, "width": 128}  # sides a multiple of 64; CFG-Zero* needs two patches
 PROMPT = "the red square moves left"
 
 
-@pytest.fixture(scope="session")
-def helios_folder(tmp_path_factory):
-    """``helios_folder(name)`` -> a saved tiny Helios folder (safetensors), built on first use."""
-    cache: dict[str, str] = {}
-
-    def get(name: str) -> str:
-        if name not in cache:
-            folder = tmp_path_factory.mktemp(f"tiny-{name}")
-            BUILDERS[name]().save_pretrained(folder)
-            cache[name] = str(folder)
-        return cache[name]
-
-    return get
-
-
 @pytest.fixture(scope="module")
-def gen(helios_folder):
-    return ImageToVideoGenerator(helios_folder("helios"), device="cpu")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("helios"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -106,34 +90,28 @@ def test_the_frame_rule_is_whole_chunks_trimmed_to_4n_plus_1():
     assert snap_frames(1025) == 1021 and output_frames(32) > 1025  # i2v's limit: 31 chunks
 
 
-def test_models_lists_the_family(capsys):
-    assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "helios-distilled" in out and "HeliosPyramidPipeline" in out
-
-
 # -- folders --------------------------------------------------------------------------------------
 
 
-def test_folders_are_recognised_with_their_own_defaults(helios_folder, tmp_path):
-    base = resolve_model(helios_folder("helios"))
+def test_folders_are_recognised_with_their_own_defaults(tiny_folder, tmp_path):
+    base = resolve_model(tiny_folder("helios"))
     d = base.defaults
     assert base.family == "helios" and base.extras["pyramid"] is False
     assert (d.num_frames, d.height, d.width, d.fps, d.num_inference_steps, d.guidance_scale) == (97, 384, 640, 24.0,
                                                                                                  50, 5.0)
     assert (d.size_multiple, d.min_frames, d.frame_rule.startswith("chunks of 33, trimmed to 4n+1")) == (16, 33, True)
 
-    mid = resolve_model(helios_folder("helios-mid"))
+    mid = resolve_model(tiny_folder("helios-mid"))
     assert mid.extras["pyramid"] is True and mid.extras["cfg_zero_star"] is True and mid.extras["stages"] == 3
     assert (mid.defaults.num_inference_steps, mid.defaults.guidance_scale, mid.defaults.size_multiple) == (20, 5.0, 64)
 
-    distilled = resolve_model(helios_folder("helios-distilled"))  # HeliosDMDScheduler and is_distilled
+    distilled = resolve_model(tiny_folder("helios-distilled"))  # HeliosDMDScheduler and is_distilled
     assert distilled.extras["distilled"] is True and distilled.extras["amplify_first_chunk"] is True
     assert (distilled.defaults.num_frames, distilled.defaults.num_inference_steps,
             distilled.defaults.guidance_scale) == (261, 2, 1.0)
 
     t2v = tmp_path / "other"  # a pipeline class Helios does not run
-    shutil.copytree(helios_folder("helios"), t2v)
+    shutil.copytree(tiny_folder("helios"), t2v)
     index = json.loads((t2v / "model_index.json").read_text())
     (t2v / "model_index.json").write_text(json.dumps({**index, "_class_name": "HeliosModularPipeline"}))
     with pytest.raises(UnknownModelError, match="not supported"):
@@ -143,20 +121,7 @@ def test_folders_are_recognised_with_their_own_defaults(helios_folder, tmp_path)
 # -- the command line and the Python API ----------------------------------------------------------
 
 
-def test_cli_snaps_frames_to_whole_chunks_and_writes_24_fps_with_a_sidecar(helios_folder, square_image, tmp_path,
-                                                                           capsys):
-    out = tmp_path / "helios.mp4"
-    assert main(["generate", str(square_image), "-m", helios_folder("helios"), "-p", PROMPT, "--num-frames", "40",
-                 "--height", "30", "--width", "40", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "num_frames 40 does not fit" in err and "snapped to 33" in err and "snapped to 48x32" in err
-    assert "default negative prompt" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (33, 48, 32, 24)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["negative_prompt"].startswith("Bright tones, overexposed")
-    assert (meta["chunks"], meta["chunk_frames"], meta["pyramid"], meta["denoising_steps"]) == (1, 33, False, 2)
-    assert meta["scheduler"] == "HeliosScheduler" and meta["max_sequence_length"] == 512
+# (the CLI run, its notices and its sidecar: test_families_common.py)
 
 
 def test_python_api_is_reproducible_reports_progress_and_routes_the_prompt(gen, square_image, base_frames):
@@ -209,8 +174,8 @@ def test_a_long_video_runs_chunk_by_chunk_with_progress_over_all_chunks(gen, squ
 
 
 @pytest.mark.parametrize("name", ["helios-mid", "helios-distilled"])
-def test_the_pyramid_models_run_long_videos_with_their_stage_steps(helios_folder, square_image, name):
-    gen = ImageToVideoGenerator(helios_folder(name), device="cpu")
+def test_the_pyramid_models_run_long_videos_with_their_stage_steps(tiny_folder, square_image, name):
+    gen = ImageToVideoGenerator(tiny_folder(name), device="cpu")
     steps: list[tuple[int, int]] = []
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **{**PYRAMID_FAST, "num_frames": 65}),
                      callback=lambda step, total: steps.append((step, total)))
@@ -229,33 +194,7 @@ def test_the_pyramid_models_run_long_videos_with_their_stage_steps(helios_folder
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-def test_impossible_requests_are_refused_before_loading(helios_folder, square_image, tmp_path, capsys):
-    gen = ImageToVideoGenerator(helios_folder("helios"), device="cpu")
-    with pytest.raises(InvalidRequestError, match="cannot take a last image"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    with pytest.raises(InvalidRequestError, match="num_frames 2000 is more than i2v runs"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 2000}))
-    assert gen.backend._pipe is None
-    mid = ImageToVideoGenerator(helios_folder("helios-mid"), device="cpu")
-    with pytest.raises(InvalidRequestError, match="CFG-Zero"):  # one patch at the smallest stage
-        mid.run(GenerationRequest(image=square_image, **{**FAST, "height": 64, "width": 64}))
-    assert mid.backend._pipe is None
-    with pytest.raises(InvalidRequestError, match="runs its guidance passes separately"):
-        ImageToVideoGenerator(helios_folder("helios"), device="cpu", cache="fastercache")
-    for cache in ("fbcache", "taylorseer", "magcache"):
-        with pytest.raises(InvalidRequestError, match="pyramid sampling"):
-            ImageToVideoGenerator(helios_folder("helios-distilled"), device="cpu", cache=cache)
-    out = tmp_path / "refused.mp4"
-    assert main(["generate", str(square_image), "-m", helios_folder("helios"), "--last-image", str(square_image),
-                 "-o", str(out)]) == 2
-    assert "cannot take a last image" in capsys.readouterr().err and not out.exists()
-
-
-def test_dry_run_plans_a_helios_folder_without_loading(helios_folder, square_image, tmp_path, capsys):
-    assert main(["generate", str(square_image), "-m", helios_folder("helios-mid"), "--num-frames", "65",
-                 "--height", "64", "--width", "128", "--dry-run", "-o", str(tmp_path / "o.mp4")]) == 0
-    out = capsys.readouterr().out
-    assert "memory plan" in out and "65 frames 128x64" in out and not (tmp_path / "o.mp4").exists()
+# (the requests and caches refused, the dry run, and the listing in `i2v models`: test_families_common.py)
 
 
 # -- speed switches and LoRA ----------------------------------------------------------------------
@@ -264,17 +203,17 @@ MANY_STEPS = {**FAST, "num_inference_steps": 12}
 
 
 @pytest.fixture(scope="module")
-def many_steps_plain(helios_folder, square_image):
-    plain = ImageToVideoGenerator(helios_folder("helios"), device="cpu")
+def many_steps_plain(tiny_folder, square_image):
+    plain = ImageToVideoGenerator(tiny_folder("helios"), device="cpu")
     calls = block_calls(plain)
     frames = plain.run(GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS)).frames
     return frames, calls[0]
 
 
 @pytest.mark.parametrize("cache, skips_blocks", [("pab", False), ("fbcache", True), ("taylorseer", False)])
-def test_caches_run_on_helios_base_and_stay_close(helios_folder, square_image, many_steps_plain, cache, skips_blocks):
+def test_caches_run_on_helios_base_and_stay_close(tiny_folder, square_image, many_steps_plain, cache, skips_blocks):
     plain, plain_calls = many_steps_plain
-    gen = ImageToVideoGenerator(helios_folder("helios"), device="cpu", cache=cache)
+    gen = ImageToVideoGenerator(tiny_folder("helios"), device="cpu", cache=cache)
     calls = block_calls(gen)
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS))
     assert result.settings["acceleration"] == {"cache": cache}
@@ -283,10 +222,10 @@ def test_caches_run_on_helios_base_and_stay_close(helios_folder, square_image, m
     assert (calls[0] < plain_calls) == skips_blocks  # First Block Cache skips whole blocks; the others attention
 
 
-def test_magcache_calibrates_and_skips_blocks_in_every_chunk(helios_folder, square_image, many_steps_plain, tmp_path):
+def test_magcache_calibrates_and_skips_blocks_in_every_chunk(tiny_folder, square_image, many_steps_plain, tmp_path):
     plain, plain_calls = many_steps_plain
     folder = tmp_path / "helios"
-    shutil.copytree(helios_folder("helios"), folder)
+    shutil.copytree(tiny_folder("helios"), folder)
     assert main(["calibrate-cache", "--model", str(folder), "--image", str(square_image), "--prompt", PROMPT,
                  "--num-inference-steps", "12", "--num-frames", "33", "--height", "32", "--width", "32"]) == 0
     assert len(json.loads((folder / "i2v_magcache.json").read_text())["ratios"]) == 12
@@ -299,24 +238,24 @@ def test_magcache_calibrates_and_skips_blocks_in_every_chunk(helios_folder, squa
     assert long.frames.shape == (65, 32, 32, 3) and calls[0] < 2 * plain_calls  # skipped in both chunks
 
 
-def test_pab_runs_on_a_pyramid_model_and_the_speed_profile_picks_it(helios_folder, square_image):
+def test_pab_runs_on_a_pyramid_model_and_the_speed_profile_picks_it(tiny_folder, square_image):
     kw = dict(image=square_image, prompt=PROMPT, **{**PYRAMID_FAST, "num_inference_steps": 5})
-    plain = ImageToVideoGenerator(helios_folder("helios-mid"), device="cpu").run(GenerationRequest(**kw))
-    result = ImageToVideoGenerator(helios_folder("helios-mid"), device="cpu", cache="pab").run(GenerationRequest(**kw))
+    plain = ImageToVideoGenerator(tiny_folder("helios-mid"), device="cpu").run(GenerationRequest(**kw))
+    result = ImageToVideoGenerator(tiny_folder("helios-mid"), device="cpu", cache="pab").run(GenerationRequest(**kw))
     assert result.settings["acceleration"] == {"cache": "pab"}
     assert not np.array_equal(result.frames, plain.frames) and psnr(result.frames, plain.frames) > 30
-    speed = ImageToVideoGenerator(helios_folder("helios-distilled"), device="cpu", profile="speed")
+    speed = ImageToVideoGenerator(tiny_folder("helios-distilled"), device="cpu", profile="speed")
     assert speed.backend.acceleration.cache == "pab"  # the family's fbcache does not run on the pyramid
     assert any("speed profile: cache pab" in n for n in speed.backend.acceleration.notes)
 
 
-def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(helios_folder, square_image, base_frames,
+def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(tiny_folder, square_image, base_frames,
                                                                     tmp_path):
     from diffusers import HeliosPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    pipe = HeliosPipeline.from_pretrained(helios_folder("helios"))
+    pipe = HeliosPipeline.from_pretrained(tiny_folder("helios"))
     torch.manual_seed(0)
     pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
                                             init_lora_weights=False))
@@ -324,9 +263,9 @@ def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(helios_folde
                                      safe_serialization=True)
     lora = tmp_path / "pytorch_lora_weights.safetensors"
     kw = dict(image=square_image, prompt=PROMPT, **FAST)
-    off = ImageToVideoGenerator(helios_folder("helios"), device="cpu", loras=[f"{lora}:0"]).run(GenerationRequest(**kw))
+    off = ImageToVideoGenerator(tiny_folder("helios"), device="cpu", loras=[f"{lora}:0"]).run(GenerationRequest(**kw))
     np.testing.assert_array_equal(off.frames, base_frames)
-    on = ImageToVideoGenerator(helios_folder("helios"), device="cpu", loras=[str(lora)]).run(GenerationRequest(**kw))
+    on = ImageToVideoGenerator(tiny_folder("helios"), device="cpu", loras=[str(lora)]).run(GenerationRequest(**kw))
     assert not np.array_equal(on.frames, base_frames)
     assert on.settings["loras"] == [{"source": str(lora), "scale": 1.0}]
 
@@ -356,13 +295,13 @@ def stock_kwargs(s: dict, image: Image.Image) -> dict:
     ("helios-mid", 33, 64, 128),
     ("helios-distilled", 65, 64, 64),  # two chunks, the first amplified
 ])
-def test_i2v_gives_the_stock_pipelines_frames(helios_folder, tmp_path, name, frames, height, width):
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, name, frames, height, width):
     from diffusers import DiffusionPipeline
 
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")
-    folder = helios_folder(name)
+    folder = tiny_folder(name)
     out = tmp_path / "frames"  # a folder of PNG frames: exactly as generated, no video codec between
     assert main(["generate", str(tmp_path / "image.png"), "-m", folder, "-p", "a red ball rolls to the left",
                  "--num-frames", str(frames), "--height", str(height), "--width", str(width),

@@ -15,28 +15,18 @@ from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.api import check_request, load_backend
 from i2v.backends.diffusers.hunyuan15 import closest_bucket, crop_sizes, pipeline_size
 from i2v.cli import main
-from i2v.errors import InvalidRequestError
-from i2v.io.video import probe_video, read_metadata, read_video
+from i2v.io.video import read_metadata, read_video
 from i2v.registry import backend_class, resolve_model
 
-from ..tiny_components import sidecar
-from ..tiny_hunyuan15 import GUIDANCE_SCALE, TARGET_SIZE, build_hunyuan15
+from ..tiny_hunyuan15 import GUIDANCE_SCALE, TARGET_SIZE
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=5, height=32, width=32)
 PROMPT = "the red square moves left"
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> str:
-    """The tiny pipeline saved as a model folder (safetensors), once for this module."""
-    path = tmp_path_factory.mktemp("tiny-hunyuan15")
-    build_hunyuan15().save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def gen(folder):
-    return ImageToVideoGenerator(folder, device="cpu")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("hunyuan15"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +66,8 @@ def test_registered_models_and_their_card_defaults():
             height, width, 16, shift, "bf16")
 
 
-def test_folder_is_recognised_with_its_own_defaults(folder):
-    spec = resolve_model(folder)
+def test_folder_is_recognised_with_its_own_defaults(tiny_folder):
+    spec = resolve_model(tiny_folder("hunyuan15"))
     d = spec.defaults
     assert spec.family == "hunyuan15"
     assert (d.num_frames, d.frame_rule, d.frame_step, d.fps, d.num_inference_steps) == (121, "4n+1", 4, 24.0, 50)
@@ -86,8 +76,8 @@ def test_folder_is_recognised_with_its_own_defaults(folder):
     assert spec.extras["cfg_distilled"] is False
 
 
-def test_a_distilled_folder_takes_its_guider_and_meanflow_defaults(folder, tmp_path):
-    distilled = edited_copy(folder, tmp_path / "step-distilled", {
+def test_a_distilled_folder_takes_its_guider_and_meanflow_defaults(tiny_folder, tmp_path):
+    distilled = edited_copy(tiny_folder("hunyuan15"), tmp_path / "step-distilled", {
         "guider/guider_config.json": {"guidance_scale": 1.0},
         "transformer/config.json": {"use_meanflow": True, "target_size": 64},
         "scheduler/scheduler_config.json": {"shift": 7.0},
@@ -133,20 +123,7 @@ def test_registered_sizes_snap_to_the_models_buckets(portrait_image):
 # -- generating ----------------------------------------------------------------------------------
 
 
-def test_cli_writes_the_video_and_sidecar(folder, square_image, tmp_path, capsys):
-    out = tmp_path / "hv15.mp4"
-    assert main(["generate", str(square_image), "-m", folder, "-p", PROMPT, "--negative-prompt", "blurry",
-                 "--num-frames", "7", "--height", "30", "--width", "40", "--num-inference-steps", "2",
-                 "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    # 7 -> 9 frames (4n+1); 40x30 -> 40x32 (a multiple of 4) -> 32x28, the bucket nearest 5:4 (no wider)
-    assert "snapped to 9" in err and "snapped to 40x32" in err and "snapped to 32x28" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (9, 32, 28, 24)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["negative_prompt"] == "blurry" and meta["negative_prompt_used"] is True
-    assert (meta["guidance_scale"], meta["shift"], meta["target_size"]) == (GUIDANCE_SCALE, 5.0, TARGET_SIZE)
-    assert meta["scheduler"] == "FlowMatchEulerDiscreteScheduler" and meta["num_inference_steps"] == 2
+# (the CLI run, its notices and its sidecar: test_families_common.py)
 
 
 def test_api_runs_with_progress_and_is_deterministic(gen, square_image, base):
@@ -185,8 +162,8 @@ def test_guidance_goes_to_the_guider(gen, square_image, base):
     assert np.array_equal(again.frames, base.frames)
 
 
-def test_the_models_shift_is_set_on_the_scheduler(folder, square_image):
-    spec = resolve_model(folder)
+def test_the_models_shift_is_set_on_the_scheduler(tiny_folder, square_image):
+    spec = resolve_model(tiny_folder("hunyuan15"))
     backend = load_backend(replace(spec, extras={**spec.extras, "shift": 7.0}), "cpu")
     settings = backend.resolve(GenerationRequest(image=square_image, prompt=PROMPT, **FAST), [])
     image = Image.open(square_image).convert("RGB").resize((32, 32))
@@ -196,8 +173,9 @@ def test_the_models_shift_is_set_on_the_scheduler(folder, square_image):
 
 
 @pytest.mark.parametrize("cache", ["pab", "taylorseer"])
-def test_the_listed_caches_run(folder, square_image, cache):
+def test_the_listed_caches_run(tiny_folder, square_image, cache):
     fast = {**FAST, "num_inference_steps": 4}
+    folder = tiny_folder("hunyuan15")
     plain = ImageToVideoGenerator(folder, device="cpu").run(GenerationRequest(image=square_image, prompt=PROMPT,
                                                                               **fast))
     result = ImageToVideoGenerator(folder, device="cpu", cache=cache).run(
@@ -210,36 +188,19 @@ def test_the_listed_caches_run(folder, square_image, cache):
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-def test_impossible_requests_are_refused_before_loading(folder, square_image, tmp_path, capsys):
-    gen = ImageToVideoGenerator(folder, device="cpu")
-    with pytest.raises(InvalidRequestError, match="cannot take a last image"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    with pytest.raises(InvalidRequestError, match="num_frames 2000 is more than i2v runs"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 2000}))
-    assert gen.backend._pipe is None
-    lora = tmp_path / "style.safetensors"
-    lora.write_bytes(b"not read")
-    with pytest.raises(InvalidRequestError, match="does not support LoRA adapters"):
-        ImageToVideoGenerator(folder, device="cpu", loras=[str(lora)])
-    with pytest.raises(InvalidRequestError, match="'fbcache' does not run on hunyuan15"):  # no block metadata
-        ImageToVideoGenerator(folder, device="cpu", cache="fbcache")
-    with pytest.raises(InvalidRequestError, match="runs its guidance passes separately"):
-        ImageToVideoGenerator(folder, device="cpu", cache="fastercache")
-    out = tmp_path / "refused.mp4"
-    assert main(["generate", str(square_image), "-m", folder, "--last-image", str(square_image),
-                 "-o", str(out)]) == 2
-    assert "cannot take a last image" in capsys.readouterr().err and not out.exists()
+# (the requests, LoRAs and caches refused: test_families_common.py)
 
 
 # -- parity: i2v changes nothing ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("frames,height,width", [(5, 32, 32), (5, 36, 24)])
-def test_i2v_gives_the_stock_pipelines_frames(folder, tmp_path, frames, height, width):
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, frames, height, width):
     """``i2v generate`` equals the stock pipeline called directly with the sidecar's settings (the
     guidance set on its guider, as diffusers' docs do), on a square and a portrait bucket."""
     from diffusers import DiffusionPipeline
 
+    folder = tiny_folder("hunyuan15")
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")

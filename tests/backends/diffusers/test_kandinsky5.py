@@ -14,28 +14,18 @@ from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.api import check_request
 from i2v.backends.diffusers.kandinsky5 import NEGATIVE, NO_CACHE, rope_scale
 from i2v.cli import main
-from i2v.errors import InvalidRequestError
-from i2v.io.video import probe_video, read_metadata, read_video
+from i2v.io.video import read_metadata, read_video
 from i2v.registry import backend_class, resolve_model
 
-from ..tiny_components import sidecar
 from ..tiny_kandinsky5 import SHIFT, build_kandinsky5
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=17, height=32, width=32)  # 17: the fewest frames it runs
 PROMPT = "the red square moves left"
 
 
-@pytest.fixture(scope="session")
-def k5_folder(tmp_path_factory) -> str:
-    """The tiny pipeline saved as a model folder (safetensors), once per session."""
-    path = tmp_path_factory.mktemp("tiny-kandinsky5")
-    build_kandinsky5().save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def gen(k5_folder):
-    return ImageToVideoGenerator(k5_folder, device="cpu")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("kandinsky5"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +72,15 @@ def test_the_negative_prompt_is_the_pipelines_own_default():
     assert f'negative_prompt = "{NEGATIVE}"' in inspect.getsource(Kandinsky5I2VPipeline.__call__)
 
 
-def test_folder_is_recognised_with_its_own_defaults(k5_folder, tmp_path):
-    spec = resolve_model(k5_folder)
+def test_folder_is_recognised_with_its_own_defaults(tiny_folder, tmp_path):
+    folder = tiny_folder("kandinsky5")
+    spec = resolve_model(folder)
     d = spec.defaults
-    assert spec.family == "kandinsky5" and spec.source == k5_folder
+    assert spec.family == "kandinsky5" and spec.source == folder
     assert (d.num_frames, d.frame_rule, d.frame_step, d.min_frames, d.fps) == (121, "4n+1, at least 17", 4, 17, 24.0)
     assert (d.height, d.width, d.size_multiple, d.num_inference_steps, d.guidance_scale) == (512, 768, 16, 50, 5.0)
     assert spec.extras["shift"] == SHIFT and spec.extras["attention"] == "regular"
-    distilled = resolve_model(edited_copy(k5_folder, tmp_path / "Kandinsky-5.0-I2V-Pro-distilled-5s", {}))
+    distilled = resolve_model(edited_copy(folder, tmp_path / "Kandinsky-5.0-I2V-Pro-distilled-5s", {}))
     assert (distilled.defaults.num_inference_steps, distilled.defaults.guidance_scale) == (16, 1.0)
     assert distilled.extras["cfg_distilled"] is True
 
@@ -107,19 +98,7 @@ def test_sizes_and_frames_snap_to_the_rules(portrait_image):
 # -- generating ----------------------------------------------------------------------------------
 
 
-def test_cli_writes_the_video_and_sidecar(k5_folder, square_image, tmp_path, capsys):
-    out = tmp_path / "k5.mp4"
-    assert main(["generate", str(square_image), "-m", k5_folder, "-p", PROMPT, "--num-frames", "10",
-                 "--height", "30", "--width", "40", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "snapped to 17" in err and "default negative prompt" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (17, 48, 32, 24)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["negative_prompt"] == NEGATIVE and meta["negative_prompt_used"] is True
-    assert (meta["num_frames"], meta["guidance_scale"], meta["max_sequence_length"]) == (17, 5.0, 512)
-    assert meta["scheduler"] == "FlowMatchEulerDiscreteScheduler" and meta["shift"] == SHIFT
-    assert meta["rope_scale"] == [1.0, 3.16, 3.16] and meta["resolution_mode"] == "HD"
+# (the CLI run, its notices and its sidecar: test_families_common.py)
 
 
 def test_api_runs_with_progress_and_is_deterministic(gen, square_image, base):
@@ -179,13 +158,13 @@ def test_a_nabla_folder_takes_sides_of_128_and_runs_on_flex_attention(tmp_path, 
 
 
 @pytest.fixture(scope="module")
-def lora_file(k5_folder, tmp_path_factory):
+def lora_file(tiny_folder, tmp_path_factory):
     """A small random LoRA on the transformer's query and value projections, saved as diffusers saves one."""
     from diffusers import DiffusionPipeline, Kandinsky5I2VPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    pipe = DiffusionPipeline.from_pretrained(k5_folder)
+    pipe = DiffusionPipeline.from_pretrained(tiny_folder("kandinsky5"))
     torch.manual_seed(0)
     pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_query", "to_value"],
                                             init_lora_weights=False))
@@ -195,10 +174,10 @@ def lora_file(k5_folder, tmp_path_factory):
     return folder / "pytorch_lora_weights.safetensors"
 
 
-def test_lora_loads_through_the_pipelines_loader(k5_folder, square_image, lora_file, base):
-    off = ImageToVideoGenerator(k5_folder, device="cpu", loras=[f"{lora_file}:0"]).run(
+def test_lora_loads_through_the_pipelines_loader(tiny_folder, square_image, lora_file, base):
+    off = ImageToVideoGenerator(tiny_folder("kandinsky5"), device="cpu", loras=[f"{lora_file}:0"]).run(
         GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
-    on = ImageToVideoGenerator(k5_folder, device="cpu", loras=[str(lora_file)]).run(
+    on = ImageToVideoGenerator(tiny_folder("kandinsky5"), device="cpu", loras=[str(lora_file)]).run(
         GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     assert np.array_equal(off.frames, base.frames) and not np.array_equal(on.frames, base.frames)
     assert on.settings["loras"] == [{"source": str(lora_file), "scale": 1.0}]
@@ -207,42 +186,33 @@ def test_lora_loads_through_the_pipelines_loader(k5_folder, square_image, lora_f
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-def test_impossible_requests_are_refused_before_loading(k5_folder, square_image, tmp_path, capsys):
-    gen = ImageToVideoGenerator(k5_folder, device="cpu")
-    with pytest.raises(InvalidRequestError, match="cannot take a last image"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    with pytest.raises(InvalidRequestError, match="num_frames 2000 is more than i2v runs"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 2000}))
-    assert gen.backend._pipe is None
-    for cache, reason in NO_CACHE.items():  # each tried on this model: none runs (kandinsky5.py)
-        with pytest.raises(InvalidRequestError, match=f"cache '{cache}' does not run on"):
-            ImageToVideoGenerator(k5_folder, device="cpu", cache=cache)
+# (the requests refused, and every cache in NO_CACHE refused: test_families_common.py)
+
+
+def test_the_refused_caches_say_why():
     assert "share one MagCache state" in NO_CACHE["magcache"] and "lengths differ" in NO_CACHE["pab"]
-    out = tmp_path / "refused.mp4"
-    assert main(["generate", str(square_image), "-m", k5_folder, "--last-image", str(square_image),
-                 "-o", str(out)]) == 2
-    assert "cannot take a last image" in capsys.readouterr().err and not out.exists()
 
 
 # -- parity: i2v changes nothing ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("frames,height,width", [(17, 32, 32), (17, 32, 48)])
-def test_i2v_gives_the_stock_pipelines_frames(k5_folder, tmp_path, frames, height, width):
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, frames, height, width):
     """``i2v generate`` equals the stock pipeline called directly with the sidecar's settings."""
     from diffusers import DiffusionPipeline
 
+    folder = tiny_folder("kandinsky5")
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")
     out = tmp_path / "frames"  # a folder of PNG frames: exactly as generated
-    assert main(["generate", str(tmp_path / "image.png"), "-m", k5_folder, "-p", "a red ball rolls to the left",
+    assert main(["generate", str(tmp_path / "image.png"), "-m", folder, "-p", "a red ball rolls to the left",
                  "--num-frames", str(frames), "--height", str(height), "--width", str(width),
                  "--num-inference-steps", "2", "--seed", "3", "-o", str(out)]) == 0
     s = read_metadata(out)
     ours, _ = read_video(out)
 
-    pipe = DiffusionPipeline.from_pretrained(k5_folder, use_safetensors=True)
+    pipe = DiffusionPipeline.from_pretrained(folder, use_safetensors=True)
     assert type(pipe.scheduler).__name__ == s["scheduler"] and pipe.scheduler.config.shift == s["shift"]
     with torch.inference_mode():
         result = pipe(image=image, prompt=s["prompt"],

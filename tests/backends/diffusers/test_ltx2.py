@@ -24,7 +24,7 @@ from i2v.io.video import read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 
 from ..tiny_components import sidecar
-from ..tiny_ltx2 import BUILDERS, SAMPLE_RATE
+from ..tiny_ltx2 import SAMPLE_RATE
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
 PROMPT = "a red ball moves left"
@@ -32,17 +32,9 @@ GUIDANCE = ("stg_scale", "modality_scale", "guidance_rescale", "audio_guidance_s
             "audio_modality_scale", "audio_guidance_rescale")
 
 
-@pytest.fixture(scope="session")
-def folder(tmp_path_factory) -> str:
-    """The tiny LTX2ImageToVideoPipeline saved as a model folder (safetensors), built once."""
-    path = tmp_path_factory.mktemp("tiny-ltx2")
-    BUILDERS["ltx2"]().save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def gen(folder):
-    return ImageToVideoGenerator(folder, device="cpu")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("ltx2"), device="cpu")
 
 
 def saved_as(folder: str, target, class_name: str):
@@ -104,14 +96,9 @@ def test_registered_models_have_the_reference_defaults(name, source, steps, guid
         assert [e[k] for k in GUIDANCE] == [1.0, 3.0, 0.7, 7.0, 1.0, 3.0, 0.7]
 
 
-def test_models_lists_the_family(capsys):
-    assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "ltx-2" in out and "ltx-2.3-distilled" in out
-
-
 @pytest.mark.parametrize("class_name", ["LTX2ImageToVideoPipeline", "LTX2ConditionPipeline", "LTX2Pipeline"])
-def test_folders_of_either_pipeline_are_recognised_with_their_defaults(folder, tmp_path, class_name):
+def test_folders_of_either_pipeline_are_recognised_with_their_defaults(tiny_folder, tmp_path, class_name):
+    folder = tiny_folder("ltx2")
     path = folder if class_name == "LTX2ImageToVideoPipeline" else saved_as(folder, tmp_path / "m", class_name)
     spec = resolve_model(path)
     d, e = spec.defaults, spec.extras
@@ -126,7 +113,8 @@ def test_folders_of_either_pipeline_are_recognised_with_their_defaults(folder, t
 # -- generating: the CLI, the API, the sound ---------------------------------------------------------
 
 
-def test_cli_writes_an_mp4_with_sound_and_a_sidecar(folder, square_image, tmp_path, capsys):
+def test_cli_writes_an_mp4_with_sound_and_a_sidecar(tiny_folder, square_image, tmp_path, capsys):
+    folder = tiny_folder("ltx2")
     out = tmp_path / "ltx2.mp4"
     assert main(["generate", str(square_image), "-m", folder, "-p", PROMPT, "--num-frames", "12", "--height", "40",
                  "--width", "40", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
@@ -146,7 +134,8 @@ def test_cli_writes_an_mp4_with_sound_and_a_sidecar(folder, square_image, tmp_pa
     assert meta["image_crf"] == 33 and meta["use_cross_timestep"] is False and meta["sigmas"] is None
 
 
-def test_gif_output_gives_the_notice_and_a_wav(folder, square_image, tmp_path, capsys):
+def test_gif_output_gives_the_notice_and_a_wav(tiny_folder, square_image, tmp_path, capsys):
+    folder = tiny_folder("ltx2")
     out = tmp_path / "ltx2.gif"
     assert main(["generate", str(square_image), "-m", folder, "-p", PROMPT, "--num-frames", "9", "--height", "32",
                  "--width", "32", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
@@ -170,7 +159,7 @@ def test_the_api_returns_the_sound(gen, square_image):
     assert gen.backend.take_audio() is None  # handed over once
 
 
-def test_last_image_runs_the_condition_pipeline(folder, gen, square_image, portrait_image):
+def test_last_image_runs_the_condition_pipeline(gen, square_image, portrait_image):
     first = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     both = gen.run(GenerationRequest(image=square_image, last_image=portrait_image, prompt=PROMPT, **FAST))
     active = gen.backend.active
@@ -181,11 +170,12 @@ def test_last_image_runs_the_condition_pipeline(folder, gen, square_image, portr
     assert not np.array_equal(both.frames, first.frames)
 
 
-def test_last_image_gives_the_stock_condition_pipelines_frames_and_sound(folder, tmp_path):
+def test_last_image_gives_the_stock_condition_pipelines_frames_and_sound(tiny_folder, tmp_path):
     """A diffusers user's FLF2V call (diffusers' docs: conditions at latent index 0 and -1)."""
     from diffusers import LTX2ConditionPipeline
     from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 
+    folder = tiny_folder("ltx2")
     rng = np.random.default_rng(1)
     image, last = (Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(2))
     image.save(tmp_path / "first.png")
@@ -203,7 +193,8 @@ def test_last_image_gives_the_stock_condition_pipelines_frames_and_sound(folder,
     assert np.array_equal(result.audio, out.audio[0].float().numpy())
 
 
-def test_a_condition_pipeline_folder_runs_its_own_class(folder, tmp_path, square_image):
+def test_a_condition_pipeline_folder_runs_its_own_class(tiny_folder, tmp_path, square_image):
+    folder = tiny_folder("ltx2")
     gen = ImageToVideoGenerator(str(saved_as(folder, tmp_path / "cond", "LTX2ConditionPipeline")), device="cpu")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     assert type(gen.backend.pipeline).__name__ == "LTX2ConditionPipeline" and gen.backend.active is gen.backend.pipeline
@@ -213,19 +204,15 @@ def test_a_condition_pipeline_folder_runs_its_own_class(folder, tmp_path, square
 # -- refused before any weights load --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cache, why", [("pab", "does not run"), ("fbcache", "does not run"),
-                                        ("magcache", "does not run"), ("fastercache", "does not run"),
-                                        ("deepcache", "does not run")])
-def test_caches_that_do_not_run_are_refused_before_loading(folder, cache, why):
-    with pytest.raises(InvalidRequestError, match=why):
-        ImageToVideoGenerator(folder, device="cpu", cache=cache)
+# (the caches refused, and the listing in `i2v models`: test_families_common.py)
 
 
-def test_impossible_requests_are_refused_before_weights_load(folder, square_image, tmp_path, capsys):
+def test_impossible_requests_are_refused_before_weights_load(tiny_folder, square_image, tmp_path, capsys):
     from dataclasses import replace
 
     from i2v.api import load_backend
 
+    folder = tiny_folder("ltx2")
     gen = ImageToVideoGenerator(folder, device="cpu")
     gen.spec = replace(gen.spec, extras={**gen.spec.extras, "stg_blocks": []})  # STG on, but on no block
     gen.backend = load_backend(gen.spec, "cpu")
@@ -245,11 +232,12 @@ def test_impossible_requests_are_refused_before_weights_load(folder, square_imag
     assert not out.exists()
 
 
-def test_a_distilled_model_runs_its_sigmas_or_says_why_not(folder, square_image):
+def test_a_distilled_model_runs_its_sigmas_or_says_why_not(tiny_folder, square_image):
     from dataclasses import replace
 
     from i2v.api import load_backend
 
+    folder = tiny_folder("ltx2")
     gen = ImageToVideoGenerator(folder, device="cpu")
     gen.spec = replace(gen.spec, extras={**MODELS["ltx-2-distilled"].extras, "stg_blocks": [1],
                                          "audio_sample_rate": SAMPLE_RATE})
@@ -264,7 +252,8 @@ def test_a_distilled_model_runs_its_sigmas_or_says_why_not(folder, square_image)
 # -- caches ------------------------------------------------------------------------------------
 
 
-def test_taylorseer_runs_and_stays_close(folder, square_image):
+def test_taylorseer_runs_and_stays_close(tiny_folder, square_image):
+    folder = tiny_folder("ltx2")
     request = GenerationRequest(image=square_image, prompt=PROMPT, **{**FAST, "num_inference_steps": 8})
     plain = ImageToVideoGenerator(folder, device="cpu").run(request)
     cached = ImageToVideoGenerator(folder, device="cpu", cache="taylorseer").run(request)
@@ -278,11 +267,12 @@ def test_taylorseer_runs_and_stays_close(folder, square_image):
 # -- parity ------------------------------------------------------------------------------------
 
 
-def test_i2v_gives_the_stock_pipelines_frames_and_sound(folder, tmp_path):
+def test_i2v_gives_the_stock_pipelines_frames_and_sound(tiny_folder, tmp_path):
     """``i2v generate`` into PNG frames equals ``LTX2ImageToVideoPipeline`` called directly with the
     sidecar's settings (input already at the output size); the WAV beside the frames is its sound."""
     from diffusers import DiffusionPipeline
 
+    folder = tiny_folder("ltx2")
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")
@@ -311,12 +301,13 @@ def test_i2v_gives_the_stock_pipelines_frames_and_sound(folder, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def lora_file(folder, tmp_path_factory):
+def lora_file(tiny_folder, tmp_path_factory):
     """A random LoRA on the tiny transformer's attention, saved the diffusers way."""
     from diffusers import LTX2ImageToVideoPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
+    folder = tiny_folder("ltx2")
     pipe = LTX2ImageToVideoPipeline.from_pretrained(folder, use_safetensors=True)
     torch.manual_seed(0)
     pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
@@ -327,7 +318,8 @@ def lora_file(folder, tmp_path_factory):
     return path / "pytorch_lora_weights.safetensors"
 
 
-def test_a_lora_loads_and_changes_the_clip(folder, square_image, lora_file, gen):
+def test_a_lora_loads_and_changes_the_clip(tiny_folder, square_image, lora_file, gen):
+    folder = tiny_folder("ltx2")
     request = GenerationRequest(image=square_image, prompt=PROMPT, **FAST)
     plain = gen.run(request)
     off = ImageToVideoGenerator(folder, device="cpu", loras=[f"{lora_file}:0"]).run(request)

@@ -19,28 +19,18 @@ from PIL import Image
 from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.api import load_backend
 from i2v.cli import main
-from i2v.errors import InvalidRequestError
-from i2v.io.video import probe_video, read_metadata, read_video
+from i2v.io.video import read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 
-from ..tiny_components import sidecar
-from ..tiny_motif_video import GUIDANCE_SCALE, SHIFT, build_motif_video
+from ..tiny_motif_video import GUIDANCE_SCALE, SHIFT
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
 PROMPT = "the red square moves left"
 
 
-@pytest.fixture(scope="session")
-def motif_folder(tmp_path_factory) -> str:
-    """The tiny pipeline saved as a model folder (safetensors), once per session."""
-    path = tmp_path_factory.mktemp("tiny-motif-video")
-    build_motif_video().save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def gen(motif_folder):
-    return ImageToVideoGenerator(motif_folder, device="cpu")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("motif_video"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -95,24 +85,24 @@ def test_the_pipeline_class_is_exported_from_diffusers():
     assert diffusers.MotifVideoImage2VideoPipeline.__name__ == "MotifVideoImage2VideoPipeline"
 
 
-def test_the_folder_is_recognised_with_its_own_defaults(motif_folder, tmp_path):
-    spec = resolve_model(motif_folder)
+def test_the_folder_is_recognised_with_its_own_defaults(tiny_folder, tmp_path):
+    spec = resolve_model(tiny_folder("motif_video"))
     d = spec.defaults
     assert spec.family == "motif_video" and spec.description == "local MotifVideoImage2VideoPipeline folder"
     assert (d.num_frames, d.frame_rule, d.frame_step, d.fps, d.num_inference_steps) == (121, "4n+1", 4, 24.0, 50)
     assert (d.guidance_scale, d.size_multiple, d.height, d.width) == (GUIDANCE_SCALE, 16, 736, 1280)
     assert spec.extras["shift"] == SHIFT and spec.extras["guider_original_formulation"] is False
-    edited = resolve_model(copy_as(motif_folder, tmp_path / "edited", edits={
+    edited = resolve_model(copy_as(tiny_folder("motif_video"), tmp_path / "edited", edits={
         "guider/guider_config.json": {"guidance_scale": 8.0, "use_original_formulation": True},
         "scheduler/scheduler_config.json": {"shift": 8.0}}))
     assert (edited.defaults.guidance_scale, edited.extras["shift"], edited.extras["guider_original_formulation"]) == (
         8.0, 8.0, True)
 
 
-def test_a_folder_saved_as_the_text_to_video_class_runs_image_to_video(motif_folder, square_image, base_frames,
+def test_a_folder_saved_as_the_text_to_video_class_runs_image_to_video(tiny_folder, square_image, base_frames,
                                                                        tmp_path):
     """The hub repository is saved as MotifVideoPipeline: the same components, loaded into the I2V class."""
-    folder = copy_as(motif_folder, tmp_path / "t2v", "MotifVideoPipeline")
+    folder = copy_as(tiny_folder("motif_video"), tmp_path / "t2v", "MotifVideoPipeline")
     assert resolve_model(folder).family == "motif_video"
     gen = ImageToVideoGenerator(folder, device="cpu")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
@@ -123,19 +113,7 @@ def test_a_folder_saved_as_the_text_to_video_class_runs_image_to_video(motif_fol
 # -- the command line and the Python API ----------------------------------------------------------
 
 
-def test_cli_snaps_frames_and_size_and_writes_24_fps_with_a_sidecar(motif_folder, square_image, tmp_path, capsys):
-    out = tmp_path / "motif.mp4"
-    assert main(["generate", str(square_image), "-m", motif_folder, "-p", PROMPT, "--num-frames", "7",
-                 "--height", "30", "--width", "40", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "snapped to 9" in err and "snapped to 48x32" in err and "default negative prompt" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (9, 48, 32, 24)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["negative_prompt"].startswith("worst quality")
-    assert meta["negative_prompt_used"] is True and meta["guider"] == "AdaptiveProjectedGuidance"
-    assert (meta["guidance_scale"], meta["shift"], meta["scheduler"]) == (GUIDANCE_SCALE, SHIFT,
-                                                                          "FlowMatchEulerDiscreteScheduler")
+# (the CLI run, its notices and its sidecar: test_families_common.py)
 
 
 def test_python_api_is_reproducible_reports_progress_and_routes_the_prompt(gen, square_image, base_frames):
@@ -171,8 +149,8 @@ def test_guidance_goes_to_the_guider(gen, square_image, base_frames):
     assert np.array_equal(again.frames, base_frames)
 
 
-def test_the_models_shift_is_set_on_the_scheduler(motif_folder, square_image):
-    spec = resolve_model(motif_folder)
+def test_the_models_shift_is_set_on_the_scheduler(tiny_folder, square_image):
+    spec = resolve_model(tiny_folder("motif_video"))
     backend = load_backend(replace(spec, extras={**spec.extras, "shift": 8.0}), "cpu")
     settings = backend.resolve(GenerationRequest(image=square_image, prompt=PROMPT, **FAST), [])
     image = Image.open(square_image).convert("RGB").resize((32, 32))
@@ -190,45 +168,20 @@ def test_a_longer_video_and_another_aspect_ratio(gen, square_image):
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-def test_impossible_requests_are_refused_before_loading(motif_folder, square_image, tmp_path, capsys):
-    gen = ImageToVideoGenerator(motif_folder, device="cpu")
-    with pytest.raises(InvalidRequestError, match="cannot take a last image"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    with pytest.raises(InvalidRequestError, match="num_frames 2000 is more than i2v runs"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 2000}))
-    assert gen.backend._pipe is None
-    lora = tmp_path / "style.safetensors"
-    lora.write_bytes(b"not read")
-    with pytest.raises(InvalidRequestError, match="does not support LoRA adapters"):
-        ImageToVideoGenerator(motif_folder, device="cpu", loras=[str(lora)])
-    with pytest.raises(InvalidRequestError, match="'fbcache' does not run on motif_video"):  # the DDT decoder blocks
-        ImageToVideoGenerator(motif_folder, device="cpu", cache="fbcache")
-    with pytest.raises(InvalidRequestError, match="runs its guidance passes separately"):
-        ImageToVideoGenerator(motif_folder, device="cpu", cache="fastercache")
-    out = tmp_path / "refused.mp4"
-    assert main(["generate", str(square_image), "-m", motif_folder, "--last-image", str(square_image),
-                 "-o", str(out)]) == 2
-    assert "cannot take a last image" in capsys.readouterr().err and not out.exists()
+# (the requests, LoRAs and caches refused, and the dry run: test_families_common.py)
 
 
-def test_first_block_cache_really_fails_on_the_ddt_decoder_blocks(motif_folder, square_image):
+def test_first_block_cache_really_fails_on_the_ddt_decoder_blocks(tiny_folder, square_image):
     """Why fbcache is refused: diffusers' First Block Cache, applied anyway, fails on this architecture."""
     from i2v.acceleration import Acceleration, apply_acceleration
 
     from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(motif_folder, use_safetensors=True)
+    pipe = DiffusionPipeline.from_pretrained(tiny_folder("motif_video"), use_safetensors=True)
     apply_acceleration(pipe, Acceleration(cache="fbcache"), "cpu")
     image = Image.open(square_image).convert("RGB").resize((32, 32))
     with pytest.raises(RuntimeError, match="must match the size"), torch.inference_mode():
         pipe(image=image, prompt=PROMPT, height=32, width=32, num_frames=9, num_inference_steps=2)
-
-
-def test_dry_run_plans_the_folder_without_loading(motif_folder, square_image, tmp_path, capsys):
-    assert main(["generate", str(square_image), "-m", motif_folder, "--num-frames", "17", "--height", "32",
-                 "--width", "32", "--dry-run", "-o", str(tmp_path / "o.mp4")]) == 0
-    out = capsys.readouterr().out
-    assert "memory plan" in out and "17 frames 32x32" in out and not (tmp_path / "o.mp4").exists()
 
 
 # -- speed and memory switches ----------------------------------------------------------------------
@@ -237,25 +190,25 @@ MANY_STEPS = {**FAST, "num_inference_steps": 12}
 
 
 @pytest.fixture(scope="module")
-def many_steps_plain(motif_folder, square_image):
-    plain = ImageToVideoGenerator(motif_folder, device="cpu")
+def many_steps_plain(tiny_folder, square_image):
+    plain = ImageToVideoGenerator(tiny_folder("motif_video"), device="cpu")
     calls = block_calls(plain)
     frames = plain.run(GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS)).frames
     return frames, calls[0]
 
 
 @pytest.mark.parametrize("cache", ["pab", "taylorseer"])
-def test_the_listed_caches_run_and_stay_close(motif_folder, square_image, many_steps_plain, cache):
+def test_the_listed_caches_run_and_stay_close(tiny_folder, square_image, many_steps_plain, cache):
     plain, _ = many_steps_plain
-    result = ImageToVideoGenerator(motif_folder, device="cpu", cache=cache).run(
+    result = ImageToVideoGenerator(tiny_folder("motif_video"), device="cpu", cache=cache).run(
         GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS))
     assert result.settings["acceleration"] == {"cache": cache} and result.frames.shape == plain.shape
     assert not np.array_equal(result.frames, plain) and psnr(result.frames, plain) > 30
 
 
-def test_magcache_calibrates_and_skips_blocks(motif_folder, square_image, many_steps_plain, tmp_path):
+def test_magcache_calibrates_and_skips_blocks(tiny_folder, square_image, many_steps_plain, tmp_path):
     plain, plain_calls = many_steps_plain
-    folder = copy_as(motif_folder, tmp_path / "motif")
+    folder = copy_as(tiny_folder("motif_video"), tmp_path / "motif")
     assert main(["calibrate-cache", "--model", folder, "--image", str(square_image), "--prompt", PROMPT,
                  "--num-inference-steps", "12", "--num-frames", "9", "--height", "32", "--width", "32"]) == 0
     assert len(json.loads((tmp_path / "motif" / "i2v_magcache.json").read_text())["ratios"]) == 12
@@ -265,14 +218,14 @@ def test_magcache_calibrates_and_skips_blocks(motif_folder, square_image, many_s
     assert calls[0] < plain_calls and psnr(result.frames, plain) > 25
 
 
-def test_the_speed_profile_runs_pab(motif_folder, square_image):
-    gen = ImageToVideoGenerator(motif_folder, device="cpu", profile="speed")
+def test_the_speed_profile_runs_pab(tiny_folder, square_image):
+    gen = ImageToVideoGenerator(tiny_folder("motif_video"), device="cpu", profile="speed")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     assert result.settings["acceleration"]["cache"] == "pab" and result.frames.shape == (9, 32, 32, 3)
 
 
-def test_group_offload_keeps_the_text_encoder_whole_and_changes_nothing(motif_folder, square_image, base_frames):
-    gen = ImageToVideoGenerator(motif_folder, device="cpu", offload="group")
+def test_group_offload_keeps_the_text_encoder_whole_and_changes_nothing(tiny_folder, square_image, base_frames):
+    gen = ImageToVideoGenerator(tiny_folder("motif_video"), device="cpu", offload="group")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     pipe = gen.backend.pipeline
     assert "text_encoder" in pipe._exclude_from_cpu_offload
@@ -294,20 +247,21 @@ def stock_kwargs(s: dict, image: Image.Image, pipe) -> dict:
 
 
 @pytest.mark.parametrize("frames, height, width", [(9, 32, 32), (17, 32, 48)])
-def test_i2v_gives_the_stock_pipelines_frames(motif_folder, tmp_path, frames, height, width):
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, frames, height, width):
     from diffusers import DiffusionPipeline
 
+    folder = tiny_folder("motif_video")
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")
     out = tmp_path / "frames"  # a folder of PNG frames: exactly as generated, no video codec between
-    assert main(["generate", str(tmp_path / "image.png"), "-m", motif_folder, "-p", "a red ball rolls to the left",
+    assert main(["generate", str(tmp_path / "image.png"), "-m", folder, "-p", "a red ball rolls to the left",
                  "--num-frames", str(frames), "--height", str(height), "--width", str(width),
                  "--num-inference-steps", "2", "--seed", "3", "-o", str(out)]) == 0
     s = read_metadata(out)
     ours, _ = read_video(out)
 
-    pipe = DiffusionPipeline.from_pretrained(motif_folder, use_safetensors=True)
+    pipe = DiffusionPipeline.from_pretrained(folder, use_safetensors=True)
     assert type(pipe.scheduler).__name__ == s["scheduler"] and pipe.scheduler.config.shift == s["shift"]
     kwargs = stock_kwargs(s, image, pipe)
     with torch.inference_mode():

@@ -12,35 +12,18 @@ from i2v.api import check_request
 from i2v.backends.diffusers.sana_video import NEGATIVE, motion_prompt
 from i2v.cli import main
 from i2v.errors import InvalidRequestError
-from i2v.io.video import probe_video, read_metadata, read_video
+from i2v.io.video import read_metadata, read_video
 from i2v.registry import backend_class, resolve_model
 
-from ..tiny_components import sidecar
-from ..tiny_sana_video import SHIFT, build_sana_video, build_sana_video_t2v_folder
+from ..tiny_sana_video import SHIFT
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
 PROMPT = "the red square moves left"
 
 
-@pytest.fixture(scope="session")
-def sana_folder(tmp_path_factory) -> str:
-    """The tiny I2V pipeline saved as a model folder (safetensors), once per session."""
-    path = tmp_path_factory.mktemp("tiny-sana-video")
-    build_sana_video().save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="session")
-def sana_t2v_folder(tmp_path_factory) -> str:
-    """The same tiny components in the released folder's layout (SanaVideoPipeline, flow DPM-Solver)."""
-    path = tmp_path_factory.mktemp("tiny-sana-video-t2v")
-    build_sana_video_t2v_folder().save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def gen(sana_folder):
-    return ImageToVideoGenerator(sana_folder, device="cpu")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("sana_video"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +47,10 @@ def test_registered_model_and_its_card_defaults():
     assert backend_class("sana_video").family.pipeline_classes == ("SanaImageToVideoPipeline", "SanaVideoPipeline")
 
 
-def test_folders_are_recognised_with_their_own_defaults(sana_folder, sana_t2v_folder):
-    for folder in (sana_folder, sana_t2v_folder):
+def test_folders_are_recognised_with_their_own_defaults(tiny_folder):
+    # the I2V folder, and the same tiny components in the released folder's layout (SanaVideoPipeline,
+    # flow DPM-Solver)
+    for folder in (tiny_folder("sana_video"), tiny_folder("sana_video-t2v")):
         spec = resolve_model(folder)
         d = spec.defaults
         assert spec.family == "sana_video" and spec.source == folder
@@ -92,19 +77,7 @@ def test_sizes_snap_to_multiples_of_32(portrait_image):
 # -- generating ----------------------------------------------------------------------------------
 
 
-def test_cli_writes_the_video_and_sidecar(sana_folder, square_image, tmp_path, capsys):
-    out = tmp_path / "sana.mp4"
-    assert main(["generate", str(square_image), "-m", sana_folder, "-p", PROMPT, "--num-frames", "8",
-                 "--height", "30", "--width", "60", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "snapped to 9" in err and "motion score: 30." in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (9, 64, 32, 16)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["pipeline_prompt"] == PROMPT + " motion score: 30."
-    assert meta["negative_prompt"] == NEGATIVE and meta["negative_prompt_used"] is True and meta["motion_score"] == 30
-    assert meta["scheduler"] == "FlowMatchEulerDiscreteScheduler" and meta["shift"] == SHIFT
-    assert (meta["max_sequence_length"], meta["use_resolution_binning"], meta["guidance_scale"]) == (300, False, 6.0)
+# (the CLI run, its notices and its sidecar: test_families_common.py)
 
 
 def test_api_runs_with_progress_and_is_deterministic(gen, square_image, base):
@@ -131,13 +104,13 @@ def test_without_guidance_the_negative_prompt_is_unused(gen, square_image, base)
 
 
 @pytest.fixture(scope="module")
-def lora_file(sana_folder, tmp_path_factory):
+def lora_file(tiny_folder, tmp_path_factory):
     """A small random LoRA on the transformer's attention projections, saved as diffusers saves one."""
     from diffusers import DiffusionPipeline, SanaImageToVideoPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    pipe = DiffusionPipeline.from_pretrained(sana_folder)
+    pipe = DiffusionPipeline.from_pretrained(tiny_folder("sana_video"))
     torch.manual_seed(0)
     pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
                                             init_lora_weights=False))
@@ -147,10 +120,10 @@ def lora_file(sana_folder, tmp_path_factory):
     return folder / "pytorch_lora_weights.safetensors"
 
 
-def test_lora_loads_through_the_pipelines_loader(sana_folder, square_image, lora_file, base):
-    off = ImageToVideoGenerator(sana_folder, device="cpu", loras=[f"{lora_file}:0"]).run(
+def test_lora_loads_through_the_pipelines_loader(tiny_folder, square_image, lora_file, base):
+    off = ImageToVideoGenerator(tiny_folder("sana_video"), device="cpu", loras=[f"{lora_file}:0"]).run(
         GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
-    on = ImageToVideoGenerator(sana_folder, device="cpu", loras=[str(lora_file)]).run(
+    on = ImageToVideoGenerator(tiny_folder("sana_video"), device="cpu", loras=[str(lora_file)]).run(
         GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     assert np.array_equal(off.frames, base.frames) and not np.array_equal(on.frames, base.frames)
     assert on.settings["loras"] == [{"source": str(lora_file), "scale": 1.0}]
@@ -159,26 +132,12 @@ def test_lora_loads_through_the_pipelines_loader(sana_folder, square_image, lora
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cache", ["pab", "fbcache", "taylorseer", "magcache", "fastercache"])
-def test_every_cache_is_refused_before_loading(sana_folder, cache):
-    """None runs: SanaVideoTransformer3DModel has no enable_cache (each failed on this model, at load)."""
-    with pytest.raises(InvalidRequestError, match=f"cache '{cache}' does not run on .*no enable_cache"):
-        ImageToVideoGenerator(sana_folder, device="cpu", cache=cache)
+# (the requests refused, and every cache refused: test_families_common.py)
 
 
-def test_impossible_requests_are_refused_before_loading(sana_folder, square_image, tmp_path, capsys):
-    gen = ImageToVideoGenerator(sana_folder, device="cpu")
-    with pytest.raises(InvalidRequestError, match="cannot take a last image"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    with pytest.raises(InvalidRequestError, match="num_frames 2000 is more than i2v runs"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 2000}))
-    assert gen.backend._pipe is None
+def test_fp16_is_refused_before_loading(tiny_folder):
     with pytest.raises(InvalidRequestError, match="fp16 is not supported"):
-        ImageToVideoGenerator(sana_folder, device="cpu", dtype="fp16")
-    out = tmp_path / "refused.mp4"
-    assert main(["generate", str(square_image), "-m", sana_folder, "--last-image", str(square_image),
-                 "-o", str(out)]) == 2
-    assert "cannot take a last image" in capsys.readouterr().err and not out.exists()
+        ImageToVideoGenerator(tiny_folder("sana_video"), device="cpu", dtype="fp16")
 
 
 # -- parity: i2v changes nothing ---------------------------------------------------------------------
@@ -214,15 +173,16 @@ def i2v_and_stock(folder: str, tmp_path, frames: int, height: int, width: int, s
 
 
 @pytest.mark.parametrize("frames,height,width", [(9, 32, 32), (9, 32, 64)])
-def test_i2v_gives_the_stock_pipelines_frames(sana_folder, tmp_path, frames, height, width):
-    ours, stock = i2v_and_stock(sana_folder, tmp_path, frames, height, width)
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, frames, height, width):
+    ours, stock = i2v_and_stock(tiny_folder("sana_video"), tmp_path, frames, height, width)
     assert ours.shape == stock.shape == (frames, height, width, 3)
     assert np.array_equal(ours, stock)
 
 
-def test_the_released_layout_runs_as_diffusers_docs_run_it(sana_t2v_folder, tmp_path):
+def test_the_released_layout_runs_as_diffusers_docs_run_it(tiny_folder, tmp_path):
     """A SanaVideoPipeline folder (flow DPM-Solver) runs with SanaImageToVideoPipeline and flow-Euler at the
     folder's flow shift: the frames of the docs' I2V recipe, with ``shift`` set as it means to."""
-    ours, stock = i2v_and_stock(sana_t2v_folder, tmp_path, 9, 32, 32, stock_class="SanaImageToVideoPipeline")
+    ours, stock = i2v_and_stock(tiny_folder("sana_video-t2v"), tmp_path, 9, 32, 32,
+                                stock_class="SanaImageToVideoPipeline")
     assert ours.shape == stock.shape == (9, 32, 32, 3)
     assert np.array_equal(ours, stock)

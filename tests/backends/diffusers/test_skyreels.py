@@ -23,35 +23,19 @@ from i2v.io.video import probe_video, read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 
 from ..tiny_components import sidecar
-from ..tiny_skyreels import BUILDERS
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
 PROMPT = "the red square moves left"
 
 
-@pytest.fixture(scope="session")
-def sky_folder(tmp_path_factory):
-    """``sky_folder(name)`` -> a saved tiny SkyReels-V2 folder (safetensors), built on first use."""
-    cache: dict[str, str] = {}
-
-    def get(name: str) -> str:
-        if name not in cache:
-            folder = tmp_path_factory.mktemp(f"tiny-{name}")
-            BUILDERS[name]().save_pretrained(folder)
-            cache[name] = str(folder)
-        return cache[name]
-
-    return get
+@pytest.fixture(scope="module")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("skyreels"), device="cpu")
 
 
 @pytest.fixture(scope="module")
-def gen(sky_folder):
-    return ImageToVideoGenerator(sky_folder("skyreels"), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def df_gen(sky_folder):
-    return ImageToVideoGenerator(sky_folder("skyreels-df"), device="cpu")
+def df_gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("skyreels-df"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -107,44 +91,38 @@ def test_registered_models_have_the_readmes_defaults(name, source, frames, size,
         assert e["first_last_frame"] is False
 
 
-def test_models_lists_the_family(capsys):
-    assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "skyreels-v2-df-14b-540p" in out and "SkyReelsV2DiffusionForcingImageToVideoPipeline" in out
-
-
 # -- folders --------------------------------------------------------------------------------------
 
 
-def test_folders_are_recognised_with_their_own_defaults(sky_folder, tmp_path):
-    spec = resolve_model(sky_folder("skyreels"))
+def test_folders_are_recognised_with_their_own_defaults(tiny_folder, tmp_path):
+    spec = resolve_model(tiny_folder("skyreels"))
     d = spec.defaults
     assert spec.family == "skyreels" and spec.extras["first_last_frame"] is False
     assert (d.num_frames, d.height, d.width, d.fps, d.size_multiple, d.frame_rule) == (97, 544, 960, 24.0, 16, "4n+1")
     assert (d.num_inference_steps, d.guidance_scale, spec.extras["flow_shift"]) == (50, 5.0, 5.0)
-    assert resolve_model(sky_folder("skyreels-flf")).extras["first_last_frame"] is True  # pos_embed_seq_len
+    assert resolve_model(tiny_folder("skyreels-flf")).extras["first_last_frame"] is True  # pos_embed_seq_len
 
-    df = resolve_model(sky_folder("skyreels-df"))
+    df = resolve_model(tiny_folder("skyreels-df"))
     assert df.extras["diffusion_forcing"] is True and df.defaults.num_inference_steps == 30
     assert (df.extras["base_num_frames"], df.extras["overlap_history"], df.extras["causal_block_size"]) == (97, 17, 1)
     # the Skywork DF repositories are saved as the text-to-video DF class: an image-to-video model all the same
-    saved_as_t2v = copy_as(sky_folder("skyreels-df"), tmp_path, "df-t2v", "SkyReelsV2DiffusionForcingPipeline")
+    saved_as_t2v = copy_as(tiny_folder("skyreels-df"), tmp_path, "df-t2v", "SkyReelsV2DiffusionForcingPipeline")
     assert resolve_model(str(saved_as_t2v)).extras["diffusion_forcing"] is True
-    big = resolve_model(str(copy_as(sky_folder("skyreels-df"), tmp_path, "SkyReels-V2-DF-14B-720P")))
+    big = resolve_model(str(copy_as(tiny_folder("skyreels-df"), tmp_path, "SkyReels-V2-DF-14B-720P")))
     assert (big.defaults.height, big.defaults.width, big.defaults.num_frames, big.extras["base_num_frames"]) == (
         720, 1280, 121, 121)
     snapshot = tmp_path / "models--Skywork--SkyReels-V2-I2V-14B-720P-Diffusers" / "snapshots"  # the hub cache's
     snapshot.mkdir(parents=True)
-    cached = resolve_model(str(copy_as(sky_folder("skyreels"), snapshot, "3f720aa")))  # a revision, not a size
+    cached = resolve_model(str(copy_as(tiny_folder("skyreels"), snapshot, "3f720aa")))  # a revision, not a size
     assert (cached.defaults.height, cached.defaults.num_frames) == (720, 121)
-    assert resolve_model(str(copy_as(sky_folder("skyreels"), tmp_path, "3f720aa"))).defaults.height == 544
-    t2v = copy_as(sky_folder("skyreels-df"), tmp_path, "t2v", "SkyReelsV2Pipeline")  # no image conditioning
+    assert resolve_model(str(copy_as(tiny_folder("skyreels"), tmp_path, "3f720aa"))).defaults.height == 544
+    t2v = copy_as(tiny_folder("skyreels-df"), tmp_path, "t2v", "SkyReelsV2Pipeline")  # no image conditioning
     with pytest.raises(UnknownModelError, match="not supported"):
         resolve_model(str(t2v))
 
 
-def test_a_df_folder_saved_as_the_text_to_video_class_runs(sky_folder, square_image, tmp_path):
-    folder = copy_as(sky_folder("skyreels-df"), tmp_path, "df-t2v", "SkyReelsV2DiffusionForcingPipeline")
+def test_a_df_folder_saved_as_the_text_to_video_class_runs(tiny_folder, square_image, tmp_path):
+    folder = copy_as(tiny_folder("skyreels-df"), tmp_path, "df-t2v", "SkyReelsV2DiffusionForcingPipeline")
     gen = ImageToVideoGenerator(str(folder), device="cpu")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     assert type(gen.backend.pipeline).__name__ == "SkyReelsV2DiffusionForcingImageToVideoPipeline"
@@ -154,33 +132,7 @@ def test_a_df_folder_saved_as_the_text_to_video_class_runs(sky_folder, square_im
 # -- the command line and the Python API ----------------------------------------------------------
 
 
-def test_cli_snaps_frames_and_size_and_writes_24_fps_with_a_sidecar(sky_folder, square_image, tmp_path, capsys):
-    out = tmp_path / "skyreels.mp4"
-    assert main(["generate", str(square_image), "-m", sky_folder("skyreels"), "-p", PROMPT, "--num-frames", "7",
-                 "--height", "30", "--width", "40", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "snapped to 9" in err and "snapped to 48x32" in err and "default negative prompt" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (9, 48, 32, 24)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["negative_prompt"].startswith("Bright tones, overexposed")
-    assert meta["flow_shift"] == 5.0 and meta["scheduler"] == "UniPCMultistepScheduler"
-    assert meta["diffusion_forcing"] is False and meta["first_last_frame"] is False
-
-
-def test_cli_runs_a_df_model_and_records_its_settings(sky_folder, square_image, tmp_path):
-    out = tmp_path / "df.mp4"
-    assert main(["generate", str(square_image), "-m", sky_folder("skyreels-df"), "-p", PROMPT, "--num-frames", "9",
-                 "--height", "32", "--width", "32", "--num-inference-steps", "2", "--seed", "0", "-q",
-                 "-o", str(out)]) == 0
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (9, 32, 32, 24)
-    meta = sidecar(out)
-    assert meta["diffusion_forcing"] is True and meta["negative_prompt"].startswith("色调艳丽")
-    assert {k: meta[k] for k in ("base_num_frames", "overlap_history", "addnoise_condition", "ar_step",
-                                 "causal_block_size", "windows", "fps_conditioning", "denoising_passes")} == {
-        "base_num_frames": 97, "overlap_history": 17, "addnoise_condition": 20, "ar_step": 0, "causal_block_size": 1,
-        "windows": 1, "fps_conditioning": 24, "denoising_passes": 2}
+# (the CLI runs of an I2V and a DF model, their notices and their sidecars: test_families_common.py)
 
 
 def test_python_api_is_reproducible_sets_the_flow_shift_and_routes_the_prompt(gen, square_image, base_frames):
@@ -210,11 +162,11 @@ def test_a_df_run_is_reproducible_and_leaves_the_global_generator_alone(df_gen, 
     assert np.array_equal(first.frames, second.frames) and first.settings["torch_manual_seed"] == 0
 
 
-def test_last_image_on_flf2v_and_df_models(sky_folder, square_image, portrait_image):
-    flf = ImageToVideoGenerator(sky_folder("skyreels-flf"), device="cpu")
+def test_last_image_on_flf2v_and_df_models(tiny_folder, square_image, portrait_image):
+    flf = ImageToVideoGenerator(tiny_folder("skyreels-flf"), device="cpu")
     result = flf.run(GenerationRequest(image=square_image, last_image=portrait_image, prompt=PROMPT, **FAST))
     assert result.settings["first_last_frame"] is True and result.frames.shape == (9, 32, 32, 3)
-    df = ImageToVideoGenerator(sky_folder("skyreels-df"), device="cpu")
+    df = ImageToVideoGenerator(tiny_folder("skyreels-df"), device="cpu")
     plain = df.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     both = df.run(GenerationRequest(image=square_image, last_image=portrait_image, prompt=PROMPT, **FAST))
     assert both.settings["first_last_frame"] is True and both.frames.shape == plain.frames.shape
@@ -224,10 +176,10 @@ def test_last_image_on_flf2v_and_df_models(sky_folder, square_image, portrait_im
 # -- long videos (diffusion forcing) --------------------------------------------------------------
 
 
-def test_a_long_df_video_runs_in_windows_and_reports_them(sky_folder, square_image, tmp_path, capsys):
+def test_a_long_df_video_runs_in_windows_and_reports_them(tiny_folder, square_image, tmp_path, capsys):
     """177 frames with the model's 97-frame window: two windows overlapping by 17 frames."""
     out = tmp_path / "long.mp4"
-    assert main(["generate", str(square_image), "-m", sky_folder("skyreels-df"), "-p", PROMPT, "--num-frames", "177",
+    assert main(["generate", str(square_image), "-m", tiny_folder("skyreels-df"), "-p", PROMPT, "--num-frames", "177",
                  "--height", "32", "--width", "32", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
     assert "177 frames in 2 windows of up to 97 frames, each overlapping the last by 17" in capsys.readouterr().err
     info = probe_video(out)
@@ -251,25 +203,16 @@ def test_a_long_video_with_a_short_last_window_runs_and_reports_progress_over_al
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-def test_a_last_image_is_refused_by_a_plain_i2v_model_before_loading(sky_folder, square_image, tmp_path, capsys):
+# (the requests and caches refused, a plain I2V model's last image and a last image across DF windows among
+# them, the dry run, and the listing in `i2v models`: test_families_common.py)
+
+
+def test_a_servers_check_refuses_a_last_image_for_a_plain_i2v_model(tiny_folder, square_image):
     from i2v.api import check_request
 
-    gen = ImageToVideoGenerator(sky_folder("skyreels"), device="cpu")
     with pytest.raises(InvalidRequestError, match="cannot condition on a last image"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    assert gen.backend._pipe is None
-    with pytest.raises(InvalidRequestError, match="cannot condition on a last image"):  # a server's check, too
-        check_request(gen.spec, GenerationRequest(image=square_image, last_image=square_image, **FAST))
-    code = main(["generate", str(square_image), "-m", sky_folder("skyreels"), "--last-image", str(square_image),
-                 "-o", str(tmp_path / "o.mp4")])
-    assert code == 2 and "skyreels-v2-df" in capsys.readouterr().err
-
-
-def test_a_last_image_across_df_windows_is_refused_before_loading(sky_folder, square_image):
-    gen = ImageToVideoGenerator(sky_folder("skyreels-df"), device="cpu")
-    with pytest.raises(InvalidRequestError, match="within one diffusion-forcing window"):
-        gen.run(GenerationRequest(image=square_image, last_image=square_image, **{**FAST, "num_frames": 101}))
-    assert gen.backend._pipe is None
+        check_request(resolve_model(tiny_folder("skyreels")),
+                      GenerationRequest(image=square_image, last_image=square_image, **FAST))
 
 
 @pytest.mark.parametrize("settings, frames, message", [
@@ -277,28 +220,15 @@ def test_a_last_image_across_df_windows_is_refused_before_loading(sky_folder, sq
     ({"ar_step": -1}, 9, "ar_step must be an integer >= 0"),
     ({"causal_block_size": 5}, 113, r"multiple of it .*windows of \[25, 9\]"),  # README: 25 and 9 latents
 ])
-def test_df_settings_the_pipeline_cannot_run_are_refused_before_loading(sky_folder, square_image, settings, frames,
+def test_df_settings_the_pipeline_cannot_run_are_refused_before_loading(tiny_folder, square_image, settings, frames,
                                                                         message):
     from i2v.api import load_backend
 
-    spec = resolve_model(sky_folder("skyreels-df"))
+    spec = resolve_model(tiny_folder("skyreels-df"))
     backend = load_backend(replace(spec, extras={**spec.extras, **settings}), "cpu")
     with pytest.raises(InvalidRequestError, match=message):
         backend.resolve(GenerationRequest(image=square_image, **{**FAST, "num_frames": frames}), [])
     assert backend._pipe is None
-
-
-def test_caches_that_do_not_run_are_refused_before_loading(sky_folder):
-    with pytest.raises(InvalidRequestError, match="runs its guidance passes separately"):
-        ImageToVideoGenerator(sky_folder("skyreels"), device="cpu", cache="fastercache")
-    with pytest.raises(InvalidRequestError, match="diffusion forcing"):
-        ImageToVideoGenerator(sky_folder("skyreels-df"), device="cpu", cache="fbcache")
-
-
-def test_dry_run_plans_a_skyreels_folder_without_loading(sky_folder, square_image, tmp_path, capsys):
-    assert main(["generate", str(square_image), "-m", sky_folder("skyreels-df"), "--num-frames", "177",
-                 "--height", "32", "--width", "32", "--dry-run", "-o", str(tmp_path / "o.mp4")]) == 0
-    assert "memory plan" in capsys.readouterr().out
 
 
 # -- speed switches and LoRA ----------------------------------------------------------------------
@@ -320,9 +250,9 @@ def many_steps_plain(gen, square_image):
 
 
 @pytest.mark.parametrize("cache, skips_blocks", [("pab", False), ("fbcache", True), ("taylorseer", False)])
-def test_caches_run_on_the_i2v_model_and_stay_close(sky_folder, square_image, many_steps_plain, cache, skips_blocks):
+def test_caches_run_on_the_i2v_model_and_stay_close(tiny_folder, square_image, many_steps_plain, cache, skips_blocks):
     plain, plain_calls = many_steps_plain
-    gen = ImageToVideoGenerator(sky_folder("skyreels"), device="cpu", cache=cache)
+    gen = ImageToVideoGenerator(tiny_folder("skyreels"), device="cpu", cache=cache)
     calls = block_calls(gen)
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS))
     assert result.settings["acceleration"] == {"cache": cache}
@@ -331,10 +261,10 @@ def test_caches_run_on_the_i2v_model_and_stay_close(sky_folder, square_image, ma
     assert (calls[0] < plain_calls) == skips_blocks  # First Block Cache skips whole blocks; the others attention
 
 
-def test_magcache_calibrates_and_skips_blocks_on_the_i2v_model(sky_folder, square_image, many_steps_plain,
+def test_magcache_calibrates_and_skips_blocks_on_the_i2v_model(tiny_folder, square_image, many_steps_plain,
                                                               tmp_path, capsys):
     plain, plain_calls = many_steps_plain
-    folder = copy_as(sky_folder("skyreels"), tmp_path, "skyreels")
+    folder = copy_as(tiny_folder("skyreels"), tmp_path, "skyreels")
     assert main(["calibrate-cache", "--model", str(folder), "--image", str(square_image), "--prompt", PROMPT,
                  "--num-inference-steps", "12", "--num-frames", "9", "--height", "32", "--width", "32"]) == 0
     assert len(json.loads((folder / "i2v_magcache.json").read_text())["ratios"]) == 12
@@ -344,19 +274,19 @@ def test_magcache_calibrates_and_skips_blocks_on_the_i2v_model(sky_folder, squar
     assert calls[0] < plain_calls and psnr(result.frames, plain) > 25
 
 
-def test_the_speed_profile_runs_a_df_model_without_a_cache(sky_folder, square_image):
-    gen = ImageToVideoGenerator(sky_folder("skyreels-df"), device="cpu", profile="speed")
+def test_the_speed_profile_runs_a_df_model_without_a_cache(tiny_folder, square_image):
+    gen = ImageToVideoGenerator(tiny_folder("skyreels-df"), device="cpu", profile="speed")
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **FAST))
     assert "cache" not in result.settings["acceleration"]
     assert any("no cache on" in note for note in result.settings["acceleration_notes"])
 
 
-def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(sky_folder, square_image, base_frames, tmp_path):
+def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(tiny_folder, square_image, base_frames, tmp_path):
     from diffusers import SkyReelsV2ImageToVideoPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    pipe = SkyReelsV2ImageToVideoPipeline.from_pretrained(sky_folder("skyreels"))
+    pipe = SkyReelsV2ImageToVideoPipeline.from_pretrained(tiny_folder("skyreels"))
     torch.manual_seed(0)
     pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
                                             init_lora_weights=False))
@@ -364,9 +294,9 @@ def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(sky_folder, 
         tmp_path, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer), safe_serialization=True)
     lora = tmp_path / "pytorch_lora_weights.safetensors"
     kw = dict(image=square_image, prompt=PROMPT, **FAST)
-    off = ImageToVideoGenerator(sky_folder("skyreels"), device="cpu", loras=[f"{lora}:0"]).run(GenerationRequest(**kw))
+    off = ImageToVideoGenerator(tiny_folder("skyreels"), device="cpu", loras=[f"{lora}:0"]).run(GenerationRequest(**kw))
     np.testing.assert_array_equal(off.frames, base_frames)
-    on = ImageToVideoGenerator(sky_folder("skyreels"), device="cpu", loras=[str(lora)]).run(GenerationRequest(**kw))
+    on = ImageToVideoGenerator(tiny_folder("skyreels"), device="cpu", loras=[str(lora)]).run(GenerationRequest(**kw))
     assert not np.array_equal(on.frames, base_frames)
     assert on.settings["loras"] == [{"source": str(lora), "scale": 1.0}]
 
@@ -399,7 +329,7 @@ def stock_kwargs(s: dict, image: Image.Image, last: Image.Image) -> dict:
     ("skyreels-df", 9, True),
     ("skyreels-df", 177, False),  # two windows
 ])
-def test_i2v_gives_the_stock_pipelines_frames(sky_folder, tmp_path, name, frames, last):
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, name, frames, last):
     from diffusers import DiffusionPipeline
 
     height = width = 32
@@ -408,7 +338,7 @@ def test_i2v_gives_the_stock_pipelines_frames(sky_folder, tmp_path, name, frames
     last_image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")
     last_image.save(tmp_path / "last.png")
-    folder = sky_folder(name)
+    folder = tiny_folder(name)
     out = tmp_path / "frames"  # a folder of PNG frames: exactly as generated, no video codec between
     flags = ["--last-image", str(tmp_path / "last.png")] if last else []
     assert main(["generate", str(tmp_path / "image.png"), "-m", folder, "-p", "a red ball rolls to the left",

@@ -29,23 +29,14 @@ from i2v.io.video import probe_video, read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 
 from ..tiny_components import sidecar
-from ..tiny_wan_vace import BUILDERS
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=5, height=32, width=32)
 PROMPT = "the red square moves left"
 
 
-@pytest.fixture(scope="session")
-def folder(tmp_path_factory) -> str:
-    """The tiny WanVACEPipeline saved as a model folder (safetensors), built once."""
-    path = tmp_path_factory.mktemp("tiny-wan_vace")
-    BUILDERS["wan_vace"]().save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def gen(folder):
-    return ImageToVideoGenerator(folder, device="cpu")
+def gen(tiny_folder):
+    return ImageToVideoGenerator(tiny_folder("wan_vace"), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -146,16 +137,11 @@ def test_registered_models_have_the_wan_defaults(name, source, size, mode):
     assert resolve_model(source).extras["vace_mode"] == "first_frame"  # a hub id names the image-to-video model
 
 
-def test_models_lists_the_family(capsys):
-    assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "wan2.1-vace-14b-r2v" in out and "WanVACEPipeline" in out
-
-
 # -- folders --------------------------------------------------------------------------------------
 
 
-def test_the_folder_is_recognised_with_its_own_defaults(folder, tmp_path):
+def test_the_folder_is_recognised_with_its_own_defaults(tiny_folder, tmp_path):
+    folder = tiny_folder("wan_vace")
     spec = resolve_model(folder)
     d, e = spec.defaults, spec.extras
     assert spec.family == "wan_vace" and spec.source == folder
@@ -170,20 +156,7 @@ def test_the_folder_is_recognised_with_its_own_defaults(folder, tmp_path):
 # -- the command line and the Python API ----------------------------------------------------------
 
 
-def test_cli_snaps_frames_and_size_and_writes_16_fps_with_a_sidecar(folder, square_image, tmp_path, capsys):
-    out = tmp_path / "vace.mp4"
-    assert main(["generate", str(square_image), "-m", folder, "-p", PROMPT, "--num-frames", "7",
-                 "--height", "30", "--width", "40", "--num-inference-steps", "2", "--seed", "0", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "snapped to 9" in err and "snapped to 48x32" in err and "default negative prompt" in err
-    info = probe_video(out)
-    assert (info["num_frames"], info["width"], info["height"], info["fps"]) == (9, 48, 32, 16)
-    meta = sidecar(out)
-    assert meta["prompt"] == PROMPT and meta["negative_prompt"].startswith("Bright tones, overexposed")
-    assert meta["flow_shift"] == 16.0 and meta["scheduler"] == "UniPCMultistepScheduler"
-    assert (meta["vace_mode"], meta["kept_frames"], meta["conditioning_scale"], meta["first_last_frame"]) == (
-        "first_frame", [0], 1.0, False)
-    assert (meta["num_frames"], meta["height"], meta["width"], meta["num_inference_steps"]) == (9, 32, 48, 2)
+# (the CLI run, its notices and its sidecar: test_families_common.py)
 
 
 def test_python_api_is_reproducible_sets_the_flow_shift_and_routes_the_prompt(gen, square_image, base_frames):
@@ -227,10 +200,11 @@ def test_the_image_is_kept_as_frame_0(gen, square_image, portrait_image):
     assert np.abs(result.frames[0].astype(float) - own).max() <= 1
 
 
-def test_last_image_keyframes(folder, gen, square_image, portrait_image, tmp_path):
+def test_last_image_keyframes(tiny_folder, gen, square_image, portrait_image, tmp_path):
     """--last-image: the last frame of the conditioning video is the last image, kept by the mask; the
     control stream changes only in the last latent frame. (On the tiny random VAE the change is far below
     one grey level of the decoded video, so it is checked where the model receives it.)"""
+    folder = tiny_folder("wan_vace")
     out = tmp_path / "keyframes.gif"
     assert main(["generate", str(square_image), "-m", folder, "--last-image", str(portrait_image), "-p", PROMPT,
                  "--num-frames", "9", "--height", "32", "--width", "32", "--num-inference-steps", "2", "--seed", "0",
@@ -253,8 +227,8 @@ def test_last_image_keyframes(folder, gen, square_image, portrait_image, tmp_pat
     assert not torch.equal(without[:, :, 2], with_last[:, :, 2])  # the last 4 frames' latent holds the last image
 
 
-def test_reference_mode_takes_the_image_as_a_subject(folder, square_image, base_frames, monkeypatch):
-    gen = reference_generator(folder)
+def test_reference_mode_takes_the_image_as_a_subject(tiny_folder, square_image, base_frames, monkeypatch):
+    gen = reference_generator(tiny_folder("wan_vace"))
     calls: list[dict] = []
     pipe_class = type(gen.backend.pipeline)
     original = pipe_class.__call__
@@ -272,39 +246,23 @@ def test_reference_mode_takes_the_image_as_a_subject(folder, square_image, base_
 # -- refusals before any weights load -------------------------------------------------------------
 
 
-def test_impossible_requests_are_refused_before_loading(folder, square_image, tmp_path, capsys):
-    gen = ImageToVideoGenerator(folder, device="cpu")
-    with pytest.raises(InvalidRequestError, match="num_frames 2000 is more than i2v runs"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 2000}))
-    with pytest.raises(InvalidRequestError, match="num_frames must be >= 2"):
-        gen.run(GenerationRequest(image=square_image, **{**FAST, "num_frames": 1}))
-    assert gen.backend._pipe is None
-    reference = replace(gen.spec, extras={**gen.spec.extras, "vace_mode": "reference"})
+# (the requests and caches refused, the dry run, and the listing in `i2v models`: test_families_common.py)
+
+
+def test_vace_settings_the_pipeline_cannot_run_are_refused_before_loading(tiny_folder, square_image):
+    spec = resolve_model(tiny_folder("wan_vace"))
+    reference = replace(spec, extras={**spec.extras, "vace_mode": "reference"})
     with pytest.raises(InvalidRequestError, match="cannot take a last image"):  # what a server checks on submit
         check_request(reference, GenerationRequest(image=square_image, last_image=square_image, **FAST))
     with pytest.raises(InvalidRequestError, match="cannot take a last image"):
         check_request(MODELS["wan2.1-vace-14b-r2v"], GenerationRequest(image=square_image, last_image=square_image))
     with pytest.raises(InvalidRequestError, match="vace_mode must be one of"):
-        check_request(replace(gen.spec, extras={**gen.spec.extras, "vace_mode": "inpaint"}),
+        check_request(replace(spec, extras={**spec.extras, "vace_mode": "inpaint"}),
                       GenerationRequest(image=square_image, **FAST))
-    scaled = load_backend(replace(gen.spec, extras={**gen.spec.extras, "conditioning_scale": float("nan")}), "cpu")
+    scaled = load_backend(replace(spec, extras={**spec.extras, "conditioning_scale": float("nan")}), "cpu")
     with pytest.raises(InvalidRequestError, match="conditioning_scale must be a finite number"):
         scaled.resolve(GenerationRequest(image=square_image, **FAST), [])
     assert scaled._pipe is None
-    for cache, message in (("fbcache", "'fbcache' does not run on wan_vace"),
-                           ("magcache", "'magcache' does not run on wan_vace"),
-                           ("fastercache", "runs its guidance passes separately")):
-        with pytest.raises(InvalidRequestError, match=message):
-            ImageToVideoGenerator(folder, device="cpu", cache=cache)
-    out = tmp_path / "refused.mp4"
-    assert main(["generate", str(square_image), "-m", folder, "--num-frames", "2000", "-o", str(out)]) == 2
-    assert "num_frames 2000" in capsys.readouterr().err and not out.exists()
-
-
-def test_dry_run_plans_a_vace_folder_without_loading(folder, square_image, tmp_path, capsys):
-    assert main(["generate", str(square_image), "-m", folder, "--last-image", str(square_image), "--num-frames", "9",
-                 "--height", "32", "--width", "32", "--dry-run", "-o", str(tmp_path / "o.mp4")]) == 0
-    assert "memory plan" in capsys.readouterr().out
 
 
 # -- speed switches and LoRA ----------------------------------------------------------------------
@@ -314,17 +272,17 @@ MANY_STEPS = {**FAST, "num_inference_steps": 12}
 
 
 @pytest.fixture(scope="module")
-def many_steps_plain(folder, square_image):
-    plain = ImageToVideoGenerator(folder, device="cpu")
+def many_steps_plain(tiny_folder, square_image):
+    plain = ImageToVideoGenerator(tiny_folder("wan_vace"), device="cpu")
     calls = block_calls(plain)
     frames = plain.run(GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS)).frames
     return frames, calls[0]
 
 
 @pytest.mark.parametrize("cache", ["pab", "taylorseer"])
-def test_the_listed_caches_run_and_stay_close(folder, square_image, many_steps_plain, cache):
+def test_the_listed_caches_run_and_stay_close(tiny_folder, square_image, many_steps_plain, cache):
     plain, plain_calls = many_steps_plain
-    gen = ImageToVideoGenerator(folder, device="cpu", cache=cache)
+    gen = ImageToVideoGenerator(tiny_folder("wan_vace"), device="cpu", cache=cache)
     calls = block_calls(gen)
     result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, **MANY_STEPS))
     assert result.settings["acceleration"] == {"cache": cache}
@@ -332,7 +290,7 @@ def test_the_listed_caches_run_and_stay_close(folder, square_image, many_steps_p
     assert calls[0] == plain_calls  # both cache attention outputs inside the blocks, not whole blocks
 
 
-def test_first_block_cache_would_count_the_hints_twice(folder):
+def test_first_block_cache_would_count_the_hints_twice(tiny_folder):
     """Why fbcache (and magcache, which skips blocks the same way) is refused: VACE adds its hints between
     the blocks in the transformer's own forward, so a cached step adds them on top of a kept residual
     that already holds them. Given the very same input twice, the cached second pass should equal the
@@ -340,7 +298,7 @@ def test_first_block_cache_would_count_the_hints_twice(folder):
     from diffusers import WanVACETransformer3DModel
     from diffusers.hooks import FirstBlockCacheConfig
 
-    transformer = WanVACETransformer3DModel.from_pretrained(folder, subfolder="transformer")
+    transformer = WanVACETransformer3DModel.from_pretrained(tiny_folder("wan_vace"), subfolder="transformer")
     torch.manual_seed(1)
     inputs = dict(hidden_states=torch.randn(1, 16, 2, 4, 4), timestep=torch.tensor([500.0]),
                   encoder_hidden_states=torch.randn(1, 8, 32), control_hidden_states=torch.randn(1, 96, 2, 4, 4),
@@ -354,11 +312,12 @@ def test_first_block_cache_would_count_the_hints_twice(folder):
     assert (cached - plain).abs().max() > 0.1 * plain.abs().max()
 
 
-def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(folder, square_image, base_frames, tmp_path):
+def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(tiny_folder, square_image, base_frames, tmp_path):
     from diffusers import WanVACEPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
+    folder = tiny_folder("wan_vace")
     pipe = WanVACEPipeline.from_pretrained(folder)
     torch.manual_seed(0)
     pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
@@ -398,9 +357,10 @@ def stock_kwargs(s: dict, image: Image.Image, last: Image.Image) -> dict:
 
 
 @pytest.mark.parametrize("mode, last", [("first_frame", False), ("first_frame", True), ("reference", False)])
-def test_i2v_gives_the_stock_pipelines_frames(folder, tmp_path, mode, last):
+def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, mode, last):
     from diffusers import DiffusionPipeline
 
+    folder = tiny_folder("wan_vace")
     frames, height, width = 9, 32, 48
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
