@@ -86,3 +86,17 @@ def test_a_one_prompt_model_refuses_a_schedule_before_loading(sample_image_path,
     err = capsys.readouterr().err
     assert "takes one prompt for the whole video, not a prompt schedule" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_duration_sets_the_frame_count_and_schedules_fit_it(sample_image_path):
+    from i2v import GenerationRequest, ImageToVideoGenerator
+
+    backend = ImageToVideoGenerator(device="cpu").backend
+    notices = []
+    settings = backend.resolve(GenerationRequest(image=sample_image_path, duration=3, seed=0), notices)
+    assert settings.num_frames == 24 and "duration 3s at 8 fps: 24 frames" in notices
+    with pytest.raises(InvalidRequestError, match="num_frames or duration, not both"):
+        backend.resolve(GenerationRequest(image=sample_image_path, duration=3, num_frames=16, seed=0), [])
+    for bad in (-1, float("inf"), "3"):
+        with pytest.raises(InvalidRequestError, match="duration must be a finite number"):
+            backend.resolve(GenerationRequest(image=sample_image_path, duration=bad, seed=0), [])

@@ -153,6 +153,7 @@ class ImageToVideoGenerator:
         negative_prompt: str = "",
         num_frames: int | None = None,
         fps: float | None = None,
+        duration: float | None = None,
         height: int | None = None,
         width: int | None = None,
         num_inference_steps: int | None = None,

@@ -52,6 +52,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--motion-strength", type=float, default=None,
                    help="motion amount in [0, 1] for models that take one (Stable Video Diffusion: "
                         "motion_bucket_id = round(254 * value); 0.5 ~ the default 127)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="video length in seconds instead of --num-frames (frames = seconds x fps, then the "
+                        "model's frame rule)")
     p.add_argument("--init-video", default=None, metavar="VIDEO",
                    help="video-to-video: start from this video's frames (mp4/webm/gif/webp/PNG folder) instead of "
                         "noise; frame 0 stays IMAGE (the models that take one list 'init video' in `i2v models`)")
@@ -131,6 +134,8 @@ def cmd_generate(args) -> int:
 
         settings = {k: getattr(request, k) for k in ("num_frames", "height", "width", "guidance_scale",
                                                       "decode_chunk_size") if getattr(request, k) is not None}
+        if request.duration is not None and request.num_frames is None:  # the frame count it asks for
+            settings["num_frames"] = max(2, round(request.duration * (request.fps or spec.defaults.fps)))
         plan = plan_memory(args.model, settings, device=pick_device(args.device), dtype=args.dtype)
         print(plan.describe())
         return EXIT_BAD_INPUT if plan.fits is False else 0

@@ -82,6 +82,7 @@ class GenerationRequest:
     negative_prompt: str = ""
     num_frames: int | None = None
     fps: float | None = None
+    duration: float | None = None  # seconds: num_frames = round(duration * fps) (instead of num_frames)
     height: int | None = None
     width: int | None = None
     num_inference_steps: int | None = None

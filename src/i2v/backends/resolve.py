@@ -55,14 +55,21 @@ def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> Reso
     """Unset fields take the model's defaults; sizes snap to the model's multiple (reported)."""
     from ..io.images import snap_size
 
-    num_frames = _at_most("num_frames", _positive_int(
-        "num_frames", request.num_frames if request.num_frames is not None else defaults.num_frames), MAX_FRAMES)
-    if num_frames < 2:
-        raise InvalidRequestError(f"num_frames must be >= 2 for a video, got {num_frames}")
-    num_frames = snap_frames(defaults, num_frames, notices)
     fps = _finite("fps", request.fps if request.fps is not None else defaults.fps, low=0)
     if fps <= 0 or fps > 240:
         raise InvalidRequestError(f"fps must be in (0, 240], got {fps}")
+    requested = request.num_frames
+    if request.duration is not None:
+        if request.num_frames is not None:
+            raise InvalidRequestError("give num_frames or duration, not both")
+        duration = _finite("duration", request.duration, low=0)
+        requested = max(1, round(duration * fps))
+        notices.append(f"duration {duration:g}s at {fps:g} fps: {requested} frames")
+    num_frames = _at_most("num_frames", _positive_int(
+        "num_frames", requested if requested is not None else defaults.num_frames), MAX_FRAMES)
+    if num_frames < 2:
+        raise InvalidRequestError(f"num_frames must be >= 2 for a video, got {num_frames}")
+    num_frames = snap_frames(defaults, num_frames, notices)
     height = _at_most("height", _positive_int(
         "height", request.height if request.height is not None else defaults.height), MAX_SIDE)
     width = _at_most("width", _positive_int("width", request.width if request.width is not None else defaults.width),
@@ -184,7 +191,7 @@ def init_video_frames(defaults: ModelDefaults, request: GenerationRequest, notic
     from ..io.video_input import probe_input_video
 
     available = probe_input_video(request.init_video)
-    if request.num_frames is not None:
+    if request.num_frames is not None or request.duration is not None:
         return request, available
     count = min(available, defaults.num_frames)
     step, offset = getattr(defaults, "frame_step", 1), getattr(defaults, "frame_offset", 0)
