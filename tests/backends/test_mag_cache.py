@@ -63,3 +63,13 @@ def test_a_broken_calibration_file_is_a_typed_error(wan_copy):
     (wan_copy / "i2v_magcache.json").write_text(json.dumps({"ratios": [1.0, -2.0]}))
     with pytest.raises(InvalidRequestError, match="positive numbers"):
         ImageToVideoGenerator(str(wan_copy), device="cpu", cache="magcache")
+
+
+def test_video_to_video_is_refused_with_magcache_before_loading(wan_copy, square_image):
+    """The calibrated curve covers the whole schedule; video-to-video runs only its tail."""
+    (wan_copy / "i2v_magcache.json").write_text(json.dumps({"ratios": [1.0] * 12}))
+    gen = ImageToVideoGenerator(str(wan_copy), device="cpu", cache="magcache")
+    video = np.zeros((5, 32, 32, 3), np.uint8)
+    with pytest.raises(InvalidRequestError, match="video-to-video"):
+        gen.run(GenerationRequest(image=square_image, init_video=video, strength=0.5, **REQUEST))
+    assert not gen.backend.weights_resident()

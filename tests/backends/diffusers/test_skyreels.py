@@ -356,3 +356,20 @@ def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, name, frame
     stock = np.stack([np.asarray(frame.convert("RGB")) for frame in result.frames[0]])
     assert ours.shape == stock.shape == (frames, height, width, 3)
     assert np.array_equal(ours, stock)
+
+
+def test_video_to_video_runs_the_schedules_tail_on_the_i2v_models(gen, square_image):
+    video = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    calls = []
+    result = gen.run(GenerationRequest(image=square_image, prompt="x", init_video=video, strength=0.5,
+                                       **{**FAST, "num_inference_steps": 4}), callback=lambda s, t: calls.append((s, t)))
+    assert result.frames.shape == (9, 32, 32, 3) and result.settings["denoising_steps"] == 2
+    assert calls == [(1, 2), (2, 2)] and result.settings["strength"] == 0.5
+
+
+def test_video_to_video_is_refused_on_diffusion_forcing_before_loading(tiny_folder, square_image):
+    fresh = ImageToVideoGenerator(tiny_folder("skyreels-df"), device="cpu")
+    video = np.zeros((9, 32, 32, 3), np.uint8)
+    with pytest.raises(InvalidRequestError, match="diffusion forcing schedules each frame apart"):
+        fresh.run(GenerationRequest(image=square_image, init_video=video, **FAST))
+    assert not fresh.backend.weights_resident()

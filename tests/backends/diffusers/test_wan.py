@@ -230,3 +230,45 @@ def test_a_missing_relative_lora_file_is_refused_before_loading(tiny_folder, squ
     code = main(["generate", str(square_image), "-m", tiny_folder("wan"), "--lora", "loras/style.safetensors:0.8",
                  "-o", str(tmp_path / "o.mp4")])
     assert code == 2 and "loras/style.safetensors: no such file" in capsys.readouterr().err
+
+
+# -- video-to-video: SDEdit through the pipeline's latents ------------------------------------------
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.6, 0.3])
+def test_video_to_video_starts_where_the_stock_video_to_video_pipeline_does(gen, square_image, strength):
+    """The run starts from the latents and runs the timesteps of diffusers' ``WanVideoToVideoPipeline``
+    at the same strength: the video encoded and normalised as it does, noised by the scheduler to the
+    first step it keeps (checked on the transformer's first input and every timestep it is given)."""
+    from diffusers import WanVideoToVideoPipeline
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    video = rng.integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    seen = []
+    pipe = gen.backend.pipeline
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((kwargs["hidden_states"].clone(), kwargs["timestep"].clone())),
+        with_kwargs=True)
+    try:
+        result = gen.run(GenerationRequest(image=square_image, prompt="x", init_video=video, strength=strength,
+                                           **{**FAST, "num_frames": 9, "num_inference_steps": 5}))
+    finally:
+        hook.remove()
+    steps = int(5 * strength)
+    assert result.settings["denoising_steps"] == steps and result.frames.shape == (9, 32, 32, 3)
+
+    stock = WanVideoToVideoPipeline(**{k: v for k, v in pipe.components.items()
+                                       if k in ("vae", "text_encoder", "tokenizer", "transformer", "scheduler")})
+    stock.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    stock.scheduler.set_timesteps(5)
+    timesteps, count = stock.get_timesteps(5, stock.scheduler.timesteps, strength, "cpu")
+    passes = 2 if result.settings["guidance_scale"] > 1 else 1  # Wan guides with a second pass
+    assert count == steps and len(seen) == steps * passes
+    seen = seen[::passes]
+    assert [int(t.flatten()[0]) for _, t in seen] == [int(t) for t in timesteps]
+    frames = stock.video_processor.preprocess_video([Image.fromarray(f) for f in video], height=32, width=32)
+    expected = stock.prepare_latents(frames, 1, stock.vae.config.z_dim, 32, 32, torch.float32, torch.device("cpu"),
+                                     torch.Generator("cpu").manual_seed(FAST["seed"] + 1), None, timesteps[:1])
+    first = seen[0][0][:, : stock.vae.config.z_dim].float()
+    assert torch.allclose(first, expected, atol=1e-5)

@@ -8,6 +8,7 @@ options, speed/memory switches and offload are applied, and every run goes throu
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -45,6 +46,9 @@ class DiffusersBackend(Backend):
     pipeline_class = ""  # the diffusers class used to load and run
     lora_aliases: dict[str, str] = {}
     init_video = None  # the running request's video-to-video start ((T, H, W, 3) uint8), if any
+    # video-to-video by SDEdit through the pipeline's ``latents``: (pipeline, (T, H, W, 3) uint8) -> the
+    # video's latents as the pipeline takes them (families that take an init video another way: None)
+    encode_init_video = None
 
     def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
         from ...acceleration import Acceleration, check_acceleration, profile_acceleration
@@ -278,6 +282,9 @@ class DiffusersBackend(Backend):
                            f"{preset.guidance_scale:g}, Euler ({preset.scheduler}) at shift {preset.shift:g}; now "
                            f"{settings.num_inference_steps} steps, guidance {settings.guidance_scale:g} "
                            "(--num-inference-steps / --guidance-scale / --scheduler override)")
+        if settings.strength is not None and self.acceleration.cache == "magcache":
+            raise InvalidRequestError("--cache magcache follows a curve calibrated over the whole schedule; "
+                                      "video-to-video (init_video) runs only its last steps: use another cache")
         self.family_resolve(request, settings, notices)
         return settings
 
@@ -314,11 +321,21 @@ class DiffusersBackend(Backend):
             settings.extras["acceleration_notes"] = self.acceleration_notes
         settings.extras.update(offload=self.offload, scheduler=type(pipe.scheduler).__name__,
                                loras=self.lora_records or settings.extras.get("loras", []))
+        steps_run = settings.extras.get("denoising_steps", settings.num_inference_steps)
         if self.acceleration.cache or self.acceleration.cfg_cache:
             from ...acceleration import reset_caches
 
-            reset_caches(pipe, settings.num_inference_steps)
-        with torch.inference_mode():
+            reset_caches(pipe, steps_run)
+        schedule = contextlib.nullcontext()
+        if init_video is not None and self.encode_init_video is not None:  # SDEdit through the pipeline's latents
+            from .video_to_video import noised_latents, truncated_schedule
+
+            latents = self.encode_init_video(pipe, init_video)
+            noise = torch.Generator("cpu").manual_seed(settings.seed + 1)  # the pipeline's generator stays its own
+            kwargs["latents"] = noised_latents(pipe.scheduler, latents, settings.num_inference_steps, settings.strength,
+                                               noise, pipe._execution_device)
+            schedule = truncated_schedule(pipe.scheduler, settings.num_inference_steps, settings.strength)
+        with torch.inference_mode(), schedule:
             out = pipe(**kwargs)
         reporter.fill(timings)
         frames = to_uint8_frames(out.frames)

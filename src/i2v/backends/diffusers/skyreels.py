@@ -235,7 +235,7 @@ class SkyReelsBackend(DiffusersBackend):
         # fbcache and magcache through register_block_metadata; none on the DF models (DF_NO_CACHE)
         caches=("pab", "fbcache", "taylorseer", "magcache"), speed_cache="fbcache",
         batched_guidance=False,  # noise_uncond = transformer(...): a second pass of batch 1
-        inputs=frozenset({"last_image"}),
+        inputs=frozenset({"last_image", "init_video"}),
         # Wan's causal VAE decodes one latent frame (``temporal`` frames) at a time
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, temporal),
         tile_pixels=lambda vae: 256 * 256,
@@ -244,6 +244,13 @@ class SkyReelsBackend(DiffusersBackend):
         order=70,
     )
     pipeline_class = I2V_PIPELINE
+
+    @staticmethod
+    def encode_init_video(pipe, frames):
+        """Video-to-video: the init video's latents through Wan's VAE (SDEdit on the pipeline's latents)."""
+        from .video_to_video import wan_video_latents
+
+        return wan_video_latents(pipe, frames)
 
     @classmethod
     def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
@@ -296,6 +303,9 @@ class SkyReelsBackend(DiffusersBackend):
         if request.last_image is not None and not spec.extras.get("first_last_frame"):
             raise InvalidRequestError(f"{spec.name} cannot condition on a last image (last_image); "
                                       f"{cls.family.last_image_help}")
+        if request.init_video is not None and spec.extras.get("diffusion_forcing"):
+            raise InvalidRequestError(f"{spec.name}: video-to-video (init_video) runs on the SkyReels-V2 image-to-video "
+                                      "models (skyreels-v2-i2v-*); diffusion forcing schedules each frame apart")
 
     def load_pipeline(self, folder: Path):
         register_block_metadata()  # before the caches are applied (and before MagCache calibrates)
@@ -360,9 +370,10 @@ class SkyReelsBackend(DiffusersBackend):
         return passes
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
-                 timings: dict, show_progress: bool, last_image: Image.Image | None = None) -> np.ndarray:
+                 timings: dict, show_progress: bool, last_image: Image.Image | None = None,
+                 init_video: np.ndarray | None = None) -> np.ndarray:
         if not self.diffusion_forcing:
-            return super().generate(settings, image, callback, timings, show_progress, last_image)
+            return super().generate(settings, image, callback, timings, show_progress, last_image, init_video)
         import torch
 
         if self._pipe is None:

@@ -92,7 +92,7 @@ class WanBackend(DiffusersBackend):
         pipeline_classes=("WanImageToVideoPipeline", "WanPipeline"),
         caches=("pab", "fbcache", "taylorseer", "magcache"), speed_cache="fbcache",
         batched_guidance=False,  # noise_uncond = current_model(...): a second pass of batch 1
-        inputs=frozenset({"last_image"}),
+        inputs=frozenset({"last_image", "init_video"}),
         # the causal VAE decodes one latent frame (``temporal`` frames) at a time
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, temporal),
         tile_pixels=lambda vae: 256 * 256,
@@ -110,6 +110,13 @@ class WanBackend(DiffusersBackend):
         ),
     )
     pipeline_class = "WanImageToVideoPipeline"
+
+    @staticmethod
+    def encode_init_video(pipe, frames):
+        """Video-to-video: the init video's latents through Wan's VAE (SDEdit on the pipeline's latents)."""
+        from .video_to_video import wan_video_latents
+
+        return wan_video_latents(pipe, frames)
 
     @classmethod
     def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
