@@ -18,6 +18,7 @@ from i2v.errors import UnknownModelError, UnsafeModelError
 from i2v.hub import parse_hub_id
 
 from .backends.conftest import square_image, tiny_folder  # noqa: F401 (fixtures)
+from .backends.diffusers.test_parity import CASES as PARITY_CASES  # every family's tiny folder and a size it runs
 
 
 def lay_out_hub_cache(hf_home: Path, repo: str, folder: Path, revision: str = "main") -> str:
@@ -68,6 +69,29 @@ def test_a_diffusers_family_runs_from_the_hub_cache_as_from_its_folder(offline_h
     assert np.array_equal(from_hub.frames, from_folder.frames)
     with pytest.raises(UnknownModelError, match="HF_HUB_OFFLINE"):  # another revision is not cached
         resolve_model("tiny-org/svd@v2")
+
+
+@pytest.mark.parametrize("name", sorted(PARITY_CASES))
+def test_every_family_runs_from_a_hub_id_as_from_its_folder(name, offline_hub, tiny_folder, square_image,
+                                                           monkeypatch):
+    """Each family's tiny repository, laid out in the hub cache: the same model defaults and the same
+    frames through the API as its local folder (offline)."""
+    from PIL import Image
+
+    from i2v import GenerationRequest, ImageToVideoGenerator
+    from i2v.registry import resolve_model
+    monkeypatch.setenv("I2V_COSMOS_NO_GUARDRAIL", "1")  # as the parity test: no cosmos_guardrail here
+    repo = f"tiny-org/{name.replace('_', '-')}"
+    lay_out_hub_cache(offline_hub, repo, Path(tiny_folder(name)))
+    assert resolve_model(repo).defaults == resolve_model(tiny_folder(name)).defaults
+    frames, height, width = PARITY_CASES[name]
+    image = Image.open(square_image).convert("RGB").resize((width, height))
+    request = dict(image=image, prompt="a red ball", num_inference_steps=2, seed=1, num_frames=frames, height=height,
+                   width=width, last_image=image if name == "wan-flf" else None)
+    from_hub = ImageToVideoGenerator(repo, device="cpu").run(GenerationRequest(**request))
+    from_folder = ImageToVideoGenerator(tiny_folder(name), device="cpu").run(GenerationRequest(**request))
+    assert from_hub.settings["model_source"] == repo
+    assert from_hub.frames.shape[0] == frames and np.array_equal(from_hub.frames, from_folder.frames)
 
 
 def test_cli_generates_from_a_hub_id_offline(tmp_path, tiny_model_dir, sample_image_path):
