@@ -174,3 +174,43 @@ def test_an_unexpected_failure_of_one_row_is_recorded_and_the_rest_go_on(manifes
                                                   show_progress=False)}
     assert results[1].status == "failed" and "out of memory" in results[1].error and results[2].status == "done"
     assert "RuntimeError" in results_csv(tmp_path / "out")[1]["error"]
+
+
+def test_a_row_with_an_init_video_runs_and_no_output_replaces_it(tmp_path, sample_image_path, tiny_model_dir):
+    from i2v.io.video import write_video
+
+    shutil.copy(sample_image_path, tmp_path / "a.png")
+    (tmp_path / "clips").mkdir()
+    clip = tmp_path / "clips" / "clip.mp4"
+    video = np.full((9, 64, 80, 3), 120, np.uint8)
+    for t in range(9):
+        video[t, 20:44, 4 + 4 * t:28 + 4 * t] = (220, 30, 30)
+    write_video(video, clip, fps=8)
+    before = clip.read_bytes()
+    rows = [
+        "image,init_video,strength,num_inference_steps,seed,output",
+        "a.png,clips/clip.mp4,0.5,4,1,v2v",  # a path relative to the manifest, as the image's is
+        "a.png,,,4,1,plain",
+        "a.png,clips/clip.mp4,1.5,4,1,too-strong",
+        "a.png,,0.5,4,1,no-video",
+    ]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    results = {r.row.number: r for r in run_batch(manifest, out, model=str(tiny_model_dir), show_progress=False)}
+    assert [results[i].status for i in range(1, 5)] == ["done", "done", "failed", "failed"]
+    assert "strength must be in (0, 1]" in results[3].error and "give one (init_video)" in results[4].error
+    meta = read_metadata(out / "v2v.mp4")
+    assert meta["init_video"] == str(clip) and meta["strength"] == 0.5 and meta["denoising_steps"] == 2
+    assert meta["batch_request"]["init_video"] == str(clip) and meta["batch_request"]["strength"] == 0.5
+    assert "init_video" not in read_metadata(out / "plain.mp4")["batch_request"]  # image-only rows as before
+    v2v, plain = read_video(out / "v2v.mp4")[0], read_video(out / "plain.mp4")[0]
+    assert v2v.shape == plain.shape == (4, 64, 64, 3) and not np.array_equal(v2v, plain)  # the video was used
+    again = {r.row.number: r.status for r in run_batch(manifest, out, model=str(tiny_model_dir),
+                                                       show_progress=False)}
+    assert again[1] == again[2] == "skipped"
+
+    manifest.write_text("image,init_video,strength,num_inference_steps,output\na.png,clips/clip.mp4,0.5,4,clip\n")
+    [refused] = run_batch(manifest, tmp_path / "clips", model=str(tiny_model_dir), show_progress=False)
+    assert refused.status == "invalid" and "would overwrite the input" in refused.error
+    assert clip.read_bytes() == before

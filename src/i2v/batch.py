@@ -2,7 +2,9 @@
 
 A manifest is a CSV (header row) or a JSONL file; each row has an ``image`` (a path, relative to
 the manifest's folder) and any of the generation fields (``prompt``, ``num_frames``, ``seed``, ...),
-plus optionally ``model`` and ``output`` (the output's file name). A row without a seed gets
+plus optionally ``last_image``, ``init_video`` (video-to-video, with ``strength``; paths relative
+to the manifest's folder as the image is), ``model`` and ``output`` (the output's file name); an
+output never replaces one of its row's inputs. A row without a seed gets
 ``--seed + row number``, so a rerun makes the same video. Every output records its row's request
 (``batch_request`` in its settings): a rerun skips a row whose output exists with the same
 request, so an interrupted batch resumes where it stopped. Bad rows are reported in the results
@@ -27,9 +29,9 @@ from .errors import DatasetError, I2VError
 
 ROW_FIELDS: dict[str, type] = {
     "prompt": str, "negative_prompt": str, "num_frames": int, "fps": float, "height": int, "width": int,
-    "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float,
+    "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float, "strength": float,
 }
-OTHER_COLUMNS = ("image", "last_image", "model", "output")
+OTHER_COLUMNS = ("image", "last_image", "init_video", "model", "output")
 RESULT_COLUMNS = ("row", "image", "output", "status", "seconds", "error")
 
 
@@ -41,11 +43,19 @@ class BatchRow:
     fields: dict[str, Any]
     output: Path | None = None
     last_image: str | None = None
+    init_video: str | None = None  # video-to-video: the video the row starts from
     error: str | None = None  # set when the row cannot run
+
+    def inputs(self) -> list[str | None]:
+        """The files the row reads (its output must replace none of them)."""
+        return [self.image, self.last_image, self.init_video]
 
     def request(self) -> dict[str, Any]:
         """What identifies this row's video: a rerun with the same request skips it."""
-        return {"image": self.image, "last_image": self.last_image, "model": self.model, **self.fields}
+        request = {"image": self.image, "last_image": self.last_image, "model": self.model, **self.fields}
+        if self.init_video is not None:  # only when given: earlier outputs of image-only rows still match
+            request["init_video"] = self.init_video
+        return request
 
 
 @dataclass
@@ -78,6 +88,8 @@ def _parse_value(name: str, value: Any) -> Any:
 
 def read_manifest(path: str | Path, out_dir: Path, fmt: str = "mp4", base_seed: int = 0) -> list[BatchRow]:
     """The manifest's rows, each checked; rows with problems carry an ``error`` and are not run."""
+    from .validate import check_output_file
+
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such manifest")
@@ -103,10 +115,9 @@ def read_manifest(path: str | Path, out_dir: Path, fmt: str = "mp4", base_seed: 
             image = str(record.get("image") or "").strip()
             if not image:
                 raise ValueError("image: empty")
-            row.image = str((path.parent / image).resolve()) if not Path(image).is_absolute() else image
-            last = str(record.get("last_image") or "").strip()
-            row.last_image = (str((path.parent / last).resolve()) if not Path(last).is_absolute() else last) if last \
-                else None
+            row.image = _beside(path, image)
+            row.last_image = _beside(path, str(record.get("last_image") or "").strip()) or None
+            row.init_video = _beside(path, str(record.get("init_video") or "").strip()) or None
             row.model = str(record.get("model") or "").strip() or None
             for name in ROW_FIELDS:
                 if name in record:
@@ -122,9 +133,17 @@ def read_manifest(path: str | Path, out_dir: Path, fmt: str = "mp4", base_seed: 
             if row.output.name in names:
                 raise ValueError(f"output: {row.output.name} is also another row's output")
             names.add(row.output.name)
+            check_output_file(row.output, row.inputs())  # before the row runs, not after
         except ValueError as exc:
             row.error = str(exc)
     return rows
+
+
+def _beside(manifest: Path, name: str) -> str:
+    """A manifest's path: relative to the manifest's folder, or absolute ("" stays "")."""
+    if not name or Path(name).is_absolute():
+        return name
+    return str((manifest.parent / name).resolve())
 
 
 def _read_csv_rows(path: Path) -> list[tuple[int, dict, str | None]]:
@@ -195,13 +214,14 @@ class RowRunner:
         from .types import GenerationRequest
 
         generator = self.models.get(row.model or self.default_model)
-        return generator.run(GenerationRequest(image=row.image, last_image=row.last_image, **row.fields))
+        return generator.run(GenerationRequest(image=row.image, last_image=row.last_image, init_video=row.init_video,
+                                               **row.fields))
 
 
 def _save(row: BatchRow, result) -> None:
     from .validate import check_output_file
 
-    check_output_file(row.output, [row.image, row.last_image])
+    check_output_file(row.output, row.inputs())
     result.settings["batch_request"] = row.request()
     result.save(row.output)
 

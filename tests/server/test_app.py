@@ -183,7 +183,8 @@ def test_a_chunked_body_past_the_cap_is_cut_off_and_the_token_checked_before_the
     from i2v.server.app import create_app
     from i2v.server.schemas import ServerConfig
 
-    app = create_app(ServerConfig(data_dir=tmp_path, models=(str(tiny_model_dir),), token="t", max_upload_bytes=1000))
+    app = create_app(ServerConfig(data_dir=tmp_path, models=(str(tiny_model_dir),), token="t", max_upload_bytes=1000,
+                                  max_video_upload_bytes=1000))
     def body():  # no Content-Length: a chunked upload
         for _ in range(100):
             yield b"x" * 10000

@@ -227,3 +227,32 @@ def test_use_these_settings_again_refills_the_form_and_generates(ui_server, brow
     page.wait_for_function("() => document.querySelector('#i2v-progress-label').textContent.includes('succeeded')",
                            timeout=120000)
     page.close()
+
+
+def test_an_init_video_and_its_strength_show_for_the_models_that_take_one_and_run(ui_server, browser,
+                                                                                   sample_image_path, tmp_path):
+    from ..server.test_init_video import make_video
+
+    url, _ = ui_server
+    page = open_generate(browser, url)
+    page.locator("#i2v-init-video").wait_for(state="visible", timeout=10000)  # the embedded model takes one
+    assert page.locator("#i2v-strength").is_visible()
+    page.click("#i2v-model input")
+    page.get_by_role("option", name="svd-xt").click()  # SVD does not
+    page.locator("#i2v-init-video").wait_for(state="hidden", timeout=30000)
+    assert not page.locator("#i2v-strength").is_visible()
+    page.click("#i2v-model input")
+    page.locator("[role=option]").first.click()  # back to the embedded model
+    page.locator("#i2v-init-video").wait_for(state="visible", timeout=30000)
+    page.set_input_files("#i2v-image input[type=file]", str(sample_image_path))
+    page.set_input_files("#i2v-init-video input[type=file]", str(make_video(tmp_path / "init.mp4")))
+    page.fill("#i2v-prompt textarea", "the red square moves left")
+    set_steps(page, 4)
+    page.click("#i2v-generate")
+    page.wait_for_function("() => document.querySelector('#i2v-progress-label').textContent.includes('succeeded')",
+                           timeout=120000)
+    hrefs = [a.get_attribute("href") for a in page.locator("#i2v-downloads a").all()]
+    [href] = [h for h in hrefs if h and h.split("?")[0].endswith(".json")]
+    settings = page.request.get(href if href.startswith("http") else f"{url}{href}").json()
+    assert settings["init_video"] == "init.mp4" and settings["strength"] == 0.7 and settings["denoising_steps"] == 2
+    page.close()

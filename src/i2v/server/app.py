@@ -2,9 +2,10 @@
 
 Routers: ``/v1/jobs`` (submit, read, list, video, settings, cancel, events), ``/v1/models``, and
 ``/healthz`` + ``/metrics``. Every route but ``/healthz`` takes the bearer token when one is set.
-A submit is checked completely before it is queued (upload size and pixels before decoding, the
-model, every generation field) and refused with a 4xx naming the field; a request can only name
-a model the server serves, never a path or URL on the server.
+A submit is checked completely before it is queued (upload size and pixels before decoding, an
+init video's extension before its bytes and its frames after, the model, every generation field)
+and refused with a 4xx naming the field; a request can only name a model the server serves, never
+a path or URL on the server.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from .guard import Guard
 from .metrics import render_metrics
 from .schemas import JobOut, JobPage, ModelOut, ServerConfig
 from .store import FINISHED, STATES, JobStore
-from .submission import SubmitError, accept_image, check_room, new_job_id, queue_job, served_model
+from .submission import (SubmitError, accept_image, accept_video, check_room, new_job_id, queue_job, served_model,
+                         video_suffix)
 
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif", "webp": "image/webp"}
-MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers on top of the image bytes
+MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers on top of the uploads' bytes
 
 
 def create_app(config: ServerConfig, store: JobStore | None = None) -> FastAPI:
@@ -45,8 +47,9 @@ def create_app(config: ServerConfig, store: JobStore | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"],
                            allow_headers=["*"])
 
-    # before any body is read: the token, and the body's size (an image and a last image at most)
-    app.add_middleware(Guard, max_body_bytes=config.max_upload_bytes * 2 + MULTIPART_OVERHEAD, token=config.token)
+    # before any body is read: the token, and the body's size (an image, a last image and an init video at most)
+    max_body = config.max_upload_bytes * 2 + config.max_video_upload_bytes + MULTIPART_OVERHEAD
+    app.add_middleware(Guard, max_body_bytes=max_body, token=config.token)
     auth = [Depends(require_token)]
     app.include_router(jobs_router, dependencies=auth)
     app.include_router(models_router, dependencies=auth)
@@ -92,11 +95,14 @@ def get_config(request: Request) -> ServerConfig:
 jobs_router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-async def _receive(upload: UploadFile, config: ServerConfig, stem: str, field: str):
-    """Stream an upload into a partial file (refused past the size cap), then accept it."""
+async def _receive(upload: UploadFile, config: ServerConfig, stem: str, field: str, video: bool = False):
+    """Stream an upload into a partial file (refused past the size cap), then accept it: an image,
+    or with ``video`` an init video (its extension checked before any byte is read)."""
     from ..io.temps import partial_sibling
 
-    cap = config.max_upload_bytes
+    if video:
+        video_suffix(upload.filename, field)
+    cap = config.max_video_upload_bytes if video else config.max_upload_bytes
     with partial_sibling(config.data_dir / "inputs" / stem) as tmp:
         size = 0
         with open(tmp, "wb") as out:
@@ -105,13 +111,16 @@ async def _receive(upload: UploadFile, config: ServerConfig, stem: str, field: s
                 if size > cap:
                     raise SubmitError(413, f"{field}: larger than the limit of {cap} bytes")
                 out.write(chunk)
-        return await run_in_threadpool(accept_image, tmp, config, stem, field, upload.filename)
+        accept = accept_video if video else accept_image
+        return await run_in_threadpool(accept, tmp, config, stem, field, upload.filename)
 
 
 @jobs_router.post("", status_code=202, response_model=JobOut)
 async def submit_job(
     image: Annotated[UploadFile, File(description="the first frame")],
     last_image: Annotated[UploadFile | None, File(description="the last frame (models that take one)")] = None,
+    init_video: Annotated[UploadFile | None, File(description="video-to-video: the video to start from (.mp4, "
+                                                               ".webm, .gif, .webp; models that take one)")] = None,
     model: Annotated[str, Form()] = "i2v-tiny",
     output_format: Annotated[str, Form()] = "mp4",
     prompt: Annotated[str, Form()] = "",
@@ -124,6 +133,8 @@ async def submit_job(
     guidance_scale: Annotated[float | None, Form()] = None,
     seed: Annotated[int | None, Form()] = None,
     motion_strength: Annotated[float | None, Form()] = None,
+    strength: Annotated[float | None, Form(description="video-to-video: how much of init_video is re-generated, "
+                                                       "in (0, 1]")] = None,
     profile: Annotated[str | None, Form(description="speed or memory: the --speed / --memory switches")] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
     store: JobStore = Depends(get_store),
@@ -138,21 +149,22 @@ async def submit_job(
     fields = {k: v for k, v in dict(prompt=prompt, negative_prompt=negative_prompt, num_frames=num_frames, fps=fps,
                                     height=height, width=width, num_inference_steps=num_inference_steps,
                                     guidance_scale=guidance_scale, seed=seed,
-                                    motion_strength=motion_strength).items() if v is not None}
+                                    motion_strength=motion_strength, strength=strength).items() if v is not None}
     job_id = new_job_id()
-    accepted = []
+    accepted = {}
     try:
         await run_in_threadpool(check_room, store, config, output_format)
         await run_in_threadpool(served_model, model, config)
-        accepted.append(await _receive(image, config, job_id, "image"))
+        accepted["image"] = await _receive(image, config, job_id, "image")
         if last_image is not None and last_image.filename:
-            accepted.append(await _receive(last_image, config, f"{job_id}-last", "last_image"))
+            accepted["last_image"] = await _receive(last_image, config, f"{job_id}-last", "last_image")
+        if init_video is not None and init_video.filename:
+            accepted["init_video"] = await _receive(init_video, config, f"{job_id}-init", "init_video", video=True)
         job, created = await run_in_threadpool(
             lambda: queue_job(store, config, job_id=job_id, model=model, output_format=output_format, fields=fields,
-                              image=accepted[0], last_image=accepted[1] if len(accepted) > 1 else None,
-                              profile=profile or None, idempotency_key=idempotency_key))
+                              **accepted, profile=profile or None, idempotency_key=idempotency_key))
     except SubmitError as exc:
-        for a in accepted:
+        for a in accepted.values():
             (config.data_dir / "inputs" / a.name).unlink(missing_ok=True)
         raise HTTPException(exc.status, exc.detail, headers=exc.headers) from exc
     if not created:  # the same key raced in: the first job stands

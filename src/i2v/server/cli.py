@@ -14,7 +14,7 @@ from ..errors import InvalidRequestError
 
 DEFAULT_DATA_DIR = "i2v-data"
 GENERATION_FLAGS = {"num_frames": int, "fps": float, "height": int, "width": int, "num_inference_steps": int,
-                    "guidance_scale": float, "seed": int, "motion_strength": float}
+                    "guidance_scale": float, "seed": int, "motion_strength": float, "strength": float}
 
 
 def _models(values: list[str] | None) -> tuple[str, ...] | None:
@@ -34,7 +34,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", default=os.environ.get("I2V_TOKEN"), help="bearer token required on every endpoint "
                                                                        "but /healthz (default: $I2V_TOKEN)")
     p.add_argument("--device", default=None, help="device of the local workers")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image upload")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image upload (the image and the last "
+                                                                      "image each)")
+    p.add_argument("--max-video-upload-mb", type=float, default=200.0,
+                   help="largest init video upload (video-to-video: .mp4, .webm, .gif, .webp; a GIF/WebP is "
+                        "also refused past 1 GiB of decoded frames)")
     p.add_argument("--max-queue", type=int, default=1000, help="queued jobs before submits get 429")
     p.add_argument("--job-timeout", type=float, default=None, metavar="SECONDS", help="a running job past this fails")
     p.add_argument("--cors-origin", action="append", default=[], help="allow browser calls from this origin")
@@ -66,6 +70,9 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-prompt", default=None)
     p.add_argument("--model", "-m", default=None)
     p.add_argument("--last-image", default=None)
+    p.add_argument("--init-video", default=None, metavar="VIDEO",
+                   help="video-to-video: start from this video (.mp4, .webm, .gif, .webp), uploaded with the image; "
+                        "--strength says how much of it is re-generated")
     p.add_argument("--profile", default=None, choices=["speed", "memory"], help="the server runs it with --speed "
                                                                                  "or --memory")
     for name, kind in GENERATION_FLAGS.items():
@@ -97,11 +104,13 @@ def serve_main(args) -> int:
     if not is_loopback(args.host) and not args.token:
         raise InvalidRequestError(f"--host {args.host} is reachable from other machines: give --token (or set "
                                   "I2V_TOKEN) so that every request must carry it")
-    if args.workers < 0 or args.max_queue < 1 or not args.max_upload_mb > 0:
-        raise InvalidRequestError("--workers must be >= 0, --max-queue >= 1 and --max-upload-mb > 0")
+    if args.workers < 0 or args.max_queue < 1 or not args.max_upload_mb > 0 or not args.max_video_upload_mb > 0:
+        raise InvalidRequestError("--workers must be >= 0, --max-queue >= 1, and --max-upload-mb and "
+                                  "--max-video-upload-mb > 0")
     data_dir = Path(args.data_dir)
     config = ServerConfig(data_dir=data_dir, db_url=args.db, models=_models(args.models), token=args.token,
-                          max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_queue=args.max_queue,
+                          max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                          max_video_upload_bytes=int(args.max_video_upload_mb * 1024 * 1024), max_queue=args.max_queue,
                           cors_origins=tuple(args.cors_origin), ui=getattr(args, "ui", False))
     app = create_app(config)
     removed = remove_orphan_outputs(app.state.store, data_dir)
@@ -160,17 +169,19 @@ def worker_main(args) -> int:
 
 def submit_main(args) -> int:
     from ..io.video import video_format
+    from ..validate import check_output_file
     from .client import Client
 
     fmt = video_format(args.output)
     if fmt == "png":
         raise InvalidRequestError(f"{args.output}: the server writes .mp4, .webm, .gif or .webp files")
+    check_output_file(args.output, [args.image, args.last_image, args.init_video])  # before anything is uploaded
     fields = {name: getattr(args, name) for name in GENERATION_FLAGS}
     if args.negative_prompt is not None:
         fields["negative_prompt"] = args.negative_prompt
     with Client(args.server, token=args.token) as client:
         job = client.submit(args.image, args.prompt, model=args.model, output_format=fmt,
-                            last_image=args.last_image, profile=args.profile, **fields)
+                            last_image=args.last_image, init_video=args.init_video, profile=args.profile, **fields)
         print(f"job {job['id']} {job['state']}", file=sys.stderr, flush=True)
         if args.no_wait:
             print(job["id"])

@@ -65,12 +65,16 @@ class Client:
 
     # ---- jobs --------------------------------------------------------------------------------
     def submit(self, image: str | Path, prompt: str = "", *, model: str | None = None, output_format: str = "mp4",
-               last_image: str | Path | None = None, profile: str | None = None, idempotency_key: str | None = None,
+               last_image: str | Path | None = None, init_video: str | Path | None = None,
+               strength: float | None = None, profile: str | None = None, idempotency_key: str | None = None,
                **fields) -> dict:
-        """Queue a job; ``fields`` are the generation fields (num_frames, seed, ...). A retry with the
+        """Queue a job; ``fields`` are the generation fields (num_frames, seed, ...). ``init_video``
+        (a .mp4, .webm, .gif or .webp file) and ``strength`` make it video-to-video. A retry with the
         same ``idempotency_key`` (one is made if not given) returns the same job."""
+        import contextlib
+
         data = {"prompt": prompt, "output_format": output_format,
-                **{k: str(v) for k, v in fields.items() if v is not None}}
+                **{k: str(v) for k, v in {**fields, "strength": strength}.items() if v is not None}}
         if model is not None:
             data["model"] = model
         if profile is not None:
@@ -81,7 +85,10 @@ class Client:
         if last_image is not None:
             with open(last_image, "rb") as last:
                 files["last_image"] = (Path(last_image).name, last.read())
-        return self._request("POST", "/v1/jobs", data=data, files=files, headers=headers).json()
+        with contextlib.ExitStack() as stack:
+            if init_video is not None:  # streamed from the file, not read into memory
+                files["init_video"] = (Path(init_video).name, stack.enter_context(open(init_video, "rb")))
+            return self._request("POST", "/v1/jobs", data=data, files=files, headers=headers).json()
 
     def get(self, job_id: str) -> dict:
         return self._request("GET", f"/v1/jobs/{job_id}").json()

@@ -13,7 +13,7 @@ from .store import Job
 # the generation fields a job takes (multipart form fields of POST /v1/jobs), with their types
 GENERATION_FIELDS: dict[str, type] = {
     "prompt": str, "negative_prompt": str, "num_frames": int, "fps": float, "height": int, "width": int,
-    "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float,
+    "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float, "strength": float,
 }
 OUTPUT_FORMATS = ("mp4", "webm", "gif", "webp")
 
@@ -24,7 +24,8 @@ class ServerConfig:
     db_url: str | None = None  # default: SQLite in the data dir
     models: tuple[str, ...] | None = None  # None: every registered model and local folders are refused
     token: str | None = None
-    max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_bytes: int = 20 * 1024 * 1024  # each image (the image, the last image)
+    max_video_upload_bytes: int = 200 * 1024 * 1024  # the init video (video-to-video)
     max_queue: int = 1000
     lease_seconds: float = 30.0
     cors_origins: tuple[str, ...] = ()
@@ -64,7 +65,8 @@ class JobOut(BaseModel):
         if job.state == "running" and job.started_at and 0 < job.progress_step < job.progress_total:
             elapsed = time.time() - job.started_at
             eta = elapsed / job.progress_step * (job.progress_total - job.progress_step)
-        public = {k: v for k, v in job.request.items() if k in ("fields", "image_name", "last_image_name", "profile")}
+        public = {k: v for k, v in job.request.items() if k in ("fields", "image_name", "last_image_name",
+                                                                   "init_video_name", "profile")}
         return cls(id=job.id, state=job.state, model=job.model, created_at=job.created_at, started_at=job.started_at,
                    finished_at=job.finished_at, attempts=job.attempts,
                    progress=Progress(step=job.progress_step, total=job.progress_total, eta_seconds=eta),

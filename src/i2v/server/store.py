@@ -41,6 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+INPUT_FILES = ("image", "last_image", "init_video")  # a job record's uploads (file names under inputs/)
 DEFAULT_LEASE_S = 30.0
 DEFAULT_MAX_ATTEMPTS = 3  # a job whose worker dies this often (out of memory, a crash) ends failed
 REQUEUE_EVERY_S = 0.25  # how often a polling worker looks for jobs whose lease ran out
@@ -390,7 +391,7 @@ class JobStore:
             conn.execute(JobRow.__table__.delete().where(JobRow.id == job_id, JobRow.state.in_(FINISHED)))
         if data_dir is not None:
             data_dir = Path(data_dir)
-            for name in (job.request.get("image"), job.request.get("last_image")):
+            for name in (job.request.get(key) for key in INPUT_FILES):
                 if name:
                     (data_dir / "inputs" / name).unlink(missing_ok=True)
             if job.output_path:

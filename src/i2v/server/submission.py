@@ -1,8 +1,9 @@
 """Accepting a job: the checks and the queueing the REST API and the web UI share.
 
 Everything is checked before a job is queued (the model is one the server serves, the output
-format, the queue's room, the image's size and pixels before decoding, every generation field),
-and a refusal is a ``SubmitError`` with the HTTP status and a message naming the field.
+format, the queue's room, the image's size and pixels before decoding, an init video's size,
+extension and frames, every generation field), and a refusal is a ``SubmitError`` with the HTTP
+status and a message naming the field.
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ class SubmitError(Exception):
 
 @dataclass
 class AcceptedImage:
+    """An accepted upload (an image, or an init video) saved under the data dir's inputs/."""
+
     name: str  # file name under the data dir's inputs/
     original: str | None  # the name the user gave it
+
+
+# An animated GIF/WebP is decoded whole when it is probed (an mp4/webm only has its headers read):
+# past this many bytes of frames (frames x width x height x 3) it is refused before any decoding.
+MAX_DECODED_ANIMATION_BYTES = 1 << 30
 
 
 def new_job_id() -> str:
@@ -79,33 +87,108 @@ def accept_image(partial: Path, config: ServerConfig, stem: str, field: str, ori
     return AcceptedImage(name, original)
 
 
+def video_suffix(original: str | None, field: str) -> str:
+    """The extension an uploaded video keeps (the reader picks the format by it): one the reader
+    reads, else a 415 naming the problem, before any byte of the upload is read."""
+    from ..io.video import SUPPORTED_FORMATS
+
+    suffixes = [s for s in SUPPORTED_FORMATS if s.startswith(".")]  # a frames folder cannot be uploaded
+    name = Path(original or "").name
+    suffix = Path(name).suffix.lower()
+    if suffix not in suffixes:
+        raise SubmitError(415, f"{field}: {name or 'the upload'!r} is not a video i2v reads; upload a "
+                               f"{', '.join(suffixes[:-1])} or {suffixes[-1]} file (its extension names its format)")
+    return suffix
+
+
+def _check_animation(path: Path, field: str, original: str) -> None:
+    """A GIF/WebP's canvas and frame count from its header, before the probe decodes it whole."""
+    import warnings
+
+    from PIL import Image
+
+    from ..io.images import MAX_IMAGE_PIXELS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:  # the header; n_frames skips through the frames undecoded
+                (width, height), frames = image.size, getattr(image, "n_frames", 1)
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:
+            raise SubmitError(422, f"{field}: {original} cannot be read as a {path.suffix[1:].upper()} "
+                                   f"({type(exc).__name__})") from exc
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SubmitError(422, f"{field}: frames of {width}x{height} are more than {MAX_IMAGE_PIXELS:,} pixels")
+    decoded = frames * width * height * 3
+    if decoded > MAX_DECODED_ANIMATION_BYTES:
+        raise SubmitError(413, f"{field}: {frames} frames of {width}x{height} decode to {decoded:,} bytes, more "
+                               f"than the limit of {MAX_DECODED_ANIMATION_BYTES:,} for a GIF/WebP; send fewer or "
+                               "smaller frames, or an .mp4/.webm (read frame by frame)")
+
+
+def accept_video(partial: Path, config: ServerConfig, stem: str, field: str, original: str | None) -> AcceptedImage:
+    """Check an uploaded init video (its size, its extension, a GIF/WebP's frames from the header)
+    and move it to ``inputs/<stem>.<ext>``, keeping the extension the reader picks the format by;
+    its frames are probed when the request is checked (``queue_job``). ``partial`` is a file of
+    ours, removed on refusal."""
+    cap = config.max_video_upload_bytes
+    size = partial.stat().st_size
+    if size > cap:
+        raise SubmitError(413, f"{field}: {size} bytes, larger than the limit of {cap}")
+    if size == 0:
+        raise SubmitError(422, f"{field}: empty upload")
+    suffix = video_suffix(original, field)
+    name = f"{stem}{suffix}"
+    target = config.data_dir / "inputs" / name
+    shutil.move(partial, target)
+    if suffix in (".gif", ".webp"):
+        try:
+            _check_animation(target, field, Path(original or name).name)
+        except SubmitError:
+            target.unlink(missing_ok=True)
+            raise
+    return AcceptedImage(name, original)
+
+
+def _public(text: str, paths: dict[str, Path]) -> str:
+    """A message or notice with the server's paths of the uploads replaced by their field names."""
+    for field, path in paths.items():
+        text = text.replace(str(path), field)
+    return text
+
+
 PROFILES = ("speed", "memory")
 
 
 def queue_job(store: JobStore, config: ServerConfig, *, job_id: str, model: str, output_format: str, fields: dict,
-              image: AcceptedImage, last_image: AcceptedImage | None = None, profile: str | None = None,
+              image: AcceptedImage, last_image: AcceptedImage | None = None,
+              init_video: AcceptedImage | None = None, profile: str | None = None,
               idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Check the generation fields against the model and queue the job; (job, created). The inputs
-    are removed when the job is refused or was already queued under the same idempotency key."""
+    """Check the generation fields against the model (an init video probed, its strength checked)
+    and queue the job; (job, created). The inputs are removed when the job is refused or was
+    already queued under the same idempotency key."""
     from ..api import check_request
     from ..errors import I2VError
     from ..types import GenerationRequest
 
     inputs = config.data_dir / "inputs"
-    saved = [inputs / image.name] + ([inputs / last_image.name] if last_image else [])
+    uploads = {"image": image, "last_image": last_image, "init_video": init_video}
+    paths = {field: inputs / upload.name for field, upload in uploads.items() if upload is not None}
+    saved = list(paths.values())
     try:
         if profile is not None and profile not in PROFILES:
             raise SubmitError(422, f"profile: {profile!r} is not one of {list(PROFILES)} (or none)")
         spec = served_model(model, config)
-        probe = GenerationRequest(image=str(saved[0]), last_image=str(saved[1]) if last_image else None, **fields)
+        probe = GenerationRequest(**{field: str(path) for field, path in paths.items()}, **fields)
         try:
-            notices = check_request(spec, probe)
+            notices = [_public(n, paths) for n in check_request(spec, probe)]
         except I2VError as exc:
-            raise SubmitError(422, str(exc).replace(str(saved[0]), "image")) from exc
-        record = {"fields": fields, "image": image.name, "image_name": image.original,
-                  "last_image": last_image.name if last_image else None,
-                  "last_image_name": last_image.original if last_image else None, "profile": profile,
-                  "submit_notices": notices}
+            raise SubmitError(422, _public(str(exc), paths)) from exc
+        record = {"fields": fields, "profile": profile, "submit_notices": notices}
+        for field, upload in uploads.items():
+            record[field] = upload.name if upload else None
+            record[f"{field}_name"] = upload.original if upload else None
         job, created = store.submit(model, record, output_format, idempotency_key, job_id)
     except BaseException:
         for path in saved:

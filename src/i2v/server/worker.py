@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .store import Job, JobStore
+from .store import INPUT_FILES, Job, JobStore
 
 log = logging.getLogger("i2v.worker")
 ORPHAN_AGE_S = 60.0  # a younger output may belong to an attempt that is recording it right now
@@ -152,12 +152,10 @@ class Worker:
             if timeout is not None and time.monotonic() - started > timeout:
                 raise TimeoutError(f"the job ran past the server's limit of {timeout:g} s")
 
+        inputs = Path(self.config.data_dir) / "inputs"
+        uploads = {key: str(inputs / job.request[key]) for key in INPUT_FILES if job.request.get(key)}
         try:
-            fields = dict(job.request["fields"])
-            inputs = Path(self.config.data_dir) / "inputs"
-            fields["image"] = str(inputs / job.request["image"])
-            if job.request.get("last_image"):
-                fields["last_image"] = str(inputs / job.request["last_image"])
+            fields = {**job.request["fields"], **uploads}  # image, and last_image / init_video if given
             generator = self.models.get(job.model, job.request.get("profile"))
             result = generator.run(GenerationRequest(**fields), callback=progress)
             if beat.cancelled.is_set():
@@ -168,7 +166,10 @@ class Worker:
         except LeaseLost:
             log.warning("job %s: lease lost to another worker; dropping this attempt", job.id)
         except (I2VError, TimeoutError, ValueError, TypeError) as exc:  # the request's fault: a message, no trace
-            self.store.fail(job, f"{type(exc).__name__}: {exc}")
+            message = f"{type(exc).__name__}: {exc}"
+            for key, path in uploads.items():  # the upload's field name, not the server's path
+                message = message.replace(path, key)
+            self.store.fail(job, message)
         except Exception as exc:  # a bug or the machine (out of memory): recorded, the worker goes on
             log.exception("job %s failed", job.id)
             self.store.fail(job, f"{type(exc).__name__}: {exc}")
@@ -186,6 +187,8 @@ class Worker:
         path = self.outputs / name
         settings = {**result.settings, "image": job.request.get("image_name"), "job_id": job.id}
         settings.pop("last_image", None)
+        if settings.get("init_video") is not None:  # the name the user gave it, not the server's path
+            settings["init_video"] = job.request.get("init_video_name")
         audio = getattr(result, "audio", None)  # a model that makes sound (LTX-2): into the file, or a WAV beside
         write_video(result.frames, path, fps=result.fps, metadata={**settings, "fps": result.fps}, audio=audio,
                     audio_sample_rate=result.audio_sample_rate if audio is not None else None)

@@ -3,7 +3,8 @@
 It submits through the same job queue as the REST API (so its jobs show there, survive restarts
 and can be cancelled from either side) and reads the same store. Tabs:
 - **Generate**: image (upload, drag and drop, paste), prompt, model with its defaults filled in and
-  the fields it does not take hidden, advanced settings, Generate / Cancel, a live progress bar
+  the fields it does not take hidden (a last image, an init video and its strength only for the
+  models that take them), advanced settings, Generate / Cancel, a live progress bar
   with step and ETA, the video, downloads (video, settings JSON) and the notices;
 - **History**: past jobs with thumbnails, filter by model, use a job's settings again, delete.
 Gradio serves only its own cache folder and the server's outputs and thumbnails (no other path).
@@ -47,7 +48,8 @@ def model_view(spec) -> dict:
     family = backend_class(spec.family).family
     d = spec.defaults
     return {"defaults": {k: getattr(d, k) for k in ADVANCED}, "uses_prompt": bool(d.uses_prompt),
-            "last_image": "last_image" in family.inputs, "motion_strength": "motion_strength" in family.inputs}
+            "last_image": "last_image" in family.inputs, "motion_strength": "motion_strength" in family.inputs,
+            "init_video": "init_video" in family.inputs}
 
 
 def progress_html(step: int, total: int, eta: float | None, state: str) -> str:
@@ -116,7 +118,8 @@ def study_items(images: list[str], prompts: str | None, table: str | None) -> li
 def build_ui(store: JobStore, config: ServerConfig):
     import gradio as gr
 
-    from ..server.submission import SubmitError, accept_image, check_room, new_job_id, queue_job
+    from ..server.submission import (SubmitError, accept_image, accept_video, check_room, new_job_id, queue_job,
+                                     video_suffix)
 
     folders = ui_folders(config)
     specs = served_specs(config)
@@ -128,22 +131,26 @@ def build_ui(store: JobStore, config: ServerConfig):
         d = view["defaults"]
         return (gr.update(visible=view["uses_prompt"]), gr.update(visible=view["uses_prompt"]),
                 gr.update(visible=view["last_image"], value=None), gr.update(visible=view["motion_strength"]),
+                gr.update(visible=view["init_video"], value=None), gr.update(visible=view["init_video"]),
                 *(gr.update(value=d[k]) for k in ADVANCED))
 
-    def receive(path: str | None, stem: str, field: str):
+    def receive(path: str | None, stem: str, field: str, video: bool = False):
         if not path:
             return None
         from ..io.temps import partial_sibling
 
+        if video:
+            video_suffix(path, field)
         try:
-            source = uploaded_file(path, folders["ui-cache"], config.max_upload_bytes, field)
+            cap = config.max_video_upload_bytes if video else config.max_upload_bytes
+            source = uploaded_file(path, folders["ui-cache"], cap, field)
         except ValueError as exc:
             raise SubmitError(422, str(exc)) from exc
         with partial_sibling(config.data_dir / "inputs" / stem) as tmp:
             shutil.copyfile(source, tmp)
-            return accept_image(tmp, config, stem, field, Path(path).name)
+            return (accept_video if video else accept_image)(tmp, config, stem, field, Path(path).name)
 
-    def generate(image, last_image, prompt, negative, model, *rest):
+    def generate(image, last_image, init_video, strength, prompt, negative, model, *rest):
         advanced, (seed, randomize, motion, fmt, profile) = rest[:len(ADVANCED)], rest[len(ADVANCED):]
         if not image:
             raise gr.Error("Add an image first (upload, drop or paste one).")
@@ -155,17 +162,22 @@ def build_ui(store: JobStore, config: ServerConfig):
         fields["seed"] = random.randint(0, SEED_MAX) if randomize or seed is None else int(seed)
         if view["motion_strength"] and motion is not None:
             fields["motion_strength"] = float(motion)
+        if view["init_video"] and init_video and strength is not None:
+            fields["strength"] = float(strength)
         job_id = new_job_id()
-        first_image = None
+        accepted = {}
         try:
             check_room(store, config, fmt)
-            first_image = receive(image, job_id, "image")
-            last = receive(last_image, f"{job_id}-last", "last_image") if view["last_image"] else None
+            accepted["image"] = receive(image, job_id, "image")
+            if view["last_image"] and last_image:
+                accepted["last_image"] = receive(last_image, f"{job_id}-last", "last_image")
+            if view["init_video"] and init_video:
+                accepted["init_video"] = receive(init_video, f"{job_id}-init", "init_video", video=True)
             job, _ = queue_job(store, config, job_id=job_id, model=model, output_format=fmt, fields=fields,
-                               image=first_image, last_image=last, profile=None if profile == "default" else profile)
+                               **accepted, profile=None if profile == "default" else profile)
         except SubmitError as exc:
-            if first_image is not None:  # a refused last image: the first one goes too
-                (config.data_dir / "inputs" / first_image.name).unlink(missing_ok=True)
+            for upload in accepted.values():  # a refused later upload: the earlier ones go too
+                (config.data_dir / "inputs" / upload.name).unlink(missing_ok=True)
             raise gr.Error(exc.detail) from exc
         yield job.id, progress_html(0, 0, None, "queued"), None, None, "", gr.update(value=fields["seed"])
         while True:
@@ -348,6 +360,14 @@ def build_ui(store: JobStore, config: ServerConfig):
                         model = gr.Dropdown(names, value=names[0], label="Model", elem_id="i2v-model")
                         last_image = gr.Image(type="filepath", label="Last image", sources=["upload", "clipboard"],
                                               visible=first["last_image"], elem_id="i2v-last-image")
+                        # video-to-video; passed on as uploaded (include_audio: no re-encoding), its extension kept
+                        init_video = gr.Video(label="Init video (video-to-video, optional)", sources=["upload"],
+                                              include_audio=True, visible=first["init_video"],
+                                              elem_id="i2v-init-video")
+                        strength = gr.Slider(0.05, 1, value=0.7, step=0.05, label="strength",
+                                             info="how much of the init video is re-generated: low keeps its layout "
+                                                  "and motion, 1 re-generates all of it",
+                                             visible=first["init_video"], elem_id="i2v-strength")
                         with gr.Accordion("Advanced settings", open=False):
                             advanced = [gr.Number(value=first["defaults"][k], label=k.replace("_", " "),
                                                   precision=None if k in ("fps", "guidance_scale") else 0,
@@ -382,9 +402,9 @@ def build_ui(store: JobStore, config: ServerConfig):
                     again = gr.Button("Use these settings again", elem_id="i2v-again")
                     remove = gr.Button("Delete", variant="stop", elem_id="i2v-delete")
 
-        model.change(show_model, model, [prompt, negative, last_image, motion, *advanced])
-        go.click(generate, [image, last_image, prompt, negative, model, *advanced, seed, randomize, motion, fmt,
-                            profile],
+        model.change(show_model, model, [prompt, negative, last_image, motion, init_video, strength, *advanced])
+        go.click(generate, [image, last_image, init_video, strength, prompt, negative, model, *advanced, seed,
+                            randomize, motion, fmt, profile],
                  [job_id, bar, video, downloads, notices, seed], concurrency_limit=None)
         stop.click(cancel, job_id, bar)
         refresh.click(history, model_filter, [table, gallery])
@@ -456,6 +476,7 @@ def mount_ui(app, store: JobStore, config: ServerConfig, path: str = "/ui"):
     auth = (lambda user, password: password == config.token) if config.token else None
     return gr.mount_gradio_app(app, ui, path=path, allowed_paths=[str(folders[k]) for k in ("outputs", "thumbs", "exports", "studies")],
                                auth=auth, auth_message="The server's token is the password (any user name).",
-                               max_file_size=config.max_upload_bytes, show_error=True,
+                               max_file_size=max(config.max_upload_bytes, config.max_video_upload_bytes),
+                               show_error=True,
                                footer_links=["gradio", "settings"])  # the REST API at /docs is the API
 
