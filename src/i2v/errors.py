@@ -90,6 +90,10 @@ class VideoInputError(I2VError, ValueError):
     """An input video (video-to-video's init video) cannot be used; the message names the file."""
 
 
+class VideoTooLargeError(VideoInputError):
+    """An input video's frames are too large, or a GIF/WebP would decode to too many bytes."""
+
+
 class OutputPathError(I2VError, ValueError):
     """An output path i2v must not or cannot write: one that would replace an input (the input image,
     a model folder the run reads), or one the file system refuses (read-only, full)."""

@@ -62,3 +62,16 @@ def test_bad_arrays_are_refused(array):
 def test_a_video_shorter_than_the_run_is_refused(clip):
     with pytest.raises(VideoInputError, match="has 30 decodable frames; the run needs 31"):
         read_input_video(clip, 31, 32, 32)
+
+
+def test_a_gif_that_would_decode_too_large_is_refused_from_its_header(tmp_path, monkeypatch):
+    from i2v.errors import VideoTooLargeError
+    from i2v.io import video_input
+
+    gif = tmp_path / "clip.gif"
+    write_video(np.arange(6, dtype=np.uint8)[:, None, None, None].repeat(40, 1).repeat(40, 2).repeat(3, 3) * 40, gif,
+                fps=8)  # six different frames (a GIF merges repeated ones)
+    assert probe_input_video(gif) == 6
+    monkeypatch.setattr(video_input, "MAX_DECODED_ANIMATION_BYTES", 10_000)
+    with pytest.raises(VideoTooLargeError, match="decode to 28,800 bytes"):
+        probe_input_video(gif)

@@ -75,13 +75,13 @@ def test_a_video_to_video_job_runs_as_the_api_does_and_its_video_goes_with_it(se
 
 def test_a_gif_init_video_is_accepted_and_a_gif_that_decodes_too_large_is_not(served, sample_image_path, tmp_path,
                                                                               monkeypatch):
-    from i2v.server import submission
+    from i2v.io import video_input
 
     gif = make_video(tmp_path / "init.gif")
     r = submit_video(served, sample_image_path, gif, strength=0.75)
     assert r.status_code == 202, r.text
     assert served.worker.run_once().state == "succeeded"
-    monkeypatch.setattr(submission, "MAX_DECODED_ANIMATION_BYTES", 10_000)  # checked from the header, undecoded
+    monkeypatch.setattr(video_input, "MAX_DECODED_ANIMATION_BYTES", 10_000)  # checked from the header, undecoded
     r = submit_video(served, sample_image_path, gif, strength=0.75)
     assert r.status_code == 413 and "decode to" in r.json()["detail"] and r.json()["detail"].startswith("init_video")
     assert served.client.get("/v1/jobs").json()["total"] == 1

@@ -14,10 +14,40 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptVideoError, UnsupportedFormatError, VideoInputError, VideoIOError
+from ..errors import CorruptVideoError, UnsupportedFormatError, VideoInputError, VideoIOError, VideoTooLargeError
 from .images import MAX_IMAGE_PIXELS, fit_image
 
 VideoSource = str | os.PathLike | np.ndarray
+# A GIF/WebP is decoded whole to be read: at most this many bytes of decoded frames (an mp4/webm is
+# read frame by frame and needs no such bound)
+MAX_DECODED_ANIMATION_BYTES = 1 << 30
+
+
+def check_animation_header(path: Path) -> tuple[int, int, int]:
+    """A GIF/WebP's (width, height, frames) from its header, refused before it is decoded when its
+    frames are larger than an input image may be or would decode to more than
+    ``MAX_DECODED_ANIMATION_BYTES``."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:  # the header; n_frames skips through the frames undecoded
+                (width, height), frames = image.size, getattr(image, "n_frames", 1)
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:
+            raise VideoInputError(f"{path}: cannot be read as a {path.suffix[1:].upper()} ({type(exc).__name__})") \
+                from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise VideoTooLargeError(f"{path}: frames of {width}x{height} are more than {MAX_IMAGE_PIXELS:,} pixels")
+    decoded = frames * width * height * 3
+    if decoded > MAX_DECODED_ANIMATION_BYTES:
+        raise VideoTooLargeError(f"{path}: {frames} frames of {width}x{height} decode to {decoded:,} bytes, more than "
+                                 f"the limit of {MAX_DECODED_ANIMATION_BYTES:,} for a GIF/WebP; use fewer or smaller "
+                                 "frames, or an .mp4/.webm (read frame by frame)")
+    return width, height, frames
 
 
 def _check_array(video: Any) -> np.ndarray:
@@ -48,6 +78,8 @@ def probe_input_video(source: VideoSource) -> int:
     from .video import probe_video
 
     path = Path(source)
+    if path.suffix.lower() in (".gif", ".webp") and path.is_file():
+        check_animation_header(path)
     try:
         info = probe_video(path)
     except FileNotFoundError:
@@ -58,7 +90,7 @@ def probe_input_video(source: VideoSource) -> int:
     except (VideoIOError, OSError, ValueError) as err:
         raise VideoInputError(f"{path}: cannot read the init video ({err})") from None
     if info["width"] * info["height"] > MAX_IMAGE_PIXELS:
-        raise VideoInputError(f"{path}: frames of {info['width']}x{info['height']} are more than "
+        raise VideoTooLargeError(f"{path}: frames of {info['width']}x{info['height']} are more than "
                               f"{MAX_IMAGE_PIXELS:,} pixels (init video)")
     if info["num_frames"] < 1:
         raise VideoInputError(f"{path}: the init video has no frames")

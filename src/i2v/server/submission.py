@@ -31,10 +31,6 @@ class AcceptedImage:
     original: str | None  # the name the user gave it
 
 
-# An animated GIF/WebP is decoded whole when it is probed (an mp4/webm only has its headers read):
-# past this many bytes of frames (frames x width x height x 3) it is refused before any decoding.
-MAX_DECODED_ANIMATION_BYTES = 1 << 30
-
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
@@ -103,28 +99,14 @@ def video_suffix(original: str | None, field: str) -> str:
 
 def _check_animation(path: Path, field: str, original: str) -> None:
     """A GIF/WebP's canvas and frame count from its header, before the probe decodes it whole."""
-    import warnings
+    from ..errors import VideoInputError, VideoTooLargeError
+    from ..io.video_input import check_animation_header
 
-    from PIL import Image
-
-    from ..io.images import MAX_IMAGE_PIXELS
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(path) as image:  # the header; n_frames skips through the frames undecoded
-                (width, height), frames = image.size, getattr(image, "n_frames", 1)
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning) as exc:
-            raise SubmitError(422, f"{field}: {original} cannot be read as a {path.suffix[1:].upper()} "
-                                   f"({type(exc).__name__})") from exc
-    if width * height > MAX_IMAGE_PIXELS:
-        raise SubmitError(422, f"{field}: frames of {width}x{height} are more than {MAX_IMAGE_PIXELS:,} pixels")
-    decoded = frames * width * height * 3
-    if decoded > MAX_DECODED_ANIMATION_BYTES:
-        raise SubmitError(413, f"{field}: {frames} frames of {width}x{height} decode to {decoded:,} bytes, more "
-                               f"than the limit of {MAX_DECODED_ANIMATION_BYTES:,} for a GIF/WebP; send fewer or "
-                               "smaller frames, or an .mp4/.webm (read frame by frame)")
+    try:
+        check_animation_header(path)
+    except VideoInputError as exc:  # the message names our saved file: name the field and the user's file
+        detail = str(exc).replace(str(path), f"{field}: {original}", 1)
+        raise SubmitError(413 if isinstance(exc, VideoTooLargeError) else 422, detail) from None
 
 
 def accept_video(partial: Path, config: ServerConfig, stem: str, field: str, original: str | None) -> AcceptedImage:
