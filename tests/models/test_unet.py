@@ -210,3 +210,42 @@ def test_flow_is_one_per_token_interpolated_between_tokens():
     torch.testing.assert_close(smooth, torch.ones_like(flow))
     ramp = torch.arange(4.0).repeat_interleave(2).view(1, 1, 1, 1, 8).expand(1, 2, 1, 8, 8)  # token steps
     assert smooth_flow(ramp, 2).diff(dim=-1).abs().max() <= 0.5  # between tokens, a ramp, not steps of 1
+
+
+def test_the_affine_camera_field_is_a_camera_paths_flow():
+    """A pan and a zoom as (a, b, c, d, tx, ty): the flow ``latent_warp.camera_flow`` gives their paths."""
+    from i2v.models.latent_warp import camera_flow
+    from i2v.models.unet import affine_flow
+
+    h, w, scale, dx, dy = 12, 16, 1.25, 3.0, -2.0
+    path = torch.tensor([[[1.0, 0.0, 0.0], [1.0, dx, dy], [scale, 0.0, 0.0]]])  # (B=1, T=3, (scale, dx, dy))
+    zoom = 1 / scale - 1
+    params = torch.tensor([[[0.0] * 6, [0, 0, 0, 0, -dx * 2 / w, -dy * 2 / h], [zoom, 0, 0, zoom, 0, 0]]])
+    torch.testing.assert_close(affine_flow(params, h, w), camera_flow(path, h, w), atol=1e-6, rtol=1e-6)
+
+
+def test_the_camera_head_starts_at_zero_and_is_added_to_a_warping_denoiser(tmp_path):
+    """``load_unet(camera_flow=True)`` keeps every weight of a warping denoiser and adds the head at
+    zero: the same velocity and flow; a trained head moves the flow by its affine field."""
+    from i2v.models.unet import affine_flow
+    from i2v.training.trainable_i2v import load_unet
+
+    class Vae:  # what load_unet reads of a PatchAutoencoder: its linear path and normalisation
+        config = type("C", (), {"patch_size": 4, "latents_mean": None, "latents_std": None, "scaling_factor": 1.0})()
+        linear_decode = torch.nn.Conv2d(4, 48, 1)
+
+    m = _warp_model()
+    torch.nn.init.normal_(m.conv_out.weight, std=0.01)
+    m.save_pretrained(tmp_path)
+    grown = load_unet(tmp_path, vae=Vae(), camera_flow=True, log=lambda *a: None).eval()
+    grown.warp.load_state_dict(m.warp.state_dict())
+    assert grown.config.camera_flow and grown.camera_head is not None
+    inputs = _inputs()
+    with torch.no_grad():
+        v, flow = m(**inputs, return_flow=True)
+        v2, flow2 = grown(**inputs, return_flow=True)
+        torch.testing.assert_close((v2, flow2), (v, flow))
+        grown.camera_head[-1].bias.copy_(torch.tensor([0.1, 0, 0, 0.1, 0.05, 0]))
+        _, flow3 = grown(**inputs, return_flow=True)
+    field = affine_flow(torch.tensor([0.1, 0, 0, 0.1, 0.05, 0]).expand(2, 4, 6), 16, 16)
+    torch.testing.assert_close(flow3, flow + field, atol=1e-5, rtol=1e-5)

@@ -145,6 +145,7 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         sample_size: int = 32,
         prediction: str = "velocity",
         vae_patch_size: int = 4,
+        camera_flow: bool = False,
     ):
         super().__init__()
         if len(attention_levels) != len(block_out_channels):
@@ -174,6 +175,7 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
                 skip_channels.append(ch)
 
         # ---- middle ----
+        mid_ch = ch
         self.mid = nn.ModuleList([
             ResBlock3D(ch, ch, temb_dim, groups),
             SpaceTimeTransformer(ch, text_dim, heads, groups),
@@ -196,6 +198,14 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
         self.warp = LatentWarp(latent_channels, vae_patch_size) if warp else None
+        # A warping denoiser's flow = a per-frame affine camera field (6 numbers a frame, from the pooled
+        # middle features: a camera move is global, and 6 numbers cannot ripple) + the per-token flow
+        # above (objects). Zero at the start: the per-token flow alone.
+        self.camera_head = None
+        if warp and camera_flow:
+            self.camera_head = nn.Sequential(nn.SiLU(), nn.Linear(mid_ch, mid_ch), nn.SiLU(), nn.Linear(mid_ch, 6))
+            nn.init.zeros_(self.camera_head[-1].weight)
+            nn.init.zeros_(self.camera_head[-1].bias)
         self.gradient_checkpointing = False
 
     def forward(
@@ -239,6 +249,9 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             x = self._run_unit(unit, x, temb, text_states, bias)
             skips.append(x)
         x = self._run_unit(self.mid, x, temb, text_states, bias)
+        camera = None
+        if self.camera_head is not None:  # (B, C, T, h', w') -> (B, T, 6) affine camera parameters
+            camera = self.camera_head(x.float().mean(dim=(3, 4)).transpose(1, 2).to(x.dtype))
         for unit in self.up:
             if isinstance(unit[0], ResBlock3D):
                 x = torch.cat([x, skips.pop()], dim=1)
@@ -251,15 +264,18 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             if return_flow:
                 raise ValueError("return_flow needs a denoiser with prediction='warp'")
             return out  # the velocity
-        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out, detach_flow)
+        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out, detach_flow, camera)
         return (velocity, flow) if return_flow else velocity
 
-    def velocity_from_warp(self, sample, timestep, image_latents, out, detach_flow: bool = False
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The warp parameterisation's output -> (velocity (B, C, T, h, w), flow (B, 2, T, h, w))."""
+    def velocity_from_warp(self, sample, timestep, image_latents, out, detach_flow: bool = False,
+                           camera: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The warp parameterisation's output (and the camera head's (B, T, 6), if any) -> (velocity
+        (B, C, T, h, w), flow (B, 2, T, h, w))."""
         b, c, t, h, w = sample.shape
         residual, flow, log_tau = out[:, :c].float(), out[:, c:c + 2], out[:, c + 2:c + 3].float()
         flow = smooth_flow(flow, self.config.patch_size)
+        if camera is not None:
+            flow = flow + affine_flow(camera.float(), h, w).to(flow.dtype)
         warp_flow = flow.detach() if detach_flow else flow
         moved = self.warp(image_latents[:, None].expand(-1, t, -1, -1, -1).reshape(b * t, c, h, w),
                           rearrange(warp_flow, "b f t h w -> (b t) f h w"))
@@ -292,6 +308,17 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             else:
                 x = layer(*args)
         return x
+
+
+def affine_flow(params: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, T, 6) per-frame (a, b, c, d, tx, ty) -> (B, 2, T, height, width) the flow
+    ``(a x + b y + tx, c x + d y + ty)`` at each pixel centre (x, y in ``grid_sample``'s units)."""
+    from .latent_warp import base_grid
+
+    grid = base_grid(height, width, params.device)[0]  # (H, W, 2)
+    x, y = grid[..., 0], grid[..., 1]
+    a, b_, c, d, tx, ty = (params[..., i, None, None] for i in range(6))  # each (B, T, 1, 1)
+    return torch.stack([a * x + b_ * y + tx, c * x + d * y + ty], dim=1)
 
 
 def smooth_flow(flow: torch.Tensor, patch: int) -> torch.Tensor:

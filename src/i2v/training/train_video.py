@@ -88,6 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--prediction", default=None, choices=["velocity", "warp"],
                    help="the denoiser's output: the velocity, or a flow that moves the first frame plus a residual "
                         "(needs the photo autoencoder; default: --init-from's, else velocity)")
+    p.add_argument("--camera-flow", action="store_true",
+                   help="with --prediction warp: add the affine camera head (a global camera field per frame "
+                        "beside the per-token flow; kept once the weights have it)")
     p.add_argument("--flow-weight", type=float, default=1.0,
                    help="with --prediction warp and --photos: weight of the camera clips' flow loss")
     p.add_argument("--seed", type=int, default=0)
@@ -170,13 +173,13 @@ def main(argv=None) -> dict:
     torch.manual_seed(args.seed)
     if args.init_from:  # a new autoencoder's latent channels get a new patch embedding and output
         unet = load_unet(args.init_from, latent_channels=vae.config.latent_channels, log=accelerator.print,
-                         prediction=args.prediction, vae=vae)
+                         prediction=args.prediction, vae=vae, camera_flow=args.camera_flow or None)
     else:
         warp = args.prediction == "warp"
         unet = build_unet(preset["unet"], latent_channels=vae.config.latent_channels,
                           num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1],
                           prediction=args.prediction or "velocity",
-                          **({"vae_patch_size": vae.config.patch_size} if warp else {}))
+                          **({"vae_patch_size": vae.config.patch_size, "camera_flow": args.camera_flow} if warp else {}))
         if warp:
             unet.warp.set_from_autoencoder(vae)
     warp = unet.config.prediction == "warp"

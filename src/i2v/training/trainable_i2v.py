@@ -21,7 +21,7 @@ WARP_SIGMA_FLOOR = 0.2  # a warping denoiser's clean-frame error weighs at most 
 
 
 def load_unet(folder: str | Path, latent_channels: int | None = None, log=print, prediction: str | None = None,
-              vae=None) -> torch.nn.Module:
+              vae=None, camera_flow: bool | None = None) -> torch.nn.Module:
     """A denoiser folder, or a model folder's ``unet/``, as float32 weights to train.
 
     With ``latent_channels`` other than the folder's (a new autoencoder) or another ``prediction``
@@ -29,7 +29,8 @@ def load_unet(folder: str | Path, latent_channels: int | None = None, log=print,
     shape still fits. The latent-facing patch embedding (``conv_in``) keeps its weights for the
     inputs it already had when the latent channels stay (new inputs start at zero); the output
     (``conv_out``) starts afresh at zero, as in a fresh network. A warping denoiser takes its warp
-    from ``vae`` (a ``PatchAutoencoder``)."""
+    from ``vae`` (a ``PatchAutoencoder``); ``camera_flow=True`` adds its affine camera head (zero at
+    the start: the flow is unchanged until it trains)."""
     from safetensors.torch import load_file
 
     from ..models.unet import SpaceTimeUNet
@@ -39,9 +40,11 @@ def load_unet(folder: str | Path, latent_channels: int | None = None, log=print,
     unet = SpaceTimeUNet.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
     latent_channels = latent_channels or unet.config.latent_channels
     prediction = prediction or unet.config.prediction
-    if latent_channels == unet.config.latent_channels and prediction == unet.config.prediction:
+    camera_flow = unet.config.get("camera_flow", False) if camera_flow is None else camera_flow
+    if (latent_channels == unet.config.latent_channels and prediction == unet.config.prediction
+            and camera_flow == unet.config.get("camera_flow", False)):
         return unet
-    changes = {"latent_channels": latent_channels, "prediction": prediction}
+    changes = {"latent_channels": latent_channels, "prediction": prediction, "camera_flow": camera_flow}
     if prediction == "warp":
         if vae is None:
             raise ValueError("a warping denoiser needs its autoencoder")
