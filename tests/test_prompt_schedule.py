@@ -84,7 +84,7 @@ def test_a_one_prompt_model_refuses_a_schedule_before_loading(sample_image_path,
     assert main(["generate", str(sample_image_path), "-p", "0s: the ball moves left; 1s: the ball moves up",
                  "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "takes one prompt for the whole video, not a prompt schedule" in err and "Traceback" not in err
+    assert "takes one prompt a pass, not a prompt schedule" in err and "--window" in err and "Traceback" not in err
     assert not out.exists()
 
 

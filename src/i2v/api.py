@@ -100,8 +100,9 @@ class ImageToVideoGenerator:
             self.backend.fetch()
             plan = plan_memory(self.spec, settings, device=self.device, dtype=settings.extras.get("dtype"))
             self.backend.follow_memory_plan(plan.options, settings, notices)
+        windows = self.chain_windows(loaded, settings) if "chain" in settings.extras else None
         if self.check_memory:
-            self.check_fits(settings)
+            self.check_fits(windows[0] if windows else settings)  # a chained run holds one window at a time
         t0 = time.perf_counter()
         image, fit = fit_image(loaded.image, settings.width, settings.height)
         if fit.changed:
@@ -120,7 +121,11 @@ class ImageToVideoGenerator:
             extra_inputs["init_video"] = read_input_video(request.init_video, settings.num_frames, settings.width,
                                                           settings.height)
         timings["load_image"] += time.perf_counter() - t0
-        frames = self.backend.generate(settings, image, callback, timings, self.show_progress, **extra_inputs)
+        if windows:
+            chain = settings.extras["chain"]
+            frames = self.run_chain(windows, chain["kept_frames"], chain["overlap"], image, callback, timings)
+        else:
+            frames = self.backend.generate(settings, image, callback, timings, self.show_progress, **extra_inputs)
         # a backend whose model also makes sound (LTX-2) hands over this run's track: (samples, sample rate)
         sound = self.backend.take_audio() if hasattr(self.backend, "take_audio") else None
         record = {"model": self.spec.name, "model_source": self.spec.source, **request_record(request),
@@ -133,6 +138,40 @@ class ImageToVideoGenerator:
                                   audio=sound[0] if sound else None, audio_sample_rate=sound[1] if sound else None)
         self.last_result = result
         return result
+
+    def chain_windows(self, request: GenerationRequest, settings) -> list:
+        """The resolved settings of each window of a chained run (``settings.extras["chain"]``): its
+        frame count, its prompt, the run's seed plus its index, the run's size."""
+        chain = settings.extras["chain"]
+        return [self.backend.resolve(replace(request, num_frames=length, prompt=prompt, seed=settings.seed + i,
+                                             window=None, duration=None, height=settings.height,
+                                             width=settings.width), [])
+                for i, (length, prompt) in enumerate(zip(chain["window_frames"], chain["window_prompts"]))]
+
+    def run_chain(self, windows: list, kept: list[int], overlap: int, image: Image.Image,
+                  callback: ProgressCallback | None, timings: dict) -> np.ndarray:
+        """Generate chained windows one at a time: each from the video's frame ``overlap`` before its
+        end so far, its colours matched to the first window's, cross-faded over the overlap
+        (``i2v.long_video``); progress counts every window's steps."""
+        from .long_video import append_window, lab_stats, match_colours
+
+        steps = [w.extras.get("denoising_steps", w.num_inference_steps) for w in windows]
+        video: list[np.ndarray] = []
+        reference, current, done = None, image, 0
+        for i, settings in enumerate(windows):
+            report = None if callback is None else (lambda step, _, base=done: callback(base + step, sum(steps)))
+            window_timings: dict[str, float] = {}
+            part = self.backend.generate(settings, current, report, window_timings, self.show_progress)
+            for key, value in window_timings.items():
+                timings[key] = timings.get(key, 0.0) + value
+            if reference is None:
+                reference = lab_stats(part)
+                video.extend(part[: kept[0]])
+            else:
+                append_window(video, match_colours(part, reference), overlap, kept[i])
+            current = Image.fromarray(video[-overlap])  # the next window's handover
+            done += steps[i]
+        return np.stack(video)
 
     def check_fits(self, settings) -> None:
         """Refuse a run that cannot fit in the device's free memory with its options (before any work)."""
@@ -154,6 +193,7 @@ class ImageToVideoGenerator:
         num_frames: int | None = None,
         fps: float | None = None,
         duration: float | None = None,
+        window: int | None = None,
         height: int | None = None,
         width: int | None = None,
         num_inference_steps: int | None = None,

@@ -55,6 +55,10 @@ def _add_generate(sub) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="video length in seconds instead of --num-frames (frames = seconds x fps, then the "
                         "model's frame rule)")
+    p.add_argument("--window", type=int, default=None, metavar="FRAMES",
+                   help="make a long video in chained windows of this many frames, each starting from a frame "
+                        "of the one before (a quarter-window overlap, cross-faded), colours matched to the first "
+                        "(any model; with a prompt schedule, one prompt per window)")
     p.add_argument("--init-video", default=None, metavar="VIDEO",
                    help="video-to-video: start from this video's frames (mp4/webm/gif/webp/PNG folder) instead of "
                         "noise; frame 0 stays IMAGE (the models that take one list 'init video' in `i2v models`)")

@@ -83,6 +83,9 @@ class GenerationRequest:
     num_frames: int | None = None
     fps: float | None = None
     duration: float | None = None  # seconds: num_frames = round(duration * fps) (instead of num_frames)
+    # a long video in chained windows of this many frames (``i2v.long_video``); None: one pass, or the
+    # model's own long-video pipeline
+    window: int | None = None
     height: int | None = None
     width: int | None = None
     num_inference_steps: int | None = None

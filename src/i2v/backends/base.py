@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import InvalidRequestError
 from ..types import GenerationRequest, LoadOptions, ModelSpec, ProgressCallback, ResolvedSettings
-from .resolve import fill_size, init_video_frames, resolve_common, resolve_strength
+from .resolve import fill_size, init_video_frames, resolve_common, resolve_strength, resolve_window
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
     import numpy as np
@@ -143,9 +143,12 @@ class Backend:
         settings = resolve_common(spec.defaults, request, notices)
         if request.init_video is not None:
             resolve_strength(request, settings, available, notices)
-        if settings.prompt_schedule and "prompt_schedule" not in cls.family.inputs:
-            raise InvalidRequestError(f"{spec.name} takes one prompt for the whole video, not a prompt schedule; "
-                                      "the models that take one list \"prompt schedule\" in `i2v models`")
+        if settings.prompt_schedule and "prompt_schedule" not in cls.family.inputs and request.window is None:
+            raise InvalidRequestError(f"{spec.name} takes one prompt a pass, not a prompt schedule: make the video "
+                                      "in chained windows (--window FRAMES), one prompt each, or use a model that "
+                                      "lists \"prompt schedule\" in `i2v models`")
+        if request.window is not None:
+            resolve_window(cls.family, spec, request, settings, notices)
         if settings.motion_strength is not None and "motion_strength" not in cls.family.inputs:
             notices.append(f"motion_strength is not used by {spec.name}; describe the motion in the prompt")
         if request.decode_chunk_size is not None and "decode_chunk_size" not in cls.family.inputs:

@@ -52,7 +52,8 @@ def _finite(name: str, value, low: float = -math.inf) -> float:
 
 
 def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> ResolvedSettings:
-    """Unset fields take the model's defaults; sizes snap to the model's multiple (reported)."""
+    """Unset fields take the model's defaults; sizes snap to the model's multiple (reported). A
+    chained run's length (``request.window``) is any count: its windows keep the model's rule."""
     from ..io.images import snap_size
 
     fps = _finite("fps", request.fps if request.fps is not None else defaults.fps, low=0)
@@ -69,7 +70,8 @@ def resolve_common(defaults: ModelDefaults, request, notices: list[str]) -> Reso
         "num_frames", requested if requested is not None else defaults.num_frames), MAX_FRAMES)
     if num_frames < 2:
         raise InvalidRequestError(f"num_frames must be >= 2 for a video, got {num_frames}")
-    num_frames = snap_frames(defaults, num_frames, notices)
+    if getattr(request, "window", None) is None:
+        num_frames = snap_frames(defaults, num_frames, notices)
     height = _at_most("height", _positive_int(
         "height", request.height if request.height is not None else defaults.height), MAX_SIDE)
     width = _at_most("width", _positive_int("width", request.width if request.width is not None else defaults.width),
@@ -224,3 +226,26 @@ def resolve_strength(request: GenerationRequest, settings: ResolvedSettings, ava
                                   f"step (int(steps x strength) = 0); raise the strength or the steps")
     settings.strength = strength
     settings.extras.update(init_video_frames=available, denoising_steps=steps)
+
+
+def resolve_window(family, spec, request: GenerationRequest, settings: ResolvedSettings, notices: list[str]) -> None:
+    """Check a chained run (``request.window``) and record its plan in ``settings.extras["chain"]``."""
+    from ..long_video import plan_chain
+
+    name = spec.name
+    if family.long_video:
+        raise InvalidRequestError(f"{name} makes long videos in its own windows; leave the window out")
+    if family.sound:
+        raise InvalidRequestError(f"{name} makes one sound track per pass; chained windows would cut it")
+    for given, what in ((request.last_image, "a last image (last_image)"),
+                        (request.init_video, "an init video (init_video)")):
+        if given is not None:
+            raise InvalidRequestError(f"chained windows (window) cannot take {what}: each window starts from a "
+                                      "frame of the one before")
+    window = _positive_int("window", request.window)
+    window = snap_frames(spec.defaults, max(window, 2), notices)
+    plan = plan_chain(settings.num_frames, window, settings.fps, settings.prompt, settings.prompt_schedule,
+                      spec.defaults)
+    notices.append(f"{settings.num_frames} frames in {len(plan.lengths)} windows of {window} frames overlapping by "
+                   f"{plan.overlap}, each starting from a frame of the one before")
+    settings.extras["chain"] = plan.as_dict()
