@@ -65,3 +65,29 @@ def test_cogvideox_15_resolves_by_orientation(portrait_image):
     spec = MODELS["cogvideox1.5-5b-i2v"]
     s = ImageToVideoGenerator(spec.name, device="cpu").backend.resolve(GenerationRequest(image=portrait_image, seed=0), [])
     assert (s.height, s.width, s.num_frames, s.fps) == (1360, 768, 81, 16.0)
+
+
+def test_video_to_video_runs_the_schedules_tail(tiny_folder, square_image):
+    gen = ImageToVideoGenerator(tiny_folder("cogvideox"), device="cpu")
+    video = np.random.default_rng(0).integers(0, 256, (9, 16, 16, 3), dtype=np.uint8)
+    calls, seen = [], []
+    hook = gen.backend.pipeline.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["timestep"].flatten()[0].item()), with_kwargs=True)
+    result = gen.run(GenerationRequest(image=square_image, prompt="x", init_video=video, strength=0.5, seed=0,
+                                       num_frames=9, height=16, width=16, num_inference_steps=4),
+                     callback=lambda s, t: calls.append((s, t)))
+    hook.remove()
+    assert result.frames.shape == (9, 16, 16, 3) and result.settings["denoising_steps"] == 2
+    assert calls == [(1, 2), (2, 2)]
+    full = type(gen.backend.pipeline.scheduler).from_config(gen.backend.pipeline.scheduler.config)
+    full.set_timesteps(4)
+    assert sorted(set(seen), reverse=True) == [int(t) for t in full.timesteps[2:]]  # the schedule's last two steps
+
+
+def test_video_to_video_is_refused_on_cogvideox_1_5_before_loading(square_image):
+    from i2v.registry import backend_class, resolve_model
+
+    spec = resolve_model("cogvideox1.5-5b-i2v")
+    with pytest.raises(InvalidRequestError, match="runs on CogVideoX 1.0"):
+        backend_class(spec.family).resolve_for(spec, GenerationRequest(image=square_image,
+                                                                       init_video=np.zeros((9, 16, 16, 3), np.uint8)), [])

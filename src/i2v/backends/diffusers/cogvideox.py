@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ...errors import InvalidRequestError
 from ...types import GenerationRequest, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
@@ -34,7 +35,7 @@ class CogVideoXBackend(DiffusersBackend):
                 defaults=ModelDefaults(num_frames=49, height=480, width=720, fps=8.0, num_inference_steps=50,
                                        guidance_scale=6.0, size_multiple=16, frame_rule="8n+1, at most 49",
                                        frame_step=8, frame_offset=1, min_frames=9, max_frames=49, size_policy="fixed"),
-                extras={"use_dynamic_cfg": True, "max_sequence_length": 226, "dtype": "bf16"},
+                extras={"use_dynamic_cfg": True, "max_sequence_length": 226, "dtype": "bf16", "version_15": False},
             ),
             ModelSpec(
                 name="cogvideox1.5-5b-i2v", family="cogvideox", source="THUDM/CogVideoX1.5-5B-I2V",
@@ -42,10 +43,11 @@ class CogVideoXBackend(DiffusersBackend):
                 defaults=ModelDefaults(num_frames=81, height=768, width=1360, fps=16.0, num_inference_steps=50,
                                        guidance_scale=6.0, size_multiple=16, frame_rule="8n+1 (81 or 161 trained)",
                                        frame_step=8, frame_offset=1, min_frames=9, size_policy="orient"),
-                extras={"use_dynamic_cfg": True, "max_sequence_length": 226, "dtype": "bf16"},
+                extras={"use_dynamic_cfg": True, "max_sequence_length": 226, "dtype": "bf16", "version_15": True},
             ),
         ),
         pipeline_classes=("CogVideoXImageToVideoPipeline",),
+        inputs=frozenset({"init_video"}),
         caches=("pab", "fastercache"), speed_cache="pab",
         # the VAE decodes 2 latent frames at a time
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, 2 * temporal),
@@ -54,6 +56,20 @@ class CogVideoXBackend(DiffusersBackend):
         order=40,
     )
     pipeline_class = "CogVideoXImageToVideoPipeline"
+
+    @classmethod
+    def check_inputs(cls, spec: ModelSpec, request: GenerationRequest) -> None:
+        super().check_inputs(spec, request)
+        if request.init_video is not None and spec.extras.get("version_15"):
+            raise InvalidRequestError(f"{spec.name}: video-to-video (init_video) runs on CogVideoX 1.0 (cogvideox-5b-i2v); "
+                                      "1.5 pads its latent frames in a way a given start cannot follow")
+
+    @staticmethod
+    def encode_init_video(pipe, frames):
+        """Video-to-video: the init video's latents as ``CogVideoXVideoToVideoPipeline`` makes them."""
+        from .video_to_video import cogvideox_video_latents
+
+        return cogvideox_video_latents(pipe, frames)
 
     @classmethod
     def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
@@ -74,7 +90,7 @@ class CogVideoXBackend(DiffusersBackend):
         else:
             overrides.update(size_policy="orient", max_frames=None, frame_rule="8n+1")
         # the prompt is padded to the transformer's text length (226 for the released models)
-        extras = {"max_sequence_length": int(transformer.get("max_text_seq_length", 226))}
+        extras = {"max_sequence_length": int(transformer.get("max_text_seq_length", 226)), "version_15": version_15}
         return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
                                  extras=extras, **overrides)
 

@@ -86,3 +86,14 @@ def wan_video_latents(pipe, frames: np.ndarray) -> torch.Tensor:
     mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(z)
     std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(z)
     return (z - mean) / std
+
+
+@torch.inference_mode()
+def cogvideox_video_latents(pipe, frames: np.ndarray) -> torch.Tensor:
+    """CogVideoX's VAE: the video's latents (1, F, C, h, w), frames before channels as its pipelines
+    hold them, scaled by the VAE's factor, as ``CogVideoXVideoToVideoPipeline.prepare_latents`` makes
+    them (which draws a sample of the latent distribution; this takes its mode, as Wan's does)."""
+    vae = pipe.vae
+    video = frames_to_tensor(frames).to(pipe._execution_device, vae.dtype)
+    z = vae.encode(video).latent_dist.mode().float() * vae.config.scaling_factor
+    return z.permute(0, 2, 1, 3, 4)
