@@ -72,7 +72,7 @@ def test_models_lists_defaults(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "i2v-tiny" in out and "families (any folder or hub id" in out
-    assert "  wan: takes image, text, last image; gives video; caches pab, fbcache, taylorseer" in out
+    assert "  wan: takes image, text, init video, last image; gives video; caches pab, fbcache, taylorseer" in out
 
 
 def test_help_is_complete():

@@ -105,7 +105,7 @@ def test_the_output_never_replaces_the_init_video(init_video, tmp_path, capsys):
 
 
 def test_a_family_without_video_to_video_refuses_before_loading(init_video):
-    spec = resolve_model("wan2.1-i2v-14b-480p")
+    spec = resolve_model("svd-xt")
     with pytest.raises(InvalidRequestError, match="cannot start from a video"):
         backend_class(spec.family).resolve_for(spec, GenerationRequest(image=np.zeros((64, 64, 3), np.uint8),
                                                                        init_video=init_video), [])

@@ -156,20 +156,26 @@ class ImageToVideoGenerator:
         from .long_video import append_window, lab_stats, match_colours
 
         steps = [w.extras.get("denoising_steps", w.num_inference_steps) for w in windows]
+        latent = getattr(self.backend, "latent_handover", False)
         video: list[np.ndarray] = []
-        reference, current, done = None, image, 0
+        reference, current, handover, done = None, image, None, 0
         for i, settings in enumerate(windows):
             report = None if callback is None else (lambda step, _, base=done: callback(base + step, sum(steps)))
             window_timings: dict[str, float] = {}
-            part = self.backend.generate(settings, current, report, window_timings, self.show_progress)
+            extra = {"handover": handover} if handover is not None else {}
+            part = self.backend.generate(settings, current, report, window_timings, self.show_progress, **extra)
             for key, value in window_timings.items():
                 timings[key] = timings.get(key, 0.0) + value
             if reference is None:
                 reference = lab_stats(part)
                 video.extend(part[: kept[0]])
+                last = kept[0] - 1  # the window's frame that is the video's last
             else:
-                append_window(video, match_colours(part, reference), overlap, kept[i])
+                append_window(video, match_colours(part, reference, ramp=not latent), overlap, kept[i])
+                last = overlap + kept[i] - 1
             current = Image.fromarray(video[-overlap])  # the next window's handover
+            if latent:  # the same frame, as the window's own latents
+                handover = self.backend.last_latents[:, :, last - overlap + 1]
             done += steps[i]
         return np.stack(video)
 

@@ -7,7 +7,10 @@ previous window's (``overlap`` frames from the handover on), so the video has no
 the prompt schedule's segment at its middle frame, and its seed the run's plus its index. Colours
 drift a little with every handover; each window is pulled back toward the first window's colours
 (the mean and spread of each CIE Lab channel), from none of the correction at its first frame (the
-handover, already corrected) to all of it at its last. Windows are generated one at a time, so the
+handover, already corrected) to all of it at its last. A model that can take its first frame as
+latents (the embedded model) is handed the previous window's latents instead of a decoded frame, so
+the handover makes no trip through the autoencoder (one such trip shifts a shape's colour by about 4
+Delta E), and its window is corrected in full. Windows are generated one at a time, so the
 device holds one window's activations whatever the length.
 
 The families with their own long-video pipelines (LTX-Video, SkyReels-V2 diffusion forcing,
@@ -103,18 +106,19 @@ def lab_stats(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lab.mean(axis=0), lab.std(axis=0) + 1e-6
 
 
-def match_colours(frames: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def match_colours(frames: np.ndarray, reference: tuple[np.ndarray, np.ndarray], ramp: bool = True) -> np.ndarray:
     """Pull a window's colours toward ``reference`` (``lab_stats`` of the first window): per Lab
-    channel ``(x - mean) / spread * ref_spread + ref_mean``, applied in full at the last frame and
-    not at all at the first (the handover frame, which the previous window already matched)."""
+    channel ``(x - mean) / spread * ref_spread + ref_mean``. With ``ramp``, applied in full at the
+    last frame and not at all at the first (a handover frame the previous window already matched);
+    without, in full everywhere (a window that started from the previous one's unmatched latents)."""
     import cv2
 
     mean, spread = lab_stats(frames)
     ref_mean, ref_spread = reference
     out = frames.copy()
     count = len(frames)
-    for t in range(1, count):
-        weight = t / (count - 1)
+    for t in range(1 if ramp else 0, count):
+        weight = t / (count - 1) if ramp else 1.0
         lab = cv2.cvtColor(frames[t], cv2.COLOR_RGB2LAB).astype(np.float64)
         matched = (lab - mean) / spread * ref_spread + ref_mean
         lab = np.clip(lab + weight * (matched - lab), 0, 255).round().astype(np.uint8)

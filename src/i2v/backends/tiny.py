@@ -94,6 +94,11 @@ class TinyBackend(Backend):
         order=0,
     )
 
+    # a chained long video hands a frame over to the next window as latents (``generate(handover=...)``),
+    # without a trip through the autoencoder that would shift its colours a little every window
+    latent_handover = True
+    last_latents = None
+
     def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
         super().__init__(spec, device, options)
         o = self.options
@@ -191,7 +196,7 @@ class TinyBackend(Backend):
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None,
-                 init_video: np.ndarray | None = None) -> np.ndarray:
+                 init_video: np.ndarray | None = None, handover=None) -> np.ndarray:
         self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False, desc="denoising")
         t0 = time.perf_counter()
         out = self.pipeline(
@@ -210,6 +215,9 @@ class TinyBackend(Backend):
             timings=timings,
             init_video=init_video,
             strength=settings.strength if init_video is not None else 1.0,
+            image_latents=handover,
+            return_latents=True,
         )
+        self.last_latents = out.latents  # (1, C, T, h, w): a chained window's handover comes from here
         timings.setdefault("pipeline", time.perf_counter() - t0)
         return out.frames

@@ -30,6 +30,7 @@ from .defaults import DECODE_CHUNK, DEFAULT_SETTINGS
 @dataclass
 class I2VPipelineOutput(BaseOutput):
     frames: np.ndarray  # (T, H, W, 3) uint8
+    latents: torch.Tensor | None = None  # (1, C, T, h, w) diffusion latents, with return_latents
 
 
 class I2VPipeline(DiffusionPipeline):
@@ -165,11 +166,16 @@ class I2VPipeline(DiffusionPipeline):
         timings: dict | None = None,
         init_video: np.ndarray | torch.Tensor | None = None,
         strength: float = 1.0,
+        image_latents: torch.Tensor | None = None,
+        return_latents: bool = False,
     ) -> I2VPipelineOutput:
         """``init_video`` (video-to-video, SDEdit): the video the run starts from, (T, H, W, 3) uint8 at
         the output size, or (T, 3, H, W) in [-1, 1]; ``strength`` (0, 1] is how much of it is
         re-generated: the schedule's first ``steps - int(steps * strength)`` steps are skipped and the
-        run starts from the video's latents noised to the next noise level (diffusers' rule)."""
+        run starts from the video's latents noised to the next noise level (diffusers' rule).
+        ``image_latents`` (1, C, h, w): frame 0 as diffusion latents, used instead of encoding ``image``
+        (a long video's windows hand over a frame without a trip through the autoencoder);
+        ``return_latents`` also returns the clip's latents."""
         import time
 
         d = self.default_settings
@@ -194,9 +200,10 @@ class I2VPipeline(DiffusionPipeline):
         text = self.encode_prompt(prompt, negative_prompt, do_cfg).to(device, dtype)
 
         # 3. Encode the first frame
-        pixels = self.image_to_tensor(image, height, width).to(device, self.vae.dtype)
-        image_latents = to_diffusion_latents(self.vae, self.vae.encode(pixels).latent_dist.mean)  # (1, C, h, w)
-        image_latents = image_latents.to(dtype)
+        if image_latents is None:
+            pixels = self.image_to_tensor(image, height, width).to(device, self.vae.dtype)
+            image_latents = to_diffusion_latents(self.vae, self.vae.encode(pixels).latent_dist.mean)  # (1, C, h, w)
+        image_latents = image_latents.to(device, dtype)
         timings["encode"] = time.perf_counter() - t0
 
         # 4. Noise levels; video-to-video starts part-way down the schedule
@@ -255,4 +262,4 @@ class I2VPipeline(DiffusionPipeline):
         frames = self.decode_latents(latents, decode_chunk_size)
         timings["decode"] = time.perf_counter() - t2
         self.maybe_free_model_hooks()
-        return I2VPipelineOutput(frames=frames)
+        return I2VPipelineOutput(frames=frames, latents=latents if return_latents else None)

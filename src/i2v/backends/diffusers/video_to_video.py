@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # annotations only: the registry imports every backend module, which load no torch
+    import numpy as np
+    import torch
 
 
 def start_index(num_inference_steps: int, strength: float) -> int:
@@ -60,6 +62,8 @@ def noised_latents(scheduler, latents: torch.Tensor, num_inference_steps: int, s
                    generator: torch.Generator, device) -> torch.Tensor:
     """The video's latents noised to the first step a run at ``strength`` keeps (a copy of the
     scheduler is set for the run; the pipeline's own is left alone)."""
+    import torch
+
     probe = copy.deepcopy(scheduler)
     probe.set_timesteps(num_inference_steps, device=device)
     _cut(probe, start_index(num_inference_steps, strength))
@@ -73,27 +77,34 @@ def noised_latents(scheduler, latents: torch.Tensor, num_inference_steps: int, s
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (1, 3, T, H, W) float in [-1, 1], a video VAE's input."""
+    import numpy as np
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
 
 
-@torch.inference_mode()
 def wan_video_latents(pipe, frames: np.ndarray) -> torch.Tensor:
     """Wan's VAE (Wan, SkyReels-V2): the video's normalised latents (1, z_dim, F, h, w), as
     ``WanVideoToVideoPipeline.prepare_latents`` makes them (the mode, ``(z - mean) / std``)."""
+    import torch
+
     vae = pipe.vae
     video = frames_to_tensor(frames).to(pipe._execution_device, vae.dtype)
-    z = vae.encode(video).latent_dist.mode().float()
+    with torch.inference_mode():
+        z = vae.encode(video).latent_dist.mode().float()
     mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(z)
     std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(z)
     return (z - mean) / std
 
 
-@torch.inference_mode()
 def cogvideox_video_latents(pipe, frames: np.ndarray) -> torch.Tensor:
     """CogVideoX's VAE: the video's latents (1, F, C, h, w), frames before channels as its pipelines
     hold them, scaled by the VAE's factor, as ``CogVideoXVideoToVideoPipeline.prepare_latents`` makes
     them (which draws a sample of the latent distribution; this takes its mode, as Wan's does)."""
+    import torch
+
     vae = pipe.vae
     video = frames_to_tensor(frames).to(pipe._execution_device, vae.dtype)
-    z = vae.encode(video).latent_dist.mode().float() * vae.config.scaling_factor
+    with torch.inference_mode():
+        z = vae.encode(video).latent_dist.mode().float() * vae.config.scaling_factor
     return z.permute(0, 2, 1, 3, 4)
