@@ -3,6 +3,7 @@ one-line message, no traceback, the previous output untouched and no partial fil
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,12 @@ import time
 import pytest
 
 from i2v.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, main
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def snapshot(folder):
@@ -29,7 +36,11 @@ def test_signal_during_generation_keeps_the_old_output(tiny_model_dir, sample_im
         [sys.executable, "-m", "i2v.cli", "generate", str(sample_image_path), "-p", "x", "-m", str(tiny_model_dir),
          "--num-frames", "16", "--height", "256", "--width", "256", "--num-inference-steps", "1000", "-o", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # imported, loaded and denoising by now; the run itself takes minutes
+    # signal once it is denoising: after 15 s of its own CPU time (importing and loading take a few),
+    # however loaded the machine is
+    deadline = time.monotonic() + 300
+    while cpu_seconds(proc.pid) < 15 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
