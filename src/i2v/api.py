@@ -143,10 +143,12 @@ class ImageToVideoGenerator:
         """The resolved settings of each window of a chained run (``settings.extras["chain"]``): its
         frame count, its prompt, the run's seed plus its index, the run's size."""
         chain = settings.extras["chain"]
-        return [self.backend.resolve(replace(request, num_frames=length, prompt=prompt, seed=settings.seed + i,
-                                             window=None, duration=None, height=settings.height,
-                                             width=settings.width), [])
-                for i, (length, prompt) in enumerate(zip(chain["window_frames"], chain["window_prompts"]))]
+        windows = []
+        for i, (length, prompt) in enumerate(zip(chain["window_frames"], chain["window_prompts"])):
+            window = replace(request, num_frames=length, prompt=prompt, seed=(settings.seed + i) % 2**63, window=None,
+                             duration=None, height=settings.height, width=settings.width)
+            windows.append(self.backend.resolve(window, []))
+        return windows
 
     def run_chain(self, windows: list, kept: list[int], overlap: int, image: Image.Image,
                   callback: ProgressCallback | None, timings: dict) -> np.ndarray:

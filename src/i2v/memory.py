@@ -191,7 +191,8 @@ def frame_settings(spec: ModelSpec, settings: ResolvedSettings | Mapping | None)
     window = backend_class(spec.family).family.denoise_window(spec, frames, values)
     return FrameSettings(num_frames=frames, height=_positive("height", pick("height", d.height)),
                          width=_positive("width", pick("width", d.width)), guidance_scale=float(guidance),
-                         decode_chunk_size=None if chunk is None else min(_positive("decode_chunk_size", chunk), frames),
+                         decode_chunk_size=None if chunk is None else min(_positive("decode_chunk_size", chunk),
+                                                                          frames),
                          denoise_window=window)
 
 
@@ -557,7 +558,8 @@ def plan_memory(model: str | Path | ModelSpec | None, settings: ResolvedSettings
     elif isinstance(free_bytes, bool) or not isinstance(free_bytes, int) or free_bytes < 0:
         raise InvalidRequestError(f"free_bytes must be a non-negative integer, got {free_bytes!r}")
     dtype_name, cfg = _configs(spec, device, dtype or _settings_dtype(settings))
-    plan = {"model": spec.name, "device": device, "dtype": dtype_name, "settings": {k: v for k, v in asdict(fs).items() if v is not None or k != "denoise_window"},
+    shown = {k: v for k, v in asdict(fs).items() if v is not None or k != "denoise_window"}
+    plan = {"model": spec.name, "device": device, "dtype": dtype_name, "settings": shown,
             "free_bytes": free_bytes, "safety_margin": float(safety_margin)}
     if cfg is None:
         unknown = unknown_estimate(spec, {})

@@ -61,8 +61,9 @@ class CogVideoXBackend(DiffusersBackend):
     def check_inputs(cls, spec: ModelSpec, request: GenerationRequest) -> None:
         super().check_inputs(spec, request)
         if request.init_video is not None and spec.extras.get("version_15"):
-            raise InvalidRequestError(f"{spec.name}: video-to-video (init_video) runs on CogVideoX 1.0 (cogvideox-5b-i2v); "
-                                      "1.5 pads its latent frames in a way a given start cannot follow")
+            raise InvalidRequestError(f"{spec.name}: video-to-video (init_video) runs on CogVideoX 1.0 "
+                                      "(cogvideox-5b-i2v); 1.5 pads its latent frames in a way a given start cannot "
+                                      "follow")
 
     @staticmethod
     def encode_init_video(pipe, frames):

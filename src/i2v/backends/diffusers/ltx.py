@@ -87,7 +87,8 @@ class LTXBackend(DiffusersBackend):
         extras = {"timestep_conditioning": bool(vae.get("timestep_conditioning", False)),
                   "vae_temporal_ratio": int(vae.get("temporal_compression_ratio") or
                                             vae.get("patch_size_t", 1) * 2 ** scaling),
-                  "vae_spatial_ratio": int(vae.get("spatial_compression_ratio") or vae.get("patch_size", 4) * 2 ** scaling)}
+                  "vae_spatial_ratio": int(vae.get("spatial_compression_ratio")
+                                           or vae.get("patch_size", 4) * 2 ** scaling)}
         if class_name == CONDITION_PIPELINE:
             extras["pipeline"] = CONDITION_PIPELINE
         return folder_model_spec(path, class_name, cls.family.models[0], drop_extras=cls.family.registry_only_extras,
@@ -117,7 +118,8 @@ class LTXBackend(DiffusersBackend):
                 raise InvalidRequestError(
                     f"{self.spec.name}: a last image (last_image) works up to {NATIVE_MAX_FRAMES} frames with one "
                     f"prompt; long videos and prompt schedules run {LONG_PIPELINE}, which takes only a first image")
-            settings.extras["long_video"] = long_video_plan(settings, int(self.spec.extras.get("vae_temporal_ratio", 8)))
+            temporal = int(self.spec.extras.get("vae_temporal_ratio", 8))
+            settings.extras["long_video"] = long_video_plan(settings, temporal)
             if settings.num_frames > NATIVE_MAX_FRAMES:
                 notices.append(f"{settings.num_frames} frames is more than one LTX-Video window ({NATIVE_MAX_FRAMES}); "
                                f"generating in {len(settings.extras['long_video']['window_prompts'])} windows of "
