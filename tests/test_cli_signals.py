@@ -35,7 +35,10 @@ def test_signal_during_generation_keeps_the_old_output(tiny_model_dir, sample_im
     proc = subprocess.Popen(
         [sys.executable, "-m", "i2v.cli", "generate", str(sample_image_path), "-p", "x", "-m", str(tiny_model_dir),
          "--num-frames", "16", "--height", "256", "--width", "256", "--num-inference-steps", "1000", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell's background job (`make test &`) starts with SIGINT ignored, and Python then installs no
+        # Ctrl-C handler: the child gets the default disposition, as a terminal's foreground job has
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # signal once it is denoising: after 15 s of its own CPU time (importing and loading take a few),
     # however loaded the machine is
     deadline = time.monotonic() + 300
