@@ -109,8 +109,17 @@ def test_impossible_chains_are_refused_before_generating(fields, message):
         gen.backend.resolve(GenerationRequest(image=SAMPLE, seed=0, **fields), [])
 
 
-def test_a_model_with_its_own_long_videos_refuses_a_window(tiny_folder, square_image):
-    gen = ImageToVideoGenerator(tiny_folder("ltx"), device="cpu")
-    with pytest.raises(InvalidRequestError, match="makes long videos in its own windows"):
-        gen.backend.resolve(GenerationRequest(image=square_image, num_frames=97, window=33, seed=0), [])
+@pytest.mark.parametrize("folder, frames", [("ltx", 265), ("skyreels-df", 97), ("helios", 65)])
+def test_a_run_its_model_makes_in_its_own_windows_refuses_a_window(tiny_folder, square_image, folder, frames):
+    gen = ImageToVideoGenerator(tiny_folder(folder), device="cpu")
+    with pytest.raises(InvalidRequestError, match="makes this video in its own windows"):
+        gen.backend.resolve(GenerationRequest(image=square_image, num_frames=frames, window=33, seed=0), [])
     assert not gen.backend.weights_resident()
+
+
+def test_the_image_to_video_models_of_a_long_video_family_chain(tiny_folder, square_image):
+    """SkyReels-V2's image-to-video models (not diffusion forcing) chain like any other model."""
+    gen = ImageToVideoGenerator(tiny_folder("skyreels"), device="cpu")
+    settings = gen.backend.resolve(GenerationRequest(image=square_image, num_frames=33, window=17, seed=0,
+                                                     height=32, width=32), [])
+    assert settings.extras["chain"]["window_frames"][0] == 17

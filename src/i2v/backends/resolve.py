@@ -233,8 +233,9 @@ def resolve_window(family, spec, request: GenerationRequest, settings: ResolvedS
     from ..long_video import plan_chain
 
     name = spec.name
-    if family.long_video:
-        raise InvalidRequestError(f"{name} makes long videos in its own windows; leave the window out")
+    own = family.denoise_window(spec, settings.num_frames, {"prompt_schedule": settings.prompt_schedule})
+    if own is not None:  # this model and run go through the family's own long-video pipeline
+        raise InvalidRequestError(f"{name} makes this video in its own windows; leave the window out")
     if family.sound:
         raise InvalidRequestError(f"{name} makes one sound track per pass; chained windows would cut it")
     for given, what in ((request.last_image, "a last image (last_image)"),
