@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidRequestError
-from .prompt_schedule import PromptSegment, segment_at
+from .prompt_schedule import PromptSegment, window_prompts
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,10 @@ def plan_chain(num_frames: int, window: int, fps: float, prompt: str, schedule: 
         starts.append(sum(kept) - overlap)  # the handover frame
         lengths.append(window if left + overlap >= window else covering_count(left + overlap, defaults))
         kept.append(min(lengths[-1] - overlap, left))
-    segments = schedule or (PromptSegment(0.0, prompt),)
-    indices = [segment_at(segments, start + (length - 1) // 2, fps) for start, length in zip(starts, lengths)]
-    missing = [s for i, s in enumerate(segments) if i not in indices]
-    if missing:
-        raise InvalidRequestError(
-            f"prompt schedule: the segment at {missing[0].start:g}s would play in no window; a window of {window} "
-            f"frames lasts {window / fps:.2f}s: make each segment at least that long, or the window shorter")
-    return ChainPlan(window=window, overlap=overlap, lengths=tuple(lengths), kept=tuple(kept),
-                     prompts=tuple(segments[i].prompt for i in indices))
+    middles = [start + (length - 1) // 2 for start, length in zip(starts, lengths)]
+    prompts = window_prompts(prompt, schedule, middles, fps, f"a window of {window} frames lasts {window / fps:.2f}s: "
+                             "make each segment at least that long, or the window shorter")
+    return ChainPlan(window=window, overlap=overlap, lengths=tuple(lengths), kept=tuple(kept), prompts=tuple(prompts))
 
 
 def append_window(video: list[np.ndarray], part: np.ndarray, overlap: int, kept: int) -> None:

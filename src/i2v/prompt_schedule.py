@@ -111,6 +111,20 @@ def resolve_schedule(prompt, num_frames: int, fps: float) -> tuple[str, tuple[Pr
     return format_schedule(segments), tuple(segments)
 
 
+def window_prompts(prompt: str, segments: Sequence[PromptSegment], middles: Sequence[int], fps: float,
+                   advice: str) -> list[str]:
+    """The prompt of each window of a run made in windows: the schedule's segment at the window's
+    middle frame (``prompt`` without a schedule). A segment that plays in no window is refused, with
+    ``advice`` on how long a segment must be."""
+    segments = segments or (PromptSegment(0.0, prompt),)
+    indices = [segment_at(segments, middle, fps) for middle in middles]
+    missing = [s for i, s in enumerate(segments) if i not in indices]
+    if missing:
+        raise InvalidRequestError(f"prompt schedule: the segment at {missing[0].start:g}s would play in no window; "
+                                  f"{advice}")
+    return [segments[i].prompt for i in indices]
+
+
 def segment_at(segments: Sequence[PromptSegment], frame: int, fps: float) -> int:
     """Index of the segment that plays at ``frame`` (frame ``round(start * fps)`` is its first)."""
     index = 0

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import InvalidRequestError
-from ...prompt_schedule import PromptSegment, segment_at
+from ...prompt_schedule import window_prompts
 from ...types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ResolvedSettings
 from ..base import Family
 from .base import DiffusersBackend
@@ -197,11 +197,12 @@ class LTXBackend(DiffusersBackend):
     def video_latents(self, frames: np.ndarray):
         """(T, H, W, 3) uint8 -> the condition pipeline's normalised latents (1, C, F, h, w): what its
         ``latents`` argument takes for ``denoise_strength`` below 1."""
-        import numpy as np
         import torch
 
+        from .video_to_video import frames_to_tensor
+
         pipe = self.active
-        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        video = frames_to_tensor(frames)
         with torch.inference_mode():
             latents = pipe.vae.encode(video.to(pipe._execution_device, pipe.vae.dtype)).latent_dist.mode()
         return pipe._normalize_latents(latents.float(), pipe.vae.latents_mean, pipe.vae.latents_std,
@@ -258,20 +259,11 @@ def long_video_plan(settings: ResolvedSettings, temporal_ratio: int) -> dict:
     latent_frames = (settings.num_frames - 1) // temporal_ratio + 1
     windows = long_video_windows(latent_frames, max(1, LONG_WINDOW // temporal_ratio),
                                  max(0, LONG_OVERLAP // temporal_ratio))
-    segments = settings.prompt_schedule or (PromptSegment(0.0, settings.prompt),)
-    prompts, played = [], set()
-    for start, end in windows:
-        middle = min(settings.num_frames - 1, (start + end - 1) * temporal_ratio // 2)
-        index = segment_at(segments, middle, settings.fps)
-        played.add(index)
-        prompts.append(segments[index].prompt)
-    missing = [s for i, s in enumerate(segments) if i not in played]
-    if missing:
-        step = (LONG_WINDOW - LONG_OVERLAP) / settings.fps
-        raise InvalidRequestError(
-            f"prompt schedule: the segment at {missing[0].start:g}s would play in no window; LTX-Video changes the "
-            f"prompt once per window of its long-video pipeline, every {step:.2f}s here: make each segment at least "
-            "that long")
+    step = (LONG_WINDOW - LONG_OVERLAP) / settings.fps
+    middles = [min(settings.num_frames - 1, (start + end - 1) * temporal_ratio // 2) for start, end in windows]
+    prompts = window_prompts(settings.prompt, settings.prompt_schedule, middles, settings.fps,
+                             f"LTX-Video changes the prompt once per window of its long-video pipeline, every "
+                             f"{step:.2f}s here: make each segment at least that long")
     steps_per_window = max(settings.num_inference_steps - 1, 0)  # it runs all its timesteps but the last
     return {"pipeline": LONG_PIPELINE, "vae_temporal_ratio": temporal_ratio,
             "temporal_tile_size": LONG_WINDOW, "temporal_overlap": LONG_OVERLAP,
