@@ -55,10 +55,29 @@ def open_generate(browser, url, viewport=(1280, 800)):
 
 
 def set_steps(page, steps: int) -> None:
+    """Type the step count until it sticks: a field that has just appeared can still take its initial value
+    from the page after a fast robot (not a person) typed into it."""
     page.get_by_text("Advanced settings").click()
     field = page.locator("#i2v-num_inference_steps input")
-    field.fill(str(steps))
-    field.press("Tab")
+    held = 0
+    for _ in range(40):
+        if field.input_value() != str(steps):
+            field.fill(str(steps))
+            field.press("Tab")
+            held = 0
+        page.wait_for_timeout(250)
+        held += field.input_value() == str(steps)
+        if held >= 3:
+            return
+    raise AssertionError(f"the step field did not keep {steps}")
+
+
+RECORD_PROGRESS = """() => {
+  window.i2vSeen = [];
+  const note = () => { const bar = document.querySelector('#i2v-progress');
+                       if (bar) window.i2vSeen.push(Math.round(Number(bar.getAttribute('value') || 0))); };
+  new MutationObserver(note).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
 
 
 def test_generate_progress_video_and_download(ui_server, browser, sample_image_path, tmp_path):
@@ -66,18 +85,13 @@ def test_generate_progress_video_and_download(ui_server, browser, sample_image_p
     page = open_generate(browser, url)
     page.set_input_files("#i2v-image input[type=file]", str(sample_image_path))
     page.fill("#i2v-prompt textarea", "the red square moves left")
-    set_steps(page, 60)
+    set_steps(page, 240)  # several heartbeats (lease / 10) long even on a fast machine
     shoot(page, "ui-generate-form.png")
+    # every value the bar shows, recorded in the page: polling from here misses values a fast run shows briefly
+    page.evaluate(RECORD_PROGRESS)
     page.click("#i2v-generate")
-    seen = set()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        bar = page.locator("#i2v-progress")
-        if bar.count():
-            seen.add(int(float(bar.get_attribute("value") or 0)))
-        if page.locator("#i2v-video video").count():
-            break
-        time.sleep(0.05)
+    page.locator("#i2v-video video").wait_for(timeout=120000)
+    seen = set(page.evaluate("() => window.i2vSeen"))
     assert len(seen - {0}) >= 2, seen  # the bar moved through several steps
     video = page.locator("#i2v-video video")
     video.wait_for(timeout=60000)

@@ -402,7 +402,9 @@ def build_ui(store: JobStore, config: ServerConfig):
                     again = gr.Button("Use these settings again", elem_id="i2v-again")
                     remove = gr.Button("Delete", variant="stop", elem_id="i2v-delete")
 
-        model.change(show_model, model, [prompt, negative, last_image, motion, init_video, strength, *advanced])
+        # .input, not .change: change also fires when the page settles or "use again" sets the model, and would
+        # then put the defaults over what the user (or the earlier job) set
+        model.input(show_model, model, [prompt, negative, last_image, motion, init_video, strength, *advanced])
         go.click(generate, [image, last_image, init_video, strength, prompt, negative, model, *advanced, seed,
                             randomize, motion, fmt, profile],
                  [job_id, bar, video, downloads, notices, seed], concurrency_limit=None)
