@@ -19,19 +19,15 @@ from i2v.cli import main
 from i2v.errors import InvalidRequestError
 from i2v.registry import backend_class
 
+from .tiny_components import build_wan, psnr, sidecar
+
 
 def family(name: str):
     return backend_class(name).family
 
-from .tiny_components import build_wan, sidecar
 
 SVD_FAST = dict(num_inference_steps=6, seed=0, height=16, width=16, num_frames=3)
 WAN_FAST = dict(num_inference_steps=4, seed=0, height=16, width=16, num_frames=5, prompt="a red ball moves left")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 @pytest.fixture(scope="module")

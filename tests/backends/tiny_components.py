@@ -12,13 +12,23 @@ Each ``build_<family>()`` returns a pipeline; ``save_<family>(folder)`` writes i
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
+import numpy as np
 import torch
 
 
 def sidecar(path) -> dict:
     """The settings JSON written next to an output video."""
     return json.loads(open(str(path) + ".json").read())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of two uint8 frame arrays (``inf`` when equal)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
 
 WORDS = ("a the red green blue yellow ball square circle moves left right up down camera pans zooms in out "
          "slowly quickly cat dog walks runs sky sea tree car blurry static worst quality low jittery").split()
@@ -35,6 +45,21 @@ def _randomize_zero_init(module: torch.nn.Module, std: float = 0.05) -> None:
         for p in module.parameters():
             if not p.any():
                 p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
+def save_random_lora(pipe, folder: str | os.PathLike, target_modules: list[str] | str,
+                     component: str = "transformer") -> Path:
+    """A seeded random rank-2 LoRA on ``pipe.<component>``'s ``target_modules`` (names or a regex), saved
+    into ``folder`` as diffusers saves one; returns the ``pytorch_lora_weights.safetensors`` file."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    model = getattr(pipe, component)
+    _seed()
+    model.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=target_modules, init_lora_weights=False))
+    type(pipe).save_lora_weights(folder, **{f"{component}_lora_layers": get_peft_model_state_dict(model)},
+                                 safe_serialization=True)
+    return Path(folder) / "pytorch_lora_weights.safetensors"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.backends.diffusers.animatediff import MOTION_LORAS
@@ -13,7 +12,7 @@ from i2v.cli import main
 from i2v.registry import resolve_model
 from i2v.io.video import probe_video
 
-from ..tiny_components import sidecar
+from ..tiny_components import save_random_lora, sidecar
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=4, height=32, width=32)
 
@@ -53,18 +52,12 @@ def test_more_frames_than_the_motion_module_holds_is_refused(gen, square_image):
 def test_motion_lora_aliases_and_a_local_motion_lora(tiny_folder, square_image, tmp_path):
     assert MOTION_LORAS["zoom-in"] == "guoyww/animatediff-motion-lora-zoom-in" and len(MOTION_LORAS) == 8
     from diffusers import AnimateDiffSparseControlNetPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     pipe = AnimateDiffSparseControlNetPipeline.from_pretrained(tiny_folder("animatediff"))
-    torch.manual_seed(0)  # a LoRA on the motion modules' attention, as AnimateDiff's motion LoRAs are
-    pipe.unet.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights=False,
-                                     target_modules=r".*motion_modules.*\.(to_q|to_v)"))
-    AnimateDiffSparseControlNetPipeline.save_lora_weights(
-        tmp_path, unet_lora_layers=get_peft_model_state_dict(pipe.unet), safe_serialization=True)
+    # a LoRA on the motion modules' attention, as AnimateDiff's motion LoRAs are
+    lora = save_random_lora(pipe, tmp_path, r".*motion_modules.*\.(to_q|to_v)", component="unet")
     kw = dict(image=square_image, prompt="x", **FAST)
     base = ImageToVideoGenerator(tiny_folder("animatediff"), device="cpu").run(GenerationRequest(**kw))
-    moved = ImageToVideoGenerator(tiny_folder("animatediff"), device="cpu",
-                                  loras=[f"{tmp_path / 'pytorch_lora_weights.safetensors'}:1.5"]).run(
+    moved = ImageToVideoGenerator(tiny_folder("animatediff"), device="cpu", loras=[f"{lora}:1.5"]).run(
         GenerationRequest(**kw))
     assert moved.settings["loras"][0]["scale"] == 1.5 and not np.array_equal(base.frames, moved.frames)

@@ -27,6 +27,7 @@ from i2v.errors import InvalidRequestError, UnknownModelError
 from i2v.io.video import read_metadata, read_video
 from i2v.registry import MODELS, backend_class, resolve_model
 
+from ..tiny_components import save_random_lora
 from ..tiny_cosmos import DummyCosmosSafetyChecker
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
@@ -224,18 +225,10 @@ def test_predict25s_video_path_gives_its_image_paths_frames(tiny_folder, monkeyp
 def lora_file(tiny_folder, tmp_path_factory):
     """A random LoRA on the tiny Predict2.5 transformer's attention, saved the diffusers way."""
     from diffusers import Cosmos2_5_PredictBasePipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     pipe = Cosmos2_5_PredictBasePipeline.from_pretrained(tiny_folder("cosmos-25"),
                                                          safety_checker=DummyCosmosSafetyChecker())
-    torch.manual_seed(0)
-    pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
-                                            init_lora_weights=False))
-    folder = tmp_path_factory.mktemp("cosmos-lora")
-    Cosmos2_5_PredictBasePipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(
-        pipe.transformer), safe_serialization=True)
-    return folder / "pytorch_lora_weights.safetensors"
+    return save_random_lora(pipe, tmp_path_factory.mktemp("cosmos-lora"), ["to_q", "to_out.0"])
 
 
 def test_lora_runs_on_predict25(tiny_folder, square_image, lora_file):

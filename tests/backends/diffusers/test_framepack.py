@@ -29,7 +29,7 @@ from i2v.io.video import probe_video, read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 from i2v.types import LoadOptions
 
-from ..tiny_components import sidecar
+from ..tiny_components import psnr, save_random_lora, sidecar
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=37, height=32, width=32)
 PROMPT = "the red square moves left"
@@ -73,11 +73,6 @@ def block_calls(gen) -> list[int]:
     gen.backend.pipeline.transformer.single_transformer_blocks[-1].attn.register_forward_hook(
         lambda *a: calls.__setitem__(0, calls[0] + 1))
     return calls
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -379,16 +374,9 @@ def test_group_offload_keeps_the_image_encoder_whole_and_changes_nothing(tiny_fo
 
 def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(tiny_folder, square_image, base_frames, tmp_path):
     from diffusers import HunyuanVideoFramepackPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     pipe = HunyuanVideoFramepackPipeline.from_pretrained(tiny_folder("framepack"))
-    torch.manual_seed(0)
-    pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
-                                            init_lora_weights=False))
-    HunyuanVideoFramepackPipeline.save_lora_weights(
-        tmp_path, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer), safe_serialization=True)
-    lora = tmp_path / "pytorch_lora_weights.safetensors"
+    lora = save_random_lora(pipe, tmp_path, ["to_q", "to_out.0"])
     kw = dict(image=square_image, prompt=PROMPT, **FAST)
     off = ImageToVideoGenerator(tiny_folder("framepack"), device="cpu", loras=[f"{lora}:0"]).run(
         GenerationRequest(**kw))

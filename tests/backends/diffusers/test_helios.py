@@ -22,7 +22,7 @@ from i2v.errors import UnknownModelError
 from i2v.io.video import probe_video, read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 
-from ..tiny_components import sidecar
+from ..tiny_components import psnr, save_random_lora, sidecar
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=33, height=32, width=32)
 PYRAMID_FAST = {**FAST, "height": 64, "width": 128}  # sides a multiple of 64; CFG-Zero* needs two patches
@@ -46,11 +46,6 @@ def block_calls(gen) -> list[int]:
     gen.backend.pipeline.transformer.blocks[-1].attn1.register_forward_hook(
         lambda *a: calls.__setitem__(0, calls[0] + 1))
     return calls
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -252,16 +247,9 @@ def test_pab_runs_on_a_pyramid_model_and_the_speed_profile_picks_it(tiny_folder,
 def test_lora_scale_zero_is_a_no_op_and_scale_one_changes_the_video(tiny_folder, square_image, base_frames,
                                                                     tmp_path):
     from diffusers import HeliosPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     pipe = HeliosPipeline.from_pretrained(tiny_folder("helios"))
-    torch.manual_seed(0)
-    pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
-                                            init_lora_weights=False))
-    HeliosPipeline.save_lora_weights(tmp_path, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer),
-                                     safe_serialization=True)
-    lora = tmp_path / "pytorch_lora_weights.safetensors"
+    lora = save_random_lora(pipe, tmp_path, ["to_q", "to_out.0"])
     kw = dict(image=square_image, prompt=PROMPT, **FAST)
     off = ImageToVideoGenerator(tiny_folder("helios"), device="cpu", loras=[f"{lora}:0"]).run(GenerationRequest(**kw))
     np.testing.assert_array_equal(off.frames, base_frames)

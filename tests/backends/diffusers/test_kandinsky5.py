@@ -17,6 +17,7 @@ from i2v.cli import main
 from i2v.io.video import read_metadata, read_video
 from i2v.registry import backend_class, resolve_model
 
+from ..tiny_components import save_random_lora
 from ..tiny_kandinsky5 import SHIFT, build_kandinsky5
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=17, height=32, width=32)  # 17: the fewest frames it runs
@@ -160,18 +161,10 @@ def test_a_nabla_folder_takes_sides_of_128_and_runs_on_flex_attention(tmp_path, 
 @pytest.fixture(scope="module")
 def lora_file(tiny_folder, tmp_path_factory):
     """A small random LoRA on the transformer's query and value projections, saved as diffusers saves one."""
-    from diffusers import DiffusionPipeline, Kandinsky5I2VPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
+    from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(tiny_folder("kandinsky5"))
-    torch.manual_seed(0)
-    pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_query", "to_value"],
-                                            init_lora_weights=False))
-    folder = tmp_path_factory.mktemp("kandinsky5-lora")
-    Kandinsky5I2VPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(
-        pipe.transformer))
-    return folder / "pytorch_lora_weights.safetensors"
+    pipe = DiffusionPipeline.from_pretrained(tiny_folder("kandinsky5"))  # a Kandinsky5I2VPipeline
+    return save_random_lora(pipe, tmp_path_factory.mktemp("kandinsky5-lora"), ["to_query", "to_value"])
 
 
 def test_lora_loads_through_the_pipelines_loader(tiny_folder, square_image, lora_file, base):

@@ -23,7 +23,7 @@ from i2v.errors import InvalidRequestError
 from i2v.io.video import read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 
-from ..tiny_components import sidecar
+from ..tiny_components import save_random_lora, sidecar
 from ..tiny_ltx2 import SAMPLE_RATE
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
@@ -304,18 +304,9 @@ def test_i2v_gives_the_stock_pipelines_frames_and_sound(tiny_folder, tmp_path):
 def lora_file(tiny_folder, tmp_path_factory):
     """A random LoRA on the tiny transformer's attention, saved the diffusers way."""
     from diffusers import LTX2ImageToVideoPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
-    folder = tiny_folder("ltx2")
-    pipe = LTX2ImageToVideoPipeline.from_pretrained(folder, use_safetensors=True)
-    torch.manual_seed(0)
-    pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
-                                            init_lora_weights=False))
-    path = tmp_path_factory.mktemp("ltx2-lora")
-    LTX2ImageToVideoPipeline.save_lora_weights(path, transformer_lora_layers=get_peft_model_state_dict(
-        pipe.transformer), safe_serialization=True)
-    return path / "pytorch_lora_weights.safetensors"
+    pipe = LTX2ImageToVideoPipeline.from_pretrained(tiny_folder("ltx2"), use_safetensors=True)
+    return save_random_lora(pipe, tmp_path_factory.mktemp("ltx2-lora"), ["to_q", "to_out.0"])
 
 
 def test_a_lora_loads_and_changes_the_clip(tiny_folder, square_image, lora_file, gen):

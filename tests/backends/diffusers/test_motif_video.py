@@ -22,6 +22,7 @@ from i2v.cli import main
 from i2v.io.video import read_metadata, read_video
 from i2v.registry import MODELS, resolve_model
 
+from ..tiny_components import psnr
 from ..tiny_motif_video import GUIDANCE_SCALE, SHIFT
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
@@ -56,11 +57,6 @@ def block_calls(gen) -> list[int]:
     gen.backend.pipeline.transformer.single_transformer_blocks[-1].attn.register_forward_hook(
         lambda *a: calls.__setitem__(0, calls[0] + 1))
     return calls
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 # -- the registry and folders ----------------------------------------------------------------------

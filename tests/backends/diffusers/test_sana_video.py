@@ -15,6 +15,7 @@ from i2v.errors import InvalidRequestError
 from i2v.io.video import read_metadata, read_video
 from i2v.registry import backend_class, resolve_model
 
+from ..tiny_components import save_random_lora
 from ..tiny_sana_video import SHIFT
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=9, height=32, width=32)
@@ -106,18 +107,10 @@ def test_without_guidance_the_negative_prompt_is_unused(gen, square_image, base)
 @pytest.fixture(scope="module")
 def lora_file(tiny_folder, tmp_path_factory):
     """A small random LoRA on the transformer's attention projections, saved as diffusers saves one."""
-    from diffusers import DiffusionPipeline, SanaImageToVideoPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
+    from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(tiny_folder("sana_video"))
-    torch.manual_seed(0)
-    pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
-                                            init_lora_weights=False))
-    folder = tmp_path_factory.mktemp("sana-video-lora")
-    SanaImageToVideoPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(
-        pipe.transformer))
-    return folder / "pytorch_lora_weights.safetensors"
+    pipe = DiffusionPipeline.from_pretrained(tiny_folder("sana_video"))  # a SanaImageToVideoPipeline
+    return save_random_lora(pipe, tmp_path_factory.mktemp("sana-video-lora"), ["to_q", "to_out.0"])
 
 
 def test_lora_loads_through_the_pipelines_loader(tiny_folder, square_image, lora_file, base):

@@ -12,7 +12,7 @@ from i2v.cli import main
 from i2v.registry import resolve_model
 from i2v.io.video import probe_video
 
-from ..tiny_components import sidecar
+from ..tiny_components import save_random_lora, sidecar
 
 FAST = dict(num_inference_steps=2, seed=0, num_frames=5, height=32, width=32)
 
@@ -31,17 +31,9 @@ def base_frames(gen, square_image):
 def lora_file(tiny_folder, tmp_path_factory):
     """A random LoRA on the tiny transformer's attention, saved the diffusers way (safetensors)."""
     from diffusers import WanImageToVideoPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     pipe = WanImageToVideoPipeline.from_pretrained(tiny_folder("wan"))
-    torch.manual_seed(0)
-    pipe.transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_out.0"],
-                                            init_lora_weights=False))
-    folder = tmp_path_factory.mktemp("wan-lora")
-    WanImageToVideoPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer),
-                                              safe_serialization=True)
-    return folder / "pytorch_lora_weights.safetensors"
+    return save_random_lora(pipe, tmp_path_factory.mktemp("wan-lora"), ["to_q", "to_out.0"])
 
 
 def test_folder_defaults(tiny_folder):
