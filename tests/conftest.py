@@ -14,9 +14,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)  # tiny models gain nothing from more; avoids oversubscribing shared CPUs
 
 
-def dummy_components(num_frames: int = 4, size: int = 64, vae_preset: str = "test"):
+def dummy_components(num_frames: int = 4, size: int = 64, vae_preset: str = "test", prediction: str = "velocity"):
     """A seeded tiny VAE (``test``: AutoencoderKL, ``patch-test``: PatchAutoencoder) + SpaceTimeUNet
-    + scheduler, ~0.4M parameters in all."""
+    (``prediction="warp"``: a warping denoiser with the patch autoencoder's linear path and the camera
+    head) + scheduler, ~0.4M parameters in all."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     from i2v.models.autoencoder import build_autoencoder, spatial_compression
@@ -26,9 +27,12 @@ def dummy_components(num_frames: int = 4, size: int = 64, vae_preset: str = "tes
     vae = build_autoencoder(vae_preset, sample_size=size)
     latent = size // spatial_compression(dict(vae.config))
     torch.manual_seed(0)
+    warp = dict(vae_patch_size=vae.config.patch_size, camera_flow=True) if prediction == "warp" else {}
     unet = build_unet("test", num_frames=num_frames, sample_size=latent,
-                      latent_channels=vae.config.latent_channels)
+                      latent_channels=vae.config.latent_channels, prediction=prediction, **warp)
     randomize_zero_init(unet)
+    if unet.warp is not None:
+        unet.warp.set_from_autoencoder(vae)
     return {"vae": vae, "unet": unet, "scheduler": FlowMatchEulerDiscreteScheduler(shift=1.0)}
 
 

@@ -12,11 +12,11 @@ from i2v.registry import resolve_model
 from ..conftest import dummy_components
 
 
-def _folder(tmp_path, vae_preset):
+def _folder(tmp_path, vae_preset, prediction="velocity"):
     from i2v.pipelines.pipeline_i2v import I2VPipeline
 
-    folder = tmp_path / vae_preset
-    I2VPipeline(**dummy_components(size=64, vae_preset=vae_preset)).save_pretrained(folder)
+    folder = tmp_path / f"{vae_preset}-{prediction}"
+    I2VPipeline(**dummy_components(size=64, vae_preset=vae_preset, prediction=prediction)).save_pretrained(folder)
     return folder
 
 
@@ -47,3 +47,14 @@ def test_a_shapes_world_model_keeps_its_square_default(tmp_path):
     s = ImageToVideoGenerator(str(folder), device="cpu").backend.resolve(
         GenerationRequest(image=_image(tmp_path, 320, 180), seed=0), [])
     assert (s.width, s.height) == (64, 64)
+
+
+def test_a_warping_photo_model_defaults_to_guidance_one_and_generates(tmp_path):
+    """A warping denoiser's guidance scales its motion plan (3 would triple the prompt's motion): its default
+    is 1; a folder with one loads back and generates at a 16:9 image's aspect."""
+    folder = _folder(tmp_path, "patch-test", prediction="warp")
+    assert resolve_model(str(folder)).defaults.guidance_scale == 1.0
+    assert resolve_model(str(_folder(tmp_path, "patch-test"))).defaults.guidance_scale == 3.0
+    result = ImageToVideoGenerator(str(folder), device="cpu").run(
+        GenerationRequest(image=_image(tmp_path, 320, 180), prompt="the camera pans left", num_inference_steps=2, seed=0))
+    assert result.frames.shape == (4, 48, 80, 3) and result.settings["guidance_scale"] == 1.0

@@ -249,3 +249,35 @@ def test_the_camera_head_starts_at_zero_and_is_added_to_a_warping_denoiser(tmp_p
         _, flow3 = grown(**inputs, return_flow=True)
     field = affine_flow(torch.tensor([0.1, 0, 0, 0.1, 0.05, 0]).expand(2, 4, 6), 16, 16)
     torch.testing.assert_close(flow3, flow + field, atol=1e-5, rtol=1e-5)
+
+
+def test_a_held_flow_replaces_the_predicted_one_and_its_guess_is_the_clean_frame():
+    """The sampler's motion plan: with ``flow`` given, the predicted flow is ignored and the clean frames
+    are frame 0 moved by it (the fresh model's residual is 0) at every noise level, not a fusion with the
+    sample."""
+    import pytest
+
+    m = _warp_model()
+    held = torch.zeros(2, 2, 4, 16, 16)
+    held[:, 0] = -2 / 16  # one latent pixel right
+    for sigma in (1.0, 0.5, 0.05):
+        inputs = {**_inputs(), "timestep": torch.full((2,), sigma)}
+        with torch.no_grad():
+            v, flow = m(**inputs, flow=held, return_flow=True)
+        clean = _clean(inputs, v)
+        torch.testing.assert_close(flow, held)
+        torch.testing.assert_close(clean[..., 1:], inputs["image_latents"][:, :, None, :, :-1].expand_as(clean[..., 1:]),
+                                   atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="prediction='warp'"):
+        _model()(**_inputs(), flow=held)
+
+
+def test_fit_affine_flow_keeps_a_camera_motion_and_drops_local_ripples():
+    from i2v.models.unet import affine_flow, fit_affine_flow
+
+    params = torch.tensor([[[0.1, 0.02, -0.03, 0.1, 0.2, -0.1], [0.0, 0.0, 0.0, 0.0, -0.3, 0.05]]])  # (1, T=2, 6)
+    camera = affine_flow(params, 12, 16)  # (1, 2, 2, 12, 16)
+    torch.testing.assert_close(fit_affine_flow(camera), camera, atol=1e-5, rtol=1e-5)
+    ripple = 0.05 * torch.sin(torch.arange(16.0) * math.pi / 2).expand(1, 2, 2, 12, 16)  # zero mean, 4-pixel period
+    torch.testing.assert_close(fit_affine_flow(camera + ripple), camera, atol=0.02, rtol=0)
+    assert (fit_affine_flow(camera + ripple) - camera).abs().mean() < 0.25 * ripple.abs().mean()

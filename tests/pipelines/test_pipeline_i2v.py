@@ -101,3 +101,31 @@ def test_saved_patch_autoencoder_model_loads_back_and_generates_the_same(tmp_pat
     assert isinstance(loaded.vae, PatchAutoencoder) and loaded.vae_scale_factor == 4
     kw = dict(image=_image(), prompt="the camera pans left", num_inference_steps=2, seed=3)
     np.testing.assert_array_equal(saved(**kw).frames, loaded(**kw).frames)
+
+
+def test_a_warping_denoiser_plans_its_motion_once_guided_and_then_runs_without_cfg(text_encoder, monkeypatch):
+    """One forward with both prompts at the first noise level gives the flow (the prompt's, pushed from the
+    negative prompt's by the guidance, fitted to a camera motion); every step after runs the prompt alone
+    with that flow held."""
+    from i2v.models.unet import fit_affine_flow
+
+    p = I2VPipeline(**dummy_components(vae_preset="patch-test", prediction="warp"))
+    p.text_encoder = text_encoder
+    p.set_progress_bar_config(disable=True)
+    calls, plans = [], []
+    hook = p.unet.register_forward_hook(
+        lambda m, args, kwargs, out: calls.append((args[0].shape[0], kwargs.get("flow") is not None)), with_kwargs=True)
+    plan = p.motion_plan
+    monkeypatch.setattr(p, "motion_plan", lambda *a: plans.append((a, plan(*a))) or plans[-1][1])
+    try:
+        frames = p(image=_image(), prompt="the camera pans left", num_inference_steps=3, seed=0, guidance_scale=2.5).frames
+    finally:
+        hook.remove()
+    assert frames.shape == (4, 64, 64, 3)
+    assert calls == [(2, False), (1, True), (1, True), (1, True)]
+    (xin, s, image_cond, text, scale), flow = plans[0]
+    with torch.no_grad():
+        _, raw = p.unet(xin, s, image_cond, text.states, text.pooled, text.mask, return_flow=True)
+    neg, pos = raw.float().chunk(2)
+    assert scale == 2.5 and flow.shape == (1, 2, 4, 16, 16)
+    torch.testing.assert_close(flow, fit_affine_flow(neg + 2.5 * (pos - neg)))

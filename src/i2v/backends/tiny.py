@@ -71,8 +71,11 @@ def folder_defaults(path: Path, base: ModelDefaults) -> ModelDefaults:
     # the photo autoencoder's models are trained at several sizes and aspects: an unset size follows the
     # image's aspect at the default's area; the shapes world's were trained square only
     policy = "aspect" if vae.get("_class_name") == "PatchAutoencoder" else base.size_policy
+    # a warping denoiser's guidance scales its motion plan (the flow), where 3 triples the prompt's motion
+    guidance = 1.0 if unet.get("prediction") == "warp" else base.guidance_scale
     return ModelDefaults(**{**asdict(base), "num_frames": unet.get("num_frames", base.num_frames),
-                            "height": size, "width": size, "size_multiple": multiple, "size_policy": policy})
+                            "height": size, "width": size, "size_multiple": multiple, "size_policy": policy,
+                            "guidance_scale": guidance})
 
 
 class TinyBackend(Backend):

@@ -218,12 +218,15 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         text_mask: torch.Tensor | None = None,
         return_flow: bool = False,
         detach_flow: bool = False,
+        flow: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         # sample: (B, C, T, h, w); timestep: (B,) in [0, 1]; image_latents: (B, C, h, w)
         # text_states: (B, L, D); text_pooled: (B, D); text_mask: (B, L) 1 = real token
         # return_flow (warp prediction only): also return the predicted flow (B, 2, T, h, w)
         # detach_flow: the warp sees the flow without its gradient (training with a supervised flow: the
         # clean-frame error's gradient through the warp is the image's own gradient, mostly noise)
+        # flow (warp prediction only): (B, 2, T, h, w) a motion decided earlier (the sampler's motion plan),
+        # used instead of this call's own
         b, _, t, h, w = sample.shape
         temb = self.time_embedding(self.time_proj(timestep * 1000).to(sample.dtype))
         temb = temb + self.text_pool_embedding(text_pooled.to(sample.dtype))
@@ -261,31 +264,40 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         p = self.config.patch_size
         out = rearrange(out, "b (c p1 p2) t h w -> b c t (h p1) (w p2)", p1=p, p2=p)  # (B, C', T, h, w)
         if self.warp is None:
-            if return_flow:
-                raise ValueError("return_flow needs a denoiser with prediction='warp'")
+            if return_flow or flow is not None:
+                raise ValueError("return_flow and flow need a denoiser with prediction='warp'")
             return out  # the velocity
-        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out, detach_flow, camera)
+        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out, detach_flow, camera, flow)
         return (velocity, flow) if return_flow else velocity
 
     def velocity_from_warp(self, sample, timestep, image_latents, out, detach_flow: bool = False,
-                           camera: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           camera: torch.Tensor | None = None,
+                           held_flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The warp parameterisation's output (and the camera head's (B, T, 6), if any) -> (velocity
-        (B, C, T, h, w), flow (B, 2, T, h, w))."""
+        (B, C, T, h, w), flow (B, 2, T, h, w)); ``held_flow`` replaces the predicted flow."""
         b, c, t, h, w = sample.shape
         residual, flow, log_tau = out[:, :c].float(), out[:, c:c + 2], out[:, c + 2:c + 3].float()
-        flow = smooth_flow(flow, self.config.patch_size)
-        if camera is not None:
-            flow = flow + affine_flow(camera.float(), h, w).to(flow.dtype)
+        if held_flow is not None:
+            flow = held_flow.to(flow.dtype)
+        else:
+            flow = smooth_flow(flow, self.config.patch_size)
+            if camera is not None:
+                flow = flow + affine_flow(camera.float(), h, w).to(flow.dtype)
         warp_flow = flow.detach() if detach_flow else flow
         moved = self.warp(image_latents[:, None].expand(-1, t, -1, -1, -1).reshape(b * t, c, h, w),
                           rearrange(warp_flow, "b f t h w -> (b t) f h w"))
         mu = rearrange(moved, "(b t) c h w -> b c t h w", b=b).float() + residual  # the prior guess of x0
         sigma = timestep.float().clamp(min=1e-4).view(b, 1, 1, 1, 1)
         keep = 1 - sigma
-        tau2 = torch.exp(2 * (log_tau + LOG_TAU_START).clamp(-8, 6))  # (B, 1, T, h, w)
-        gain = keep * tau2 / (keep**2 * tau2 + sigma**2)
         x_t = sample.float()
-        clean = mu + gain * (x_t - keep * mu)
+        if held_flow is not None:
+            # a held motion plan settles where every pixel comes from: the guess is the clean frame and the
+            # sample only the network's input (fused, a sample off the training paths keeps its noise)
+            clean = mu
+        else:
+            tau2 = torch.exp(2 * (log_tau + LOG_TAU_START).clamp(-8, 6))  # (B, 1, T, h, w)
+            gain = keep * tau2 / (keep**2 * tau2 + sigma**2)
+            clean = mu + gain * (x_t - keep * mu)
         return ((x_t - clean) / sigma).to(sample.dtype), flow
 
     @staticmethod
@@ -319,6 +331,19 @@ def affine_flow(params: torch.Tensor, height: int, width: int) -> torch.Tensor:
     x, y = grid[..., 0], grid[..., 1]
     a, b_, c, d, tx, ty = (params[..., i, None, None] for i in range(6))  # each (B, T, 1, 1)
     return torch.stack([a * x + b_ * y + tx, c * x + d * y + ty], dim=1)
+
+
+def fit_affine_flow(flow: torch.Tensor) -> torch.Tensor:
+    """(B, 2, T, h, w) -> the same, each frame's flow replaced by its least-squares affine field (the
+    camera motion that moves the picture most like it)."""
+    from .latent_warp import base_grid
+
+    b, _, t, h, w = flow.shape
+    grid = base_grid(h, w, flow.device)[0].reshape(h * w, 2).float()
+    design = torch.cat([grid, torch.ones(h * w, 1, device=flow.device)], dim=1)  # (hw, 3): x, y, 1
+    target = rearrange(flow.float(), "b f t h w -> b t (h w) f")
+    params = torch.linalg.lstsq(design.expand(b, t, -1, -1), target).solution  # (B, T, 3, 2)
+    return rearrange(design @ params, "b t (h w) f -> b f t h w", h=h).to(flow.dtype)
 
 
 def smooth_flow(flow: torch.Tensor, patch: int) -> torch.Tensor:

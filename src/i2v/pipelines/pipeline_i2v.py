@@ -21,7 +21,7 @@ from PIL import Image
 from ..conditioning import MiniLMTextEncoder, TextEmbedding
 from ..models.autoencoder import from_diffusion_latents, load_autoencoder, spatial_compression, to_diffusion_latents
 from ..models.patch_autoencoder import PatchAutoencoder
-from ..models.unet import SpaceTimeUNet
+from ..models.unet import SpaceTimeUNet, fit_affine_flow
 from ..errors import NonFiniteError
 from ..sampling import flow_sigmas, get_sampler
 from .defaults import DECODE_CHUNK, DEFAULT_SETTINGS
@@ -148,6 +148,16 @@ class I2VPipeline(DiffusionPipeline):
 
     # ---- generation ------------------------------------------------------------------------
     @torch.no_grad()
+    def motion_plan(self, xin, s, image_cond, text, guidance_scale: float | None) -> torch.Tensor:
+        """A warping denoiser's flow (1, 2, T, h, w) for the whole run, from one forward: the prompt's
+        flow pushed away from the negative prompt's by ``guidance_scale`` (None: no CFG batch)."""
+        _, flow = self.unet(xin, s, image_cond, text.states, text.pooled, text.mask, return_flow=True)
+        flow = flow.float()
+        if guidance_scale is not None:
+            neg, pos = flow.chunk(2)
+            flow = neg + guidance_scale * (pos - neg)
+        return fit_affine_flow(flow) if self.unet.camera_head is not None else flow
+
     def __call__(
         self,
         image,
@@ -227,18 +237,29 @@ class I2VPipeline(DiffusionPipeline):
         image_latents = image_latents.float()
         latents[:, :, 0] = image_latents
 
-        # 6. The guided velocity: CFG batched into one forward, frame 0 held at the image
+        # 6. The guided velocity: CFG batched into one forward, frame 0 held at the image. A warping
+        #    denoiser plans its motion once, at the first noise level (guided on the flow: two pictures
+        #    warped apart and extrapolated by CFG would double their edges), and denoises with that
+        #    flow held, without CFG; a camera-head model's plan is each frame's affine camera motion.
         image_cond = image_latents.to(dtype).expand(2 if do_cfg else 1, -1, -1, -1)  # (B, C, h, w)
+        plan: dict[str, torch.Tensor] = {}
 
         def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             x = x.clone()
             x[:, :, 0] = image_latents
             xin = (torch.cat([x, x]) if do_cfg else x).to(dtype)
             s = sigma.reshape(1).expand(xin.shape[0]).to(dtype)
-            v = self.unet(xin, s, image_cond, text.states, text.pooled, text.mask).float()
-            if do_cfg:
-                v_neg, v_pos = v.chunk(2)
-                v = v_neg + guidance_scale * (v_pos - v_neg)
+            if self.unet.warp is not None:
+                if "flow" not in plan:
+                    plan["flow"] = self.motion_plan(xin, s, image_cond, text, guidance_scale if do_cfg else None)
+                pos = slice(-1, None)  # the prompt's half of the batch
+                v = self.unet(xin[pos], s[pos], image_cond[pos], text.states[pos], text.pooled[pos],
+                              None if text.mask is None else text.mask[pos], flow=plan["flow"]).float()
+            else:
+                v = self.unet(xin, s, image_cond, text.states, text.pooled, text.mask).float()
+                if do_cfg:
+                    v_neg, v_pos = v.chunk(2)
+                    v = v_neg + guidance_scale * (v_pos - v_neg)
             v[:, :, 0] = 0  # frame 0 does not move
             return v
 
