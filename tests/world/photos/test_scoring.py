@@ -70,9 +70,13 @@ def test_masked_psnr_and_summary():
     mask[0, 0] = False
     assert masked_psnr(a, b, mask) == 100.0 and masked_psnr(a, b, np.ones((4, 4), bool)) < 20
     results = [score_photo_case(clip(k, seed=5), k, image=clip(k, seed=5)[0]) for k in ("zoom_in", "static")]
+    results[0]["true_flicker"] = 0.5
     summary = summarise(results)
     assert summary["cases"] == 2 and summary["rates"]["still"] == 1.0 and summary["camera"] == 1.0
     assert summary["meets_bar"]["camera"] and summary["meets_bar"]["first_frame_psnr_128"]
+    # flicker's bar is judged on the still shot alone (VBench's protocol); the zoom's is reported beside its truth's
+    assert summary["flicker"] == results[1]["flicker"] == 1.0 and summary["meets_bar"]["flicker"]
+    assert summary["flicker_moves"] == results[0]["flicker"] < 1.0 and summary["flicker_moves_true"] == 0.5
 
 
 def test_photo_benchmark_end_to_end_on_a_fake_photo_folder(tmp_path):
@@ -98,6 +102,8 @@ def test_photo_benchmark_end_to_end_on_a_fake_photo_folder(tmp_path):
     assert [c["kind"] for c in report["cases"]] == ["static", "shapes"]
     assert report["cases"][0]["warp_fidelity"] > 0 and report["cases"][1]["category"] == "shapes_direction"
     assert all(c["first_frame_psnr"] is not None for c in report["cases"])
+    assert report["cases"][0]["true_flicker"] == 1.0  # a true still clip does not change
+    assert "flicker, still shots" in (out / "summary.md").read_text()
     assert (out / "contact_sheet.png").stat().st_size > 0 and "Photo benchmark" in (out / "summary.md").read_text()
 
 
