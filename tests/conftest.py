@@ -16,8 +16,8 @@ torch.set_num_threads(1)  # tiny models gain nothing from more; avoids oversubsc
 
 def dummy_components(num_frames: int = 4, size: int = 64, vae_preset: str = "test", prediction: str = "velocity"):
     """A seeded tiny VAE (``test``: AutoencoderKL, ``patch-test``: PatchAutoencoder) + SpaceTimeUNet
-    (``prediction="warp"``: a warping denoiser with the patch autoencoder's linear path and the camera
-    head) + scheduler, ~0.4M parameters in all."""
+    (``prediction="warp"``, with ``patch-test`` only: a warping denoiser with the patch autoencoder's
+    linear path and the camera head) + scheduler, ~0.4M parameters in all."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     from i2v.models.autoencoder import build_autoencoder, spatial_compression

@@ -1,5 +1,6 @@
 """The embedded model's backend: a photo model (patch autoencoder) follows the image's aspect ratio
-when no size is given; a shapes-world model keeps its square default."""
+when no size is given; a shapes-world model keeps its square default; a warping photo model defaults to
+guidance 1."""
 
 from __future__ import annotations
 
@@ -56,5 +57,6 @@ def test_a_warping_photo_model_defaults_to_guidance_one_and_generates(tmp_path):
     assert resolve_model(str(folder)).defaults.guidance_scale == 1.0
     assert resolve_model(str(_folder(tmp_path, "patch-test"))).defaults.guidance_scale == 3.0
     result = ImageToVideoGenerator(str(folder), device="cpu").run(
-        GenerationRequest(image=_image(tmp_path, 320, 180), prompt="the camera pans left", num_inference_steps=2, seed=0))
+        GenerationRequest(image=_image(tmp_path, 320, 180), prompt="the camera pans left", num_inference_steps=2,
+                          seed=0))
     assert result.frames.shape == (4, 48, 80, 3) and result.settings["guidance_scale"] == 1.0

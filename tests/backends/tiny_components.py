@@ -15,19 +15,14 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from i2v.metrics.fidelity import psnr  # noqa: F401  (the family tests' frame comparisons)
 
 
 def sidecar(path) -> dict:
     """The settings JSON written next to an output video."""
     return json.loads(open(str(path) + ".json").read())
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of two uint8 frame arrays (``inf`` when equal)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 WORDS = ("a the red green blue yellow ball square circle moves left right up down camera pans zooms in out "

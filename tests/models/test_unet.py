@@ -266,8 +266,8 @@ def test_a_held_flow_replaces_the_predicted_one_and_its_guess_is_the_clean_frame
             v, flow = m(**inputs, flow=held, return_flow=True)
         clean = _clean(inputs, v)
         torch.testing.assert_close(flow, held)
-        torch.testing.assert_close(clean[..., 1:], inputs["image_latents"][:, :, None, :, :-1].expand_as(clean[..., 1:]),
-                                   atol=1e-4, rtol=1e-4)
+        moved = inputs["image_latents"][:, :, None, :, :-1].expand_as(clean[..., 1:])
+        torch.testing.assert_close(clean[..., 1:], moved, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="prediction='warp'"):
         _model()(**_inputs(), flow=held)
 

@@ -93,8 +93,6 @@ def test_generate_progress_video_and_download(ui_server, browser, sample_image_p
     page.locator("#i2v-video video").wait_for(timeout=120000)
     seen = set(page.evaluate("() => window.i2vSeen"))
     assert len(seen - {0}) >= 2, seen  # the bar moved through several steps
-    video = page.locator("#i2v-video video")
-    video.wait_for(timeout=60000)
     page.wait_for_function("() => document.querySelector('#i2v-video video').readyState >= 1", timeout=30000)
     duration = page.evaluate("() => document.querySelector('#i2v-video video').duration")
     assert duration == pytest.approx(4 / 8, abs=0.15)  # 4 frames at 8 fps

@@ -16,7 +16,7 @@ from ..devices import check_dtype_name
 from ..errors import InvalidRequestError, TextEncoderUnavailableError, UnknownModelError
 from ..lora import check_loras, load_loras
 from ..models.autoencoder import spatial_compression
-from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS
+from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS, WARP_GUIDANCE
 from ..types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from .base import Backend, Family
 
@@ -71,8 +71,7 @@ def folder_defaults(path: Path, base: ModelDefaults) -> ModelDefaults:
     # the photo autoencoder's models are trained at several sizes and aspects: an unset size follows the
     # image's aspect at the default's area; the shapes world's were trained square only
     policy = "aspect" if vae.get("_class_name") == "PatchAutoencoder" else base.size_policy
-    # a warping denoiser's guidance scales its motion plan (the flow), where 3 triples the prompt's motion
-    guidance = 1.0 if unet.get("prediction") == "warp" else base.guidance_scale
+    guidance = WARP_GUIDANCE if unet.get("prediction") == "warp" else base.guidance_scale
     return ModelDefaults(**{**asdict(base), "num_frames": unet.get("num_frames", base.num_frames),
                             "height": size, "width": size, "size_multiple": multiple, "size_policy": policy,
                             "guidance_scale": guidance})

@@ -22,7 +22,9 @@ sample ``x_t = (1 - sigma) x0 + sigma * noise`` is an observation of it. Their G
 trusts the guess at high noise and the sample at low noise (EDM's skip connection, with the
 network choosing where), and ``v = (x_t - x0) / sigma`` stays finite as sigma goes to 0. The
 photo's detail then comes from the photo itself, and the network decides how it moves and what
-fills the newly revealed borders. Two coordinate channels join its input, so a zoom's radial flow
+fills the newly revealed borders. At sampling, the flow can be given (``flow=``: the pipeline's
+motion plan, decided once at pure noise); the guess is then the clean frame, with no fusion.
+Two coordinate channels join its input, so a zoom's radial flow
 is easy to express.
 
 Attention and feed-forward layers are diffusers' own, so diffusers' attention processors
@@ -226,7 +228,7 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         # detach_flow: the warp sees the flow without its gradient (training with a supervised flow: the
         # clean-frame error's gradient through the warp is the image's own gradient, mostly noise)
         # flow (warp prediction only): (B, 2, T, h, w) a motion decided earlier (the sampler's motion plan),
-        # used instead of this call's own
+        # used instead of this call's flow and camera head; the guess is then the clean frame (no fusion)
         b, _, t, h, w = sample.shape
         temb = self.time_embedding(self.time_proj(timestep * 1000).to(sample.dtype))
         temb = temb + self.text_pool_embedding(text_pooled.to(sample.dtype))
@@ -274,11 +276,12 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
                            camera: torch.Tensor | None = None,
                            held_flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The warp parameterisation's output (and the camera head's (B, T, 6), if any) -> (velocity
-        (B, C, T, h, w), flow (B, 2, T, h, w)); ``held_flow`` replaces the predicted flow."""
+        (B, C, T, h, w), flow (B, 2, T, h, w)). ``held_flow`` replaces the predicted flow and camera, and
+        its guess is the clean frame."""
         b, c, t, h, w = sample.shape
         residual, flow, log_tau = out[:, :c].float(), out[:, c:c + 2], out[:, c + 2:c + 3].float()
         if held_flow is not None:
-            flow = held_flow.to(flow.dtype)
+            flow = held_flow
         else:
             flow = smooth_flow(flow, self.config.patch_size)
             if camera is not None:
@@ -288,13 +291,13 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
                           rearrange(warp_flow, "b f t h w -> (b t) f h w"))
         mu = rearrange(moved, "(b t) c h w -> b c t h w", b=b).float() + residual  # the prior guess of x0
         sigma = timestep.float().clamp(min=1e-4).view(b, 1, 1, 1, 1)
-        keep = 1 - sigma
         x_t = sample.float()
         if held_flow is not None:
             # a held motion plan settles where every pixel comes from: the guess is the clean frame and the
             # sample only the network's input (fused, a sample off the training paths keeps its noise)
             clean = mu
         else:
+            keep = 1 - sigma
             tau2 = torch.exp(2 * (log_tau + LOG_TAU_START).clamp(-8, 6))  # (B, 1, T, h, w)
             gain = keep * tau2 / (keep**2 * tau2 + sigma**2)
             clean = mu + gain * (x_t - keep * mu)
@@ -325,8 +328,6 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
 def affine_flow(params: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, T, 6) per-frame (a, b, c, d, tx, ty) -> (B, 2, T, height, width) the flow
     ``(a x + b y + tx, c x + d y + ty)`` at each pixel centre (x, y in ``grid_sample``'s units)."""
-    from .latent_warp import base_grid
-
     grid = base_grid(height, width, params.device)[0]  # (H, W, 2)
     x, y = grid[..., 0], grid[..., 1]
     a, b_, c, d, tx, ty = (params[..., i, None, None] for i in range(6))  # each (B, T, 1, 1)
@@ -336,8 +337,6 @@ def affine_flow(params: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def fit_affine_flow(flow: torch.Tensor) -> torch.Tensor:
     """(B, 2, T, h, w) -> the same, each frame's flow replaced by its least-squares affine field (the
     camera motion that moves the picture most like it)."""
-    from .latent_warp import base_grid
-
     b, _, t, h, w = flow.shape
     grid = base_grid(h, w, flow.device)[0].reshape(h * w, 2).float()
     design = torch.cat([grid, torch.ones(h * w, 1, device=flow.device)], dim=1)  # (hw, 3): x, y, 1

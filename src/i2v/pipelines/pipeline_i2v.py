@@ -24,7 +24,7 @@ from ..models.patch_autoencoder import PatchAutoencoder
 from ..models.unet import SpaceTimeUNet, fit_affine_flow
 from ..errors import NonFiniteError
 from ..sampling import flow_sigmas, get_sampler
-from .defaults import DECODE_CHUNK, DEFAULT_SETTINGS
+from .defaults import DECODE_CHUNK, DEFAULT_SETTINGS, WARP_GUIDANCE
 
 
 @dataclass
@@ -83,7 +83,8 @@ class I2VPipeline(DiffusionPipeline):
         cfg = self.unet.config
         size = cfg.sample_size * self.vae_scale_factor
         extra = getattr(self.scheduler.config, "i2v_defaults", None) or {}
-        return {"num_frames": cfg.num_frames, "height": size, "width": size, **DEFAULT_SETTINGS, **extra}
+        warp = {"guidance_scale": WARP_GUIDANCE} if self.unet.warp is not None else {}
+        return {"num_frames": cfg.num_frames, "height": size, "width": size, **DEFAULT_SETTINGS, **warp, **extra}
 
     # ---- helpers ---------------------------------------------------------------------------
     def check_inputs(self, image, num_frames: int, height: int, width: int, num_inference_steps: int,
@@ -238,18 +239,20 @@ class I2VPipeline(DiffusionPipeline):
         latents[:, :, 0] = image_latents
 
         # 6. The guided velocity: CFG batched into one forward, frame 0 held at the image. A warping
-        #    denoiser plans its motion once, at the first noise level (guided on the flow: two pictures
-        #    warped apart and extrapolated by CFG would double their edges), and denoises with that
-        #    flow held, without CFG; a camera-head model's plan is each frame's affine camera motion.
+        #    denoiser plans its motion once, at pure noise (guided on the flow: two pictures warped apart
+        #    and extrapolated by CFG would double their edges), and denoises with that flow held, without
+        #    CFG; a camera-head model's plan is each frame's affine camera motion. Video-to-video starts
+        #    from the init video's noised latents, which then drive the flow step by step.
         image_cond = image_latents.to(dtype).expand(2 if do_cfg else 1, -1, -1, -1)  # (B, C, h, w)
         plan: dict[str, torch.Tensor] = {}
+        plans_motion = self.unet.warp is not None and init_video is None
 
         def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             x = x.clone()
             x[:, :, 0] = image_latents
             xin = (torch.cat([x, x]) if do_cfg else x).to(dtype)
             s = sigma.reshape(1).expand(xin.shape[0]).to(dtype)
-            if self.unet.warp is not None:
+            if plans_motion:
                 if "flow" not in plan:
                     plan["flow"] = self.motion_plan(xin, s, image_cond, text, guidance_scale if do_cfg else None)
                 pos = slice(-1, None)  # the prompt's half of the batch

@@ -126,13 +126,17 @@ def build_ui(store: JobStore, config: ServerConfig):
     names = list(specs)
     first = model_view(specs[names[0]])
 
-    def show_model(name):
+    def show_inputs(name):
+        """The fields the model takes, shown; the others hidden."""
         view = model_view(specs[name])
-        d = view["defaults"]
         return (gr.update(visible=view["uses_prompt"]), gr.update(visible=view["uses_prompt"]),
-                gr.update(visible=view["last_image"], value=None), gr.update(visible=view["motion_strength"]),
-                gr.update(visible=view["init_video"], value=None), gr.update(visible=view["init_video"]),
-                *(gr.update(value=d[k]) for k in ADVANCED))
+                gr.update(visible=view["last_image"]), gr.update(visible=view["motion_strength"]),
+                gr.update(visible=view["init_video"]), gr.update(visible=view["init_video"]))
+
+    def reset_to_model(name):
+        """A model picked by the user: its defaults in the advanced fields, the inputs it alone took cleared."""
+        d = model_view(specs[name])["defaults"]
+        return None, None, *(gr.update(value=d[k]) for k in ADVANCED)
 
     def receive(path: str | None, stem: str, field: str, video: bool = False):
         if not path:
@@ -402,9 +406,11 @@ def build_ui(store: JobStore, config: ServerConfig):
                     again = gr.Button("Use these settings again", elem_id="i2v-again")
                     remove = gr.Button("Delete", variant="stop", elem_id="i2v-delete")
 
-        # .input, not .change: change also fires when the page settles or "use again" sets the model, and would
-        # then put the defaults over what the user (or the earlier job) set
-        model.input(show_model, model, [prompt, negative, last_image, motion, init_video, strength, *advanced])
+        # what a model takes follows every change of the model (a "use again" too); its defaults follow only a
+        # person's pick (.input): change also fires when the page settles or "use again" sets the model, and
+        # would put the defaults over what the user (or the earlier job) set
+        model.change(show_inputs, model, [prompt, negative, last_image, motion, init_video, strength])
+        model.input(reset_to_model, model, [last_image, init_video, *advanced])
         go.click(generate, [image, last_image, init_video, strength, prompt, negative, model, *advanced, seed,
                             randomize, motion, fmt, profile],
                  [job_id, bar, video, downloads, notices, seed], concurrency_limit=None)
