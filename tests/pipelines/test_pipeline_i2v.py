@@ -141,3 +141,15 @@ def test_a_warping_denoiser_plans_its_motion_once_guided_and_then_runs_without_c
     finally:
         hook.remove()
     assert calls == [(2, False), (2, False)] and len(plans) == 1
+
+
+def test_generation_builds_no_autograd_graph(pipe):
+    """Every forward of a generation runs without gradients (a graph kept over the steps multiplies the
+    memory the planner counts)."""
+    grad = []
+    hook = pipe.unet.register_forward_hook(lambda m, args, out: grad.append(torch.is_grad_enabled()))
+    try:
+        pipe(image=_image(), prompt="x", num_inference_steps=2, seed=0)
+    finally:
+        hook.remove()
+    assert grad and not any(grad)

@@ -159,6 +159,7 @@ class I2VPipeline(DiffusionPipeline):
             flow = neg + guidance_scale * (pos - neg)
         return fit_affine_flow(flow) if self.unet.camera_head is not None else flow
 
+    @torch.no_grad()
     def __call__(
         self,
         image,
