@@ -24,8 +24,7 @@ network choosing where), and ``v = (x_t - x0) / sigma`` stays finite as sigma go
 photo's detail then comes from the photo itself, and the network decides how it moves and what
 fills the newly revealed borders. At sampling, the flow can be given (``flow=``: the pipeline's
 motion plan, decided once at pure noise); the guess is then the clean frame, with no fusion.
-Two coordinate channels join its input, so a zoom's radial flow
-is easy to express.
+Two coordinate channels join its input, so a zoom's radial flow is easy to express.
 
 Attention and feed-forward layers are diffusers' own, so diffusers' attention processors
 apply. Inputs and outputs follow the flow-matching convention of ``i2v.sampling``.
