@@ -41,6 +41,8 @@ system-deps:
 demo: setup
 	$(VENV)/bin/i2v generate src/i2v/assets/sample.png --prompt "the red circle moves to the right" \
 		--seed 0 --timings -o outputs/demo.mp4
+	$(VENV)/bin/i2v generate src/i2v/assets/astronaut.jpg --model i2v-photo --prompt "the camera slowly pushes in" \
+		--seed 0 --timings -o outputs/demo-photo.mp4
 
 test: $(TEST_STAMP) system-deps
 	$(TEST_PY) -m pytest -q

@@ -62,6 +62,17 @@ def tiny_model_dir(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def warp_model_dir(tmp_path_factory):
+    """A saved tiny embedded-model folder whose denoiser warps (``prediction="warp"``): it takes a camera
+    path and trajectories (``TinyBackend.takes_motion``)."""
+    from i2v.pipelines.pipeline_i2v import I2VPipeline
+
+    folder = tmp_path_factory.mktemp("warp-model")
+    I2VPipeline(**dummy_components(vae_preset="patch-test", prediction="warp")).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def sample_image_path(tmp_path):
     rng = np.random.default_rng(0)

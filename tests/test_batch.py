@@ -214,3 +214,73 @@ def test_a_row_with_an_init_video_runs_and_no_output_replaces_it(tmp_path, sampl
     [refused] = run_batch(manifest, tmp_path / "clips", model=str(tiny_model_dir), show_progress=False)
     assert refused.status == "invalid" and "would overwrite the input" in refused.error
     assert clip.read_bytes() == before
+
+
+def test_camera_path_and_trajectory_columns_in_csv_and_jsonl(tmp_path, sample_image_path):
+    shutil.copy(sample_image_path, tmp_path / "a.png")
+    csv_path = tmp_path / "m.csv"
+    with open(csv_path, "w", newline="") as f:  # the texts hold commas and semicolons: csv quotes them
+        writer = csv.writer(f)
+        writer.writerow(["image", "camera_path", "trajectory", "output"])
+        writer.writerow(["a.png", "0.25s: pan right 0.1; 0.375s: zoom in 1.2", "red square: 0.45,0.45 -> 0.6,0.45",
+                         "c"])
+        writer.writerow(["a.png", "", " ", "plain"])
+        writer.writerow(["a.png", "pan right 0.1", "", "no-time"])
+        writer.writerow(["a.png", "", "ball: 0.1 -> 0.2,0.2", "bad-point"])
+    rows = read_manifest(csv_path, tmp_path / "out")
+    assert [r.error is None for r in rows] == [True, True, False, False]
+    assert rows[0].fields["camera_path"] == "0.25s: pan right 0.1; 0.375s: zoom in 1.2"
+    assert rows[0].request()["trajectory"] == "red square: 0.45,0.45 -> 0.6,0.45"
+    assert not {"camera_path", "trajectory"} & set(rows[1].request())  # blank: not given (earlier outputs match)
+    assert "does not start with a time" in rows[2].error and "cannot read the point" in rows[3].error
+
+    jsonl = tmp_path / "m.jsonl"
+    keyframes = [{"time": 0.25, "pan": 0.1}, {"time": 0.375, "zoom": 1.2}]
+    points = {"red square": [[0.45, 0.45], [0.6, 0.45]]}
+    jsonl.write_text("\n".join(json.dumps(r) for r in [
+        {"image": "a.png", "camera_path": keyframes, "trajectory": points, "output": "lists"},
+        {"image": "a.png", "camera_path": "0.25s: pan right 0.1", "trajectory": "red square: 0.45,0.45 -> 0.6,0.45",
+         "output": "texts"},
+        {"image": "a.png", "camera_path": {"time": 1}, "output": "object"},
+        {"image": "a.png", "trajectory": 3, "output": "number"},
+        {"image": "a.png", "camera_path": [{"time": 1, "spin": 2}], "output": "bad-key"},
+    ]) + "\n")
+    rows = read_manifest(jsonl, tmp_path / "out")
+    assert rows[0].error is None and rows[0].fields["camera_path"] == keyframes
+    assert rows[0].fields["trajectory"] == points
+    assert rows[1].error is None and rows[1].fields["camera_path"] == "0.25s: pan right 0.1"
+    assert "a list of keyframes" in rows[2].error and "text, a list or an object" in rows[3].error
+    assert "each keyframe is a time" in rows[4].error
+
+
+def test_a_row_with_a_camera_path_runs_records_it_and_resumes(tmp_path, sample_image_path, warp_model_dir,
+                                                               tiny_model_dir):
+    shutil.copy(sample_image_path, tmp_path / "a.png")
+    path = tmp_path / "m.jsonl"
+    keyframes = [{"time": 0.25, "pan": 0.1}, {"time": 0.375, "zoom": 1.2}]
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"image": "a.png", "camera_path": keyframes, "num_inference_steps": 1, "output": "cam"},
+        {"image": "a.png", "camera_path": "3s: pan right 0.2", "num_inference_steps": 1, "output": "late"},
+        {"image": "a.png", "camera_path": keyframes, "model": str(tiny_model_dir), "output": "velocity"},
+    ]) + "\n")
+    out = tmp_path / "out"
+    results = {r.row.number: r for r in run_batch(path, out, model=str(warp_model_dir), show_progress=False)}
+    assert [results[i].status for i in (1, 2, 3)] == ["done", "failed", "failed"]
+    assert "after the video ends" in results[2].error and "cannot follow a camera path" in results[3].error
+    meta = read_metadata(out / "cam.mp4")
+    assert meta["camera_path"] == "0.25s: pan 0.1; 0.375s: zoom 1.2"  # resolved, as the run recorded it
+    assert meta["batch_request"]["camera_path"] == keyframes  # as the row gave it: a rerun compares this
+    again = {r.row.number: r.status for r in run_batch(path, out, model=str(warp_model_dir), show_progress=False)}
+    assert again[1] == "skipped"
+
+
+def test_jsonl_numbers_are_integers_where_a_field_takes_one(tmp_path, sample_image_path):
+    shutil.copy(sample_image_path, tmp_path / "a.png")
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"image": "a.png", "num_frames": 4, "seed": 3.0, "output": "ints"},
+        {"image": "a.png", "num_frames": 4.5, "output": "half"},
+    ]) + "\n")
+    ints, half = read_manifest(path, tmp_path / "out")
+    assert ints.error is None and (ints.fields["num_frames"], ints.fields["seed"]) == (4, 3)
+    assert type(ints.fields["seed"]) is int and "num_frames: expected an integer" in half.error

@@ -12,7 +12,9 @@ from PIL import Image
 from i2v import GenerationRequest, ImageToVideoGenerator
 from i2v.cli import main
 from i2v.errors import InvalidRequestError
-from i2v.long_video import append_window, lab_stats, match_colours, plan_chain
+from i2v.io import video as video_io
+from i2v.io.video import read_metadata, read_video
+from i2v.long_video import append_window, lab_stats, match_colours, plan_chain, pop_final
 from i2v.prompt_schedule import PromptSegment
 from i2v.types import ModelDefaults
 
@@ -51,6 +53,13 @@ def test_a_window_is_cross_faded_over_the_overlap_and_extends_the_video():
     part = np.full((6, 2, 2, 3), 200, np.uint8)
     append_window(video, part, overlap=4, kept=2)
     assert [int(f[0, 0, 0]) for f in video] == [100, 100, 100, 125, 150, 175, 200, 200]
+
+
+def test_only_the_frames_no_later_window_changes_are_final():
+    video = [np.full((2, 2, 3), i, np.uint8) for i in range(6)]
+    final = pop_final(video, hold=3)
+    assert final.shape == (3, 2, 2, 3) and final[:, 0, 0, 0].tolist() == [0, 1, 2]
+    assert [int(f[0, 0, 0]) for f in video] == [3, 4, 5]
 
 
 def test_colours_are_pulled_to_the_first_windows_from_none_at_the_handover_to_all_at_the_end():
@@ -123,3 +132,113 @@ def test_the_image_to_video_models_of_a_long_video_family_chain(tiny_folder, squ
     settings = gen.backend.resolve(GenerationRequest(image=square_image, num_frames=33, window=17, seed=0,
                                                      height=32, width=32), [])
     assert settings.extras["chain"]["window_frames"][0] == 17
+
+
+# --------------------------------------------------------------------------------------------
+# Streamed into the file (generate_to_file, the CLI's path)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_gen(tiny_model_dir):
+    return ImageToVideoGenerator(str(tiny_model_dir), device="cpu")
+
+
+def chain_request(num_frames: int) -> GenerationRequest:
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[20:40, 20:40] = (220, 30, 30)
+    return GenerationRequest(image=image, prompt="the red square moves right", num_frames=num_frames, window=8,
+                             seed=1, num_inference_steps=1)
+
+
+@pytest.fixture
+def chunks(monkeypatch):
+    """The frame chunks handed to every VideoWriter, in order."""
+    seen = []
+    write = video_io.VideoWriter.write
+
+    def spy(self, frames):
+        seen.append(np.array(frames))
+        return write(self, frames)
+
+    monkeypatch.setattr(video_io.VideoWriter, "write", spy)
+    return seen
+
+
+def test_a_streamed_chain_writes_the_frames_and_settings_a_whole_run_saves(tiny_gen, tmp_path, chunks):
+    request = chain_request(30)
+    whole = tiny_gen.run(request)
+    saved = whole.save(tmp_path / "whole.mp4")
+    chunks.clear()
+    streamed = tiny_gen.generate_to_file(request, tmp_path / "streamed.mp4")
+    assert streamed.frames is None and len(chunks) == len(whole.settings["chain"]["window_frames"])
+    np.testing.assert_array_equal(np.concatenate(chunks), whole.frames)  # what the encoder is given, frame for frame
+    assert read_metadata(tmp_path / "streamed.mp4") == read_metadata(saved)
+    tiny_gen.generate_to_file(request, tmp_path / "frames/")
+    frames, fps = read_video(tmp_path / "frames")
+    np.testing.assert_array_equal(frames, whole.frames)  # decoded from a lossless file
+    assert fps == whole.fps
+
+
+def test_a_streamed_chain_holds_a_window_of_frames_whatever_its_length(tiny_gen, tmp_path, monkeypatch):
+    import tracemalloc
+
+    sizes, write = [], video_io.VideoWriter.write
+
+    def count(self, frames):
+        sizes.append(len(frames))
+        return write(self, frames)
+
+    monkeypatch.setattr(video_io.VideoWriter, "write", count)
+
+    def run(num_frames: int) -> int:
+        """Peak bytes numpy and Python allocate while the run streams into an mp4."""
+        tiny_gen.generate_to_file(chain_request(num_frames), tmp_path / "warm.mp4")  # first-call caches
+        sizes.clear()
+        tracemalloc.start()
+        try:
+            tiny_gen.generate_to_file(chain_request(num_frames), tmp_path / "long.mp4")
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    frame_bytes, window = 64 * 64 * 3, 8
+    short = run(24)
+    assert max(sizes) <= window
+    long = run(96)
+    assert max(sizes) <= window and sum(sizes) == 96
+    # 72 more frames (864 KiB) held would show; streamed, the peak grows by less than a window's frames
+    assert long - short < window * frame_bytes
+
+
+def test_a_chain_that_fails_mid_stream_leaves_no_file_and_the_old_one_as_it_was(tiny_gen, tmp_path, chunks,
+                                                                                  monkeypatch):
+    out = tmp_path / "long.mp4"
+    tiny_gen.generate_to_file(chain_request(12), out)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    generate, calls = tiny_gen.backend.generate, []
+
+    def fail_in_the_third_window(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("out of memory in window 3")
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_gen.backend, "generate", fail_in_the_third_window)
+    chunks.clear()
+    with pytest.raises(RuntimeError, match="window 3"):
+        tiny_gen.generate_to_file(chain_request(30), out)
+    assert len(chunks) == 2  # two windows had gone to the file's temporary
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no partial sibling left either
+
+
+def test_the_cli_streams_a_chained_run_into_its_output(tiny_model_dir, sample_image_path, tmp_path, chunks, capsys):
+    out = tmp_path / "long.webm"
+    assert main(["generate", str(sample_image_path), "-p", "x", "-m", str(tiny_model_dir), "--num-frames", "24",
+                 "--window", "8", "--num-inference-steps", "1", "--seed", "0", "--timings", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (24 frames, 64x64, 8 fps, seed 0)" in printed and "write" in printed
+    assert len(chunks) == len(read_metadata(out)["chain"]["window_frames"]) > 1  # one chunk a window
+    assert max(len(c) for c in chunks) <= 8
+    frames, _ = read_video(out)
+    assert frames.shape == (24, 64, 64, 3)

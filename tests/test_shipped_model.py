@@ -1,21 +1,24 @@
-"""The embedded model shipped in the package: loads offline and runs once."""
+"""The embedded models shipped in the package: load offline and run once."""
+
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from i2v import ImageToVideoGenerator
-from i2v.world.scenes import render, sample_scene
+from i2v.backends.tiny import WEIGHTS_DIR
 from i2v.metrics.fidelity import first_frame_psnr
 from i2v.registry import DEFAULT_MODEL, MODELS
+from i2v.world.photos.scoring import score_photo_case
+from i2v.world.scenes import render, sample_scene
 
 
-def test_shipped_weights_are_safetensors_and_small():
-    folder = MODELS[DEFAULT_MODEL].source
-    from pathlib import Path
-
-    files = [p for p in Path(folder).rglob("*") if p.is_file()]
+def test_shipped_weights_are_safetensors_and_at_most_40_mb_in_all():
+    files = [p for p in WEIGHTS_DIR.rglob("*") if p.is_file()]
     weights = [p for p in files if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".ckpt")]
     assert weights and all(p.suffix == ".safetensors" for p in weights)
-    assert sum(p.stat().st_size for p in files) < 60 * 2**20
+    assert {Path(MODELS[name].source) for name in ("i2v-tiny", "i2v-photo")} <= set(WEIGHTS_DIR.iterdir())
+    assert sum(p.stat().st_size for p in files) <= 40 * 2**20
 
 
 def test_shipped_model_generates_offline():
@@ -25,3 +28,22 @@ def test_shipped_model_generates_offline():
     frames = gen.generate(image=first, prompt="the object moves to the right", seed=0, num_inference_steps=4)
     assert frames.shape == (16, 128, 128, 3) and frames.dtype == np.uint8
     assert first_frame_psnr(frames, first) > 26  # frame 0 is the input through the autoencoder
+
+
+def _photo(height: int, width: int) -> np.ndarray:
+    """A smooth, textured stand-in for a photograph (the held-out photos are not in the repository)."""
+    y, x = np.mgrid[:height, :width] / 9.0
+    rgb = [np.sin(x + 2 * np.sin(y / 3)), np.cos(y * 1.3 + np.sin(x / 2)), np.sin((x + y) / 2)]
+    return ((np.stack(rgb, axis=-1) + 1) * 110 + 15).astype(np.uint8)
+
+
+@pytest.mark.parametrize("height, width", [(128, 128), (144, 256)])
+def test_shipped_photo_model_keeps_the_photo_and_follows_a_camera_path(height, width):
+    gen = ImageToVideoGenerator("i2v-photo")
+    photo = _photo(height, width)
+    frames = gen.generate(image=photo, prompt="", seed=0, camera_path="1.875s: pan right 0.25", height=height,
+                          width=width)
+    assert frames.shape == (16, height, width, 3)
+    assert first_frame_psnr(frames, photo) > 27
+    score = score_photo_case(frames, "pan_right", image=photo)  # the photo benchmark's camera scorer
+    assert score["passed"], score["reasons"]

@@ -11,8 +11,9 @@ is the dataclass API underneath it. Defaults (frames, size, fps, steps, guidance
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,22 @@ class ImageToVideoGenerator:
 
     def run(self, request: GenerationRequest, callback: ProgressCallback | None = None) -> GenerationResult:
         """Generate one clip from a request; unset fields come from the model's defaults."""
+        return self._run(request, callback)
+
+    def generate_to_file(self, request: GenerationRequest, path: str | Path,
+                         callback: ProgressCallback | None = None) -> GenerationResult:
+        """Generate one clip straight into ``path`` (format from the extension), with the frames and
+        settings ``run(request).save(path)`` writes. A chained run (``window``) writes each window's
+        frames as soon as no later window changes them, so it holds about a window's frames whatever
+        its length (in mp4, webm or PNG frames; GIF and WebP are written whole at the end); a one-pass
+        run writes its frames once made. The result's ``frames`` is None: they are in the file."""
+        from .validate import check_output_file
+
+        check_output_file(path, request_record(request).values(), model_folder=self.spec.source)
+        return self._run(request, callback, output=Path(path))
+
+    def _run(self, request: GenerationRequest, callback: ProgressCallback | None,
+             output: Path | None = None) -> GenerationResult:
         from .io.images import fit_image, input_notices, load_image
 
         timings: dict[str, float] = {}
@@ -94,6 +111,10 @@ class ImageToVideoGenerator:
         notices += input_notices(loaded.image)
         timings["load_image"] = time.perf_counter() - t0
         settings = self.backend.resolve(loaded, notices)  # validates before any heavy work
+        if output is not None:  # a path the writer would refuse (GIF's frame rate too) fails before the work
+            from .validate import check_output_target
+
+            check_output_target(output, fps=settings.fps)
         if self.backend.needs_memory_plan():  # --offload auto: the planner decides, as --dry-run prints
             from .memory import plan_memory
 
@@ -123,21 +144,57 @@ class ImageToVideoGenerator:
         timings["load_image"] += time.perf_counter() - t0
         if windows:
             chain = settings.extras["chain"]
-            frames = self.run_chain(windows, chain["kept_frames"], chain["overlap"], image, callback, timings)
+            run_chain = partial(self.run_chain, windows, chain["kept_frames"], chain["overlap"], image, callback,
+                                timings)
+            if output is None:
+                frames = run_chain()
+            else:  # chained windows never make sound (resolve refuses a window to a model that does)
+                frames = self._chain_to_file(run_chain, output, self._settings_record(request, settings), settings,
+                                             timings)
         else:
             frames = self.backend.generate(settings, image, callback, timings, self.show_progress, **extra_inputs)
         # a backend whose model also makes sound (LTX-2) hands over this run's track: (samples, sample rate)
         sound = self.backend.take_audio() if hasattr(self.backend, "take_audio") else None
+        result = GenerationResult(frames=frames, fps=settings.fps, settings=self._settings_record(request, settings),
+                                  notices=notices, timings=timings, audio=sound[0] if sound else None,
+                                  audio_sample_rate=sound[1] if sound else None)
+        if output is not None and frames is not None:  # a one-pass run: all its frames come at once
+            t0 = time.perf_counter()
+            result.save(output)
+            timings["write"] = time.perf_counter() - t0
+            result.frames = None
+        self.last_result = result
+        return result
+
+    def _settings_record(self, request: GenerationRequest, settings) -> dict:
+        """Everything needed to reproduce a run, as its output saves it."""
         record = {"model": self.spec.name, "model_source": self.spec.source, **request_record(request),
                   **asdict(settings), "i2v_version": __version__}
         record.pop("extras", None)
         if not settings.prompt_schedule:
             record.pop("prompt_schedule")
         record.update(settings.extras)
-        result = GenerationResult(frames=frames, fps=settings.fps, settings=record, notices=notices, timings=timings,
-                                  audio=sound[0] if sound else None, audio_sample_rate=sound[1] if sound else None)
-        self.last_result = result
-        return result
+        return record
+
+    @staticmethod
+    def _chain_to_file(run_chain, path: Path, record: dict, settings, timings: dict) -> None:
+        """Run a chain with its frames streamed into ``path`` as they become final; the time spent
+        writing goes to ``timings["write"]``."""
+        from .io.video import VideoWriter
+
+        writer = VideoWriter(path, settings.fps, {**record, "fps": settings.fps}, num_frames=settings.num_frames)
+        timings["write"] = 0.0
+
+        def write(frames: np.ndarray) -> None:
+            t0 = time.perf_counter()
+            writer.write(frames)
+            timings["write"] += time.perf_counter() - t0
+
+        with writer:
+            run_chain(sink=write)
+            t0 = time.perf_counter()
+            writer.close()
+            timings["write"] += time.perf_counter() - t0
 
     def chain_windows(self, request: GenerationRequest, settings) -> list:
         """The resolved settings of each window of a chained run (``settings.extras["chain"]``): its
@@ -151,15 +208,18 @@ class ImageToVideoGenerator:
         return windows
 
     def run_chain(self, windows: list, kept: list[int], overlap: int, image: Image.Image,
-                  callback: ProgressCallback | None, timings: dict) -> np.ndarray:
+                  callback: ProgressCallback | None, timings: dict,
+                  sink: Callable[[np.ndarray], None] | None = None) -> np.ndarray | None:
         """Generate chained windows one at a time: each from the video's frame ``overlap`` before its
         end so far, its colours matched to the first window's, cross-faded over the overlap
-        (``i2v.long_video``); progress counts every window's steps."""
-        from .long_video import append_window, lab_stats, match_colours
+        (``i2v.long_video``); progress counts every window's steps. Returns the frames; with ``sink``
+        (a function taking ``(t, H, W, 3)`` uint8 frames) hands each window's frames to it instead, as
+        soon as no later window changes them, and returns None: at most a window's frames are held."""
+        from .long_video import append_window, lab_stats, match_colours, pop_final
 
         steps = [w.extras.get("denoising_steps", w.num_inference_steps) for w in windows]
         latent = getattr(self.backend, "latent_handover", False)
-        video: list[np.ndarray] = []
+        video: list[np.ndarray] = []  # the frames not yet handed to the sink
         reference, current, handover, done = None, image, None, 0
         for i, settings in enumerate(windows):
             report = None if callback is None else (lambda step, _, base=done: callback(base + step, sum(steps)))
@@ -179,7 +239,9 @@ class ImageToVideoGenerator:
             if latent:  # the same frame, as the window's own latents
                 handover = self.backend.last_latents[:, :, last - overlap + 1]
             done += steps[i]
-        return np.stack(video)
+            if sink is not None:  # all but the frames the next window cross-fades are final
+                sink(pop_final(video, hold=overlap - 1 if i < len(windows) - 1 else 0))
+        return np.stack(video) if sink is None else None
 
     def check_fits(self, settings) -> None:
         """Refuse a run that cannot fit in the device's free memory with its options (before any work)."""
@@ -213,11 +275,15 @@ class ImageToVideoGenerator:
         decode_chunk_size: int | None = None,
         init_video: str | Path | np.ndarray | None = None,
         strength: float | None = None,
+        camera_path: str | Sequence | None = None,
+        trajectory: str | dict | Sequence | None = None,
     ) -> np.ndarray:
         """Generate one clip and return its frames (T, H, W, 3) uint8. Pass ``image_path`` or ``image``.
 
         ``prompt`` is text, or a prompt schedule for the models that take one: ``"0s: ...; 3s: ..."``, a
         list of ``(seconds, prompt)`` pairs, or a list of prompts that share the video evenly.
+        ``camera_path`` (``"1s: pan right 0.25; 2s: zoom 1.5"``) and ``trajectory`` (``"red ball: 0.3,0.5 ->
+        0.7,0.5"``): motion decided by you, for the models that take it (``i2v.motion``).
         """
         if (image_path is None) == (image is None):
             raise ValueError("pass exactly one of image_path or image")

@@ -3,9 +3,11 @@
 A manifest is a CSV (header row) or a JSONL file; each row has an ``image`` (a path, relative to
 the manifest's folder) and any of the generation fields (``prompt``, ``num_frames``, ``seed``, ...),
 plus optionally ``last_image``, ``init_video`` (video-to-video, with ``strength``; paths relative
-to the manifest's folder as the image is), ``model`` and ``output`` (the output's file name); an
-output never replaces one of its row's inputs. A row without a seed gets
-``--seed + row number``, so a rerun makes the same video. Every output records its row's request
+to the manifest's folder as the image is), ``camera_path`` and ``trajectory`` (motion, for the
+models that take it: text as ``--camera`` / ``--trajectory`` take it; in JSONL also a keyframe list
+/ a dict of points), ``model`` and ``output`` (the output's file name); an output never replaces
+one of its row's inputs. A row without a seed gets ``--seed + row number``, so a rerun makes the
+same video. Every output records its row's request
 (``batch_request`` in its settings): a rerun skips a row whose output exists with the same
 request, so an interrupted batch resumes where it stopped. Bad rows are reported in the results
 and the others go on. ``results.csv`` lists each row's status, output, seconds and error.
@@ -31,7 +33,9 @@ ROW_FIELDS: dict[str, type] = {
     "prompt": str, "negative_prompt": str, "num_frames": int, "fps": float, "height": int, "width": int,
     "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float, "strength": float,
 }
-OTHER_COLUMNS = ("image", "last_image", "init_video", "model", "output")
+# camera path and trajectories: text ("1s: pan right 0.25", "ball: 0.3,0.5 -> 0.7,0.5"), or in JSONL a list / dict
+MOTION_COLUMNS = ("camera_path", "trajectory")
+OTHER_COLUMNS = ("image", "last_image", "init_video", "model", "output", *MOTION_COLUMNS)
 RESULT_COLUMNS = ("row", "image", "output", "status", "seconds", "error")
 
 
@@ -78,7 +82,14 @@ def _parse_value(name: str, value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"{name}: expected a number, got {value!r}")
     try:
-        number = float(value) if kind is float else int(value if not isinstance(value, str) else value, 10)
+        if kind is float:
+            number = float(value)
+        elif isinstance(value, str):
+            number = int(value, 10)
+        elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()):  # a JSONL number: 4, 4.0
+            number = int(value)
+        else:
+            raise ValueError
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected {'a number' if kind is float else 'an integer'}, got {value!r}") from None
     if kind is float and not math.isfinite(number):
@@ -124,6 +135,10 @@ def read_manifest(path: str | Path, out_dir: Path, fmt: str = "mp4", base_seed: 
                     value = _parse_value(name, record[name])
                     if value is not None:
                         row.fields[name] = value
+            for name in MOTION_COLUMNS:
+                value = _motion_value(name, record.get(name))
+                if value is not None:  # only when given: earlier outputs of rows without motion still match
+                    row.fields[name] = value
             row.fields.setdefault("seed", base_seed + number)
             name = str(record.get("output") or "").strip() or f"{number:05d}-{Path(image).stem}"
             if Path(name).name != name or name in (".", ".."):
@@ -137,6 +152,29 @@ def read_manifest(path: str | Path, out_dir: Path, fmt: str = "mp4", base_seed: 
         except ValueError as exc:
             row.error = str(exc)
     return rows
+
+
+def _motion_value(name: str, value: Any) -> Any:
+    """A row's camera path or trajectory: text (blank: none), or a JSON list / dict; its syntax checked
+    here (a bad one makes the row invalid before anything runs), the rest when the row runs."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+    elif not isinstance(value, (list, dict)):
+        raise ValueError(f"{name}: text, a list or an object, got {value!r}")
+    from .errors import InvalidRequestError
+    from .motion.camera_path import parse_camera_text
+    from .motion.trajectory import parse_trajectory_text
+
+    if name == "camera_path" and isinstance(value, dict):
+        raise ValueError('camera_path: a list of keyframes, e.g. [{"time": 1, "pan": 0.25}], not an object')
+    try:  # the list / dict form as the JSON text the parsers read
+        (parse_camera_text if name == "camera_path" else parse_trajectory_text)(
+            value if isinstance(value, str) else json.dumps(value))
+    except InvalidRequestError as exc:
+        raise ValueError(str(exc)) from None
+    return value
 
 
 def _beside(manifest: Path, name: str) -> str:
@@ -215,7 +253,7 @@ class RowRunner:
 
         generator = self.models.get(row.model or self.default_model)
         return generator.run(GenerationRequest(image=row.image, last_image=row.last_image, init_video=row.init_video,
-                                               **row.fields))
+                                               **row.fields))  # camera_path / trajectory among the fields
 
 
 def _save(row: BatchRow, result) -> None:

@@ -27,6 +27,20 @@ from . import __version__
 EXIT_BAD_INPUT = 2
 
 
+def motion_summary(spec, request) -> list[str]:
+    """--dry-run's lines for a camera path and trajectories, checked against the model and the video as
+    the run checks them (a refusal is the run's error), in the canonical text the output records."""
+    if request.camera_path is None and request.trajectory is None:
+        return []
+    from .registry import backend_class
+
+    settings = backend_class(spec.family).resolve_for(spec, request, [])
+    video = f"{settings.num_frames} frames at {settings.fps:g} fps"
+    return [f"{label}: {settings.extras[key]} ({video})" for key, label in (("camera_path", "camera path"),
+                                                                          ("trajectory", "trajectory"))
+            if key in settings.extras]
+
+
 def _add_generate(sub) -> None:
     p = sub.add_parser(
         "generate", help="generate a video from an image and a prompt",
@@ -65,6 +79,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--strength", type=float, default=None,
                    help="with --init-video: how much of it is re-generated, in (0, 1] (default 0.7; lower keeps "
                         "more of the video)")
+    from .io.motion_input import add_motion_arguments
+
+    add_motion_arguments(p)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"],
                    help="weights dtype (default: the embedded model bf16 on CPUs with native bf16, else fp32; "
@@ -118,6 +135,8 @@ def _add_generate(sub) -> None:
 
 def cmd_generate(args) -> int:
     from .api import ImageToVideoGenerator
+    from .io.motion_input import read_motion_arguments
+    from .io.video import FILE_RECORD_KEY, read_metadata
     from .types import GenerationRequest, LoadOptions, from_fields
     from .validate import check_output_file, check_output_target
 
@@ -128,6 +147,7 @@ def cmd_generate(args) -> int:
     # the output is checked before anything loads: format, folder, rights, GIF's frame rate, inputs
     fps = args.fps if args.fps is not None else spec.defaults.fps
     check_output_target(args.output, fps=fps if isinstance(fps, (int, float)) and math.isfinite(fps) else None)
+    read_motion_arguments(args)  # --camera / --trajectory @FILE: what the file holds
     request = from_fields(GenerationRequest, args)
     source = Path(spec.source)  # the shipped weights and local folders are protected
     check_output_file(args.output, [args.image, args.last_image, args.init_video],
@@ -140,40 +160,44 @@ def cmd_generate(args) -> int:
                                                       "decode_chunk_size") if getattr(request, k) is not None}
         if request.duration is not None and request.num_frames is None:  # the frame count it asks for
             settings["num_frames"] = max(2, round(request.duration * (request.fps or spec.defaults.fps)))
+        motion = motion_summary(spec, request)  # a camera path / trajectories, resolved (or refused) first
         plan = plan_memory(args.model, settings, device=pick_device(args.device), dtype=args.dtype)
-        print(plan.describe())
+        print("\n".join([plan.describe(), *motion]))
         return EXIT_BAD_INPUT if plan.fits is False else 0
     gen = ImageToVideoGenerator(model_name=args.model, device=args.device, check_memory=args.check_memory,
                                 show_progress=not args.quiet and sys.stderr.isatty(),
                                 options=from_fields(LoadOptions, args))
-    result = gen.run(request)
-    notice = result.audio_notice(args.output)  # a GIF/WebP/PNG output: the sound goes beside it
-    if notice is not None:
-        result.notices.append(notice)
-    if not args.quiet:
+    result = gen.generate_to_file(request, args.output)  # a chained run streams its windows into the file
+    if not args.quiet:  # a GIF/WebP/PNG output's notes name the WAV its sound went to
         for notice in result.notices:
             print(f"note: {notice}", file=sys.stderr)
-    t0 = time.perf_counter()
-    path = result.save(args.output)
-    write = time.perf_counter() - t0
+    path = Path(args.output)
+    written = read_metadata(path)[FILE_RECORD_KEY]
     sound = "" if result.audio is None else f", {result.audio.shape[1] / result.audio_sample_rate:.2f} s of sound"
-    print(f"wrote {path} ({len(result.frames)} frames, {result.frames.shape[2]}x{result.frames.shape[1]}, "
+    print(f"wrote {path} ({written['num_frames']} frames, {written['width']}x{written['height']}, "
           f"{result.fps:g} fps, seed {result.settings['seed']}{sound})")
     if args.timings:
         t = result.timings
         rows = [("load", gen.load_seconds + t.get("load", 0.0)), ("encode", t.get("encode", 0.0)),
-                ("denoise", t.get("denoise", 0.0)),
-                ("decode", t.get("decode", 0.0)), ("write", write), ("total", time.perf_counter() - t_start)]
+                ("denoise", t.get("denoise", 0.0)), ("decode", t.get("decode", 0.0)),
+                ("write", t.get("write", 0.0)), ("total", time.perf_counter() - t_start)]
         print("  ".join(f"{k} {v:.2f}s" for k, v in rows))
     return 0
 
 
-def family_capabilities(family) -> dict:
-    """What a family takes and what runs on it, as ``i2v models`` lists it."""
+MOTION_INPUTS = ("camera_path", "trajectory")  # taken per model (``Backend.takes_motion``), not per family
+
+
+def family_capabilities(family, motion=None) -> dict:
+    """What a family takes and what runs on it, as ``i2v models`` lists it. ``motion(name)``: how a
+    motion input the family declares is listed (None: left out); default: by its name."""
     takes = ["image"]
     if any(m.defaults.uses_prompt for m in family.models):
         takes.append("text")
-    takes += [name.replace("_", " ") for name in sorted(family.inputs)]
+    for name in sorted(family.inputs):
+        label = motion(name) if motion is not None and name in MOTION_INPUTS else name.replace("_", " ")
+        if label:
+            takes.append(label)
     if family.long_video:
         takes.append("long video")
     return {"takes": takes, "gives": ["video", "sound"] if family.sound else ["video"],
@@ -181,11 +205,31 @@ def family_capabilities(family) -> dict:
             "memory": sorted(family.memory_options), "pipelines": list(family.pipeline_classes)}
 
 
+def model_capabilities(cls, spec) -> dict:
+    """One model's capabilities: its family's, with a camera path / trajectories only where the model
+    takes them (the embedded family: the models with a warping denoiser)."""
+    return family_capabilities(cls.family, lambda name: name.replace("_", " ") if cls.takes_motion(spec, name)
+                               else None)
+
+
+def family_summary(cls) -> dict:
+    """A family's capabilities for its line of ``i2v models``: a motion input that only some of its
+    registered models take names them."""
+    def motion(name: str) -> str:
+        takers = [m.name for m in cls.family.models if cls.takes_motion(m, name)]
+        label = name.replace("_", " ")
+        if len(takers) == len(cls.family.models):
+            return label
+        return f"{label} ({', '.join(takers)} only)" if takers else f"{label} (none of its registered models)"
+
+    return family_capabilities(cls.family, motion)
+
+
 def cmd_models(args) -> int:
     from .registry import families, list_models
 
-    capabilities = {name: family_capabilities(cls.family) for name, cls in families().items()}
-    rows = [{**m.as_row(), **capabilities[m.family]} for m in list_models()]
+    capabilities = {name: family_summary(cls) for name, cls in families().items()}
+    rows = [{**m.as_row(), **model_capabilities(families()[m.family], m)} for m in list_models()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -11,7 +11,8 @@ handover, already corrected) to all of it at its last. A model that can take its
 latents (the embedded model) is handed the previous window's latents instead of a decoded frame, so
 the handover makes no trip through the autoencoder (one such trip shifts a shape's colour by about 4
 Delta E), and its window is corrected in full. Windows are generated one at a time, so the
-device holds one window's activations whatever the length.
+device holds one window's activations whatever the length; written straight to a file
+(``ImageToVideoGenerator.generate_to_file``), memory holds about one window's frames too.
 
 The families with their own long-video pipelines (LTX-Video, SkyReels-V2 diffusion forcing,
 FramePack, Helios) use those instead.
@@ -91,6 +92,15 @@ def append_window(video: list[np.ndarray], part: np.ndarray, overlap: int, kept:
         index = len(video) - overlap + j
         video[index] = np.round((1 - weight) * video[index] + weight * part[j].astype(np.float64)).astype(np.uint8)
     video.extend(part[overlap: overlap + kept])
+
+
+def pop_final(video: list[np.ndarray], hold: int) -> np.ndarray:
+    """Remove from ``video`` (a list of frames) and return as ``(t, H, W, 3)`` the frames no later
+    window changes: all but the last ``hold`` (those the next window cross-fades)."""
+    count = len(video) - hold
+    final = np.stack(video[:count])
+    del video[:count]
+    return final
 
 
 def lab_stats(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

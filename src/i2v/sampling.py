@@ -124,15 +124,29 @@ def sample_training_sigmas(batch: int, generator: torch.Generator | None = None,
     return time_shift(torch.sigmoid(torch.randn(batch, generator=generator)), shift)
 
 
+OBJECT_FLOW_THRESHOLD = 0.02  # normalised units: a pixel at 128 is 0.0156
+
+
+def object_mask(flow: torch.Tensor) -> torch.Tensor:
+    """(B, 2, T, h, w) flow, NaN where unknown -> (B, 1, T, h, w) 1.0 where it departs from its frame's
+    least-squares affine field by more than ``OBJECT_FLOW_THRESHOLD`` (an object moving on its own)."""
+    from .models.unet import fit_affine_flow
+
+    filled = flow.float().nan_to_num(0.0)
+    return ((filled - fit_affine_flow(filled, robust=True)).norm(dim=1, keepdim=True) > OBJECT_FLOW_THRESHOLD).float()
+
+
 def flow_matching_loss(unet, latents, text, sigmas, noise, flow_target=None, flow_weight: float = 1.0,
-                       sigma_floor: float = 0.0) -> torch.Tensor:
+                       sigma_floor: float = 0.0, object_flow_weight: float = 1.0) -> torch.Tensor:
     """Velocity MSE on frames 1..T-1; frame 0 stays clean, as it is at generation time.
 
     ``sigma_floor``: a denoiser that predicts clean frames (``prediction="warp"``) has a velocity error
     of (clean error) / sigma, which the rare draws near sigma 0 would blow up; below the floor the
     error is weighted as at the floor. ``flow_target`` (B, 2, T, h, w), NaN where unknown (a whole
     clip, usually): a warping denoiser's flow is fitted to it (MSE, times ``flow_weight``), and the
-    velocity error does not reach the flow through the warp.
+    velocity error does not reach the flow through the warp. ``object_flow_weight``: the weight of the
+    flow's error where the target departs from its frame's affine (camera) field, i.e. on moving
+    objects: a few percent of the pixels, whose error an unweighted mean hardly sees.
     """
     # latents, noise: (B, C, T, h, w); sigmas: (B,)
     x = add_noise(latents, noise, sigmas)
@@ -148,5 +162,9 @@ def flow_matching_loss(unet, latents, text, sigmas, noise, flow_target=None, flo
     if flow is not None:
         known = ~flow_target[:, :, 1:].isnan()
         if known.any():
-            loss = loss + flow_weight * ((flow.float()[:, :, 1:] - flow_target[:, :, 1:])[known] ** 2).mean()
+            # unknown targets zeroed before the error, not after: a NaN there would reach the gradient
+            error = (flow.float()[:, :, 1:] - flow_target[:, :, 1:].nan_to_num(0.0)) ** 2  # (B, 2, T-1, h, w)
+            if object_flow_weight != 1.0:
+                error = error * (1 + (object_flow_weight - 1) * object_mask(flow_target[:, :, 1:]))
+            loss = loss + flow_weight * error[known].mean()
     return loss

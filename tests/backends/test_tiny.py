@@ -60,3 +60,31 @@ def test_a_warping_photo_model_defaults_to_guidance_one_and_generates(tmp_path):
         GenerationRequest(image=_image(tmp_path, 320, 180), prompt="the camera pans left", num_inference_steps=2,
                           seed=0))
     assert result.frames.shape == (4, 48, 80, 3) and result.settings["guidance_scale"] == 1.0
+
+
+def test_only_a_warping_model_takes_a_camera_path_or_trajectories(warp_model_dir, tiny_model_dir, tmp_path):
+    """The velocity model refuses them before loading any weights; the warping one records their canonical
+    text and moves the picture."""
+    import pytest
+
+    from i2v.api import check_request
+    from i2v.errors import InvalidRequestError
+    from i2v.registry import MODELS
+
+    image = _image(tmp_path, 64, 64)
+    for spec in (MODELS["i2v-tiny"], resolve_model(str(tiny_model_dir))):
+        with pytest.raises(InvalidRequestError, match="cannot follow a camera path"):
+            check_request(spec, GenerationRequest(image=image, camera_path="1s: pan 0.2"))
+        with pytest.raises(InvalidRequestError, match="cannot move objects along trajectories"):
+            check_request(spec, GenerationRequest(image=image, trajectory="a: 0.2,0.2 -> 0.5,0.5"))
+    assert check_request(MODELS["i2v-photo"], GenerationRequest(image=image, camera_path="1s: pan 0.2", seed=0)) == []
+
+    gen = ImageToVideoGenerator(str(warp_model_dir), device="cpu")
+    result = gen.run(GenerationRequest(image=image, camera_path="0.375s: pan right 0.25", trajectory="a: 0.3,0.3 -> 0.6,0.6",
+                                       num_inference_steps=2, seed=0, fps=8))
+    assert result.settings["camera_path"] == "0.375s: pan 0.25"
+    assert result.settings["trajectory"] == "a: 0.3,0.3 -> 0.6,0.6"
+    with pytest.raises(InvalidRequestError, match="after the video ends"):
+        gen.run(GenerationRequest(image=image, camera_path="2s: pan 0.2", num_inference_steps=2, seed=0, fps=8))
+    with pytest.raises(InvalidRequestError, match="cannot be split over chained windows"):
+        gen.run(GenerationRequest(image=image, camera_path="1s: pan 0.2", num_frames=12, window=4, seed=0))

@@ -14,6 +14,7 @@ from i2v.io.video import (
     CorruptVideoError,
     UnsupportedFormatError,
     VideoIOError,
+    VideoWriter,
     as_frame_array,
     probe_video,
     read_metadata,
@@ -292,12 +293,85 @@ def test_disk_full_while_writing_is_a_typed_error_and_changes_nothing(tmp_path, 
     path = write_video(make_clip(3), tmp_path / f"clip{suffix}", fps=8, metadata={"seed": 1})
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    def disk_full(video, target, *args, **kwargs):
-        target.write_bytes(b"half a video")
+    def disk_full(frame):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(video_io, "_write_container", disk_full)
-    monkeypatch.setattr(video_io, "_write_animated_image", disk_full)
+    for name in ("_to_av_frame", "_to_pil"):  # the first frame fails, after the temporaries exist
+        monkeypatch.setattr(video_io, name, disk_full)
     with pytest.raises(VideoIOError, match="cannot write \\(No space left on device\\); no existing file"):
         write_video(make_clip(5), path, fps=8, metadata={"seed": 2})
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming (VideoWriter)
+# --------------------------------------------------------------------------------------------
+
+
+def write_in_chunks(clip, path, sizes, **kwargs):
+    with VideoWriter(path, fps=8, metadata={"seed": 1}, num_frames=len(clip), **kwargs) as writer:
+        start = 0
+        for size in sizes:
+            writer.write(clip[start: start + size])
+            start += size
+    return writer.path
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_chunks_written_as_they_come_make_the_video_one_write_makes(tmp_path, suffix):
+    clip = make_clip(6, 17, 33)
+    whole = write_video(clip, out_path(tmp_path / "whole", suffix), fps=8, metadata={"seed": 1})
+    streamed = write_in_chunks(clip, out_path(tmp_path / "streamed", suffix), [2, 1, 3])
+    (frames, fps), (expected, expected_fps) = read_video(streamed), read_video(whole)
+    np.testing.assert_array_equal(frames, expected)
+    assert fps == expected_fps and read_metadata(streamed) == read_metadata(whole)
+    if suffix in LOSSLESS:
+        np.testing.assert_array_equal(frames, clip)
+
+
+def frames_then_failure(clip, chunks_before_failure):
+    for start in range(chunks_before_failure):
+        yield clip[start: start + 1]
+    raise Boom("the model failed mid-video")
+
+
+@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_failure_mid_stream_leaves_no_output_and_no_temporaries(tmp_path, suffix, existing):
+    path = out_path(tmp_path, suffix)
+    if existing:
+        write_video(make_clip(3), path, fps=8, metadata={"seed": 0})
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    clip = make_clip(5)
+    with pytest.raises(Boom), VideoWriter(path, fps=8, metadata={"seed": 1}, num_frames=5) as writer:
+        for chunk in frames_then_failure(clip, 2):
+            writer.write(chunk)
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # an existing output as it was; nothing new, no partial sibling
+    assert not [p for p in tmp_path.rglob(".*")]
+
+
+@pytest.mark.parametrize("count", [2, 6])  # fewer frames than announced (found at close), more (at the write)
+def test_a_frame_count_other_than_the_announced_one_writes_nothing(tmp_path, count):
+    clip = make_clip(count)
+    with pytest.raises(ValueError, match="num_frames=5"), VideoWriter(tmp_path / "a.mp4", fps=8, num_frames=5) as writer:
+        for start in range(0, count, 2):
+            writer.write(clip[start: start + 2])
+    assert listing(tmp_path) == set()
+
+
+def test_a_chunk_of_another_size_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match="differs from the first chunk's 48x32"), \
+            VideoWriter(tmp_path / "clip.mp4", fps=8, num_frames=4) as writer:
+        writer.write(make_clip(2))
+        writer.write(make_clip(2, 16, 16))
+    assert listing(tmp_path) == set()
+
+
+def test_the_writer_refuses_bad_settings_before_touching_the_disk(tmp_path):
+    with pytest.raises(ValueError, match="JSON"):
+        VideoWriter(tmp_path / "a.mp4", fps=8, metadata={"bad": object()}, num_frames=2)
+    with pytest.raises(ValueError, match="num_frames"):
+        VideoWriter(tmp_path / "a.mp4", fps=8, num_frames=0)
+    VideoWriter(tmp_path / "sub" / "a.mp4", fps=8, num_frames=2)  # never written to: leaves nothing
+    assert listing(tmp_path) == set()

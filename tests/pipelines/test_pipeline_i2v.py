@@ -151,3 +151,61 @@ def test_generation_builds_no_autograd_graph(pipe, monkeypatch):
     finally:
         hook.remove()
     assert len(grad) >= 4 and not any(grad)
+
+
+def _warping_pipe(text_encoder):
+    p = I2VPipeline(**dummy_components(vae_preset="patch-test", prediction="warp"))
+    p.text_encoder = text_encoder
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def test_a_camera_path_replaces_the_motion_plan(text_encoder, monkeypatch):
+    """A caller's motion that covers the frame is held at every step; the model plans nothing."""
+    from i2v.motion.camera_path import resolve_camera_path
+    from i2v.motion.motion_field import camera_motion
+
+    p = _warping_pipe(text_encoder)
+    motion = camera_motion(resolve_camera_path("0.375s: pan right 0.3", 4, 8)[1], 4, 8, 64, 64)
+    monkeypatch.setattr(p, "motion_plan", lambda *a: pytest.fail("planned a motion that was given"))
+    held = []
+    hook = p.unet.register_forward_hook(lambda m, args, kwargs, out: held.append(
+        (kwargs["flow"], kwargs["residual_keep"])), with_kwargs=True)
+    try:
+        frames = p(image=_image(), prompt="", num_inference_steps=3, seed=0, motion=motion).frames
+    finally:
+        hook.remove()
+    assert frames.shape == (4, 64, 64, 3) and len(held) == 3
+    assert all(flow is motion.flow and keep is None for flow, keep in held)
+
+
+def test_trajectories_are_held_over_the_models_plan_without_its_residual_there(text_encoder, monkeypatch):
+    from i2v.motion.motion_field import trajectory_motion
+    from i2v.motion.trajectory import resolve_trajectories
+
+    p = _warping_pipe(text_encoder)
+    image = _image()
+    motion = trajectory_motion(image, resolve_trajectories("a: 0.3,0.3 -> 0.6,0.6", 4, 8)[1], 4, 8)
+    plans, held = [], []
+    plan = p.motion_plan
+    monkeypatch.setattr(p, "motion_plan", lambda *a: plans.append(plan(*a)) or plans[-1])
+    hook = p.unet.register_forward_hook(lambda m, args, kwargs, out: held.append(
+        (kwargs.get("flow"), kwargs.get("residual_keep"))), with_kwargs=True)
+    try:
+        p(image=image, prompt="", num_inference_steps=2, seed=0, motion=motion)
+    finally:
+        hook.remove()
+    assert len(plans) == 1
+    flow, keep = held[-1]
+    torch.testing.assert_close(flow, motion.over(plans[0]))
+    torch.testing.assert_close(keep, motion.residual_keep(16, 16))
+
+
+def test_motion_needs_a_warping_denoiser_of_the_runs_shape(pipe, text_encoder):
+    from i2v.motion.motion_field import MotionField
+
+    with pytest.raises(ValueError, match="needs a warping denoiser"):
+        pipe(image=_image(), num_inference_steps=1, motion=MotionField(torch.zeros(1, 2, 4, 64, 64)))
+    with pytest.raises(ValueError, match=r"motion.flow must be \(1, 2, 4, 64, 64\)"):
+        _warping_pipe(text_encoder)(image=_image(), num_inference_steps=1,
+                                    motion=MotionField(torch.zeros(1, 2, 4, 32, 32)))

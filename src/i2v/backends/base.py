@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import InvalidRequestError
 from ..types import GenerationRequest, LoadOptions, ModelSpec, ProgressCallback, ResolvedSettings
-from .resolve import fill_size, init_video_frames, resolve_common, resolve_strength, resolve_window
+from .resolve import fill_size, init_video_frames, resolve_common, resolve_motion, resolve_strength, resolve_window
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
     import numpy as np
     from PIL import Image
 
 # Optional request inputs a family may take.
-INPUTS = ("last_image", "motion_strength", "decode_chunk_size", "prompt_schedule", "init_video")
+INPUTS = ("last_image", "motion_strength", "decode_chunk_size", "prompt_schedule", "init_video", "camera_path",
+          "trajectory")
 # Memory options a family may take (the planner chooses among them).
 MEMORY_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "decode_chunk_size")
 
@@ -149,6 +150,7 @@ class Backend:
                                       "lists \"prompt schedule\" in `i2v models`")
         if request.window is not None:
             resolve_window(cls.family, spec, request, settings, notices)
+        resolve_motion(request, settings)
         if settings.motion_strength is not None and "motion_strength" not in cls.family.inputs:
             notices.append(f"motion_strength is not used by {spec.name}; describe the motion in the prompt")
         if request.decode_chunk_size is not None and "decode_chunk_size" not in cls.family.inputs:
@@ -166,6 +168,17 @@ class Backend:
                                       "\"init video\" in `i2v models`")
         if request.strength is not None and request.init_video is None:
             raise InvalidRequestError("strength is how much of an init video is re-generated; give one (init_video)")
+        for name, what in (("camera_path", "follow a camera path (camera_path)"),
+                           ("trajectory", "move objects along trajectories (trajectory)")):
+            if getattr(request, name) is not None and not cls.takes_motion(spec, name):
+                raise InvalidRequestError(f"{spec.name} cannot {what}; the models that can list "
+                                          f"\"{name.replace('_', ' ')}\" in `i2v models`")
+
+    @classmethod
+    def takes_motion(cls, spec: ModelSpec, name: str) -> bool:
+        """Whether ``spec`` takes the motion input ``name`` (camera_path, trajectory): its family's say,
+        which a family whose models differ (the embedded ones) refines per model."""
+        return name in cls.family.inputs
 
     def weights_resident(self) -> bool:
         """Whether the weights are loaded (the free memory no longer includes them)."""

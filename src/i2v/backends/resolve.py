@@ -250,3 +250,21 @@ def resolve_window(family, spec, request: GenerationRequest, settings: ResolvedS
     notices.append(f"{settings.num_frames} frames in {len(plan.lengths)} windows of {window} frames overlapping by "
                    f"{plan.overlap}, each starting from a frame of the one before")
     settings.extras["chain"] = plan.as_dict()
+
+
+def resolve_motion(request: GenerationRequest, settings: ResolvedSettings) -> None:
+    """Check a request's camera path and trajectories against the video (``i2v.motion``) and record
+    their canonical text in ``settings.extras`` (``camera_path``, ``trajectory``)."""
+    if request.camera_path is None and request.trajectory is None:
+        return
+    if "chain" in settings.extras:
+        raise InvalidRequestError("a camera path or trajectories span one pass; they cannot be split over chained "
+                                  "windows (leave the window out)")
+    if request.camera_path is not None:
+        from ..motion.camera_path import resolve_camera_path
+
+        settings.extras["camera_path"] = resolve_camera_path(request.camera_path, settings.num_frames, settings.fps)[0]
+    if request.trajectory is not None:
+        from ..motion.trajectory import resolve_trajectories
+
+        settings.extras["trajectory"] = resolve_trajectories(request.trajectory, settings.num_frames, settings.fps)[0]

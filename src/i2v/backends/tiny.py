@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # annotations only: importing a backend module loads neither 
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MODEL_NAME = "i2v-tiny"
+PHOTO_MODEL_NAME = "i2v-photo"
 # The options that only the diffusers backends take (the embedded model is small enough not to need them).
 DIFFUSERS_ONLY_OPTIONS = ("offload", "vae_tiling", "vae_slicing", "cache", "cache_interval", "cfg_cache", "compile",
                           "fp8_storage", "quantize", "forward_chunk")
@@ -58,6 +59,14 @@ def folder_stamp(folder: str | Path) -> tuple:
     return tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
+def warps(folder: Path) -> bool:
+    """Whether the model folder's denoiser moves the first frame by a flow (``prediction="warp"``)."""
+    try:
+        return json.loads((folder / "unet" / "config.json").read_text()).get("prediction") == "warp"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def folder_defaults(path: Path, base: ModelDefaults) -> ModelDefaults:
     """Defaults of an embedded-model folder: frames, size and size policy from its own unet/vae configs."""
     try:
@@ -85,12 +94,19 @@ class TinyBackend(Backend):
             description="i2v's embedded latent video diffusion model (procedural shapes world, 128x128, 16 frames, "
                         "8 fps)",
             source=str(WEIGHTS_DIR / MODEL_NAME), defaults=TINY_DEFAULTS,
-        ),),
+        ), ModelSpec(
+            name=PHOTO_MODEL_NAME, family="tiny",
+            description="i2v's embedded model for photographs (preview): moves the camera over your photo as the "
+                        "prompt, a camera path or trajectories say; any aspect at 128x128's area, 16 frames, 8 fps",
+            source=str(WEIGHTS_DIR / PHOTO_MODEL_NAME),
+            defaults=folder_defaults(WEIGHTS_DIR / PHOTO_MODEL_NAME, TINY_DEFAULTS),
+        )),
         pipeline_classes=("I2VPipeline",),
         hub_downloads_everything=True,  # a few MB: the folder is loaded like a local one
         denoiser="unet",
         memory_options=frozenset(),
-        inputs=frozenset({"init_video"}),
+        # camera paths and trajectories: the models with a warping denoiser (``takes_motion``)
+        inputs=frozenset({"init_video", "camera_path", "trajectory"}),
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, DECODE_CHUNK),
         trainable="i2v.training.trainable_i2v:I2VTrainable",
         order=0,
@@ -122,6 +138,11 @@ class TinyBackend(Backend):
         self.dtype = check_dtype_name(o.dtype) or default_dtype(device)
         self.pipeline = self._load(spec.source, device, self.dtype, cached=not loras)
         self.lora_records = load_loras(self.pipeline, loras)
+
+    @classmethod
+    def takes_motion(cls, spec: ModelSpec, name: str) -> bool:
+        """Camera paths and trajectories move the first frame by a flow: a warping denoiser's models only."""
+        return super().takes_motion(spec, name) and warps(Path(spec.source))
 
     @classmethod
     def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:
@@ -196,6 +217,15 @@ class TinyBackend(Backend):
                 if count > MAX_TOKENS:
                     notices.append(f"{name} is {count} tokens long; the text encoder reads the first {MAX_TOKENS}")
 
+    @staticmethod
+    def motion_field(settings: ResolvedSettings, image: Image.Image):
+        """The run's camera path and trajectories as the flow the denoiser holds (None: the model plans)."""
+        import numpy as np
+
+        from ..motion.motion_field import requested_motion
+
+        return requested_motion(settings.extras, np.asarray(image.convert("RGB")), settings.num_frames, settings.fps)
+
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None,
                  init_video: np.ndarray | None = None, handover=None) -> np.ndarray:
@@ -219,6 +249,7 @@ class TinyBackend(Backend):
             strength=settings.strength if init_video is not None else 1.0,
             image_latents=handover,
             return_latents=True,
+            motion=self.motion_field(settings, image),
         )
         self.last_latents = out.latents  # (1, C, T, h, w): a chained window's handover comes from here
         timings.setdefault("pipeline", time.perf_counter() - t0)

@@ -29,7 +29,8 @@ sidecar also holds a ``"video_file"`` record (format, exact fps, frame count, si
 
 Writes are atomic: everything is written to temporary siblings and moved into place with
 ``os.replace``; on any error the temporaries are removed and an existing output is untouched.
-Nothing here ever unpickles anything.
+``VideoWriter`` writes a video chunk by chunk (a long video never whole in memory); ``write_video``
+is one chunk through it, so both encode alike. Nothing here ever unpickles anything.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ __all__ = [
     "as_frame_array",
     "video_format",
     "write_video",
+    "VideoWriter",
     "read_video",
     "probe_video",
     "read_metadata",
@@ -241,46 +243,203 @@ def write_video(
     for mp4/webm, in the container ``comment`` tag, together with a ``"video_file"`` record.
     ``audio`` (optional, with ``audio_sample_rate``): a sound track, muxed into mp4 (AAC) / webm
     (Opus), else written beside the video as a WAV file (``audio_path``); see the module docstring.
+    The frames go through ``VideoWriter`` as one chunk.
     """
-    fmt = video_format(path)
-    rate = _fps_fraction(fps)
-    if fmt == "gif" and rate > GIF_MAX_FPS:
-        raise ValueError(
-            f"{os.fspath(path)}: GIF cannot store {float(fps):g} fps (at most {GIF_MAX_FPS}); "
-            "use .mp4, .webm or .webp"
-        )
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise ValueError(f"metadata: expected a dict, got {type(metadata).__name__}")
     video = as_frame_array(frames)  # (T, H, W, 3) uint8
-    num_frames, height, width, _ = video.shape
-    sound = None
-    if audio is not None:
-        sound = (as_audio_array(audio), _check_sample_rate(audio_sample_rate))  # (C, N) float32, rate
-    elif audio_sample_rate is not None:
-        raise ValueError("audio_sample_rate given without audio")
+    with VideoWriter(path, fps, metadata, num_frames=len(video), audio=audio,
+                     audio_sample_rate=audio_sample_rate) as writer:
+        writer.write(video)
+    return writer.path
 
-    record: dict[str, Any] = {
-        "format": fmt,
-        "fps": float(fps),
-        "fps_fraction": f"{rate.numerator}/{rate.denominator}",
-        "num_frames": num_frames,
-        "width": width,
-        "height": height,
-    }
-    if fmt in _CONTAINER_FORMATS:
-        video = _pad_to_even(video)  # (T, H', W', 3) with H', W' even
-        record["codec"] = "h264" if fmt == "mp4" else _VPX_CODEC_NAMES[_vpx_encoder()]
-        record["encoded_width"], record["encoded_height"] = video.shape[2], video.shape[1]
-    if sound is not None:
-        record["audio"] = _audio_record(fmt, Path(path), *sound)
-    settings = {**(metadata or {}), FILE_RECORD_KEY: record}
-    sidecar_text = _to_json(settings, indent=2)
 
-    out = Path(path)
+class VideoWriter:
+    """A video written chunk by chunk, atomically (``write_video`` is one chunk through it).
+
+        with VideoWriter("long.mp4", fps=8, metadata=settings, num_frames=160) as writer:
+            for chunk in chunks:  # (t, H, W, 3) uint8 each, or lists of frames
+                writer.write(chunk)
+
+    mp4/webm frames are encoded, and PNG frames saved, as they come: the writer holds no more than the
+    chunk it is given. Pillow writes an animated GIF or WebP in one call, so their frames are kept (as
+    PIL images) until the end: only mp4, webm and PNG frames keep a long video's memory flat.
+
+    ``num_frames`` is the length the video will have: the container's metadata records it and is
+    written before the first frame is encoded. Nothing touches the disk before the first chunk; every
+    file is a temporary sibling until leaving the ``with`` block (or ``close()``) moves the video, its
+    sidecar (and WAV) into place. An exception inside the block or in a ``write``, ``abort()``, or a
+    frame count other than ``num_frames`` removes them and leaves an existing output as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, metadata: Mapping[str, Any] | None = None, *,
+                 num_frames: int, audio: Any = None, audio_sample_rate: int | None = None):
+        self.path = Path(path)
+        self.format = video_format(path)
+        self.rate = _fps_fraction(fps)
+        if self.format == "gif" and self.rate > GIF_MAX_FPS:
+            raise ValueError(
+                f"{os.fspath(path)}: GIF cannot store {float(fps):g} fps (at most {GIF_MAX_FPS}); "
+                "use .mp4, .webm or .webp"
+            )
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValueError(f"metadata: expected a dict, got {type(metadata).__name__}")
+        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+            raise ValueError(f"num_frames: expected a positive whole number of frames, got {num_frames!r}")
+        self.num_frames = int(num_frames)
+        self.written = 0  # frames handed to the format's writer so far
+        self._fps = float(fps)
+        self._metadata = dict(metadata or {})
+        _to_json(self._metadata)  # refused before the frames are made, not after
+        self._sound = None
+        if audio is not None:
+            self._sound = (as_audio_array(audio), _check_sample_rate(audio_sample_rate))  # (C, N) float32, rate
+        elif audio_sample_rate is not None:
+            raise ValueError("audio_sample_rate given without audio")
+        # a missing encoder is refused here, before any file exists
+        self._codec = _video_codec(self.format) if self.format in _CONTAINER_FORMATS else None
+        self._audio_record = _audio_record(self.format, self.path, *self._sound) if self._sound else None
+        self._size: tuple[int, int] | None = None  # (H, W) of every frame, from the first chunk
+        self._settings: dict[str, Any] = {}
+        self._outputs: contextlib.ExitStack | None = None  # the temporary siblings, while open
+        self._temps: tuple[Path, ...] = ()
+        self._frames = None  # the format's frame writer, while open
+        self._closed = False
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:
+            self.close()
+
+    def write(self, frames: Any) -> None:
+        """Add frames to the video: a ``(t, H, W, 3)`` uint8 array or a list of frames, the same size
+        as the first chunk's. A failure removes the partial output."""
+        with self._abort_on_error():
+            if self._closed:
+                raise ValueError(f"{self.path}: the writer is closed")
+            chunk = as_frame_array(frames)  # (t, H, W, 3) uint8
+            if self.written + len(chunk) > self.num_frames:
+                raise ValueError(f"frames: {self.written + len(chunk)} frames for a video of num_frames="
+                                 f"{self.num_frames}")
+            if self._size is None:
+                self._size = chunk.shape[1:3]
+                self._open()
+            elif chunk.shape[1:3] != self._size:
+                raise ValueError(f"frames: size {chunk.shape[2]}x{chunk.shape[1]} differs from the first chunk's "
+                                 f"{self._size[1]}x{self._size[0]}")
+            with _typed_os_errors(self.path):
+                self._frames.write(chunk)
+            self.written += len(chunk)
+
+    def close(self) -> Path:
+        """Finish the video and move it, its sidecar (and WAV) into place as one unit; return its path."""
+        with self._abort_on_error():
+            if self._closed:
+                raise ValueError(f"{self.path}: the writer is closed")
+            if self.written != self.num_frames:
+                raise ValueError(f"{self.path}: {self.written} frames written to a video of num_frames="
+                                 f"{self.num_frames}; nothing was written")
+            with _typed_os_errors(self.path):
+                self._frames.finish()
+                self._frames = None
+                self._write_beside()
+                outputs, self._outputs = self._outputs, None
+                outputs.close()  # the temporaries move into place
+            self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Remove the partial output; an existing output at the path stays as it was."""
+        self._closed = True
+        frames, self._frames = self._frames, None
+        if frames is not None:
+            frames.discard()
+        outputs, self._outputs = self._outputs, None
+        if outputs is not None:  # an exception at the temporaries' yield removes them and moves nothing
+            outputs.__exit__(_Aborted, _Aborted(), None)
+
+    @contextlib.contextmanager
+    def _abort_on_error(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.abort()
+            raise
+
+    def _open(self) -> None:
+        """Create the temporary siblings and open the format's frame writer (a container's header
+        needs the frame size and the metadata)."""
+        self._settings = {**self._metadata, FILE_RECORD_KEY: self._file_record()}
+        out, fmt = self.path, self.format
+        with _typed_os_errors(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if fmt == "png":
+                _check_frame_folder_replaceable(out)
+            targets, stale = _output_targets(out, fmt, with_sound=self._sound is not None)
+            self._outputs = contextlib.ExitStack()
+            self._temps = self._outputs.enter_context(_atomic_outputs(*targets, directory=fmt == "png",
+                                                                      stale=stale))
+            if fmt == "png":
+                self._frames = _FolderFrames(self._temps[0])
+            elif fmt in _CONTAINER_FORMATS:
+                self._frames = _ContainerFrames(self._temps[0], fmt, self.rate, self._size,
+                                                comment=_to_json(self._settings), sound=self._sound)
+            else:
+                self._frames = _AnimatedFrames(self._temps[0], fmt, self.rate)
+
+    def _file_record(self) -> dict[str, Any]:
+        """The ``"video_file"`` record: format, exact fps, frame count, size (and how it is encoded)."""
+        height, width = self._size
+        record: dict[str, Any] = {
+            "format": self.format,
+            "fps": self._fps,
+            "fps_fraction": f"{self.rate.numerator}/{self.rate.denominator}",
+            "num_frames": self.num_frames,
+            "width": width,
+            "height": height,
+        }
+        if self._codec is not None:
+            record["codec"] = self._codec
+            record["encoded_width"], record["encoded_height"] = width + width % 2, height + height % 2
+        if self._audio_record is not None:
+            record["audio"] = self._audio_record
+        return record
+
+    def _write_beside(self) -> None:
+        """The sidecar, and the WAV of a format that cannot hold sound, into the temporaries."""
+        if self.format == "png":
+            sidecar, wav = self._temps[0] / FOLDER_METADATA, self._temps[0] / FOLDER_AUDIO
+        else:
+            sidecar, wav = self._temps[1], (self._temps[2] if len(self._temps) > 2 else None)
+        if self._sound is not None and wav is not None:
+            _write_wav(wav, *self._sound)
+        sidecar.write_text(_to_json(self._settings, indent=2), encoding="utf-8")
+
+
+class _Aborted(Exception):
+    """Thrown into the temporaries' context to remove them (an aborted writer)."""
+
+
+@contextlib.contextmanager
+def _typed_os_errors(out: Path) -> Iterator[None]:
     try:
-        return _write_outputs(video, out, fmt, rate, settings, sidecar_text, sound)
+        yield
     except OSError as exc:  # disk full, read-only or vanished folder: nothing was replaced
         raise VideoIOError(f"{out}: cannot write ({exc.strerror or exc}); no existing file was changed") from exc
+
+
+def _output_targets(out: Path, fmt: str, with_sound: bool) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """The paths a write replaces as one unit (the video, its sidecar, a WAV beside it) and the stale
+    ones it removes; a PNG folder holds its sidecar and WAV."""
+    if fmt == "png":
+        return (out,), ()
+    beside = audio_path(out) if with_sound and fmt not in AUDIO_FORMATS else None
+    targets = (out, sidecar_path(out)) + ((beside,) if beside is not None else ())
+    # a silent GIF/WebP replacing one with sound: the WAV its sidecar names goes with it
+    stale = (audio_path(out),) if not with_sound and fmt not in AUDIO_FORMATS else ()
+    return targets, stale
 
 
 def _audio_record(fmt: str, out: Path, samples: np.ndarray, sample_rate: int) -> dict[str, Any]:
@@ -294,35 +453,6 @@ def _audio_record(fmt: str, out: Path, samples: np.ndarray, sample_rate: int) ->
     else:
         record.update(codec="pcm_f32le", file=audio_path(out).name)
     return record
-
-
-def _write_outputs(video: np.ndarray, out: Path, fmt: str, rate: Fraction, settings: dict, sidecar_text: str,
-                   sound: tuple[np.ndarray, int] | None = None) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "png":
-        _check_frame_folder_replaceable(out)
-        with _atomic_outputs(out, directory=True) as (tmp_dir,):
-            for i, frame in enumerate(video):
-                _to_pil(frame).save(tmp_dir / FRAME_PATTERN.format(i), format="PNG")
-            if sound is not None:
-                _write_wav(tmp_dir / FOLDER_AUDIO, *sound)
-            (tmp_dir / FOLDER_METADATA).write_text(sidecar_text, encoding="utf-8")
-        return out
-
-    beside = audio_path(out) if sound is not None and fmt not in AUDIO_FORMATS else None
-    targets = (out, sidecar_path(out)) + ((beside,) if beside is not None else ())
-    # a silent GIF/WebP replacing one with sound: the WAV its sidecar names goes with it
-    stale = (audio_path(out),) if sound is None and fmt not in AUDIO_FORMATS else ()
-    with _atomic_outputs(*targets, stale=stale) as temps:  # the video, its sidecar (and WAV) replaced as one unit
-        tmp_video, tmp_sidecar = temps[:2]
-        if fmt in _CONTAINER_FORMATS:
-            _write_container(video, tmp_video, fmt, rate, comment=_to_json(settings), sound=sound)
-        else:
-            _write_animated_image(video, tmp_video, fmt, rate)
-            if beside is not None:
-                _write_wav(temps[2], *sound)
-        tmp_sidecar.write_text(sidecar_text, encoding="utf-8")
-    return out
 
 
 def _pad_to_even(video: np.ndarray) -> np.ndarray:
@@ -350,40 +480,106 @@ def _to_pil(frame: np.ndarray) -> Image.Image:
     return Image.fromarray(frame)
 
 
-def _write_container(video: np.ndarray, target: Path, fmt: str, rate: Fraction, comment: str,
-                     sound: tuple[np.ndarray, int] | None = None) -> None:
-    """Encode ``(T, H, W, 3)`` (H, W even) to mp4/H.264 or webm/VP9 at exactly ``rate`` fps, with the
-    sound track ``sound`` (``(C, N)`` float32, sample rate) as AAC / Opus when given."""
+def _video_codec(fmt: str) -> str:
+    """The codec an mp4/webm is stored in (``"h264"``, ``"vp9"`` or ``"vp8"``); raises if PyAV lacks its encoder."""
+    encoder = _video_encoder(fmt)[0]
+    return "h264" if encoder == "libx264" else _VPX_CODEC_NAMES[encoder]
+
+
+def _video_encoder(fmt: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(encoder, its options, the container's options) of an mp4 (H.264) or webm (VP9, else VP8)."""
     if fmt == "mp4":
         if "libx264" not in av.codecs_available:
             raise VideoIOError("this PyAV build has no libx264 encoder; write .webm, .gif or .webp")
-        codec, options = "libx264", {"crf": "18", "preset": "medium"}
-        container_options = {"movflags": "+faststart"}
-    else:
-        codec = _vpx_encoder()
-        # Constant-quality mode; "b": "0" lets crf alone drive VP9, VP8 needs a bitrate ceiling.
-        options = {"crf": "20", "b": "0" if codec == "libvpx-vp9" else "8M", "deadline": "good",
-                   "cpu-used": "4"}
-        container_options = {}
+        return "libx264", {"crf": "18", "preset": "medium"}, {"movflags": "+faststart"}
+    codec = _vpx_encoder()
+    # Constant-quality mode; "b": "0" lets crf alone drive VP9, VP8 needs a bitrate ceiling.
+    options = {"crf": "20", "b": "0" if codec == "libvpx-vp9" else "8M", "deadline": "good", "cpu-used": "4"}
+    return codec, options, {}
 
-    with av.open(str(target), mode="w", format=fmt, options=container_options) as container:
-        container.metadata["comment"] = comment
-        stream = container.add_stream(codec, rate=rate, options=options)
-        stream.width, stream.height = video.shape[2], video.shape[1]
+
+class _ContainerFrames:
+    """mp4/H.264 or webm/VP9 at exactly ``rate`` fps: each frame encoded as it comes (padded to even
+    size), the sound track (``(C, N)`` float32, sample rate) encoded as AAC / Opus at the end."""
+
+    def __init__(self, target: Path, fmt: str, rate: Fraction, size: tuple[int, int], comment: str,
+                 sound: tuple[np.ndarray, int] | None = None):
+        codec, options, container_options = _video_encoder(fmt)
+        self._container = av.open(str(target), mode="w", format=fmt, options=container_options)
+        try:
+            self._container.metadata["comment"] = comment
+            self._stream = self._add_video_stream(codec, options, rate, size)
+            # every stream is added before the first packet (the container header is written then)
+            self._encode_sound = _audio_encoder(self._container, fmt, *sound) if sound is not None else None
+        except BaseException:
+            self.discard()
+            raise
+        self._index = 0  # the next frame's pts
+
+    def _add_video_stream(self, codec: str, options: dict[str, str], rate: Fraction, size: tuple[int, int]):
+        height, width = size
+        stream = self._container.add_stream(codec, rate=rate, options=options)
+        stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / rate  # one tick per frame: pts = frame index
         # rgb24 -> yuv420p uses swscale's BT.601 limited-range matrix; tag the stream to match.
         ctx = stream.codec_context
         ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 6, 6, 6, 1
-        # every stream is added before the first packet (the container header is written then)
-        encode_sound = _audio_encoder(container, fmt, *sound) if sound is not None else None
-        for index, frame in enumerate(video):
+        return stream
+
+    def write(self, chunk: np.ndarray) -> None:
+        for frame in _pad_to_even(chunk):  # (H', W', 3) with H', W' even
             av_frame = _to_av_frame(frame)
-            av_frame.pts = index
-            container.mux(stream.encode(av_frame))
-        container.mux(stream.encode())  # flush the encoder
-        if encode_sound is not None:
-            encode_sound()
+            av_frame.pts = self._index
+            self._index += 1
+            self._container.mux(self._stream.encode(av_frame))
+
+    def finish(self) -> None:
+        self._container.mux(self._stream.encode())  # flush the encoder
+        if self._encode_sound is not None:
+            self._encode_sound()
+        self._container.close()
+
+    def discard(self) -> None:
+        with contextlib.suppress(av.FFmpegError, OSError):  # the file is removed next; the first error stands
+            self._container.close()
+
+
+class _FolderFrames:
+    """A folder of PNG frames: each saved as it comes."""
+
+    def __init__(self, folder: Path):
+        self._folder = folder
+        self._index = 0
+
+    def write(self, chunk: np.ndarray) -> None:
+        for frame in chunk:
+            _to_pil(frame).save(self._folder / FRAME_PATTERN.format(self._index), format="PNG")
+            self._index += 1
+
+    def finish(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+
+class _AnimatedFrames:
+    """An animated GIF or WebP: Pillow writes it in one call, so the frames are kept until the end."""
+
+    def __init__(self, target: Path, fmt: str, rate: Fraction):
+        self._target, self._format, self._rate = target, fmt, rate
+        self._images: list[Image.Image] = []
+
+    def write(self, chunk: np.ndarray) -> None:
+        self._images += [_to_pil(frame) for frame in chunk]
+
+    def finish(self) -> None:
+        _write_animated_image(self._images, self._target, self._format, self._rate)
+        self._images = []
+
+    def discard(self) -> None:
+        self._images = []
 
 
 def _audio_codec(fmt: str, sample_rate: int) -> tuple[str, int]:
@@ -455,13 +651,12 @@ def _frame_durations_ms(num_frames: int, rate: Fraction, tick_ms: int) -> list[i
     return [b - a for a, b in zip(starts, starts[1:])]
 
 
-def _write_animated_image(video: np.ndarray, target: Path, fmt: str, rate: Fraction) -> None:
-    """Write ``(T, H, W, 3)`` as an animated GIF or lossless WebP that loops forever.
+def _write_animated_image(images: list[Image.Image], target: Path, fmt: str, rate: Fraction) -> None:
+    """Write frames as an animated GIF or lossless WebP that loops forever.
 
     GIF stores delays in centiseconds (``tick_ms=10``), WebP in milliseconds. Both encoders
     merge identical consecutive frames into one longer frame; ``read_video`` expands them back.
     """
-    images = [_to_pil(frame) for frame in video]
     if fmt == "gif":
         durations = _frame_durations_ms(len(images), rate, tick_ms=10)
         options: dict[str, Any] = {"format": "GIF", "optimize": False}

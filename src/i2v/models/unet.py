@@ -220,6 +220,7 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         return_flow: bool = False,
         detach_flow: bool = False,
         flow: torch.Tensor | None = None,
+        residual_keep: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         # sample: (B, C, T, h, w); timestep: (B,) in [0, 1]; image_latents: (B, C, h, w)
         # text_states: (B, L, D); text_pooled: (B, D); text_mask: (B, L) 1 = real token
@@ -228,6 +229,9 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         # clean-frame error's gradient through the warp is the image's own gradient, mostly noise)
         # flow (warp prediction only): (B, 2, T, h, w) a motion decided earlier (the sampler's motion plan),
         # used instead of this call's flow and camera head; the guess is then the clean frame (no fusion)
+        # residual_keep (with flow): (B, 1, T, h, w) in [0, 1], how much of the residual the guess keeps: the
+        # network's residual corrects its own flow's warp, so where a held flow departs from that (a user's
+        # trajectory) it would paint the moved object back
         b, _, t, h, w = sample.shape
         temb = self.time_embedding(self.time_proj(timestep * 1000).to(sample.dtype))
         temb = temb + self.text_pool_embedding(text_pooled.to(sample.dtype))
@@ -268,17 +272,21 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             if return_flow or flow is not None:
                 raise ValueError("return_flow and flow need a denoiser with prediction='warp'")
             return out  # the velocity
-        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out, detach_flow, camera, flow)
+        velocity, flow = self.velocity_from_warp(sample, timestep, image_latents, out, detach_flow, camera, flow,
+                                                 residual_keep)
         return (velocity, flow) if return_flow else velocity
 
     def velocity_from_warp(self, sample, timestep, image_latents, out, detach_flow: bool = False,
                            camera: torch.Tensor | None = None,
-                           held_flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           held_flow: torch.Tensor | None = None,
+                           residual_keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The warp parameterisation's output (and the camera head's (B, T, 6), if any) -> (velocity
         (B, C, T, h, w), flow (B, 2, T, h, w)). ``held_flow`` replaces the predicted flow and camera, and
         its guess is the clean frame."""
         b, c, t, h, w = sample.shape
         residual, flow, log_tau = out[:, :c].float(), out[:, c:c + 2], out[:, c + 2:c + 3].float()
+        if residual_keep is not None:
+            residual = residual * residual_keep.float()
         if held_flow is not None:
             flow = held_flow
         else:
@@ -333,14 +341,19 @@ def affine_flow(params: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.stack([a * x + b_ * y + tx, c * x + d * y + ty], dim=1)
 
 
-def fit_affine_flow(flow: torch.Tensor) -> torch.Tensor:
+def fit_affine_flow(flow: torch.Tensor, robust: bool = False) -> torch.Tensor:
     """(B, 2, T, h, w) -> the same, each frame's flow replaced by its least-squares affine field (the
-    camera motion that moves the picture most like it)."""
+    camera motion that moves the picture most like it). ``robust``: fitted again to the half of the
+    pixels it fits best, so an object moving on its own (less than half the frame) does not bend it."""
     b, _, t, h, w = flow.shape
     grid = base_grid(h, w, flow.device)[0].reshape(h * w, 2).float()
-    design = torch.cat([grid, torch.ones(h * w, 1, device=flow.device)], dim=1)  # (hw, 3): x, y, 1
+    design = torch.cat([grid, torch.ones(h * w, 1, device=flow.device)], dim=1).expand(b, t, -1, -1)  # (B, T, hw, 3)
     target = rearrange(flow.float(), "b f t h w -> b t (h w) f")
-    params = torch.linalg.lstsq(design.expand(b, t, -1, -1), target).solution  # (B, T, 3, 2)
+    params = torch.linalg.lstsq(design, target).solution  # (B, T, 3, 2)
+    if robust:
+        residual = (design @ params - target).norm(dim=-1, keepdim=True)  # (B, T, hw, 1)
+        inlier = (residual <= residual.median(dim=2, keepdim=True).values).float()
+        params = torch.linalg.lstsq(design * inlier, target * inlier).solution
     return rearrange(design @ params, "b t (h w) f -> b f t h w", h=h).to(flow.dtype)
 
 

@@ -22,6 +22,7 @@ from ..conditioning import MiniLMTextEncoder, TextEmbedding
 from ..models.autoencoder import from_diffusion_latents, load_autoencoder, spatial_compression, to_diffusion_latents
 from ..models.patch_autoencoder import PatchAutoencoder
 from ..models.unet import SpaceTimeUNet, fit_affine_flow
+from ..motion.motion_field import MotionField
 from ..errors import NonFiniteError
 from ..sampling import flow_sigmas, get_sampler
 from .defaults import DECODE_CHUNK, DEFAULT_SETTINGS, WARP_GUIDANCE
@@ -180,6 +181,7 @@ class I2VPipeline(DiffusionPipeline):
         strength: float = 1.0,
         image_latents: torch.Tensor | None = None,
         return_latents: bool = False,
+        motion: MotionField | None = None,
     ) -> I2VPipelineOutput:
         """``init_video`` (video-to-video, SDEdit): the video the run starts from, (T, H, W, 3) uint8 at
         the output size, or (T, 3, H, W) in [-1, 1]; ``strength`` (0, 1] is how much of it is
@@ -187,7 +189,9 @@ class I2VPipeline(DiffusionPipeline):
         run starts from the video's latents noised to the next noise level (diffusers' rule).
         ``image_latents`` (1, C, h, w): frame 0 as diffusion latents, used instead of encoding ``image``
         (a long video's windows hand over a frame without a trip through the autoencoder);
-        ``return_latents`` also returns the clip's latents."""
+        ``return_latents`` also returns the clip's latents. ``motion`` (a warping denoiser only): a motion
+        decided by the caller (``i2v.motion``: a camera path, trajectories) that the run holds instead of
+        the model's plan, wholly or where the field covers."""
         import time
 
         d = self.default_settings
@@ -202,6 +206,12 @@ class I2VPipeline(DiffusionPipeline):
 
         # 1. Check inputs
         self.check_inputs(image, num_frames, height, width, num_inference_steps, guidance_scale)
+        if motion is not None:
+            if self.unet.warp is None:
+                raise ValueError("motion (a camera path or trajectories) needs a warping denoiser (prediction='warp')")
+            if tuple(motion.flow.shape) != (1, 2, num_frames, height, width):
+                raise ValueError(f"motion.flow must be (1, 2, {num_frames}, {height}, {width}), got "
+                                 f"{tuple(motion.flow.shape)}")
         device = self._execution_device
         dtype = self.unet.dtype
         if generator is None:
@@ -246,7 +256,9 @@ class I2VPipeline(DiffusionPipeline):
         #    from the init video's noised latents, which then drive the flow step by step.
         image_cond = image_latents.to(dtype).expand(2 if do_cfg else 1, -1, -1, -1)  # (B, C, h, w)
         plan: dict[str, torch.Tensor] = {}
-        plans_motion = self.unet.warp is not None and init_video is None
+        plans_motion = self.unet.warp is not None and (init_video is None or motion is not None)
+        keep = None if motion is None else motion.residual_keep(*shape[-2:])
+        keep = None if keep is None else keep.to(device)
 
         def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             x = x.clone()
@@ -255,10 +267,16 @@ class I2VPipeline(DiffusionPipeline):
             s = sigma.reshape(1).expand(xin.shape[0]).to(dtype)
             if plans_motion:
                 if "flow" not in plan:
-                    plan["flow"] = self.motion_plan(xin, s, image_cond, text, guidance_scale if do_cfg else None)
+                    if motion is not None and motion.cover is None:  # the caller's motion, all of it
+                        plan["flow"] = motion.flow.to(device)
+                    else:
+                        plan["flow"] = self.motion_plan(xin, s, image_cond, text, guidance_scale if do_cfg else None)
+                        if motion is not None:
+                            plan["flow"] = motion.over(plan["flow"].cpu()).to(device)
                 pos = slice(-1, None)  # the prompt's half of the batch
                 v = self.unet(xin[pos], s[pos], image_cond[pos], text.states[pos], text.pooled[pos],
-                              None if text.mask is None else text.mask[pos], flow=plan["flow"]).float()
+                              None if text.mask is None else text.mask[pos], flow=plan["flow"],
+                              residual_keep=keep).float()
             else:
                 v = self.unet(xin, s, image_cond, text.states, text.pooled, text.mask).float()
                 if do_cfg:

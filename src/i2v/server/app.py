@@ -25,8 +25,8 @@ from .guard import Guard
 from .metrics import render_metrics
 from .schemas import JobOut, JobPage, ModelOut, ServerConfig
 from .store import FINISHED, STATES, JobStore
-from .submission import (SubmitError, accept_image, accept_video, check_room, new_job_id, queue_job, served_model,
-                         video_suffix)
+from .submission import (SubmitError, accept_image, accept_video, check_room, motion_fields, new_job_id, queue_job,
+                         served_model, video_suffix)
 
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif", "webp": "image/webp"}
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers on top of the uploads' bytes
@@ -135,6 +135,12 @@ async def submit_job(
     motion_strength: Annotated[float | None, Form()] = None,
     strength: Annotated[float | None, Form(description="video-to-video: how much of init_video is re-generated, "
                                                        "in (0, 1]")] = None,
+    camera_path: Annotated[str | None, Form(description="a keyframed camera path, e.g. '1s: pan right 0.25; 2s: "
+                                                        "zoom in 1.5', or a JSON list of keyframes (models that "
+                                                        "take one)")] = None,
+    trajectory: Annotated[str | None, Form(description="objects' paths in the frame, e.g. 'red ball: 0.3,0.5 -> "
+                                                       "0.7,0.5', or a JSON object of points (models that take "
+                                                       "them)")] = None,
     profile: Annotated[str | None, Form(description="speed or memory: the --speed / --memory switches")] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
     store: JobStore = Depends(get_store),
@@ -150,6 +156,7 @@ async def submit_job(
                                     height=height, width=width, num_inference_steps=num_inference_steps,
                                     guidance_scale=guidance_scale, seed=seed,
                                     motion_strength=motion_strength, strength=strength).items() if v is not None}
+    fields.update(motion_fields(camera_path=camera_path, trajectory=trajectory))
     job_id = new_job_id()
     accepted = {}
     try:

@@ -75,6 +75,9 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
                         "--strength says how much of it is re-generated")
     p.add_argument("--profile", default=None, choices=["speed", "memory"], help="the server runs it with --speed "
                                                                                  "or --memory")
+    from ..io.motion_input import add_motion_arguments
+
+    add_motion_arguments(p)
     for name, kind in GENERATION_FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     p.add_argument("--output", "-o", required=True, help="where to download the video (.mp4 .webm .gif .webp)")
@@ -168,6 +171,7 @@ def worker_main(args) -> int:
 
 
 def submit_main(args) -> int:
+    from ..io.motion_input import read_motion_arguments
     from ..io.video import video_format
     from ..validate import check_output_file
     from .client import Client
@@ -176,12 +180,14 @@ def submit_main(args) -> int:
     if fmt == "png":
         raise InvalidRequestError(f"{args.output}: the server writes .mp4, .webm, .gif or .webp files")
     check_output_file(args.output, [args.image, args.last_image, args.init_video])  # before anything is uploaded
+    read_motion_arguments(args)  # --camera / --trajectory @FILE: what the file holds, sent as text
     fields = {name: getattr(args, name) for name in GENERATION_FLAGS}
     if args.negative_prompt is not None:
         fields["negative_prompt"] = args.negative_prompt
     with Client(args.server, token=args.token) as client:
         job = client.submit(args.image, args.prompt, model=args.model, output_format=fmt,
-                            last_image=args.last_image, init_video=args.init_video, profile=args.profile, **fields)
+                            last_image=args.last_image, init_video=args.init_video, profile=args.profile,
+                            camera_path=args.camera_path, trajectory=args.trajectory, **fields)
         print(f"job {job['id']} {job['state']}", file=sys.stderr, flush=True)
         if args.no_wait:
             print(job["id"])

@@ -67,14 +67,20 @@ class Client:
     def submit(self, image: str | Path, prompt: str = "", *, model: str | None = None, output_format: str = "mp4",
                last_image: str | Path | None = None, init_video: str | Path | None = None,
                strength: float | None = None, profile: str | None = None, idempotency_key: str | None = None,
+               camera_path: str | list | None = None, trajectory: str | dict | list | None = None,
                **fields) -> dict:
         """Queue a job; ``fields`` are the generation fields (num_frames, seed, ...). ``init_video``
-        (a .mp4, .webm, .gif or .webp file) and ``strength`` make it video-to-video. A retry with the
-        same ``idempotency_key`` (one is made if not given) returns the same job."""
+        (a .mp4, .webm, .gif or .webp file) and ``strength`` make it video-to-video. ``camera_path``
+        ("1s: pan right 0.25; 2s: zoom in 1.5", or a list of keyframe dicts) and ``trajectory``
+        ("red ball: 0.3,0.5 -> 0.7,0.5", or a dict of points) go as text, a list or dict as JSON. A
+        retry with the same ``idempotency_key`` (one is made if not given) returns the same job."""
         import contextlib
+        import json
 
+        motion = {k: v if isinstance(v, str) else json.dumps(v)
+                  for k, v in {"camera_path": camera_path, "trajectory": trajectory}.items() if v is not None}
         data = {"prompt": prompt, "output_format": output_format,
-                **{k: str(v) for k, v in {**fields, "strength": strength}.items() if v is not None}}
+                **{k: str(v) for k, v in {**fields, "strength": strength}.items() if v is not None}, **motion}
         if model is not None:
             data["model"] = model
         if profile is not None:

@@ -14,6 +14,7 @@ from .store import Job
 GENERATION_FIELDS: dict[str, type] = {
     "prompt": str, "negative_prompt": str, "num_frames": int, "fps": float, "height": int, "width": int,
     "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float, "strength": float,
+    "camera_path": str, "trajectory": str,  # text ("1s: pan right 0.25", "ball: 0.3,0.5 -> 0.7,0.5") or JSON text
 }
 OUTPUT_FORMATS = ("mp4", "webm", "gif", "webp")
 

@@ -2,8 +2,9 @@
 
 Everything is checked before a job is queued (the model is one the server serves, the output
 format, the queue's room, the image's size and pixels before decoding, an init video's size,
-extension and frames, every generation field), and a refusal is a ``SubmitError`` with the HTTP
-status and a message naming the field.
+extension and frames, every generation field, a camera path and trajectories against the model
+and the video), and a refusal is a ``SubmitError`` with the HTTP status and a message naming the
+field.
 """
 
 from __future__ import annotations
@@ -141,6 +142,20 @@ def _public(text: str, paths: dict[str, Path]) -> str:
 
 
 PROFILES = ("speed", "memory")
+MOTION_FIELDS = ("camera_path", "trajectory")  # text fields, checked against the model by the request check
+MOTION_TEXT_CHARS = 20_000  # far past any real camera path (keyframes) or eight objects' trajectories
+
+
+def motion_fields(**values: str | None) -> dict[str, str]:
+    """The camera path / trajectory fields a form gave, as a job's fields (blank: not given)."""
+    return {k: v.strip() for k, v in values.items() if isinstance(v, str) and v.strip()}
+
+
+def _check_motion_text(fields: dict) -> None:
+    for name in MOTION_FIELDS:
+        value = fields.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > MOTION_TEXT_CHARS):
+            raise SubmitError(422, f"{name}: text (or JSON text) of at most {MOTION_TEXT_CHARS} characters")
 
 
 def queue_job(store: JobStore, config: ServerConfig, *, job_id: str, model: str, output_format: str, fields: dict,
@@ -162,6 +177,7 @@ def queue_job(store: JobStore, config: ServerConfig, *, job_id: str, model: str,
         if profile is not None and profile not in PROFILES:
             raise SubmitError(422, f"profile: {profile!r} is not one of {list(PROFILES)} (or none)")
         spec = served_model(model, config)
+        _check_motion_text(fields)
         probe = GenerationRequest(**{field: str(path) for field, path in paths.items()}, **fields)
         try:
             notices = [_public(n, paths) for n in check_request(spec, probe)]

@@ -91,6 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--camera-flow", action="store_true",
                    help="with --prediction warp: add the affine camera head (a global camera field per frame "
                         "beside the per-token flow; kept once the weights have it)")
+    p.add_argument("--object-flow-weight", type=float, default=1.0,
+                   help="with --prediction warp: weight of the flow's error on objects that move on their own "
+                        "(where the true flow departs from the frame's camera field)")
     p.add_argument("--flow-weight", type=float, default=1.0,
                    help="with --prediction warp and --photos: weight of the camera clips' flow loss")
     p.add_argument("--seed", type=int, default=0)
@@ -221,7 +224,8 @@ def main(argv=None) -> dict:
 
     def loss(model, batch, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
         latents, text, flows = batch
-        return trainable.velocity_loss(model, latents, text, gen, flow_target=flows, flow_weight=args.flow_weight), {}
+        return trainable.velocity_loss(model, latents, text, gen, flow_target=flows, flow_weight=args.flow_weight,
+                                         object_flow_weight=args.object_flow_weight), {}
 
     # ---- export: the EMA denoiser at every checkpoint; a contact sheet every --sample-every steps ----
     def after_step(step: int, checkpointed: bool, weights) -> None:

@@ -129,7 +129,8 @@ class I2VTrainable:
         return self.velocity_loss(model, latents, self.encode_text(captions, latents.device), gen)
 
     def velocity_loss(self, model, latents: torch.Tensor, text, gen: torch.Generator,
-                      flow_target: torch.Tensor | None = None, flow_weight: float = 1.0) -> torch.Tensor:
+                      flow_target: torch.Tensor | None = None, flow_weight: float = 1.0,
+                      object_flow_weight: float = 1.0) -> torch.Tensor:
         """Noise levels (at the scheduler's shift) and noise drawn from ``gen``; then ``flow_matching_loss``
         (a warping denoiser's errors floored at sigma 0.2, and its flow fitted to ``flow_target`` if given)."""
         device = latents.device
@@ -137,7 +138,8 @@ class I2VTrainable:
         noise = torch.randn(latents.shape, generator=gen).to(device)
         warp = getattr(self.model.config, "prediction", "velocity") == "warp"
         return flow_matching_loss(model, latents, text, sigmas, noise, flow_target=flow_target if warp else None,
-                                  flow_weight=flow_weight, sigma_floor=WARP_SIGMA_FLOOR if warp else 0.0)
+                                  flow_weight=flow_weight, sigma_floor=WARP_SIGMA_FLOOR if warp else 0.0,
+                                  object_flow_weight=object_flow_weight)
 
     # ---- output ----
     def save_model(self, model: torch.nn.Module, folder: str | Path) -> None:

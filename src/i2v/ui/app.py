@@ -4,7 +4,8 @@ It submits through the same job queue as the REST API (so its jobs show there, s
 and can be cancelled from either side) and reads the same store. Tabs:
 - **Generate**: image (upload, drag and drop, paste), prompt, model with its defaults filled in and
   the fields it does not take hidden (a last image, an init video and its strength only for the
-  models that take them), advanced settings, Generate / Cancel, a live progress bar
+  models that take them; a camera path and trajectories, in the advanced settings, only for the
+  models whose denoiser follows them), advanced settings, Generate / Cancel, a live progress bar
   with step and ETA, the video, downloads (video, settings JSON) and the notices;
 - **History**: past jobs with thumbnails, filter by model, use a job's settings again, delete.
 Gradio serves only its own cache folder and the server's outputs and thumbnails (no other path).
@@ -24,6 +25,7 @@ from ..server.studies import Side, StudyStore
 ADVANCED = ("num_frames", "fps", "height", "width", "num_inference_steps", "guidance_scale")
 STUDY_FIELDS = (*ADVANCED, "negative_prompt", "motion_strength")  # what a study side may set
 SEED_MAX = 2**31 - 1
+MOTION_INPUTS = ("camera_path", "trajectory")  # text boxes in the advanced settings, for the models that take them
 
 
 def ui_folders(config: ServerConfig) -> dict[str, Path]:
@@ -45,11 +47,13 @@ def model_view(spec) -> dict:
     """What the Generate tab shows for a model: its defaults, and which fields it takes."""
     from ..registry import backend_class
 
-    family = backend_class(spec.family).family
-    d = spec.defaults
+    backend = backend_class(spec.family)
+    family, d = backend.family, spec.defaults
     return {"defaults": {k: getattr(d, k) for k in ADVANCED}, "uses_prompt": bool(d.uses_prompt),
             "last_image": "last_image" in family.inputs, "motion_strength": "motion_strength" in family.inputs,
-            "init_video": "init_video" in family.inputs}
+            "init_video": "init_video" in family.inputs,
+            # per model: the embedded family's warping models only
+            **{name: backend.takes_motion(spec, name) for name in MOTION_INPUTS}}
 
 
 def progress_html(step: int, total: int, eta: float | None, state: str) -> str:
@@ -118,8 +122,8 @@ def study_items(images: list[str], prompts: str | None, table: str | None) -> li
 def build_ui(store: JobStore, config: ServerConfig):
     import gradio as gr
 
-    from ..server.submission import (SubmitError, accept_image, accept_video, check_room, new_job_id, queue_job,
-                                     video_suffix)
+    from ..server.submission import (SubmitError, accept_image, accept_video, check_room, motion_fields, new_job_id,
+                                     queue_job, video_suffix)
 
     folders = ui_folders(config)
     specs = served_specs(config)
@@ -131,7 +135,8 @@ def build_ui(store: JobStore, config: ServerConfig):
         view = model_view(specs[name])
         return (gr.update(visible=view["uses_prompt"]), gr.update(visible=view["uses_prompt"]),
                 gr.update(visible=view["last_image"]), gr.update(visible=view["motion_strength"]),
-                gr.update(visible=view["init_video"]), gr.update(visible=view["init_video"]))
+                gr.update(visible=view["init_video"]), gr.update(visible=view["init_video"]),
+                *(gr.update(visible=view[name]) for name in MOTION_INPUTS))
 
     def reset_to_model(name):
         """A model picked by the user: its defaults in the advanced fields, the inputs it alone took cleared."""
@@ -155,7 +160,7 @@ def build_ui(store: JobStore, config: ServerConfig):
             return (accept_video if video else accept_image)(tmp, config, stem, field, Path(path).name)
 
     def generate(image, last_image, init_video, strength, prompt, negative, model, *rest):
-        advanced, (seed, randomize, motion, fmt, profile) = rest[:len(ADVANCED)], rest[len(ADVANCED):]
+        advanced, (seed, randomize, motion, fmt, profile, *paths) = rest[:len(ADVANCED)], rest[len(ADVANCED):]
         if not image:
             raise gr.Error("Add an image first (upload, drop or paste one).")
         view = model_view(specs[model])
@@ -168,6 +173,7 @@ def build_ui(store: JobStore, config: ServerConfig):
             fields["motion_strength"] = float(motion)
         if view["init_video"] and init_video and strength is not None:
             fields["strength"] = float(strength)
+        fields.update(motion_fields(**{name: text for name, text in zip(MOTION_INPUTS, paths) if view[name]}))
         job_id = new_job_id()
         accepted = {}
         try:
@@ -240,7 +246,8 @@ def build_ui(store: JobStore, config: ServerConfig):
         f = job.request.get("fields", {})
         image = config.data_dir / "inputs" / job.request["image"]
         return (str(image) if image.exists() else None, f.get("prompt", ""), f.get("negative_prompt", ""), job.model,
-                *(f.get(k) for k in ADVANCED), f.get("seed"), False, gr.Tabs(selected="generate"))
+                *(f.get(k) for k in ADVANCED), f.get("seed"), False, *(f.get(k, "") for k in MOTION_INPUTS),
+                gr.Tabs(selected="generate"))
 
     def delete(job_id, model_filter):
         job = store.get((job_id or "").strip())
@@ -381,6 +388,17 @@ def build_ui(store: JobStore, config: ServerConfig):
                                 randomize = gr.Checkbox(value=True, label="random seed", elem_id="i2v-randomize")
                             motion = gr.Slider(0, 1, value=0.5, label="motion strength",
                                                visible=first["motion_strength"], elem_id="i2v-motion")
+                            camera_path = gr.Textbox(label="Camera path", elem_id="i2v-camera-path",
+                                                     placeholder="1s: pan right 0.25; 2s: zoom in 1.5",
+                                                     info="keyframes TIME: pan / tilt (frames of travel) / zoom; "
+                                                          "linear between them, held after the last",
+                                                     visible=first["camera_path"])
+                            trajectory = gr.Textbox(label="Trajectories", elem_id="i2v-trajectory",
+                                                    placeholder="red ball: 0.3,0.5 -> 0.7,0.5; boat: 0.2,0.8 -> "
+                                                                "0.2,0.6",
+                                                    info="per object NAME: x,y -> x,y (fractions of the frame, 0,0 "
+                                                         "top left); the first point is on the object in the image",
+                                                    visible=first["trajectory"])
                             fmt = gr.Radio(list(OUTPUT_FORMATS), value="mp4", label="output format")
                             profile = gr.Radio(["default", "speed", "memory"], value="default", label="profile",
                                                info="speed: the fastest settings for this model and device; "
@@ -409,16 +427,18 @@ def build_ui(store: JobStore, config: ServerConfig):
         # what a model takes follows every change of the model (a "use again" too); its defaults follow only a
         # person's pick (.input): change also fires when the page settles or "use again" sets the model, and
         # would put the defaults over what the user (or the earlier job) set
-        model.change(show_inputs, model, [prompt, negative, last_image, motion, init_video, strength])
+        model.change(show_inputs, model, [prompt, negative, last_image, motion, init_video, strength, camera_path,
+                                          trajectory])
         model.input(reset_to_model, model, [last_image, init_video, *advanced])
         go.click(generate, [image, last_image, init_video, strength, prompt, negative, model, *advanced, seed,
-                            randomize, motion, fmt, profile],
+                            randomize, motion, fmt, profile, camera_path, trajectory],
                  [job_id, bar, video, downloads, notices, seed], concurrency_limit=None)
         stop.click(cancel, job_id, bar)
         refresh.click(history, model_filter, [table, gallery])
         model_filter.change(history, model_filter, [table, gallery])
         table.select(pick_row, table, picked)
-        again.click(use_again, picked, [image, prompt, negative, model, *advanced, seed, randomize, tabs])
+        again.click(use_again, picked, [image, prompt, negative, model, *advanced, seed, randomize, camera_path,
+                                        trajectory, tabs])
 
         with tabs:
             with gr.Tab("Compare", id="compare"):

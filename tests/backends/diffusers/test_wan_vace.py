@@ -379,3 +379,28 @@ def test_i2v_gives_the_stock_pipelines_frames(tiny_folder, tmp_path, mode, last)
     stock = np.stack([np.asarray(frame.convert("RGB")) for frame in stock_result.frames[0]])
     assert ours.shape == stock.shape == (frames, height, width, 3)
     assert np.array_equal(ours, stock)
+
+
+def test_a_camera_path_becomes_the_control_video_and_its_mask(gen, square_image, monkeypatch):
+    """The control video is the image moved along the path; the mask keeps what the image shows and leaves
+    the revealed border to the model."""
+    from i2v.io.images import fit_image
+
+    calls: list[dict] = []
+    pipe_class = type(gen.backend.pipeline)
+    original = pipe_class.__call__
+    monkeypatch.setattr(pipe_class, "__call__", lambda self, **kw: calls.append(kw) or original(self, **kw))
+    # 5 frames at 16 fps: 0.25 s is frame 4, where the camera has turned a quarter of the frame to the right
+    result = gen.run(GenerationRequest(image=square_image, prompt=PROMPT, camera_path="0.25s: pan right 0.25", **FAST))
+    assert result.frames.shape == (5, 32, 32, 3) and result.settings["camera_path"] == "0.25s: pan 0.25"
+    (kwargs,) = calls
+    video = np.stack([np.asarray(f) for f in kwargs["video"]]).astype(int)
+    mask = np.stack([np.asarray(m) for m in kwargs["mask"]])
+    image = np.asarray(fit_image(Image.open(square_image), 32, 32)[0]).astype(int)
+    assert np.array_equal(video[0], image) and not mask[0].any()  # frame 0: the image, kept
+    assert np.abs(video[4][:, :24] - image[:, 8:]).max() <= 1  # the picture slid 8 pixels left
+    assert (mask[4][:, 24:] == 255).all() and not mask[4][:, :23].any()  # the revealed strip is generated
+    with pytest.raises(InvalidRequestError, match="not both"):
+        check_request(gen.spec, GenerationRequest(image=square_image, last_image=square_image, camera_path="0.25s: pan 0.1"))
+    with pytest.raises(InvalidRequestError, match="cannot move objects along trajectories"):
+        check_request(MODELS["wan2.1-vace-14b-r2v"], GenerationRequest(image=square_image, trajectory="a: 0.2,0.2 -> 0.5,0.5"))

@@ -13,6 +13,10 @@ image, as the diffusers docs' ``prepare_video_and_mask`` example does (VACE's ow
 - ``vace_mode = "reference"`` (the ``wan2.1-vace-*-r2v`` names): the image is a reference image
   (subject-to-video); the video is left unset (the pipeline's zeros, all white mask), and the clip is
   generated around the subject rather than starting from the image. A last image is refused there.
+- a camera path or trajectories (first-frame mode, ``i2v.motion``): the video is the image moved along
+  the path frame by frame, the mask black where that shows the image's own pixels and white on the
+  revealed borders and where a moved object was, so VACE inpaints and outpaints around the given
+  motion (its "move anything" / "expand anything" uses). Not with a last image.
   ``GenerationRequest`` has no field for the mode, so it is the model's (an extra; the ``-r2v`` names
   are the same checkpoints with this extra; a local folder gets it through the Python API with
   ``dataclasses.replace(spec, extras={..., "vace_mode": "reference"})``).
@@ -112,6 +116,26 @@ def conditioning_video(image: Image.Image, last_image: Image.Image | None, num_f
     return video, mask
 
 
+def motion_video(image: Image.Image, settings: ResolvedSettings):
+    """(video, mask) for a camera path or trajectories (``i2v.motion``), or None without them: the image
+    moved along the path in every frame, the mask black (keep) where that shows the image's own pixels
+    and white (generate) on revealed borders and where an object left: VACE fills in around the motion
+    (its inpainting and outpainting tasks) rather than inventing it."""
+    import numpy as np
+    from PIL import Image
+
+    from ...motion.motion_field import render_motion, requested_motion
+
+    first = np.asarray(image.convert("RGB"))
+    field = requested_motion(settings.extras, first, settings.num_frames, settings.fps)
+    if field is None:
+        return None
+    frames, known = render_motion(first, field)
+    video = [Image.fromarray(frame) for frame in frames]
+    mask = [Image.fromarray(np.where(k, 0, 255).astype(np.uint8), mode="L") for k in known]
+    return video, mask
+
+
 class WanVACEBackend(DiffusersBackend):
     family = Family(
         name="wan_vace",
@@ -129,7 +153,7 @@ class WanVACEBackend(DiffusersBackend):
         # checked on the tiny seeded pipeline; fbcache and magcache would count VACE's hints twice (docstring)
         caches=("pab", "taylorseer"), speed_cache="pab",
         batched_guidance=False,  # noise_uncond = current_model(...): a second pass of batch 1
-        inputs=frozenset({"last_image"}),
+        inputs=frozenset({"last_image", "camera_path", "trajectory"}),
         # Wan's causal VAE decodes one latent frame (``temporal`` frames) at a time
         decode_frames=lambda frames, temporal, slicing, chunk: min(frames, temporal),
         tile_pixels=lambda vae: 256 * 256,
@@ -156,11 +180,20 @@ class WanVACEBackend(DiffusersBackend):
                                  extras=extras, size_multiple=multiple)
 
     @classmethod
+    def takes_motion(cls, spec: ModelSpec, name: str) -> bool:
+        """A camera path or trajectories move frame 0: first-frame mode only (a reference is no frame)."""
+        return super().takes_motion(spec, name) and spec.extras.get("vace_mode", FIRST_FRAME) != REFERENCE
+
+    @classmethod
     def check_inputs(cls, spec: ModelSpec, request: GenerationRequest) -> None:
         super().check_inputs(spec, request)
         mode = spec.extras.get("vace_mode", FIRST_FRAME)
         if mode not in MODES:
             raise InvalidRequestError(f"{spec.name}: vace_mode must be one of {', '.join(MODES)}, got {mode!r}")
+        motion = request.camera_path is not None or request.trajectory is not None
+        if motion and request.last_image is not None:
+            raise InvalidRequestError(f"{spec.name} takes a last image or a camera path / trajectories, not both: the "
+                                      "path decides every frame, the last one too")
         if request.last_image is not None and mode == REFERENCE:
             raise InvalidRequestError(
                 f"{spec.name} uses the image as a reference (subject-to-video), not as a frame, so it cannot take a "
@@ -195,5 +228,5 @@ class WanVACEBackend(DiffusersBackend):
                       max_sequence_length=e["max_sequence_length"])
         if e["vace_mode"] == REFERENCE:
             return dict(reference_images=[image.convert("RGB")], **kwargs)
-        video, mask = conditioning_video(image, last_image, settings.num_frames)
+        video, mask = motion_video(image, settings) or conditioning_video(image, last_image, settings.num_frames)
         return dict(video=video, mask=mask, **kwargs)

@@ -1,0 +1,131 @@
+"""MotionField: a motion decided before denoising, as the flow a warping denoiser holds.
+
+A warping denoiser (``SpaceTimeUNet(prediction="warp")``) moves the first frame by a flow. It
+plans that flow from the prompt (``I2VPipeline.motion_plan``); a camera path or trajectories decide
+it instead, wholly (a camera path) or where objects move (trajectories: the model's plan keeps the
+rest of the frame). Flows follow ``models.latent_warp``: backward, ``grid_sample``'s normalised
+units, at the output's pixel size, so an object's edge stays sharp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from ..models.latent_warp import base_grid, camera_flow
+from .camera_path import CameraKeyframe, content_path
+from .trajectory import Trajectory, object_region
+
+
+FILL_MARGIN = 8  # pixels: two patches of the photo autoencoder
+
+
+@dataclass
+class MotionField:
+    """flow (1, 2, T, H, W): for each output pixel, where in the first frame it comes from (minus
+    where it is); cover (1, 1, T, H, W) in [0, 1]: where the flow holds, None: everywhere."""
+
+    flow: torch.Tensor
+    cover: torch.Tensor | None = None
+    # (1, 1, T, H, W) 1 where the flow fills in a place an object left (no true content there), None: nowhere
+    filled: torch.Tensor | None = None
+
+    def over(self, planned: torch.Tensor) -> torch.Tensor:
+        """This field where it holds, ``planned`` (1, 2, T, h, w), the model's own flow, elsewhere."""
+        if self.cover is None:
+            return self.flow
+        size = self.flow.shape[-2:]
+        planned = F.interpolate(planned[0].transpose(0, 1).float(), size=size, mode="bilinear",
+                                align_corners=False).transpose(0, 1)[None]  # (1, 2, T, H, W)
+        return self.cover * self.flow + (1 - self.cover) * planned
+
+
+    def residual_keep(self, height: int, width: int) -> torch.Tensor | None:
+        """(1, 1, T, height, width) at the latent size: 0 wherever the field holds (on any pixel of a
+        latent's patch), 1 elsewhere; None: keep the whole residual."""
+        if self.cover is None:
+            return None
+        covered = F.adaptive_max_pool2d(self.cover[0].transpose(0, 1), (height, width))  # (T, 1, h, w)
+        return (1 - covered).transpose(0, 1)[None]
+
+
+def camera_motion(keyframes: Sequence[CameraKeyframe], num_frames: int, fps: float, height: int,
+                  width: int) -> MotionField:
+    """The whole frame follows the camera path."""
+    path = torch.from_numpy(content_path(keyframes, num_frames, fps, height, width)).float()[None]  # (1, T, 3)
+    return MotionField(camera_flow(path, height, width))
+
+
+def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num_frames: int, fps: float,
+                      background: MotionField | None = None) -> MotionField:
+    """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path;
+    the place it leaves shows the nearest background pixel. Elsewhere ``background`` (a camera
+    path) holds, or, without one, the model's own plan (the field's cover)."""
+    h, w = image.shape[:2]
+    grid = base_grid(h, w)[0]  # (H, W, 2) pixel centres, normalised (x, y)
+    flow = torch.zeros(1, 2, num_frames, h, w) if background is None else background.flow.clone()
+    cover = torch.zeros(1, 1, num_frames, h, w) if background is None else None
+    filled = torch.zeros(1, 1, num_frames, h, w)
+    for trajectory in trajectories:
+        region = object_region(image, trajectory.points[0][1:])  # (H, W) bool, frame 0
+        shift = torch.from_numpy((trajectory.positions(num_frames, fps) - trajectory.points[0][1:]) * 2).float()  # (T, 2)
+        # the place it leaves: each pixel of the region takes its nearest pixel a margin outside it (the
+        # warp moves the autoencoder's linear picture, where an edge's colour bleeds over a patch or two)
+        rim = torch.from_numpy(ndimage.binary_dilation(region, iterations=FILL_MARGIN // 2))
+        _, (iy, ix) = ndimage.distance_transform_edt(ndimage.binary_dilation(region, iterations=FILL_MARGIN),
+                                                     return_indices=True)
+        fill = grid[torch.from_numpy(iy), torch.from_numpy(ix)] - grid  # (H, W, 2)
+        inside = torch.from_numpy(region)
+        # where the object is in frame t: the region moved by the shift (sampled as the warp samples)
+        source = grid[None] - shift[:, None, None, :]  # (T, H, W, 2)
+        moved = F.grid_sample(inside[None, None].float().expand(num_frames, 1, h, w), source, mode="nearest",
+                              padding_mode="zeros", align_corners=False)[:, 0] > 0.5  # (T, H, W)
+        left = rim[None] & ~moved  # the object's place and the rim its colour bleeds into
+        for t in range(1, num_frames):
+            flow[0, :, t][:, left[t]] = fill[left[t]].T
+            flow[0, :, t][:, moved[t]] = -shift[t][:, None]
+            filled[0, 0, t][left[t]] = 1.0
+            filled[0, 0, t][moved[t]] = 0.0
+            if cover is not None:
+                cover[0, 0, t][left[t] | moved[t]] = 1.0
+    return MotionField(flow, cover, filled)
+
+
+def requested_motion(extras: dict, image: np.ndarray, num_frames: int, fps: float) -> MotionField | None:
+    """The run's camera path and trajectories (resolved settings' ``extras``: their canonical text) as one
+    field at the size of ``image`` (H, W, 3) uint8, the first frame; None when the run has neither."""
+    from .camera_path import resolve_camera_path
+    from .trajectory import resolve_trajectories
+
+    camera, trajectory = extras.get("camera_path"), extras.get("trajectory")
+    if camera is None and trajectory is None:
+        return None
+    h, w = image.shape[:2]
+    field = None
+    if camera is not None:
+        field = camera_motion(resolve_camera_path(camera, num_frames, fps)[1], num_frames, fps, h, w)
+    if trajectory is not None:
+        field = trajectory_motion(image, resolve_trajectories(trajectory, num_frames, fps)[1], num_frames, fps,
+                                  background=field)
+    return field
+
+
+def render_motion(image: np.ndarray, field: MotionField) -> tuple[np.ndarray, np.ndarray]:
+    """The first frame (H, W, 3) uint8 moved by the field alone (still where it does not cover): frames
+    (T, H, W, 3) uint8, and (T, H, W) bool where they show true content (not a revealed border or the
+    place an object left): a control video for models that fill in the rest."""
+    flow = field.flow if field.cover is None else field.flow * field.cover  # (1, 2, T, H, W)
+    t, h, w = flow.shape[2:]
+    grid = base_grid(h, w) + flow[0].permute(1, 2, 3, 0).float()  # (T, H, W, 2)
+    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().expand(t, -1, -1, -1)
+    frames = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inside = F.grid_sample(torch.ones(t, 1, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    known = inside[:, 0] > 0.999
+    if field.filled is not None:
+        known &= field.filled[0, 0] < 0.5
+    return frames.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy(), known.numpy()

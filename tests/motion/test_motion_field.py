@@ -1,0 +1,86 @@
+"""Motion fields: the flows a warping denoiser holds for a camera path or trajectories."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from i2v.models.latent_warp import base_grid, camera_flow
+from i2v.motion.camera_path import resolve_camera_path
+from i2v.motion.motion_field import MotionField, camera_motion, trajectory_motion
+from i2v.motion.trajectory import resolve_trajectories
+
+BACKGROUND = (90, 120, 150)
+BOX = (230, 40, 40)
+
+
+def _box_image(size=64):
+    image = np.full((size, size, 3), BACKGROUND, np.uint8)
+    image[8:18, 8:18] = BOX  # a red box centred on (13, 13)
+    return image
+
+
+def _warp(image: np.ndarray, flow: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) uint8 moved by a (1, 2, T, H, W) backward flow -> (T, H, W, 3), nearest sampling."""
+    t, h, w = flow.shape[2:]
+    pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float().expand(t, -1, -1, -1)
+    grid = base_grid(h, w) + flow[0].permute(1, 2, 3, 0)
+    return F.grid_sample(pixels, grid, mode="nearest", padding_mode="border", align_corners=False).permute(
+        0, 2, 3, 1).round().byte().numpy()
+
+
+def test_a_camera_path_moves_the_whole_frame():
+    keyframes = resolve_camera_path("1s: pan right 0.25", 16, 8)[1]
+    field = camera_motion(keyframes, 16, 8, 32, 64)
+    assert field.cover is None and field.residual_keep(8, 16) is None
+    assert field.flow.shape == (1, 2, 16, 32, 64)
+    # frame 8: the picture slid left by a quarter of the width: each pixel shows the one 16 px to its right
+    torch.testing.assert_close(field.flow[0, :, 8], torch.stack([torch.full((32, 64), 0.5), torch.zeros(32, 64)]))
+    torch.testing.assert_close(field.flow[0, :, 0], torch.zeros(2, 32, 64))
+
+
+def test_a_trajectory_moves_the_object_and_fills_the_place_it_left():
+    image = _box_image()
+    _, trajectories = resolve_trajectories(f"box: {13 / 64},{13 / 64} -> {45 / 64},{45 / 64}", 16, 8)
+    field = trajectory_motion(image, trajectories, 16, 8)
+    frames = _warp(image, field.flow)
+    last = frames[-1]
+    box = np.all(last == BOX, axis=-1)
+    ys, xs = np.nonzero(box)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (40, 49, 40, 49)  # moved by 32 px right and down
+    assert np.all(last[8:18, 8:18] == BACKGROUND)  # no trace where it was
+    assert np.array_equal(frames[0], image)
+    # the field holds on the object and the place it left; the model's plan keeps the rest
+    assert field.cover[0, 0, -1, 45, 45] == 1 and field.cover[0, 0, -1, 13, 13] == 1 and field.cover[0, 0, -1, 30, 55] == 0
+    keep = field.residual_keep(16, 16)
+    assert keep.shape == (1, 1, 16, 16, 16) and keep[0, 0, -1, 11, 11] == 0 and keep[0, 0, -1, 7, 13] == 1
+
+
+def test_the_models_plan_fills_what_the_trajectories_leave():
+    image = _box_image()
+    _, trajectories = resolve_trajectories("box: 0.2,0.2 -> 0.5,0.2", 16, 8)
+    field = trajectory_motion(image, trajectories, 16, 8)
+    planned = torch.full((1, 2, 16, 16, 16), 0.1)  # the model's own flow at the latent size
+    flow = field.over(planned)
+    assert flow.shape == (1, 2, 16, 64, 64)
+    torch.testing.assert_close(flow[0, :, 5, 60, 60], torch.tensor([0.1, 0.1]))  # away from the object
+    torch.testing.assert_close(flow[:, :, 5][field.cover[:, :, 5].expand(-1, 2, -1, -1) > 0],
+                               field.flow[:, :, 5][field.cover[:, :, 5].expand(-1, 2, -1, -1) > 0])
+
+
+def test_trajectories_over_a_camera_path_keep_the_camera_elsewhere():
+    image = _box_image()
+    camera = camera_motion(resolve_camera_path("1.875s: zoom 1.5", 16, 8)[1], 16, 8, 64, 64)
+    _, trajectories = resolve_trajectories("box: 0.2,0.2 -> 0.6,0.6", 16, 8)
+    field = trajectory_motion(image, trajectories, 16, 8, background=camera)
+    assert field.cover is None
+    torch.testing.assert_close(field.flow[0, :, -1, 2, 60], camera.flow[0, :, -1, 2, 60])
+    assert not torch.allclose(field.flow[0, :, -1, 38, 38], camera.flow[0, :, -1, 38, 38])
+
+
+def test_camera_flow_of_the_path_is_the_fields_flow():
+    keyframes = resolve_camera_path("0.5s: tilt up 0.1; 1.5s: zoom 1.3", 16, 8)[1]
+    from i2v.motion.camera_path import content_path
+
+    path = torch.from_numpy(content_path(keyframes, 16, 8, 32, 32)).float()[None]
+    assert torch.equal(camera_motion(keyframes, 16, 8, 32, 32).flow, camera_flow(path, 32, 32))
+    assert isinstance(MotionField(torch.zeros(1, 2, 2, 4, 4)).over(torch.ones(1, 2, 2, 1, 1)), torch.Tensor)
