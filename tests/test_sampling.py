@@ -154,3 +154,49 @@ def test_flow_matching_loss_floors_small_sigmas_and_fits_known_flows():
 
     loss = flow_matching_loss(warping, latents, text, sigmas, noise, flow_target=target, flow_weight=2.0)
     assert loss.item() == pytest.approx(2.0 * 0.25)
+
+
+def test_object_mask_finds_the_object_that_moves_on_its_own_not_the_camera():
+    from i2v.sampling import object_mask
+    from i2v.world.scenes import sample_scene, scene_flow
+
+    moving = torch.from_numpy(scene_flow(sample_scene(1, motion="move_left"), 32))[None]  # (1, 2, T, 32, 32)
+    mask = object_mask(moving)
+    assert mask.shape == (1, 1, 16, 32, 32) and 0.01 < mask[0, 0, -1].mean() < 0.1  # the object, not the frame
+    assert not object_mask(torch.from_numpy(scene_flow(sample_scene(4, motion="pan_down"), 32))[None]).any()
+    unknown = torch.full((1, 2, 4, 8, 8), float("nan"))
+    assert not object_mask(unknown).any()
+
+
+def test_the_object_flow_weight_scales_the_error_on_objects_only():
+    """The same flow error costs object_flow_weight times more on an object's pixels; an unknown target
+    (NaN) reaches neither the loss nor the gradient."""
+    from i2v.sampling import flow_matching_loss
+
+    torch.manual_seed(0)
+    target = torch.zeros(1, 2, 3, 8, 8)
+    target[:, 0, 1:, 2:4, 2:4] = 0.5  # an object moving on a still background
+    target_unknown = torch.cat([target, torch.full_like(target, float("nan"))])
+
+    class FlowOnly(torch.nn.Module):  # velocity 0, flow = a parameter
+        def __init__(self):
+            super().__init__()
+            self.flow = torch.nn.Parameter(torch.zeros(2, 2, 3, 8, 8))
+
+        def forward(self, x, *args, return_flow=False, detach_flow=False):
+            return torch.zeros_like(x), self.flow
+
+    def loss(weight):
+        model = FlowOnly()
+        latents, noise = torch.zeros(2, 4, 3, 8, 8), torch.zeros(2, 4, 3, 8, 8)
+        value = flow_matching_loss(model, latents, type("T", (), {"states": None, "pooled": None, "mask": None})(),
+                                   torch.full((2,), 0.5), noise, flow_target=target_unknown, object_flow_weight=weight)
+        value.backward()
+        return value.item(), model.flow.grad
+
+    plain, grad = loss(1.0)
+    weighted, weighted_grad = loss(10.0)
+    object_error = 0.5**2 * 4 * 2 / (2 * 2 * 8 * 8)  # 4 pixels in 2 frames, over the known entries
+    assert weighted - plain == pytest.approx(9 * object_error, rel=1e-5)
+    assert torch.isfinite(weighted_grad).all() and not weighted_grad[1].any()
+    assert weighted_grad[0, 0, 1, 2, 2] == pytest.approx(10 * grad[0, 0, 1, 2, 2].item())

@@ -281,3 +281,30 @@ def test_fit_affine_flow_keeps_a_camera_motion_and_drops_local_ripples():
     ripple = 0.05 * torch.sin(torch.arange(16.0) * math.pi / 2).expand(1, 2, 2, 12, 16)  # zero mean, 4-pixel period
     torch.testing.assert_close(fit_affine_flow(camera + ripple), camera, atol=0.02, rtol=0)
     assert (fit_affine_flow(camera + ripple) - camera).abs().mean() < 0.25 * ripple.abs().mean()
+
+
+def test_fit_affine_flow_in_time_keeps_a_smooth_camera_and_drops_its_jitter():
+    """A pan at constant speed (a line in time) and a zoom (a curve) pass a quadratic in time unchanged; a
+    per-frame jitter of the camera is smoothed away, and frame 0 does not move."""
+    from i2v.models.unet import affine_flow, fit_affine_flow
+
+    t = torch.linspace(0, 1, 16)
+    smooth = torch.zeros(1, 16, 6)
+    smooth[0, :, 4] = 0.3 * t  # pan: tx grows linearly
+    smooth[0, :, 0] = smooth[0, :, 3] = 0.2 * t**2  # zoom: a and d grow
+    camera = affine_flow(smooth, 16, 16)
+    torch.testing.assert_close(fit_affine_flow(camera, time_degree=2), camera, atol=1e-4, rtol=0)
+    jitter = torch.zeros(1, 16, 6)
+    jitter[0, 1:, 4] = 0.02 * torch.tensor([(-1.0) ** k for k in range(15)])
+    fitted = fit_affine_flow(affine_flow(smooth + jitter, 16, 16), time_degree=2)
+    assert (fitted - camera).abs().max() < 0.25 * 0.02
+    assert fitted[:, :, 0].abs().max() < 1e-4
+
+
+def test_a_robust_affine_fit_is_not_bent_by_a_moving_object():
+    from i2v.models.unet import fit_affine_flow
+
+    flow = torch.zeros(1, 2, 4, 16, 16)
+    flow[:, 0, 1:, 2:6, 2:6] = 0.8  # an object a sixteenth of the frame moves a lot; the camera holds
+    assert fit_affine_flow(flow, robust=True).abs().max() < 1e-4
+    assert fit_affine_flow(flow).abs().max() > 0.01  # least squares alone leans toward it

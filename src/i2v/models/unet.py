@@ -341,10 +341,13 @@ def affine_flow(params: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.stack([a * x + b_ * y + tx, c * x + d * y + ty], dim=1)
 
 
-def fit_affine_flow(flow: torch.Tensor, robust: bool = False) -> torch.Tensor:
+def fit_affine_flow(flow: torch.Tensor, robust: bool = False, time_degree: int | None = None) -> torch.Tensor:
     """(B, 2, T, h, w) -> the same, each frame's flow replaced by its least-squares affine field (the
     camera motion that moves the picture most like it). ``robust``: fitted again to the half of the
-    pixels it fits best, so an object moving on its own (less than half the frame) does not bend it."""
+    pixels it fits best, so an object moving on its own (less than half the frame) does not bend it.
+    ``time_degree``: each affine parameter then follows a polynomial of that degree in time through
+    zero at frame 0 (a camera moves smoothly; frame-by-frame fits jitter by a fraction of a pixel,
+    which on a textured photo is flicker)."""
     b, _, t, h, w = flow.shape
     grid = base_grid(h, w, flow.device)[0].reshape(h * w, 2).float()
     design = torch.cat([grid, torch.ones(h * w, 1, device=flow.device)], dim=1).expand(b, t, -1, -1)  # (B, T, hw, 3)
@@ -354,6 +357,11 @@ def fit_affine_flow(flow: torch.Tensor, robust: bool = False) -> torch.Tensor:
         residual = (design @ params - target).norm(dim=-1, keepdim=True)  # (B, T, hw, 1)
         inlier = (residual <= residual.median(dim=2, keepdim=True).values).float()
         params = torch.linalg.lstsq(design * inlier, target * inlier).solution
+    if time_degree:
+        times = torch.linspace(0, 1, t, device=flow.device)
+        basis = torch.stack([times ** (k + 1) for k in range(time_degree)], dim=1).expand(b, -1, -1)  # (B, T, degree)
+        coefficients = torch.linalg.lstsq(basis, params.reshape(b, t, 6)).solution  # (B, degree, 6)
+        params = (basis @ coefficients).reshape(b, t, 3, 2)
     return rearrange(design @ params, "b t (h w) f -> b f t h w", h=h).to(flow.dtype)
 
 

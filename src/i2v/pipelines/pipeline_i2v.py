@@ -27,6 +27,10 @@ from ..errors import NonFiniteError
 from ..sampling import flow_sigmas, get_sampler
 from .defaults import DECODE_CHUNK, DEFAULT_SETTINGS, WARP_GUIDANCE
 
+# a camera-head model's plan: each frame's affine camera motion, as a quadratic in time (a straight line
+# let a still shot drift; frame-by-frame fits flicker on textured photos)
+PLAN_TIME_DEGREE = 2
+
 
 @dataclass
 class I2VPipelineOutput(BaseOutput):
@@ -152,13 +156,16 @@ class I2VPipeline(DiffusionPipeline):
     @torch.no_grad()
     def motion_plan(self, xin, s, image_cond, text, guidance_scale: float | None) -> torch.Tensor:
         """A warping denoiser's flow (1, 2, T, h, w) for the whole run, from one forward: the prompt's
-        flow pushed away from the negative prompt's by ``guidance_scale`` (None: no CFG batch)."""
+        flow pushed away from the negative prompt's by ``guidance_scale`` (None: no CFG batch); with a
+        camera head, fitted to a camera motion smooth in time."""
         _, flow = self.unet(xin, s, image_cond, text.states, text.pooled, text.mask, return_flow=True)
         flow = flow.float()
         if guidance_scale is not None:
             neg, pos = flow.chunk(2)
             flow = neg + guidance_scale * (pos - neg)
-        return fit_affine_flow(flow) if self.unet.camera_head is not None else flow
+        if self.unet.camera_head is None:
+            return flow
+        return fit_affine_flow(flow, time_degree=PLAN_TIME_DEGREE)
 
     @torch.no_grad()
     def __call__(
