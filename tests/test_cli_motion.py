@@ -24,7 +24,7 @@ def test_the_flags_and_their_alias_parse():
     assert args.camera_path == CAMERA and args.trajectory is None
     help_text = parser._subparsers._group_actions[0].choices["generate"].format_help()
     assert "--camera PATH, --camera-path PATH" in help_text and "--trajectory PATHS" in help_text
-    assert "1s: pan right 0.25; 2s: zoom in" in help_text and "red ball: 0.3,0.5 -> 0.7,0.5" in help_text
+    assert "1s: pan right 0.25; 1.5s: zoom in" in help_text and "red ball: 0.3,0.5 -> 0.7,0.5" in help_text
 
 
 def test_dry_run_shows_them_resolved_from_text_and_files(warp_model_dir, sample_image_path, tmp_path, capsys):

@@ -282,7 +282,7 @@ class ImageToVideoGenerator:
 
         ``prompt`` is text, or a prompt schedule for the models that take one: ``"0s: ...; 3s: ..."``, a
         list of ``(seconds, prompt)`` pairs, or a list of prompts that share the video evenly.
-        ``camera_path`` (``"1s: pan right 0.25; 2s: zoom 1.5"``) and ``trajectory`` (``"red ball: 0.3,0.5 ->
+        ``camera_path`` (``"1s: pan right 0.25; 1.5s: zoom 1.5"``) and ``trajectory`` (``"red ball: 0.3,0.5 ->
         0.7,0.5"``): motion decided by you, for the models that take it (``i2v.motion``).
         """
         if (image_path is None) == (image is None):

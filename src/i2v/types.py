@@ -98,7 +98,7 @@ class GenerationRequest:
     # is re-generated (0: kept, 1: all of it; diffusers' ``strength``)
     init_video: str | Path | np.ndarray | None = None
     strength: float | None = None
-    # motion decided by the user (``i2v.motion``): a keyframed camera path ("1s: pan right 0.25; 2s: zoom
+    # motion decided by the user (``i2v.motion``): a keyframed camera path ("1s: pan right 0.25; 1.5s: zoom
     # 1.5", or a list of keyframe dicts), and objects' paths ("red ball: 0.3,0.5 -> 0.7,0.5", or a dict)
     camera_path: str | Sequence | None = None
     trajectory: str | Mapping | Sequence | None = None

@@ -84,6 +84,11 @@ def test_only_a_warping_model_takes_a_camera_path_or_trajectories(warp_model_dir
                                        num_inference_steps=2, seed=0, fps=8))
     assert result.settings["camera_path"] == "0.375s: pan 0.25"
     assert result.settings["trajectory"] == "a: 0.3,0.3 -> 0.6,0.6"
+    plain = gen.run(GenerationRequest(image=image, num_inference_steps=2, seed=0, fps=8))
+    assert np.array_equal(result.frames[0], plain.frames[0]) and not np.array_equal(result.frames, plain.frames)
+    with pytest.raises(InvalidRequestError, match="pixels of motion"):
+        check_request(MODELS["i2v-photo"], GenerationRequest(image=image, camera_path="1s: pan 0.2", num_frames=1025,
+                                                             height=4096, width=4096, seed=0))
     with pytest.raises(InvalidRequestError, match="after the video ends"):
         gen.run(GenerationRequest(image=image, camera_path="2s: pan 0.2", num_inference_steps=2, seed=0, fps=8))
     with pytest.raises(InvalidRequestError, match="cannot be split over chained windows"):

@@ -67,20 +67,49 @@ def test_the_models_plan_fills_what_the_trajectories_leave():
                                field.flow[:, :, 5][field.cover[:, :, 5].expand(-1, 2, -1, -1) > 0])
 
 
-def test_trajectories_over_a_camera_path_keep_the_camera_elsewhere():
+def _blobs(frame: np.ndarray, colour) -> int:
+    import cv2
+
+    return cv2.connectedComponents(np.all(frame == colour, axis=-1).astype(np.uint8))[0] - 1
+
+
+def test_trajectories_over_a_camera_path_move_the_object_once():
+    """The camera moves the picture; the object goes where its path says, and the place the camera would
+    still show it is filled: one object, at the asked place."""
     image = _box_image()
-    camera = camera_motion(resolve_camera_path("1.875s: zoom 1.5", 16, 8)[1], 16, 8, 64, 64)
-    _, trajectories = resolve_trajectories("box: 0.2,0.2 -> 0.6,0.6", 16, 8)
+    camera = camera_motion(resolve_camera_path("1.875s: pan right 0.25", 16, 8)[1], 16, 8, 64, 64)
+    _, trajectories = resolve_trajectories(f"box: {13 / 64},{13 / 64} -> {45 / 64},{45 / 64}", 16, 8)
     field = trajectory_motion(image, trajectories, 16, 8, background=camera)
     assert field.cover is None
-    torch.testing.assert_close(field.flow[0, :, -1, 2, 60], camera.flow[0, :, -1, 2, 60])
-    assert not torch.allclose(field.flow[0, :, -1, 38, 38], camera.flow[0, :, -1, 38, 38])
+    last = _warp(image, field.flow)[-1]
+    ys, xs = np.nonzero(np.all(last == BOX, axis=-1))
+    assert _blobs(last, BOX) == 1 and (ys.min(), ys.max(), xs.min(), xs.max()) == (40, 49, 40, 49)
+    torch.testing.assert_close(field.flow[0, :, -1, 2, 60], camera.flow[0, :, -1, 2, 60])  # the camera elsewhere
+    assert np.array_equal(_warp(image, field.flow)[0], image)
 
 
-def test_camera_flow_of_the_path_is_the_fields_flow():
-    keyframes = resolve_camera_path("0.5s: tilt up 0.1; 1.5s: zoom 1.3", 16, 8)[1]
-    from i2v.motion.camera_path import content_path
+def test_an_object_moving_onto_anothers_old_place_stays_whatever_the_order():
+    image = np.full((64, 64, 3), BACKGROUND, np.uint8)
+    image[8:18, 8:18] = BOX
+    other = (40, 200, 60)
+    image[8:18, 40:50] = other
+    box_path = f"box: {13 / 64},{13 / 64} -> {45 / 64},{13 / 64}"  # onto the green square's place
+    green_path = f"green: {45 / 64},{13 / 64} -> {45 / 64},{45 / 64}"  # which moves away, down
+    for text in (f"{box_path}; {green_path}", f"{green_path}; {box_path}"):
+        last = _warp(image, trajectory_motion(image, resolve_trajectories(text, 16, 8)[1], 16, 8).flow)[-1]
+        assert np.all(last == BOX, axis=-1).sum() == 100 and np.all(last == other, axis=-1).sum() == 100
+        assert _blobs(last, BOX) == 1 and np.all(last[40:50, 40:50] == other)
 
-    path = torch.from_numpy(content_path(keyframes, 16, 8, 32, 32)).float()[None]
-    assert torch.equal(camera_motion(keyframes, 16, 8, 32, 32).flow, camera_flow(path, 32, 32))
-    assert isinstance(MotionField(torch.zeros(1, 2, 2, 4, 4)).over(torch.ones(1, 2, 2, 1, 1)), torch.Tensor)
+
+def test_render_motion_shows_the_moved_picture_and_what_it_cannot_know():
+    from i2v.motion.motion_field import render_motion
+
+    image = _box_image()
+    camera = camera_motion(resolve_camera_path("1.875s: pan right 0.25", 16, 8)[1], 16, 8, 64, 64)
+    frames, known = render_motion(image, camera)
+    assert frames.shape == (16, 64, 64, 3) and known.shape == (16, 64, 64)
+    assert known[0].all() and np.array_equal(frames[0], image)
+    assert known[-1][:, :47].all() and not known[-1][:, 49:].any()  # the last 16 columns are revealed
+    _, trajectories = resolve_trajectories(f"box: {13 / 64},{13 / 64} -> {45 / 64},{45 / 64}", 16, 8)
+    frames, known = render_motion(image, trajectory_motion(image, trajectories, 16, 8))
+    assert not known[-1][10:16, 10:16].any() and known[-1][44, 44] and known[-1][30, 5]  # its old place only

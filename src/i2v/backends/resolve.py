@@ -252,6 +252,9 @@ def resolve_window(family, spec, request: GenerationRequest, settings: ResolvedS
     settings.extras["chain"] = plan.as_dict()
 
 
+MAX_MOTION_PIXELS = 2**27  # frames x height x width of a run with a camera path or trajectories (81 at 720p fits)
+
+
 def resolve_motion(request: GenerationRequest, settings: ResolvedSettings) -> None:
     """Check a request's camera path and trajectories against the video (``i2v.motion``) and record
     their canonical text in ``settings.extras`` (``camera_path``, ``trajectory``)."""
@@ -260,6 +263,11 @@ def resolve_motion(request: GenerationRequest, settings: ResolvedSettings) -> No
     if "chain" in settings.extras:
         raise InvalidRequestError("a camera path or trajectories span one pass; they cannot be split over chained "
                                   "windows (leave the window out)")
+    pixels = settings.num_frames * settings.height * settings.width
+    if pixels > MAX_MOTION_PIXELS:  # the flow field is 8 bytes a pixel of every frame, and its rendering more
+        raise InvalidRequestError(f"a camera path or trajectories over {settings.num_frames} frames of "
+                                  f"{settings.width}x{settings.height} is {pixels / 1e6:.0f}M pixels of motion; at most "
+                                  f"{MAX_MOTION_PIXELS / 1e6:.0f}M (fewer frames or a smaller size)")
     if request.camera_path is not None:
         from ..motion.camera_path import resolve_camera_path
 

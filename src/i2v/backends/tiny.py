@@ -59,6 +59,15 @@ def folder_stamp(folder: str | Path) -> tuple:
     return tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
+def shipped_defaults(folder: Path) -> ModelDefaults:
+    """A shipped model's defaults from its folder's configs (the shapes model's where they cannot be read:
+    a missing folder is then reported when the model loads, not when i2v is imported)."""
+    try:
+        return folder_defaults(folder, TINY_DEFAULTS)
+    except UnknownModelError:
+        return TINY_DEFAULTS
+
+
 def warps(folder: Path) -> bool:
     """Whether the model folder's denoiser moves the first frame by a flow (``prediction="warp"``)."""
     try:
@@ -99,7 +108,7 @@ class TinyBackend(Backend):
             description="i2v's embedded model for photographs (preview): moves the camera over your photo as the "
                         "prompt, a camera path or trajectories say; any aspect at 128x128's area, 16 frames, 8 fps",
             source=str(WEIGHTS_DIR / PHOTO_MODEL_NAME),
-            defaults=folder_defaults(WEIGHTS_DIR / PHOTO_MODEL_NAME, TINY_DEFAULTS),
+            defaults=shipped_defaults(WEIGHTS_DIR / PHOTO_MODEL_NAME),
         )),
         pipeline_classes=("I2VPipeline",),
         hub_downloads_everything=True,  # a few MB: the folder is loaded like a local one

@@ -15,7 +15,7 @@ MOTION_FILE_BYTES = 1 << 20  # the largest --camera / --trajectory @FILE read
 def add_motion_arguments(p) -> None:
     """--camera and --trajectory (``i2v generate`` and ``i2v submit``): text, or @FILE."""
     p.add_argument("--camera", "--camera-path", dest="camera_path", default=None, metavar="PATH",
-                   help="a keyframed camera path, 'TIME: MOVES; ...', e.g. --camera '1s: pan right 0.25; 2s: zoom in "
+                   help="a keyframed camera path, 'TIME: MOVES; ...', e.g. --camera '1s: pan right 0.25; 1.5s: zoom in "
                         "1.5' (pan / tilt: travel in frame widths / heights, zoom: magnification; linear between "
                         "keyframes, held after the last); @FILE reads it from a file, a .json file as a list of "
                         "{\"time\": 1, \"pan\": 0.25} keyframes (the models that take one list 'camera path' in "
@@ -46,10 +46,15 @@ def read_motion_argument(flag: str, value: str | None):
         raise InvalidRequestError(f"{flag} {value}: cannot read it ({exc})") from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidRequestError(f"{flag} {value}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
                                       f"{exc.colno})") from None
+        except (ValueError, RecursionError) as exc:
+            raise InvalidRequestError(f"{flag} {value}: cannot read the JSON ({exc})") from None
+        if data is None:
+            raise InvalidRequestError(f"{flag} {value}: the file holds null, not a path")
+        return data
     if not text.strip():
         raise InvalidRequestError(f"{flag} {value}: the file is empty")
     return text.strip()

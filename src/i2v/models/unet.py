@@ -357,7 +357,8 @@ def fit_affine_flow(flow: torch.Tensor, robust: bool = False, time_degree: int |
         residual = (design @ params - target).norm(dim=-1, keepdim=True)  # (B, T, hw, 1)
         inlier = (residual <= residual.median(dim=2, keepdim=True).values).float()
         params = torch.linalg.lstsq(design * inlier, target * inlier).solution
-    if time_degree:
+    if time_degree and t > 1:
+        time_degree = min(time_degree, t - 1)  # a basis of full rank, whatever the solver
         times = torch.linspace(0, 1, t, device=flow.device)
         basis = torch.stack([times ** (k + 1) for k in range(time_degree)], dim=1).expand(b, -1, -1)  # (B, T, degree)
         coefficients = torch.linalg.lstsq(basis, params.reshape(b, t, 6)).solution  # (B, degree, 6)

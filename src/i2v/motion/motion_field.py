@@ -63,36 +63,47 @@ def camera_motion(keyframes: Sequence[CameraKeyframe], num_frames: int, fps: flo
 
 def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num_frames: int, fps: float,
                       background: MotionField | None = None) -> MotionField:
-    """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path;
-    the place it leaves shows the nearest background pixel. Elsewhere ``background`` (a camera
-    path) holds, or, without one, the model's own plan (the field's cover)."""
+    """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path, in
+    screen positions; the place it leaves (where the background's flow would still show it) shows the
+    nearest background pixel. Elsewhere ``background`` (a camera path) holds, or, without one, the
+    model's own plan (the field's cover). Every object's place is filled before any object is drawn,
+    so an object moving onto another's old place is not painted over."""
     h, w = image.shape[:2]
     grid = base_grid(h, w)[0]  # (H, W, 2) pixel centres, normalised (x, y)
     flow = torch.zeros(1, 2, num_frames, h, w) if background is None else background.flow.clone()
-    cover = torch.zeros(1, 1, num_frames, h, w) if background is None else None
-    filled = torch.zeros(1, 1, num_frames, h, w)
+    # where each output pixel's content sits in frame 0 under the background motion alone
+    pixels = flow[0].permute(1, 2, 3, 0)  # (T, H, W, 2), a view: writing it writes the flow
+    behind = grid[None] + pixels.clone()  # (T, H, W, 2)
+    left = torch.zeros(num_frames, h, w, dtype=torch.bool)
+    moves = []
     for trajectory in trajectories:
         region = object_region(image, trajectory.points[0][1:])  # (H, W) bool, frame 0
         shift = torch.from_numpy((trajectory.positions(num_frames, fps) - trajectory.points[0][1:]) * 2).float()  # (T, 2)
-        # the place it leaves: each pixel of the region takes its nearest pixel a margin outside it (the
-        # warp moves the autoencoder's linear picture, where an edge's colour bleeds over a patch or two)
-        rim = torch.from_numpy(ndimage.binary_dilation(region, iterations=FILL_MARGIN // 2))
+        # the place it leaves, and the rim its colour bleeds into (the warp moves the autoencoder's linear
+        # picture, where an edge bleeds over a patch or two): the nearest pixel a margin outside it
+        rim = ndimage.binary_dilation(region, iterations=FILL_MARGIN // 2)
         _, (iy, ix) = ndimage.distance_transform_edt(ndimage.binary_dilation(region, iterations=FILL_MARGIN),
                                                      return_indices=True)
-        fill = grid[torch.from_numpy(iy), torch.from_numpy(ix)] - grid  # (H, W, 2)
-        inside = torch.from_numpy(region)
+        maps = torch.cat([torch.from_numpy(rim)[None].float(), grid[torch.from_numpy(iy), torch.from_numpy(ix)]
+                          .permute(2, 0, 1)])  # (3, H, W): rim, then the fill's source (x, y)
+        seen = F.grid_sample(maps[None].expand(num_frames, -1, -1, -1), behind, mode="nearest", padding_mode="zeros",
+                             align_corners=False)  # (T, 3, H, W): the maps where each pixel looks in frame 0
+        vacated = seen[:, 0] > 0.5
+        pixels[vacated] = seen[:, 1:].permute(0, 2, 3, 1)[vacated] - grid.expand(num_frames, -1, -1, -1)[vacated]
+        left |= vacated
         # where the object is in frame t: the region moved by the shift (sampled as the warp samples)
         source = grid[None] - shift[:, None, None, :]  # (T, H, W, 2)
-        moved = F.grid_sample(inside[None, None].float().expand(num_frames, 1, h, w), source, mode="nearest",
-                              padding_mode="zeros", align_corners=False)[:, 0] > 0.5  # (T, H, W)
-        left = rim[None] & ~moved  # the object's place and the rim its colour bleeds into
-        for t in range(1, num_frames):
-            flow[0, :, t][:, left[t]] = fill[left[t]].T
-            flow[0, :, t][:, moved[t]] = -shift[t][:, None]
-            filled[0, 0, t][left[t]] = 1.0
-            filled[0, 0, t][moved[t]] = 0.0
-            if cover is not None:
-                cover[0, 0, t][left[t] | moved[t]] = 1.0
+        moved = F.grid_sample(torch.from_numpy(region)[None, None].float().expand(num_frames, 1, h, w), source,
+                              mode="nearest", padding_mode="zeros", align_corners=False)[:, 0] > 0.5  # (T, H, W)
+        moves.append((moved, shift))
+    drawn = torch.zeros(num_frames, h, w, dtype=torch.bool)
+    for moved, shift in moves:
+        pixels[moved] = -shift[:, None, None, :].expand(-1, h, w, -1)[moved]
+        drawn |= moved
+    left[0] = drawn[0] = False  # frame 0 is the image
+    flow[:, :, 0] = 0 if background is None else background.flow[:, :, 0]
+    filled = (left & ~drawn).float()[None, None]  # (1, 1, T, H, W)
+    cover = None if background is not None else (left | drawn).float()[None, None]
     return MotionField(flow, cover, filled)
 
 

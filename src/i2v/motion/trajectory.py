@@ -16,7 +16,6 @@ or that dict as JSON text.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidRequestError
+from .camera_path import NUMBER, format_number, load_json, number
 
 MAX_OBJECTS = 8
 # the region grown from an object's first point: pixels within COLOUR_TOLERANCE of the point's colour
@@ -34,7 +34,7 @@ MAX_OBJECTS = 8
 COLOUR_TOLERANCE = 24
 REGION_RADIUS = 0.2
 FALLBACK_RADIUS = 0.06
-_POINT = re.compile(r"^\s*(?:(\d+(?:\.\d*)?|\.\d+)\s*s\s+)?([-+]?\d*\.?\d+)\s*,\s*([-+]?\d*\.?\d+)\s*$")
+_POINT = re.compile(r"^\s*(?:(" + NUMBER + r")\s*s\s+)?(" + NUMBER + r")\s*,\s*(" + NUMBER + r")\s*$")
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,7 @@ class Trajectory:
 def parse_trajectory_text(text: str) -> list[Trajectory]:
     """``"red ball: 0.3,0.5 -> 0.7,0.5; ..."`` (or JSON) -> trajectories, unchecked."""
     if text.lstrip().startswith(("{", "[")):
-        try:
-            return trajectories_from_data(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise InvalidRequestError(f"trajectory: not valid JSON ({e.msg} at character {e.pos})") from None
+        return trajectories_from_data(load_json(text, "trajectory"))
     out = []
     for i, part in enumerate(filter(str.strip, text.split(";"))):
         name, _, body = part.rpartition(":")  # no ":": a path without a name
@@ -96,11 +93,12 @@ def trajectories_from_data(data) -> list[Trajectory]:
             raise InvalidRequestError(f"trajectory: {name!r} needs a list of points, got {points!r}")
         parsed = []
         for p in points:
-            if (not isinstance(p, Sequence) or isinstance(p, (str, bytes)) or len(p) not in (2, 3)
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p if v is not None)):
+            if not isinstance(p, Sequence) or isinstance(p, (str, bytes)) or len(p) not in (2, 3):
                 raise InvalidRequestError(f"trajectory: {name!r}: a point is [x, y] or [seconds, x, y], got {p!r}")
-            parsed.append((None, float(p[0]), float(p[1])) if len(p) == 2 else
-                          (None if p[0] is None else float(p[0]), float(p[1]), float(p[2])))
+            if len(p) == 3 and p[0] is None:  # a Trajectory's own untimed point
+                p = p[1:]
+            values = [number(v, f"trajectory: {name!r}: a point's coordinate or time") for v in p]
+            parsed.append((None, *values) if len(values) == 2 else tuple(values))
         out.append(Trajectory(str(name).strip() or f"object {i + 1}", tuple(parsed)))
     return out
 
@@ -108,7 +106,7 @@ def trajectories_from_data(data) -> list[Trajectory]:
 def format_trajectories(trajectories: Sequence[Trajectory]) -> str:
     """The canonical text of trajectories (what ``parse_trajectory_text`` reads back)."""
     def point(p):
-        return (f"{p[0]:g}s " if p[0] is not None else "") + f"{p[1]:g},{p[2]:g}"
+        return (f"{format_number(p[0])}s " if p[0] is not None else "") + f"{format_number(p[1])},{format_number(p[2])}"
 
     return "; ".join(f"{t.name}: " + " -> ".join(point(p) for p in t.points) for t in trajectories)
 
@@ -118,6 +116,16 @@ def resolve_trajectories(value, num_frames: int, fps: float) -> tuple[str, tuple
     inside the frame, at least two per object, times on all points or none, starting at 0s, rising,
     within the video."""
     trajectories = parse_trajectory_text(value) if isinstance(value, str) else trajectories_from_data(value)
+    _check_trajectories(trajectories, num_frames, fps)
+    text = format_trajectories(trajectories)  # read back and checked again: what runs is what is recorded
+    trajectories = parse_trajectory_text(text)
+    _check_trajectories(trajectories, num_frames, fps)
+    return text, tuple(trajectories)
+
+
+def _check_trajectories(trajectories: Sequence[Trajectory], num_frames: int, fps: float) -> None:
+    if not trajectories:
+        raise InvalidRequestError("trajectory: no paths")
     if len(trajectories) > MAX_OBJECTS:
         raise InvalidRequestError(f"trajectory: at most {MAX_OBJECTS} objects, got {len(trajectories)}")
     names = [t.name for t in trajectories]
@@ -125,6 +133,8 @@ def resolve_trajectories(value, num_frames: int, fps: float) -> tuple[str, tuple
         raise InvalidRequestError(f"trajectory: two paths are named {next(n for n in names if names.count(n) > 1)!r}")
     duration = (num_frames - 1) / fps
     for t in trajectories:
+        if ";" in t.name or "->" in t.name or t.name.startswith(("{", "[")):
+            raise InvalidRequestError(f"trajectory: a name cannot hold ';' or '->' or start with '{{' or '[': {t.name!r}")
         if len(t.points) < 2:
             raise InvalidRequestError(f"trajectory: {t.name!r} needs at least two points (where it is, where it goes)")
         for time, x, y in t.points:
@@ -144,7 +154,6 @@ def resolve_trajectories(value, num_frames: int, fps: float) -> tuple[str, tuple
             if times[-1] > duration + 1e-9:
                 raise InvalidRequestError(f"trajectory: {t.name!r} has a point at {times[-1]:g}s, after the video ends "
                                           f"({num_frames} frames at {fps:g} fps end at {duration:g}s)")
-    return format_trajectories(trajectories), tuple(trajectories)
 
 
 def object_region(image: np.ndarray, point: tuple[float, float]) -> np.ndarray:

@@ -71,7 +71,7 @@ class Client:
                **fields) -> dict:
         """Queue a job; ``fields`` are the generation fields (num_frames, seed, ...). ``init_video``
         (a .mp4, .webm, .gif or .webp file) and ``strength`` make it video-to-video. ``camera_path``
-        ("1s: pan right 0.25; 2s: zoom in 1.5", or a list of keyframe dicts) and ``trajectory``
+        ("1s: pan right 0.25; 1.5s: zoom in 1.5", or a list of keyframe dicts) and ``trajectory``
         ("red ball: 0.3,0.5 -> 0.7,0.5", or a dict of points) go as text, a list or dict as JSON. A
         retry with the same ``idempotency_key`` (one is made if not given) returns the same job."""
         import contextlib

@@ -132,6 +132,9 @@ def main(argv=None) -> dict:
     warmup = preset["warmup"] if args.warmup_steps is None else args.warmup_steps
     if not lr > 0 or warmup < 0:  # refused before any loading
         raise TrainingSetupError(f"--learning-rate must be > 0 and --warmup-steps >= 0, got {lr} and {warmup}")
+    if not (args.flow_weight >= 0 and args.object_flow_weight >= 0):  # a negative weight has no lower bound
+        raise TrainingSetupError(f"--flow-weight and --object-flow-weight must be >= 0, got {args.flow_weight} and "
+                                 f"{args.object_flow_weight}")
     if args.photos and not (0 < args.photo_share <= 1 and args.photo_clips > 0 and 0 <= args.scenes_over_photos <= 1
                             and 0 <= args.large_share <= 1):
         raise TrainingSetupError(f"--photo-share must be in (0, 1], --photo-clips > 0, --scenes-over-photos and "

@@ -389,7 +389,7 @@ def build_ui(store: JobStore, config: ServerConfig):
                             motion = gr.Slider(0, 1, value=0.5, label="motion strength",
                                                visible=first["motion_strength"], elem_id="i2v-motion")
                             camera_path = gr.Textbox(label="Camera path", elem_id="i2v-camera-path",
-                                                     placeholder="1s: pan right 0.25; 2s: zoom in 1.5",
+                                                     placeholder="1s: pan right 0.25; 1.5s: zoom in 1.5",
                                                      info="keyframes TIME: pan / tilt (frames of travel) / zoom; "
                                                           "linear between them, held after the last",
                                                      visible=first["camera_path"])

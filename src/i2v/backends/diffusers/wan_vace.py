@@ -16,7 +16,8 @@ image, as the diffusers docs' ``prepare_video_and_mask`` example does (VACE's ow
 - a camera path or trajectories (first-frame mode, ``i2v.motion``): the video is the image moved along
   the path frame by frame, the mask black where that shows the image's own pixels and white on the
   revealed borders and where a moved object was, so VACE inpaints and outpaints around the given
-  motion (its "move anything" / "expand anything" uses). Not with a last image.
+  motion (its "move anything" / "expand anything" uses). Trajectories without a camera path keep the
+  rest of the frame still (a locked-off camera). Not with a last image.
   ``GenerationRequest`` has no field for the mode, so it is the model's (an extra; the ``-r2v`` names
   are the same checkpoints with this extra; a local folder gets it through the Python API with
   ``dataclasses.replace(spec, extras={..., "vace_mode": "reference"})``).
