@@ -54,6 +54,7 @@ class AnimateDiffBackend(DiffusersBackend):
             ),
         ),
         pipeline_classes=("AnimateDiffSparseControlNetPipeline",),
+        inputs=frozenset({"init_video"}),
         denoiser="unet", caches=("deepcache", "pab"), speed_cache="deepcache",
         # every frame goes through the image VAE in one batch, or one by one with VAE slicing
         decode_frames=lambda frames, temporal, slicing, chunk: 1 if slicing else frames,
@@ -63,6 +64,40 @@ class AnimateDiffBackend(DiffusersBackend):
     )
     pipeline_class = "AnimateDiffSparseControlNetPipeline"
     lora_aliases = MOTION_LORAS
+
+    @staticmethod
+    def encode_init_video(pipe, frames):
+        """Video-to-video: each frame through the image VAE (its latent mean, in fp32 where the VAE asks to be
+        upcast, as ``AnimateDiffVideoToVideoPipeline`` encodes; it samples, the mean keeps a seed's run the
+        same), scaled, as (1, C, T, h, w)."""
+        import torch
+
+        from .video_to_video import frames_to_tensor
+
+        vae = pipe.vae
+        dtype = torch.float32 if vae.config.get("force_upcast", False) else vae.dtype
+        video = frames_to_tensor(frames)[0].transpose(0, 1)  # (T, 3, H, W)
+        original = vae.dtype
+        vae.to(dtype)
+        try:
+            with torch.inference_mode():
+                z = torch.cat([vae.encode(part.to(pipe._execution_device, dtype)).latent_dist.mean
+                               for part in video.split(16)]).float()
+        finally:
+            vae.to(original)
+        return (z * vae.config.scaling_factor).transpose(0, 1)[None]
+
+    def pipeline_latents(self, pipe, latents, settings: ResolvedSettings):
+        """The SparseCtrl pipeline multiplies given latents by the scheduler's ``init_noise_sigma`` (of the
+        schedule it runs, the truncated one) and does not cast them: both are done for it here."""
+        import copy
+
+        from .video_to_video import _cut, start_index
+
+        probe = copy.deepcopy(pipe.scheduler)
+        probe.set_timesteps(settings.num_inference_steps, device=latents.device)
+        _cut(probe, start_index(settings.num_inference_steps, settings.strength))
+        return (latents / probe.init_noise_sigma).to(pipe.unet.dtype)
 
     @classmethod
     def folder_spec(cls, path: Path, class_name: str) -> ModelSpec:

@@ -50,6 +50,10 @@ class DiffusersBackend(Backend):
     # video's latents as the pipeline takes them (families that take an init video another way: None)
     encode_init_video = None
 
+    def pipeline_latents(self, pipe, latents, settings: ResolvedSettings):
+        """Video-to-video's noised latents as the pipeline's ``latents`` argument (most take them as they are)."""
+        return latents
+
     def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
         from ...acceleration import Acceleration, check_acceleration, profile_acceleration
 
@@ -332,8 +336,9 @@ class DiffusersBackend(Backend):
 
             latents = self.encode_init_video(pipe, init_video)
             noise = torch.Generator("cpu").manual_seed(settings.seed + 1)  # the pipeline's generator stays its own
-            kwargs["latents"] = noised_latents(pipe.scheduler, latents, settings.num_inference_steps, settings.strength,
-                                               noise, pipe._execution_device)
+            kwargs["latents"] = self.pipeline_latents(pipe, noised_latents(
+                pipe.scheduler, latents, settings.num_inference_steps, settings.strength, noise, pipe._execution_device),
+                settings)
             schedule = truncated_schedule(pipe.scheduler, settings.num_inference_steps, settings.strength)
         with torch.inference_mode(), schedule:
             out = pipe(**kwargs)
