@@ -82,9 +82,15 @@ def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num
         # the place it leaves, and the rim its colour bleeds into (the warp moves the autoencoder's linear
         # picture, where an edge bleeds over a patch or two): the nearest pixel a margin outside it
         rim = ndimage.binary_dilation(region, iterations=FILL_MARGIN // 2)
-        _, (iy, ix) = ndimage.distance_transform_edt(ndimage.binary_dilation(region, iterations=FILL_MARGIN),
-                                                     return_indices=True)
-        maps = torch.cat([torch.from_numpy(rim)[None].float(), grid[torch.from_numpy(iy), torch.from_numpy(ix)]
+        margin = ndimage.binary_dilation(region, iterations=FILL_MARGIN)
+        _, (iy, ix) = ndimage.distance_transform_edt(margin, return_indices=True)
+        # the background mirrored across the margin's edge (texture goes on; the nearest pixel alone streaks),
+        # or that nearest pixel where the mirror falls back inside the object or off the frame
+        my, mx = 2 * iy - np.arange(h)[:, None], 2 * ix - np.arange(w)[None, :]
+        outside = (my >= 0) & (my < h) & (mx >= 0) & (mx < w)
+        outside[outside] = ~margin[my[outside], mx[outside]]
+        sy, sx = np.where(outside, my, iy), np.where(outside, mx, ix)
+        maps = torch.cat([torch.from_numpy(rim)[None].float(), grid[torch.from_numpy(sy), torch.from_numpy(sx)]
                           .permute(2, 0, 1)])  # (3, H, W): rim, then the fill's source (x, y)
         seen = F.grid_sample(maps[None].expand(num_frames, -1, -1, -1), behind, mode="nearest", padding_mode="zeros",
                              align_corners=False)  # (T, 3, H, W): the maps where each pixel looks in frame 0
