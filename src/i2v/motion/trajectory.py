@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from ..errors import InvalidRequestError
 from .camera_path import NUMBER, format_number, load_json, number
@@ -174,5 +175,8 @@ def object_region(image: np.ndarray, point: tuple[float, float]) -> np.ndarray:
     region = mask[1:-1, 1:-1] == 255
     if region.sum() < max(9, 0.002 * h * w):
         region = (xx - x) ** 2 + (yy - y) ** 2 <= (FALLBACK_RADIUS * min(h, w)) ** 2
-    # the anti-aliased rim goes with the object
-    return cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    # highlights and specks inside the object go with it (closed, holes filled), and so does its anti-aliased rim
+    kernel = np.ones((3, 3), np.uint8)
+    region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_CLOSE, kernel, iterations=2).astype(bool)
+    region = ndimage.binary_fill_holes(region)
+    return cv2.dilate(region.astype(np.uint8), kernel).astype(bool)
