@@ -108,3 +108,17 @@ def test_i2v_submit_reads_at_file_before_asking_the_server(sample_image_path, tm
     code = main(["submit", str(sample_image_path), "--server", "http://127.0.0.1:9", "--camera",
                  f"@{tmp_path / 'missing.json'}", "-o", str(tmp_path / "o.mp4")])
     assert code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_the_client_sends_the_motion_modules_own_objects_as_json():
+    import json
+
+    from i2v.motion.camera_path import CameraKeyframe, resolve_camera_path
+    from i2v.motion.trajectory import Trajectory, resolve_trajectories
+    from i2v.server.client import _motion_json
+
+    keyframes = [CameraKeyframe(1.0, pan=0.2), CameraKeyframe(1.5, zoom=1.3)]
+    trajectories = [Trajectory("a", ((None, 0.1, 0.2), (None, 0.5, 0.5))), Trajectory("b", ((0.0, 0.3, 0.3), (1.0, 0.6, 0.3)))]
+    assert resolve_camera_path(json.dumps(keyframes, default=_motion_json), 16, 8) == resolve_camera_path(keyframes, 16, 8)
+    assert (resolve_trajectories(json.dumps(trajectories, default=_motion_json), 16, 8)
+            == resolve_trajectories(trajectories, 16, 8))

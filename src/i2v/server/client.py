@@ -77,7 +77,7 @@ class Client:
         import contextlib
         import json
 
-        motion = {k: v if isinstance(v, str) else json.dumps(v)
+        motion = {k: v if isinstance(v, str) else json.dumps(v, default=_motion_json)
                   for k, v in {"camera_path": camera_path, "trajectory": trajectory}.items() if v is not None}
         data = {"prompt": prompt, "output_format": output_format,
                 **{k: str(v) for k, v in {**fields, "strength": strength}.items() if v is not None}, **motion}
@@ -149,3 +149,15 @@ class Client:
 
     def models(self) -> list[dict]:
         return self._request("GET", "/v1/models").json()
+
+
+def _motion_json(value):
+    """``i2v.motion``'s own objects (CameraKeyframe, Trajectory) in the JSON forms the server reads."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        data = {k: v for k, v in asdict(value).items() if v is not None}
+        if "points" in data:  # a Trajectory: [x, y] or [seconds, x, y] points
+            data["points"] = [list(p[1:]) if p[0] is None else list(p) for p in data["points"]]
+        return data
+    raise TypeError(f"cannot send a {type(value).__name__} as a camera path or trajectory")
