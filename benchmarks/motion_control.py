@@ -2,6 +2,7 @@
 
     python benchmarks/motion_control.py                       # i2v-photo, 12 trajectory + 12 camera cases
     python benchmarks/motion_control.py --model M --cases 24 --photos data/photos
+    python benchmarks/motion_control.py --long-frames 48     # also camera paths over 6 s in chained windows
 
 Trajectories: held-out shapes-world scenes (one object of each named colour, nothing moving; every
 other case over a held-out photo when ``--photos`` has them) and a held-out path for one object:
@@ -14,7 +15,9 @@ Camera paths: held-out photos (or shapes-world scenes without ``--photos``) and 
 two or three keyframes, each stretch a pan, a tilt, a zoom or a hold. Each stretch's frames are
 scored by the photo benchmark's camera scorer for the stretch's class (``world.photos.scoring``);
 the score is the fraction of stretches correct (target >= 0.90). Beside it: the prompt alone
-("the camera pans right, then zooms in"), scored the same way.
+("the camera pans right, then zooms in"), scored the same way. ``--long-frames N``: the same over N
+frames made in chained windows of 16 (a stretch every 1.5 s or so), beside a prompt schedule of
+the same moves.
 """
 
 from __future__ import annotations
@@ -91,8 +94,9 @@ def path_distance(frames: np.ndarray, rgb, text: str) -> float:
     return float(np.nanmean(np.where(np.isnan(distance), 1.0, distance)))  # a lost object counts as a miss
 
 
-def camera_case(k: int, photos: list[np.ndarray]):
-    """(first frame, camera path text, stretch classes, prompt of the same moves) of case k."""
+def camera_case(k: int, photos: list[np.ndarray], frames: int = 16):
+    """(first frame, camera path text, prompt of the same moves) of case k over ``frames`` at 8 fps: 2 or 3
+    stretches in 16 frames; in a longer video a stretch every 1.5 s or so, and the prompt a schedule."""
     from i2v.io.images import fit_image
     from i2v.world.scenes import heldout_seed, render, sample_scene
 
@@ -104,8 +108,13 @@ def camera_case(k: int, photos: list[np.ndarray]):
     else:
         first = render(sample_scene(heldout_seed(8_000_000 + k), motion="static"))[0]
     kinds = list(WORDS)
-    stretches = [kinds[i] for i in rng.choice(len(kinds), size=int(rng.integers(2, 4)), replace=False)]
-    times = np.linspace(0, 1.875, len(stretches) + 1)[1:]
+    duration = (frames - 1) / 8.0
+    count = int(rng.integers(2, 4)) if frames <= 16 else max(2, round(duration / 1.5))
+    stretches = [kinds[int(i)] for i in rng.integers(len(kinds), size=count)]
+    for i in range(1, count):  # no two stretches alike in a row: their border would not be a keyframe
+        while stretches[i] == stretches[i - 1]:
+            stretches[i] = kinds[int(rng.integers(len(kinds)))]
+    times = np.linspace(0, duration, len(stretches) + 1)[1:]
     pan = tilt = 0.0
     zoom = 1.0
     keyframes = []
@@ -119,7 +128,10 @@ def camera_case(k: int, photos: list[np.ndarray]):
         elif kind in ("zoom_in", "zoom_out"):
             zoom = zoom * factor if kind == "zoom_in" else zoom / factor
         keyframes.append(f"{t:g}s: pan {pan:.3f} tilt {tilt:.3f} zoom {zoom:.3f}")
-    prompt = ", then ".join(WORDS[kind] for kind in stretches)
+    if frames <= 16:
+        prompt = ", then ".join(WORDS[kind] for kind in stretches)
+    else:  # a prompt schedule: each stretch's words from its start
+        prompt = "; ".join(f"{start:g}s: {WORDS[kind]}" for start, kind in zip([0.0, *times[:-1]], stretches))
     return first, "; ".join(keyframes), prompt
 
 
@@ -138,6 +150,9 @@ def main() -> int:
     p.add_argument("--cases", type=int, default=12, help="cases of each kind")
     p.add_argument("--photos", default=str(ROOT / "data" / "photos"),
                    help="`make photos`'s folder (its held-out split); missing: shapes-world backgrounds only")
+    p.add_argument("--long-frames", type=int, default=0,
+                   help="also camera paths over a long video of this many frames in chained windows of 16 "
+                        "(beside a prompt schedule of the same moves); 0: skip")
     args = p.parse_args()
 
     from i2v import GenerationRequest, ImageToVideoGenerator
@@ -146,9 +161,10 @@ def main() -> int:
     photos = load_photos(args.photos, "heldout") if (Path(args.photos) / "heldout").is_dir() else []
     gen = ImageToVideoGenerator(args.model, device="cpu")
 
-    def run(image, prompt, seed, **motion) -> np.ndarray:
-        return gen.run(GenerationRequest(image=image, prompt=prompt, seed=seed, num_frames=16, fps=8.0, height=128,
-                                         width=128, **motion)).frames
+    def run(image, prompt, seed, frames=16, **motion) -> np.ndarray:
+        window = 16 if frames > 16 else None
+        return gen.run(GenerationRequest(image=image, prompt=prompt, seed=seed, num_frames=frames, fps=8.0, height=128,
+                                         width=128, window=window, **motion)).frames
 
     distances, prompt_distances = [], []
     for k in range(args.cases):
@@ -167,6 +183,14 @@ def main() -> int:
         print(f"camera path {k + 1}/{args.cases}: {sum(stretches)}/{len(stretches)} stretches so far (prompt alone "
               f"{sum(prompt_stretches)}/{len(prompt_stretches)})  {text}", flush=True)
 
+    long_stretches, long_prompt_stretches = [], []
+    for k in range(args.cases if args.long_frames else 0):
+        first, text, prompt = camera_case(k, photos, args.long_frames)
+        long_stretches += score_camera(run(first, "", k, args.long_frames, camera_path=text), text)
+        long_prompt_stretches += score_camera(run(first, prompt, k, args.long_frames), text)
+        print(f"long camera path {k + 1}/{args.cases}: {sum(long_stretches)}/{len(long_stretches)} stretches so far "
+              f"(prompt schedule {sum(long_prompt_stretches)}/{len(long_prompt_stretches)})  {text}", flush=True)
+
     backgrounds = "shapes world and held-out photos" if photos else "shapes world"
     print(f"\n{args.model}, {args.cases} cases of each kind ({backgrounds}), 16 frames at 128x128:")
     print(f"{'':<44}{'with the path':>14}{'prompt alone':>14}{'target':>10}")
@@ -174,6 +198,9 @@ def main() -> int:
           f"{np.mean(prompt_distances):>14.3f}{'<= 0.05':>10}")
     print(f"{'camera path: stretches of the right class':<44}{np.mean(stretches):>14.0%}"
           f"{np.mean(prompt_stretches):>14.0%}{'>= 90%':>10}")
+    if args.long_frames:
+        print(f"{f'... over {args.long_frames} frames, windows of 16':<44}{np.mean(long_stretches):>14.0%}"
+              f"{np.mean(long_prompt_stretches):>14.0%}{'>= 90%':>10}")
     return 0
 
 

@@ -201,10 +201,16 @@ class ImageToVideoGenerator:
         frame count, its prompt, the run's seed plus its index, the run's size."""
         chain = settings.extras["chain"]
         windows = []
+        start = 0
         for i, (length, prompt) in enumerate(zip(chain["window_frames"], chain["window_prompts"])):
             window = replace(request, num_frames=length, prompt=prompt, seed=(settings.seed + i) % 2**63, window=None,
-                             duration=None, height=settings.height, width=settings.width)
-            windows.append(self.backend.resolve(window, []))
+                             duration=None, height=settings.height, width=settings.width, camera_path=None)
+            resolved = self.backend.resolve(window, [])
+            if "camera_path" in settings.extras:  # each window follows its stretch of the video's camera path
+                resolved.extras.update(camera_path=settings.extras["camera_path"],
+                                       motion_window=[start, settings.num_frames])
+            windows.append(resolved)
+            start += chain["kept_frames"][i] - (chain["overlap"] if i == 0 else 0)
         return windows
 
     def run_chain(self, windows: list, kept: list[int], overlap: int, image: Image.Image,

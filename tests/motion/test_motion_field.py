@@ -113,3 +113,25 @@ def test_render_motion_shows_the_moved_picture_and_what_it_cannot_know():
     _, trajectories = resolve_trajectories(f"box: {13 / 64},{13 / 64} -> {45 / 64},{45 / 64}", 16, 8)
     frames, known = render_motion(image, trajectory_motion(image, trajectories, 16, 8))
     assert not known[-1][10:16, 10:16].any() and known[-1][44, 44] and known[-1][30, 5]  # its old place only
+
+
+def test_a_chained_window_follows_its_stretch_of_the_camera_path():
+    """A window starting at the video's frame s shows, at each pixel of its frame j, the content the whole
+    path shows there in the video's frame s + j: following the window's flow back to frame s, then the
+    video's flow from frame s back to frame 0, lands where the video's flow at s + j lands."""
+    keyframes = resolve_camera_path("1s: pan right 0.3 zoom 1.5; 2.5s: tilt up 0.2", 24, 8)[1]
+    start, length = 9, 8
+    window = camera_motion(keyframes, length, 8, 32, 48, window=(start, 24)).flow[0]  # (2, T, H, W)
+    whole = camera_motion(keyframes, 24, 8, 32, 48).flow[0]
+    grid = base_grid(32, 48)[0]  # (H, W, 2)
+    assert window.shape == (2, length, 32, 48) and not window[:, 0].any()
+    for j in range(1, length):
+        at_s = grid + window[:, j].permute(1, 2, 0)  # where each pixel's content is in frame s
+        back = F.grid_sample(whole[None, :, start], at_s[None], mode="bilinear", align_corners=False)[0]  # affine: exact
+        inside = (at_s.abs() < 1 - 1 / 32).all(-1)
+        torch.testing.assert_close((at_s + back.permute(1, 2, 0))[inside],
+                                   (grid + whole[:, start + j].permute(1, 2, 0))[inside], atol=1e-4, rtol=0)
+    # the last window may run past the video's end: the path holds there
+    assert camera_motion(keyframes, 6, 8, 32, 48, window=(20, 24)).flow.shape[1:3] == (2, 6)
+    assert torch.equal(camera_motion(keyframes, 24, 8, 32, 48, window=(0, 24)).flow,
+                       camera_motion(keyframes, 24, 8, 32, 48).flow)

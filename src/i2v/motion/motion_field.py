@@ -55,10 +55,16 @@ class MotionField:
 
 
 def camera_motion(keyframes: Sequence[CameraKeyframe], num_frames: int, fps: float, height: int,
-                  width: int) -> MotionField:
-    """The whole frame follows the camera path."""
-    path = torch.from_numpy(content_path(keyframes, num_frames, fps, height, width)).float()[None]  # (1, T, 3)
-    return MotionField(camera_flow(path, height, width))
+                  width: int, window: tuple[int, int] | None = None) -> MotionField:
+    """The whole frame follows the camera path. ``window`` (start frame, the video's frames): the run is
+    that stretch of a longer video (a chained window starting from its frame ``start``), so it follows the
+    path's motion from there on."""
+    start, total = window or (0, num_frames)
+    path = content_path(keyframes, max(total, start + num_frames), fps, height, width)[start:start + num_frames]  # (T, 3)
+    # relative to the window's first frame: p_t = (z_t / z_s) (p_s - c) + c + d_t - (z_t / z_s) d_s
+    ratio = path[:, 0] / path[0, 0]
+    path = np.stack([ratio, path[:, 1] - ratio * path[0, 1], path[:, 2] - ratio * path[0, 2]], axis=1)
+    return MotionField(camera_flow(torch.from_numpy(path).float()[None], height, width))
 
 
 def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num_frames: int, fps: float,
@@ -124,8 +130,11 @@ def requested_motion(extras: dict, image: np.ndarray, num_frames: int, fps: floa
         return None
     h, w = image.shape[:2]
     field = None
+    window = extras.get("motion_window")  # a chained window of a longer video: (its start frame, the video's frames)
     if camera is not None:
-        field = camera_motion(resolve_camera_path(camera, num_frames, fps)[1], num_frames, fps, h, w)
+        length = num_frames if window is None else window[1]
+        field = camera_motion(resolve_camera_path(camera, length, fps)[1], num_frames, fps, h, w,
+                              window=None if window is None else tuple(window))
     if trajectory is not None:
         field = trajectory_motion(image, resolve_trajectories(trajectory, num_frames, fps)[1], num_frames, fps,
                                   background=field)
