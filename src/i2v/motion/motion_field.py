@@ -44,7 +44,6 @@ class MotionField:
                                 align_corners=False).transpose(0, 1)[None]  # (1, 2, T, H, W)
         return self.cover * self.flow + (1 - self.cover) * planned
 
-
     def residual_keep(self, height: int, width: int) -> torch.Tensor | None:
         """(1, 1, T, height, width) at the latent size: 0 wherever the field holds (on any pixel of a
         latent's patch), 1 elsewhere; None: keep the whole residual."""
@@ -71,7 +70,7 @@ def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num
                       background: MotionField | None = None) -> MotionField:
     """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path, in
     screen positions; the place it leaves (where the background's flow would still show it) shows the
-    nearest background pixel. Elsewhere ``background`` (a camera path) holds, or, without one, the
+    background around it, mirrored. Elsewhere ``background`` (a camera path) holds, or, without one, the
     model's own plan (the field's cover). Every object's place is filled before any object is drawn,
     so an object moving onto another's old place is not painted over."""
     h, w = image.shape[:2]
