@@ -16,8 +16,8 @@ two or three keyframes, each stretch a pan, a tilt, a zoom or a hold. Each stret
 scored by the photo benchmark's camera scorer for the stretch's class (``world.photos.scoring``);
 the score is the fraction of stretches correct (target >= 0.90). Beside it: the prompt alone
 ("the camera pans right, then zooms in"), scored the same way. ``--long-frames N``: the same over N
-frames made in chained windows of 16 (a stretch every 1.5 s or so), beside a prompt schedule of
-the same moves.
+frames made in chained windows of 16 (a stretch or a leg of the path every 1.5 s or so), beside a
+prompt schedule of the same camera moves, and the prompt alone for trajectories.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def direction_words(d: np.ndarray) -> str:
     return f"{vertical} and to the {horizontal}"
 
 
-def trajectory_case(k: int, photos: list[np.ndarray]):
+def trajectory_case(k: int, photos: list[np.ndarray], frames: int = 16):
     """(first frame, object colour rgb, object words, trajectory text, points) of case k. Scenes whose
     object the colour tracker does not find where it is (its colour is common in that photo) are
     drawn again, so that every case can be scored."""
@@ -74,8 +74,9 @@ def trajectory_case(k: int, photos: list[np.ndarray]):
             break
     else:
         raise RuntimeError(f"case {k}: no trackable scene in 20 draws")
-    points = [start] + [np.clip(start + rng.uniform(-0.35, 0.35, 2), 0.1, 0.9) for _ in range(int(rng.integers(1, 3)))]
-    times = np.linspace(0, 1.875, len(points))
+    legs = int(rng.integers(1, 3)) if frames <= 16 else max(2, round((frames - 1) / 8 / 1.5))
+    points = [start] + [np.clip(start + rng.uniform(-0.35, 0.35, 2), 0.1, 0.9) for _ in range(legs)]
+    times = np.linspace(0, (frames - 1) / 8, len(points))
     text = f"{scene.objects[target].colour} {scene.objects[target].shape}: " + " -> ".join(
         f"{t:g}s {p[0]:.3f},{p[1]:.3f}" for t, p in zip(times, points))
     return first, rgb, f"the {scene.objects[target].colour} {scene.objects[target].shape}", text, points
@@ -183,6 +184,15 @@ def main() -> int:
         print(f"camera path {k + 1}/{args.cases}: {sum(stretches)}/{len(stretches)} stretches so far (prompt alone "
               f"{sum(prompt_stretches)}/{len(prompt_stretches)})  {text}", flush=True)
 
+    long_distances, long_prompt_distances = [], []
+    for k in range(args.cases if args.long_frames else 0):
+        first, rgb, words, text, points = trajectory_case(k, photos, args.long_frames)
+        prompt = f"{words} moves {direction_words(points[-1] - points[0])}"
+        long_distances.append(path_distance(run(first, prompt, k, args.long_frames, trajectory=text), rgb, text))
+        long_prompt_distances.append(path_distance(run(first, prompt, k, args.long_frames), rgb, text))
+        print(f"long trajectory {k + 1}/{args.cases}: {long_distances[-1]:.3f} (prompt alone "
+              f"{long_prompt_distances[-1]:.3f})  {text}", flush=True)
+
     long_stretches, long_prompt_stretches = [], []
     for k in range(args.cases if args.long_frames else 0):
         first, text, prompt = camera_case(k, photos, args.long_frames)
@@ -199,7 +209,9 @@ def main() -> int:
     print(f"{'camera path: stretches of the right class':<44}{np.mean(stretches):>14.0%}"
           f"{np.mean(prompt_stretches):>14.0%}{'>= 90%':>10}")
     if args.long_frames:
-        print(f"{f'... over {args.long_frames} frames, windows of 16':<44}{np.mean(long_stretches):>14.0%}"
+        print(f"{f'trajectory over {args.long_frames} frames, windows of 16':<44}{np.mean(long_distances):>14.3f}"
+              f"{np.mean(long_prompt_distances):>14.3f}{'<= 0.05':>10}")
+        print(f"{f'camera path over {args.long_frames} frames':<44}{np.mean(long_stretches):>14.0%}"
               f"{np.mean(long_prompt_stretches):>14.0%}{'>= 90%':>10}")
     return 0
 

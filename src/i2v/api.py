@@ -204,11 +204,12 @@ class ImageToVideoGenerator:
         start = 0
         for i, (length, prompt) in enumerate(zip(chain["window_frames"], chain["window_prompts"])):
             window = replace(request, num_frames=length, prompt=prompt, seed=(settings.seed + i) % 2**63, window=None,
-                             duration=None, height=settings.height, width=settings.width, camera_path=None)
+                             duration=None, height=settings.height, width=settings.width, camera_path=None,
+                             trajectory=None)
             resolved = self.backend.resolve(window, [])
-            if "camera_path" in settings.extras:  # each window follows its stretch of the video's camera path
-                resolved.extras.update(camera_path=settings.extras["camera_path"],
-                                       motion_window=[start, settings.num_frames])
+            motion = {k: settings.extras[k] for k in ("camera_path", "trajectory") if k in settings.extras}
+            if motion:  # each window follows its stretch of the video's camera path and trajectories
+                resolved.extras.update(motion, motion_window=[start, settings.num_frames])
             windows.append(resolved)
             start += chain["kept_frames"][i] - (chain["overlap"] if i == 0 else 0)
         return windows

@@ -91,14 +91,13 @@ def test_only_a_warping_model_takes_a_camera_path_or_trajectories(warp_model_dir
                                                              height=4096, width=4096, seed=0))
     with pytest.raises(InvalidRequestError, match="after the video ends"):
         gen.run(GenerationRequest(image=image, camera_path="2s: pan 0.2", num_inference_steps=2, seed=0, fps=8))
-    with pytest.raises(InvalidRequestError, match="cannot be split over chained windows"):
-        gen.run(GenerationRequest(image=image, trajectory="a: 0.3,0.3 -> 0.6,0.6", num_frames=12, window=4, seed=0))
-    # a camera path spans a chained long video: each window follows its stretch of it
-    request = GenerationRequest(image=image, camera_path="1s: pan 0.2", num_frames=12, window=4, seed=0, fps=8,
-                                num_inference_steps=2)
+    # a camera path and trajectories span a chained long video: each window follows its stretch of them
+    request = GenerationRequest(image=image, camera_path="1s: pan 0.2", trajectory="a: 0.3,0.3 -> 0.6,0.6",
+                                num_frames=12, window=4, seed=0, fps=8, num_inference_steps=2)
     settings = gen.backend.resolve(request, [])
     windows = gen.chain_windows(request, settings)
     assert [w.extras["motion_window"] for w in windows] == [[0, 12], [3, 12], [6, 12], [9, 12]]
-    assert {w.extras["camera_path"] for w in windows} == {"1s: pan 0.2"}
+    assert {(w.extras["camera_path"], w.extras["trajectory"]) for w in windows} == {("1s: pan 0.2",
+                                                                                    "a: 0.3,0.3 -> 0.6,0.6")}
     long = gen.run(request)
-    assert long.frames.shape[0] == 12 and long.settings["camera_path"] == "1s: pan 0.2"
+    assert long.frames.shape[0] == 12 and long.settings["trajectory"] == "a: 0.3,0.3 -> 0.6,0.6"

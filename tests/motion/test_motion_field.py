@@ -135,3 +135,20 @@ def test_a_chained_window_follows_its_stretch_of_the_camera_path():
     assert camera_motion(keyframes, 6, 8, 32, 48, window=(20, 24)).flow.shape[1:3] == (2, 6)
     assert torch.equal(camera_motion(keyframes, 24, 8, 32, 48, window=(0, 24)).flow,
                        camera_motion(keyframes, 24, 8, 32, 48).flow)
+
+
+def test_a_chained_window_moves_each_object_from_where_its_path_has_it():
+    """A window starting at the video's frame s finds the object at the path's position at s (in its own
+    first frame, the video's frame s) and moves it along the rest of the path."""
+    image = np.full((64, 64, 3), BACKGROUND, np.uint8)
+    image[24:34, 24:34] = BOX  # frame s of the video: the box at (29, 29), where the path has it at s
+    _, trajectories = resolve_trajectories(f"box: 0s {5 / 64},{29 / 64} -> 1s {29 / 64},{29 / 64} -> "
+                                           f"2s {61 / 64},{29 / 64}", 24, 8)  # from frame 8 on: 4 px a frame, right
+    field = trajectory_motion(image, trajectories, 6, 8, window=(8, 24))
+    last = _warp(image, field.flow)[-1]
+    xs = np.nonzero(np.all(last == BOX, axis=-1))[1]
+    assert (xs.min(), xs.max()) == (24 + 20, 33 + 20)  # 5 frames on: 20 pixels right
+    assert np.all(last[24:34, 24:30] == BACKGROUND)
+    # the last window may run past the video's end: the object stays at the path's last point
+    tail = trajectory_motion(image, trajectories, 6, 8, window=(20, 24))
+    assert tail.flow.shape[2] == 6 and torch.equal(tail.flow[:, :, 4], tail.flow[:, :, 5])

@@ -260,9 +260,6 @@ def resolve_motion(request: GenerationRequest, settings: ResolvedSettings) -> No
     their canonical text in ``settings.extras`` (``camera_path``, ``trajectory``)."""
     if request.camera_path is None and request.trajectory is None:
         return
-    if "chain" in settings.extras and request.trajectory is not None:
-        raise InvalidRequestError("trajectories span one pass; they cannot be split over chained windows (leave the "
-                                  "window out, or give a camera path)")
     pixels = settings.num_frames * settings.height * settings.width
     if pixels > MAX_MOTION_PIXELS:  # the flow field is 8 bytes a pixel of every frame, and its rendering more
         raise InvalidRequestError(f"a camera path or trajectories over {settings.num_frames} frames of "

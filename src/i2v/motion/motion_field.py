@@ -67,12 +67,14 @@ def camera_motion(keyframes: Sequence[CameraKeyframe], num_frames: int, fps: flo
 
 
 def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num_frames: int, fps: float,
-                      background: MotionField | None = None) -> MotionField:
+                      background: MotionField | None = None, window: tuple[int, int] | None = None) -> MotionField:
     """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path, in
     screen positions; the place it leaves (where the background's flow would still show it) shows the
     background around it, mirrored. Elsewhere ``background`` (a camera path) holds, or, without one, the
     model's own plan (the field's cover). Every object's place is filled before any object is drawn,
-    so an object moving onto another's old place is not painted over."""
+    so an object moving onto another's old place is not painted over. ``window`` (start frame, the
+    video's frames): the run is that stretch of a longer video; ``image`` is the video's frame
+    ``start``, where each object is found at its path's position then."""
     h, w = image.shape[:2]
     grid = base_grid(h, w)[0]  # (H, W, 2) pixel centres, normalised (x, y)
     flow = torch.zeros(1, 2, num_frames, h, w) if background is None else background.flow.clone()
@@ -81,9 +83,13 @@ def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num
     behind = grid[None] + pixels.clone()  # (T, H, W, 2)
     left = torch.zeros(num_frames, h, w, dtype=torch.bool)
     moves = []
+    start, total = window or (0, num_frames)
     for trajectory in trajectories:
-        region = object_region(image, trajectory.points[0][1:])  # (H, W) bool, frame 0
-        shift = torch.from_numpy((trajectory.positions(num_frames, fps) - trajectory.points[0][1:]) * 2).float()  # (T, 2)
+        positions = trajectory.positions(total, fps)  # over the video; a window running past its end holds
+        positions = np.concatenate([positions, positions[-1:].repeat(max(0, start + num_frames - total), 0)])
+        positions = positions[start:start + num_frames]  # (T, 2)
+        region = object_region(image, tuple(positions[0]))  # (H, W) bool, in the run's first frame
+        shift = torch.from_numpy((positions - positions[0]) * 2).float()  # (T, 2), normalised units
         # the place it leaves, and the rim its colour bleeds into (the warp moves the autoencoder's linear
         # picture, where an edge bleeds over a patch or two): the nearest pixel a margin outside it
         rim = ndimage.binary_dilation(region, iterations=FILL_MARGIN // 2)
@@ -135,8 +141,9 @@ def requested_motion(extras: dict, image: np.ndarray, num_frames: int, fps: floa
         field = camera_motion(resolve_camera_path(camera, length, fps)[1], num_frames, fps, h, w,
                               window=None if window is None else tuple(window))
     if trajectory is not None:
-        field = trajectory_motion(image, resolve_trajectories(trajectory, num_frames, fps)[1], num_frames, fps,
-                                  background=field)
+        length = num_frames if window is None else window[1]
+        field = trajectory_motion(image, resolve_trajectories(trajectory, length, fps)[1], num_frames, fps,
+                                  background=field, window=None if window is None else tuple(window))
     return field
 
 
