@@ -341,6 +341,20 @@ def affine_flow(params: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.stack([a * x + b_ * y + tx, c * x + d * y + ty], dim=1)
 
 
+def _least_squares(design: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted least squares through the normal equations: design (N, k), target (..., N, m), weight
+    (..., N) or None -> (..., k, m). (A batched ``torch.linalg.lstsq`` over one broadcast design matrix
+    gave different answers from run to run on CPU.)"""
+    if weight is None:
+        gram = design.T @ design  # (k, k)
+        rhs = torch.einsum("nk,...nm->...km", design, target)
+    else:
+        gram = torch.einsum("nk,...n,nl->...kl", design, weight, design)
+        rhs = torch.einsum("nk,...n,...nm->...km", design, weight, target)
+    ridge = 1e-9 * torch.eye(design.shape[1], dtype=design.dtype, device=design.device)  # a degenerate fit stays finite
+    return torch.linalg.solve(gram + ridge, rhs)
+
+
 def fit_affine_flow(flow: torch.Tensor, robust: bool = False, time_degree: int | None = None) -> torch.Tensor:
     """(B, 2, T, h, w) -> the same, each frame's flow replaced by its least-squares affine field (the
     camera motion that moves the picture most like it). ``robust``: fitted again to the half of the
@@ -349,19 +363,19 @@ def fit_affine_flow(flow: torch.Tensor, robust: bool = False, time_degree: int |
     zero at frame 0 (a camera moves smoothly; frame-by-frame fits jitter by a fraction of a pixel,
     which on a textured photo is flicker)."""
     b, _, t, h, w = flow.shape
-    grid = base_grid(h, w, flow.device)[0].reshape(h * w, 2).float()
-    design = torch.cat([grid, torch.ones(h * w, 1, device=flow.device)], dim=1).expand(b, t, -1, -1)  # (B, T, hw, 3)
-    target = rearrange(flow.float(), "b f t h w -> b t (h w) f")
-    params = torch.linalg.lstsq(design, target).solution  # (B, T, 3, 2)
+    grid = base_grid(h, w, flow.device)[0].reshape(h * w, 2).double()
+    design = torch.cat([grid, torch.ones(h * w, 1, dtype=torch.float64, device=flow.device)], dim=1)  # (hw, 3): x, y, 1
+    target = rearrange(flow.double(), "b f t h w -> b t (h w) f")
+    params = _least_squares(design, target)  # (B, T, 3, 2)
     if robust:
-        residual = (design @ params - target).norm(dim=-1, keepdim=True)  # (B, T, hw, 1)
-        inlier = (residual <= residual.median(dim=2, keepdim=True).values).float()
-        params = torch.linalg.lstsq(design * inlier, target * inlier).solution
+        residual = (design @ params - target).norm(dim=-1)  # (B, T, hw)
+        inlier = (residual <= residual.median(dim=2, keepdim=True).values).double()
+        params = _least_squares(design, target, inlier)
     if time_degree and t > 1:
-        time_degree = min(time_degree, t - 1)  # a basis of full rank, whatever the solver
-        times = torch.linspace(0, 1, t, device=flow.device)
-        basis = torch.stack([times ** (k + 1) for k in range(time_degree)], dim=1).expand(b, -1, -1)  # (B, T, degree)
-        coefficients = torch.linalg.lstsq(basis, params.reshape(b, t, 6)).solution  # (B, degree, 6)
+        time_degree = min(time_degree, t - 1)
+        times = torch.linspace(0, 1, t, dtype=torch.float64, device=flow.device)
+        basis = torch.stack([times ** (k + 1) for k in range(time_degree)], dim=1)  # (T, degree), zero at frame 0
+        coefficients = _least_squares(basis, params.reshape(b, t, 6))  # (B, degree, 6)
         params = (basis @ coefficients).reshape(b, t, 3, 2)
     return rearrange(design @ params, "b t (h w) f -> b f t h w", h=h).to(flow.dtype)
 
