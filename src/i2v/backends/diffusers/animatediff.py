@@ -90,13 +90,9 @@ class AnimateDiffBackend(DiffusersBackend):
     def pipeline_latents(self, pipe, latents, settings: ResolvedSettings):
         """The SparseCtrl pipeline multiplies given latents by the scheduler's ``init_noise_sigma`` (of the
         schedule it runs, the truncated one) and does not cast them: both are done for it here."""
-        import copy
+        from .video_to_video import kept_schedule
 
-        from .video_to_video import _cut, start_index
-
-        probe = copy.deepcopy(pipe.scheduler)
-        probe.set_timesteps(settings.num_inference_steps, device=latents.device)
-        _cut(probe, start_index(settings.num_inference_steps, settings.strength))
+        probe = kept_schedule(pipe.scheduler, settings.num_inference_steps, settings.strength, latents.device)
         return (latents / probe.init_noise_sigma).to(pipe.unet.dtype)
 
     @classmethod

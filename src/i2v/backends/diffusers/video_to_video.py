@@ -58,15 +58,21 @@ def truncated_schedule(scheduler, num_inference_steps: int, strength: float):
         del scheduler.set_timesteps  # the class's method again
 
 
-def noised_latents(scheduler, latents: torch.Tensor, num_inference_steps: int, strength: float,
-                   generator: torch.Generator, device) -> torch.Tensor:
-    """The video's latents noised to the first step a run at ``strength`` keeps (a copy of the
-    scheduler is set for the run; the pipeline's own is left alone)."""
-    import torch
-
+def kept_schedule(scheduler, num_inference_steps: int, strength: float, device=None):
+    """A copy of ``scheduler`` set for a run at ``strength``: its schedule from the first kept step on
+    (what the pipeline's own runs inside ``truncated_schedule``); the pipeline's is left alone."""
     probe = copy.deepcopy(scheduler)
     probe.set_timesteps(num_inference_steps, device=device)
     _cut(probe, start_index(num_inference_steps, strength))
+    return probe
+
+
+def noised_latents(scheduler, latents: torch.Tensor, num_inference_steps: int, strength: float,
+                   generator: torch.Generator, device) -> torch.Tensor:
+    """The video's latents noised to the first step a run at ``strength`` keeps."""
+    import torch
+
+    probe = kept_schedule(scheduler, num_inference_steps, strength, device)
     timestep = probe.timesteps[:1]
     noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32).to(device)
     latents = latents.to(device, torch.float32)
