@@ -4,7 +4,6 @@ dict form, read with json). What they say is checked by ``i2v.motion`` when the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import InvalidRequestError
@@ -45,13 +44,9 @@ def read_motion_argument(flag: str, value: str | None):
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"{flag} {value}: cannot read it ({exc})") from None
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequestError(f"{flag} {value}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
-                                      f"{exc.colno})") from None
-        except (ValueError, RecursionError) as exc:
-            raise InvalidRequestError(f"{flag} {value}: cannot read the JSON ({exc})") from None
+        from ..motion.camera_path import load_json
+
+        data = load_json(text, f"{flag} {value}")
         if data is None:
             raise InvalidRequestError(f"{flag} {value}: the file holds null, not a path")
         return data

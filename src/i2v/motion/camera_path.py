@@ -74,7 +74,7 @@ def load_json(text: str, what: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise InvalidRequestError(f"{what}: not valid JSON ({e.msg} at character {e.pos})") from None
+        raise InvalidRequestError(f"{what}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
     except (ValueError, RecursionError) as e:
         raise InvalidRequestError(f"{what}: cannot read the JSON ({e})") from None
 
