@@ -23,6 +23,7 @@ from PIL import Image
 from . import __version__
 from .backends.base import Backend
 from .devices import pick_device
+from .motion import MOTION_INPUTS
 from .registry import backend_class, resolve_model
 from .types import GenerationRequest, GenerationResult, LoadOptions, ModelSpec, ProgressCallback, request_record
 
@@ -207,7 +208,7 @@ class ImageToVideoGenerator:
                              duration=None, height=settings.height, width=settings.width, camera_path=None,
                              trajectory=None)
             resolved = self.backend.resolve(window, [])
-            motion = {k: settings.extras[k] for k in ("camera_path", "trajectory") if k in settings.extras}
+            motion = {k: settings.extras[k] for k in MOTION_INPUTS if k in settings.extras}
             if motion:  # each window follows its stretch of the video's camera path and trajectories
                 resolved.extras.update(motion, motion_window=[start, settings.num_frames])
             windows.append(resolved)

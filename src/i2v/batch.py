@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DatasetError, I2VError
+from .motion import MOTION_INPUTS
 
 ROW_FIELDS: dict[str, type] = {
     "prompt": str, "negative_prompt": str, "num_frames": int, "fps": float, "height": int, "width": int,
     "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float, "strength": float,
 }
 # camera path and trajectories: text ("1s: pan right 0.25", "ball: 0.3,0.5 -> 0.7,0.5"), or in JSONL a list / dict
-MOTION_COLUMNS = ("camera_path", "trajectory")
+MOTION_COLUMNS = MOTION_INPUTS
 OTHER_COLUMNS = ("image", "last_image", "init_video", "model", "output", *MOTION_COLUMNS)
 RESULT_COLUMNS = ("row", "image", "output", "status", "seconds", "error")
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .motion import MOTION_INPUTS  # taken per model (``Backend.takes_motion``), not per family
 
 EXIT_BAD_INPUT = 2
 
@@ -183,9 +184,6 @@ def cmd_generate(args) -> int:
                 ("write", t.get("write", 0.0)), ("total", time.perf_counter() - t_start)]
         print("  ".join(f"{k} {v:.2f}s" for k, v in rows))
     return 0
-
-
-MOTION_INPUTS = ("camera_path", "trajectory")  # taken per model (``Backend.takes_motion``), not per family
 
 
 def family_capabilities(family, motion=None) -> dict:

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..motion import MOTION_INPUTS
 from .schemas import OUTPUT_FORMATS, ServerConfig
 from .store import Job, JobStore
 
@@ -142,7 +143,7 @@ def _public(text: str, paths: dict[str, Path]) -> str:
 
 
 PROFILES = ("speed", "memory")
-MOTION_FIELDS = ("camera_path", "trajectory")  # text fields, checked against the model by the request check
+MOTION_FIELDS = MOTION_INPUTS  # text fields, checked against the model by the request check
 MOTION_TEXT_CHARS = 20_000  # far past any real camera path (keyframes) or eight objects' trajectories
 
 

@@ -18,6 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..motion import MOTION_INPUTS  # text boxes in the advanced settings, for the models that take them
 from ..server.schemas import OUTPUT_FORMATS, JobOut, ServerConfig
 from ..server.store import FINISHED, JobStore
 from ..server.studies import Side, StudyStore
@@ -25,7 +26,6 @@ from ..server.studies import Side, StudyStore
 ADVANCED = ("num_frames", "fps", "height", "width", "num_inference_steps", "guidance_scale")
 STUDY_FIELDS = (*ADVANCED, "negative_prompt", "motion_strength")  # what a study side may set
 SEED_MAX = 2**31 - 1
-MOTION_INPUTS = ("camera_path", "trajectory")  # text boxes in the advanced settings, for the models that take them
 
 
 def ui_folders(config: ServerConfig) -> dict[str, Path]:
