@@ -3,7 +3,7 @@
     i2v generate IMAGE --prompt TEXT -o OUT.mp4     one clip (mp4/webm/gif/webp/PNG folder)
     i2v models                                      the models and their defaults
     i2v train --model M --data CSV_OR_DIR -o DIR    train / fine-tune on your videos (i2v model or SVD, LoRA)
-    i2v train vae|video ...                         train the embedded model on the procedural world
+    i2v train vae|video|reader ...                  train the embedded model on the procedural world
     i2v benchmark                                   score a model on the held-out procedural world
     i2v evaluate VIDEO --image IMAGE [--prompt TEXT] per-video metrics (flicker, motion, fidelity, ...)
     i2v serve [--port 8000] [--workers N]           the REST job API with a persistent queue
@@ -294,6 +294,8 @@ def cmd_train(argv: list[str]) -> int:
         from .training.train_vae import main
     elif argv and argv[0] == "video":
         from .training.train_video import main
+    elif argv and argv[0] == "reader":
+        from .training.train_reader import main
     else:
         from .training.finetune import main
 

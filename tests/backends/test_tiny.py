@@ -4,7 +4,10 @@ guidance 1."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from i2v import GenerationRequest, ImageToVideoGenerator
@@ -101,3 +104,51 @@ def test_only_a_warping_model_takes_a_camera_path_or_trajectories(warp_model_dir
                                                                                     "a: 0.3,0.3 -> 0.6,0.6")}
     long = gen.run(request)
     assert long.frames.shape[0] == 12 and long.settings["trajectory"] == "a: 0.3,0.3 -> 0.6,0.6"
+
+
+def _fixed_reader(motion: str, colour: str, shape: str):
+    """A prompt reader that reads every prompt as (motion, colour, shape): zero weights, one large bias."""
+    import torch
+
+    from i2v.models.prompt_reader import PromptReader
+    from i2v.world.reader_captions import COLOUR_LABELS, MOTIONS, SHAPE_LABELS
+
+    reader = PromptReader(motions=list(MOTIONS), colours=list(COLOUR_LABELS), shapes=list(SHAPE_LABELS))
+    with torch.no_grad():
+        for head, labels, label in (("motion", MOTIONS, motion), ("colour", COLOUR_LABELS, colour),
+                                    ("shape", SHAPE_LABELS, shape)):
+            out = reader.heads[head].out
+            out.weight.zero_()
+            out.bias.zero_()
+            out.bias[labels.index(label)] = 20.0
+    return reader
+
+
+def test_a_model_with_a_prompt_reader_moves_the_named_shape(warp_model_dir, tmp_path):
+    """A warping model folder with ``reader/`` plans a named shape's move from the prompt: recorded as
+    ``prompt_motion``, held like a trajectory; a camera path given by the user wins; a folder without a reader,
+    or a prompt read as no shape's move, plans as before."""
+    import shutil
+
+    from PIL import Image
+
+    folder = tmp_path / "with-reader"
+    shutil.copytree(warp_model_dir, folder)
+    _fixed_reader("move_right", "red", "square").save_pretrained(folder / "reader")
+    frame = np.full((64, 64, 3), 120, np.uint8)
+    frame[24:40, 12:28] = (220, 30, 30)
+    Image.fromarray(frame).save(tmp_path / "red.png")
+    request = GenerationRequest(image=str(tmp_path / "red.png"), prompt="the red block slides right",
+                                num_inference_steps=2, seed=0, fps=8)
+    result = ImageToVideoGenerator(str(folder), device="cpu").run(request)
+    name, path = result.settings["prompt_motion"].split(": ")
+    start, end = ([float(v) for v in p.split(",")] for p in path.split(" -> "))
+    assert name == "red square" and start == pytest.approx([0.31, 0.5], abs=0.02) and end[0] > start[0] + 0.2
+    plain = ImageToVideoGenerator(str(warp_model_dir), device="cpu").run(request)
+    assert "prompt_motion" not in plain.settings and not np.array_equal(result.frames, plain.frames)
+    given = ImageToVideoGenerator(str(folder), device="cpu").run(replace(request, camera_path="0.375s: pan 0.2"))
+    assert "prompt_motion" not in given.settings
+
+    _fixed_reader("pan_left", "none", "none").save_pretrained(folder / "reader")
+    camera = ImageToVideoGenerator(str(folder), device="cpu").run(request)
+    assert "prompt_motion" not in camera.settings and np.array_equal(camera.frames, plain.frames)

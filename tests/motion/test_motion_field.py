@@ -152,3 +152,29 @@ def test_a_chained_window_moves_each_object_from_where_its_path_has_it():
     # the last window may run past the video's end: the object stays at the path's last point
     tail = trajectory_motion(image, trajectories, 6, 8, window=(20, 24))
     assert tail.flow.shape[2] == 6 and torch.equal(tail.flow[:, :, 4], tail.flow[:, :, 5])
+
+
+def test_an_object_grows_and_shrinks_about_its_centre_at_its_paths_sizes():
+    image = np.full((64, 64, 3), BACKGROUND, np.uint8)
+    image[24:40, 24:40] = BOX  # a 16 px box centred on (32, 32)
+    for text, side in (("box: 0.5,0.5 -> 0.5,0.5 x2", 32), ("box: 0.5,0.5 -> 0.5,0.5 x0.5", 8)):
+        _, trajectories = resolve_trajectories(text, 9, 8)
+        frames = _warp(image, trajectory_motion(image, trajectories, 9, 8).flow)
+        ys, xs = np.nonzero(np.all(frames[-1] == BOX, axis=-1))
+        assert abs((ys.max() - ys.min() + 1) - side) <= 2 and abs((xs.max() - xs.min() + 1) - side) <= 2
+        assert abs(ys.mean() - 31.5) <= 1 and abs(xs.mean() - 31.5) <= 1  # about its centre
+        if side < 16:  # the ring it no longer covers shows the background
+            assert np.all(frames[-1][24:26, 24:40] == BACKGROUND)
+        mid = np.all(frames[4] == BOX, axis=-1).sum()
+        assert min(16**2, side**2) < mid < max(16**2, side**2)  # geometric in between
+
+
+def test_a_still_background_holds_the_frame_and_drops_the_residual_where_objects_move():
+    from i2v.motion.motion_field import still_background
+
+    image = _box_image()
+    _, trajectories = resolve_trajectories(f"box: {13 / 64},{13 / 64} -> {45 / 64},{13 / 64}", 16, 8)
+    field = trajectory_motion(image, trajectories, 16, 8, background=still_background(16, 64, 64))
+    assert field.cover is None and field.flow[0, :, -1, 50:, :].abs().max() == 0
+    keep = field.residual_keep(16, 16)
+    assert keep[0, 0, -1, 3, 11] == 0 and keep[0, 0, -1, 12, 12] == 1

@@ -63,3 +63,23 @@ def test_a_point_on_texture_falls_back_to_a_small_disc():
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     region = object_region(image, (0.5, 0.5))
     assert region[32, 32] and 9 <= region.sum() < 0.05 * 64 * 64
+
+
+def test_sizes_read_from_text_and_json_carry_and_change_geometrically():
+    text, (t,) = resolve_trajectories("ball: 0.3,0.5 -> 0.5,0.5 x2 -> 0.7,0.5", 9, 8)
+    assert text == "ball: 0.3,0.5 -> 0.5,0.5 x2 -> 0.7,0.5" and t.sizes == (None, 2.0, None)
+    assert resolve_trajectories('{"ball": [[null, 0.3, 0.5, null], [null, 0.5, 0.5, 2], [0.7, 0.5]]}', 9, 8)[0] == text
+    assert resolve_trajectories([t], 9, 8)[0] == text
+    np.testing.assert_allclose(t.scales(9, 8), [1, 2**0.25, 2**0.5, 2**0.75, 2, 2, 2, 2, 2])
+    assert Trajectory("a", ((None, 0.1, 0.1), (None, 0.2, 0.2))).scales(4, 8).tolist() == [1, 1, 1, 1]
+    assert resolve_trajectories("ball: 0s 0.3,0.5 -> 1s 0.3,0.5 x0.5", 9, 8)[0] == "ball: 0s 0.3,0.5 -> 1s 0.3,0.5 x0.5"
+
+
+@pytest.mark.parametrize("value, message", [("a: 0.3,0.5 -> 0.6,0.5 x5", "sizes are factors"),
+                                            ("a: 0.3,0.5 -> 0.6,0.5 x0", "sizes are factors"),
+                                            ("a: 0.3,0.5 x2 -> 0.6,0.5", "first point has size"),
+                                            ('{"a": [[null, 0.3, 0.5, "big"], [0.6, 0.5]]}', "must be a number"),
+                                            ("a: 0.3,0.5 -> 0.6,0.5 2", "cannot read the point")])
+def test_bad_sizes_are_refused(value, message):
+    with pytest.raises(InvalidRequestError, match=message):
+        resolve_trajectories(value, 16, 8)

@@ -16,6 +16,7 @@ from ..devices import check_dtype_name
 from ..errors import InvalidRequestError, TextEncoderUnavailableError, UnknownModelError
 from ..lora import check_loras, load_loras
 from ..models.autoencoder import spatial_compression
+from ..motion.prompt_motion import load_reader
 from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS, WARP_GUIDANCE
 from ..types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from .base import Backend, Family
@@ -147,6 +148,7 @@ class TinyBackend(Backend):
         self.dtype = check_dtype_name(o.dtype) or default_dtype(device)
         self.pipeline = self._load(spec.source, device, self.dtype, cached=not loras)
         self.lora_records = load_loras(self.pipeline, loras)
+        self.reader = load_reader(Path(spec.source)) if warps(Path(spec.source)) else None
 
     @classmethod
     def takes_motion(cls, spec: ModelSpec, name: str) -> bool:
@@ -226,14 +228,27 @@ class TinyBackend(Backend):
                 if count > MAX_TOKENS:
                     notices.append(f"{name} is {count} tokens long; the text encoder reads the first {MAX_TOKENS}")
 
-    @staticmethod
-    def motion_field(settings: ResolvedSettings, image: Image.Image):
-        """The run's camera path and trajectories as the flow the denoiser holds (None: the model plans)."""
+    def motion_field(self, settings: ResolvedSettings, image: Image.Image):
+        """The run's camera path and trajectories as the flow the denoiser holds; without either, a move of a
+        named shape its prompt reader finds (recorded as ``extras["prompt_motion"]``); None: the model plans."""
         import numpy as np
 
         from ..motion.motion_field import requested_motion
 
-        return requested_motion(settings.extras, np.asarray(image.convert("RGB")), settings.num_frames, settings.fps)
+        frame = np.asarray(image.convert("RGB"))
+        field = requested_motion(settings.extras, frame, settings.num_frames, settings.fps)
+        if field is not None or self.reader is None:
+            return field
+        from ..motion.motion_field import still_background, trajectory_motion
+        from ..motion.prompt_motion import plan_from_prompt
+        from ..motion.trajectory import format_trajectories
+
+        planned = plan_from_prompt(self.reader, self.pipeline.text_encoder, settings.prompt, frame)
+        if planned is None:
+            return None
+        settings.extras["prompt_motion"] = format_trajectories([planned])
+        return trajectory_motion(frame, [planned], settings.num_frames, settings.fps,
+                                 background=still_background(settings.num_frames, *frame.shape[:2]))
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None,

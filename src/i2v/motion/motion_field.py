@@ -34,6 +34,8 @@ class MotionField:
     cover: torch.Tensor | None = None
     # (1, 1, T, H, W) 1 where the flow fills in a place an object left (no true content there), None: nowhere
     filled: torch.Tensor | None = None
+    # (1, 1, T, H, W) 1 where objects move (where they are and where they left), None: no object moves
+    objects: torch.Tensor | None = None
 
     def over(self, planned: torch.Tensor) -> torch.Tensor:
         """This field where it holds, ``planned`` (1, 2, T, h, w), the model's own flow, elsewhere."""
@@ -45,11 +47,13 @@ class MotionField:
         return self.cover * self.flow + (1 - self.cover) * planned
 
     def residual_keep(self, height: int, width: int) -> torch.Tensor | None:
-        """(1, 1, T, height, width) at the latent size: 0 wherever the field holds (on any pixel of a
-        latent's patch), 1 elsewhere; None: keep the whole residual."""
-        if self.cover is None:
+        """(1, 1, T, height, width) at the latent size: 0 wherever the field holds over the model's plan, or
+        an object moves (on any pixel of a latent's patch), 1 elsewhere; None: keep the whole residual (a
+        camera path alone: the residual corrects the warp of the whole frame)."""
+        held = self.cover if self.cover is not None else self.objects
+        if held is None:
             return None
-        covered = F.adaptive_max_pool2d(self.cover[0].transpose(0, 1), (height, width))  # (T, 1, h, w)
+        covered = F.adaptive_max_pool2d(held[0].transpose(0, 1), (height, width))  # (T, 1, h, w)
         return (1 - covered).transpose(0, 1)[None]
 
 
@@ -69,7 +73,7 @@ def camera_motion(keyframes: Sequence[CameraKeyframe], num_frames: int, fps: flo
 def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num_frames: int, fps: float,
                       background: MotionField | None = None, window: tuple[int, int] | None = None) -> MotionField:
     """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path, in
-    screen positions; the place it leaves (where the background's flow would still show it) shows the
+    screen positions, at its path's sizes (scaled about its centre); the place it leaves (where the background's flow would still show it) shows the
     background around it, mirrored. Elsewhere ``background`` (a camera path) holds, or, without one, the
     model's own plan (the field's cover). Every object's place is filled before any object is drawn,
     so an object moving onto another's old place is not painted over. ``window`` (start frame, the
@@ -88,8 +92,12 @@ def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num
         positions = trajectory.positions(total, fps)  # over the video; a window running past its end holds
         positions = np.concatenate([positions, positions[-1:].repeat(max(0, start + num_frames - total), 0)])
         positions = positions[start:start + num_frames]  # (T, 2)
+        sizes = trajectory.scales(total, fps)
+        sizes = np.concatenate([sizes, sizes[-1:].repeat(max(0, start + num_frames - total))])[start:start + num_frames]
+        sizes = torch.from_numpy(sizes / sizes[0]).float()  # (T,) relative to the run's first frame
         region = object_region(image, tuple(positions[0]))  # (H, W) bool, in the run's first frame
         shift = torch.from_numpy((positions - positions[0]) * 2).float()  # (T, 2), normalised units
+        centre = grid[torch.from_numpy(region)].mean(0)  # (2,) the region's centroid, which a size change keeps
         # the place it leaves, and the rim its colour bleeds into (the warp moves the autoencoder's linear
         # picture, where an edge bleeds over a patch or two): the nearest pixel a margin outside it
         rim = ndimage.binary_dilation(region, iterations=FILL_MARGIN // 2)
@@ -108,20 +116,26 @@ def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num
         vacated = seen[:, 0] > 0.5
         pixels[vacated] = seen[:, 1:].permute(0, 2, 3, 1)[vacated] - grid.expand(num_frames, -1, -1, -1)[vacated]
         left |= vacated
-        # where the object is in frame t: the region moved by the shift (sampled as the warp samples)
-        source = grid[None] - shift[:, None, None, :]  # (T, H, W, 2)
+        # where the object is in frame t: the region scaled about its centre and moved by the shift (sampled
+        # as the warp samples); each of its pixels looks back to where it was in frame 0
+        source = centre + (grid[None] - centre - shift[:, None, None, :]) / sizes[:, None, None, None]  # (T, H, W, 2)
         moved = F.grid_sample(torch.from_numpy(region)[None, None].float().expand(num_frames, 1, h, w), source,
                               mode="nearest", padding_mode="zeros", align_corners=False)[:, 0] > 0.5  # (T, H, W)
-        moves.append((moved, shift))
+        moves.append((moved, source))
     drawn = torch.zeros(num_frames, h, w, dtype=torch.bool)
-    for moved, shift in moves:
-        pixels[moved] = -shift[:, None, None, :].expand(-1, h, w, -1)[moved]
+    for moved, source in moves:
+        pixels[moved] = (source - grid[None])[moved]
         drawn |= moved
     left[0] = drawn[0] = False  # frame 0 is the image
     flow[:, :, 0] = 0 if background is None else background.flow[:, :, 0]
     filled = (left & ~drawn).float()[None, None]  # (1, 1, T, H, W)
-    cover = None if background is not None else (left | drawn).float()[None, None]
-    return MotionField(flow, cover, filled)
+    objects = (left | drawn).float()[None, None]
+    return MotionField(flow, None if background is not None else objects, filled, objects)
+
+
+def still_background(num_frames: int, height: int, width: int) -> MotionField:
+    """A camera that does not move: the whole frame held where it is."""
+    return MotionField(torch.zeros(1, 2, num_frames, height, width))
 
 
 def requested_motion(extras: dict, image: np.ndarray, num_frames: int, fps: float) -> MotionField | None:

@@ -5,13 +5,17 @@ normalised coordinates of the frame (0,0 the top-left corner, 1,1 the bottom-rig
 
     --trajectory "red ball: 0.3,0.5 -> 0.7,0.5; the boat: 0.2,0.8 -> 0.2,0.6"
     --trajectory "red ball: 0s 0.3,0.5 -> 1s 0.7,0.5 -> 2s 0.7,0.2"
+    --trajectory "red ball: 0.3,0.5 -> 0.5,0.5 x2"     # twice its size at the end
+
 
 The first point is where the object is in the first frame (the input image): the object is the
 region around it (``object_region``). Points without times are spread evenly over the video;
-with times (seconds), the object moves linearly between them and stays after the last. The name
-is a label (it names the object in messages and the output's metadata). In the API a trajectory may
-also be a dict ``{"red ball": [[0.3, 0.5], [0.7, 0.5]]}`` (points ``[x, y]`` or ``[seconds, x, y]``),
-or that dict as JSON text.
+with times (seconds), the object moves linearly between them and stays after the last. A point may
+end with ``xS``: the object's size there, a factor of its size in the first frame (0.25 to 4; it
+carries to later points, and changes geometrically in between). The name is a label (it names the
+object in messages and the output's metadata). In the API a trajectory may also be a dict
+``{"red ball": [[0.3, 0.5], [0.7, 0.5]]}`` (points ``[x, y]``, ``[seconds, x, y]``, or
+``[seconds or null, x, y, size]``), or that dict as JSON text.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ MAX_OBJECTS = 8
 COLOUR_TOLERANCE = 24
 REGION_RADIUS = 0.2
 FALLBACK_RADIUS = 0.06
-_POINT = re.compile(r"^\s*(?:(" + NUMBER + r")\s*s\s+)?(" + NUMBER + r")\s*,\s*(" + NUMBER + r")\s*$")
+SIZE_RANGE = (0.25, 4.0)  # an object's size factor
+_POINT = re.compile(r"^\s*(?:(" + NUMBER + r")\s*s\s+)?(" + NUMBER + r")\s*,\s*(" + NUMBER + r")"
+                    r"(?:\s+x\s*(" + NUMBER + r"))?\s*$")
 
 
 @dataclass(frozen=True)
@@ -44,17 +50,29 @@ class Trajectory:
 
     name: str
     points: tuple[tuple[float | None, float, float], ...]
+    # the size factor given at each point (None: carried from the point before), or None: no sizes at all
+    sizes: tuple[float | None, ...] | None = None
+
+    def _marks(self, num_frames: int, fps: float) -> np.ndarray:
+        if self.points[0][0] is None:  # spread evenly, first at frame 0 and last at the last frame
+            return np.linspace(0, num_frames - 1, len(self.points))
+        return np.array([t * fps for t, _, _ in self.points])
 
     def positions(self, num_frames: int, fps: float) -> np.ndarray:
         """(T, 2) the object's (x, y) in each frame, normalised."""
-        if self.points[0][0] is None:  # spread evenly, first at frame 0 and last at the last frame
-            marks = np.linspace(0, num_frames - 1, len(self.points))
-        else:
-            marks = np.array([t * fps for t, _, _ in self.points])
-        frames = np.arange(num_frames, dtype=np.float64)
+        marks, frames = self._marks(num_frames, fps), np.arange(num_frames, dtype=np.float64)
         xs = [p[1] for p in self.points]
         ys = [p[2] for p in self.points]
         return np.stack([np.interp(frames, marks, xs), np.interp(frames, marks, ys)], axis=1)
+
+    def scales(self, num_frames: int, fps: float) -> np.ndarray:
+        """(T,) the object's size in each frame, a factor of its size in the first (geometric in between)."""
+        given, size = [], 1.0
+        for s in self.sizes or (None,) * len(self.points):
+            size = size if s is None else s
+            given.append(math.log(size))
+        marks, frames = self._marks(num_frames, fps), np.arange(num_frames, dtype=np.float64)
+        return np.exp(np.interp(frames, marks, given))
 
 
 def parse_trajectory_text(text: str) -> list[Trajectory]:
@@ -64,15 +82,17 @@ def parse_trajectory_text(text: str) -> list[Trajectory]:
     out = []
     for i, part in enumerate(filter(str.strip, text.split(";"))):
         name, _, body = part.rpartition(":")  # no ":": a path without a name
-        points = []
+        points, sizes = [], []
         for raw in body.split("->"):
             match = _POINT.match(raw)
             if match is None:
                 raise InvalidRequestError(f"trajectory: cannot read the point {raw.strip()!r}; write points as "
-                                          "'x,y' or '1.5s x,y' joined by '->', e.g. 'red ball: 0.3,0.5 -> 0.7,0.5'")
+                                          "'x,y' or '1.5s x,y' (with ' x2' for twice the size) joined by '->', "
+                                          "e.g. 'red ball: 0.3,0.5 -> 0.7,0.5'")
             t = None if match.group(1) is None else float(match.group(1))
             points.append((t, float(match.group(2)), float(match.group(3))))
-        out.append(Trajectory(name.strip() or f"object {i + 1}", tuple(points)))
+            sizes.append(None if match.group(4) is None else float(match.group(4)))
+        out.append(Trajectory(name.strip() or f"object {i + 1}", tuple(points), _sizes(sizes)))
     if not out:
         raise InvalidRequestError("trajectory: no paths")
     return out
@@ -84,7 +104,8 @@ def trajectories_from_data(data) -> list[Trajectory]:
         items = list(data.items())
     elif isinstance(data, Sequence) and not isinstance(data, (str, bytes)) and all(
             isinstance(d, Trajectory) or (isinstance(d, Mapping) and "points" in d) for d in data):
-        items = [(d.name, d.points) if isinstance(d, Trajectory) else (d.get("name", ""), d["points"]) for d in data]
+        items = [(d.name, [(*p, s) for p, s in zip(d.points, d.sizes or (None,) * len(d.points))])
+                 if isinstance(d, Trajectory) else (d.get("name", ""), d["points"]) for d in data]
     else:
         raise InvalidRequestError('trajectory: a dict {"name": [[x, y], ...]} or a list of {"name", "points"}; '
                                   f"got {type(data).__name__}")
@@ -92,24 +113,32 @@ def trajectories_from_data(data) -> list[Trajectory]:
     for i, (name, points) in enumerate(items):
         if not isinstance(points, Sequence) or isinstance(points, (str, bytes)) or not points:
             raise InvalidRequestError(f"trajectory: {name!r} needs a list of points, got {points!r}")
-        parsed = []
+        parsed, sizes = [], []
         for p in points:
-            if not isinstance(p, Sequence) or isinstance(p, (str, bytes)) or len(p) not in (2, 3):
-                raise InvalidRequestError(f"trajectory: {name!r}: a point is [x, y] or [seconds, x, y], got {p!r}")
-            if len(p) == 3 and p[0] is None:  # a Trajectory's own untimed point
-                p = p[1:]
-            values = [number(v, f"trajectory: {name!r}: a point's coordinate or time") for v in p]
-            parsed.append((None, *values) if len(values) == 2 else tuple(values))
-        out.append(Trajectory(str(name).strip() or f"object {i + 1}", tuple(parsed)))
+            if not isinstance(p, Sequence) or isinstance(p, (str, bytes)) or len(p) not in (2, 3, 4):
+                raise InvalidRequestError(f"trajectory: {name!r}: a point is [x, y], [seconds, x, y] or "
+                                          f"[seconds or null, x, y, size], got {p!r}")
+            p = list(p) if len(p) == 4 else [None, *p, None] if len(p) == 2 else [*p, None]
+            what = f"trajectory: {name!r}: a point's coordinate, time or size"
+            time, x, y, size = (None if v is None and k in (0, 3) else number(v, what) for k, v in enumerate(p))
+            parsed.append((time, x, y))
+            sizes.append(size)
+        out.append(Trajectory(str(name).strip() or f"object {i + 1}", tuple(parsed), _sizes(sizes)))
     return out
+
+
+def _sizes(sizes: list[float | None]) -> tuple[float | None, ...] | None:
+    return None if all(s is None for s in sizes) else tuple(sizes)
 
 
 def format_trajectories(trajectories: Sequence[Trajectory]) -> str:
     """The canonical text of trajectories (what ``parse_trajectory_text`` reads back)."""
-    def point(p):
-        return (f"{format_number(p[0])}s " if p[0] is not None else "") + f"{format_number(p[1])},{format_number(p[2])}"
+    def point(p, size):
+        return ((f"{format_number(p[0])}s " if p[0] is not None else "") + f"{format_number(p[1])},{format_number(p[2])}"
+                + (f" x{format_number(size)}" if size is not None else ""))
 
-    return "; ".join(f"{t.name}: " + " -> ".join(point(p) for p in t.points) for t in trajectories)
+    return "; ".join(f"{t.name}: " + " -> ".join(point(p, s) for p, s in zip(t.points, t.sizes or (None,) * len(t.points)))
+                     for t in trajectories)
 
 
 def resolve_trajectories(value, num_frames: int, fps: float) -> tuple[str, tuple[Trajectory, ...]]:
@@ -142,6 +171,13 @@ def _check_trajectories(trajectories: Sequence[Trajectory], num_frames: int, fps
             if not (math.isfinite(x) and math.isfinite(y) and 0 <= x <= 1 and 0 <= y <= 1):
                 raise InvalidRequestError(f"trajectory: {t.name!r}: the point {x:g},{y:g} is outside the frame "
                                           "(coordinates are fractions of the width and height, 0 to 1)")
+        for size in t.sizes or ():
+            if size is not None and not (math.isfinite(size) and SIZE_RANGE[0] <= size <= SIZE_RANGE[1]):
+                raise InvalidRequestError(f"trajectory: {t.name!r}: a size of x{size:g}; sizes are factors of the "
+                                          f"object's size in the first frame, {SIZE_RANGE[0]:g} to {SIZE_RANGE[1]:g}")
+        if t.sizes and t.sizes[0] not in (None, 1.0):
+            raise InvalidRequestError(f"trajectory: {t.name!r}: its first point has size x{t.sizes[0]:g}; the first "
+                                      "point is the object as the image shows it (x1)")
         times = [p[0] for p in t.points]
         if any(v is None for v in times) and any(v is not None for v in times):
             raise InvalidRequestError(f"trajectory: {t.name!r}: give a time on every point or on none")

@@ -188,6 +188,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="default: the model's fastest")
     p.add_argument("--scheduler", default=None, help="sampler (embedded model: euler, heun, dpmpp_2m)")
+    p.add_argument("--kinds", default=None, metavar="K1,K2",
+                   help="with --world photos: only cases of these kinds (of pan_left, pan_right, pan_up, pan_down, "
+                        "zoom_in, zoom_out, static, shapes), each still its own case number")
     p.add_argument("--phrasing", default="heldout", choices=PHRASINGS,
                    help="prompt phrasings: held-out (default), training, or both on the same scenes and seeds, "
                         "which adds the paraphrase gap to the summary")
@@ -200,6 +203,8 @@ def main(args: argparse.Namespace) -> int:
         raise InvalidRequestError(f"--cases must be >= 1 and --first-case >= 0, got {args.cases} and {args.first_case}")
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         raise InvalidRequestError(f"--out {args.out} is a file; the benchmark writes a folder")
+    if args.kinds is not None and args.world != "photos":
+        raise InvalidRequestError("--kinds picks the photo benchmark's cases; give --world photos")
     if args.world == "photos":
         from .photos.benchmark import run_photo_benchmark
         from .photos.benchmark import summary_markdown as photo_summary
@@ -207,10 +212,15 @@ def main(args: argparse.Namespace) -> int:
         if args.phrasing != "heldout":
             raise InvalidRequestError("--phrasing applies to the shapes world; the photo benchmark asks in held-out "
                                       "phrasings only")
+        from .photos.benchmark import CASE_KINDS
+
+        kinds = None if args.kinds is None else tuple(k.strip() for k in args.kinds.split(","))
+        if kinds is not None and (not all(kinds) or set(kinds) - set(CASE_KINDS)):
+            raise InvalidRequestError(f"--kinds takes some of {', '.join(CASE_KINDS)}; got {args.kinds!r}")
         args.out = args.out or "outputs/benchmark-photos"
         report = run_photo_benchmark(args.model, args.photos, args.cases, args.out, args.seed, args.first_case,
                                      args.num_inference_steps, args.device, dtype=args.dtype, scheduler=args.scheduler,
-                                     guidance_scale=args.guidance_scale)
+                                     guidance_scale=args.guidance_scale, kinds=kinds)
         print(photo_summary(report["summary"]))
         print(f"report: {Path(args.out) / 'report.json'}")
         return 0

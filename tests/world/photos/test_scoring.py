@@ -131,3 +131,25 @@ def test_shapes_cases_over_photos_are_scorable_on_their_truth():
         assert score_case(truth, case.scene, truth[0])["passed"]
         frozen = np.repeat(truth[:1], 16, axis=0)
         assert not score_case(frozen, case.scene, truth[0])["passed"]
+
+
+def test_cases_of_chosen_kinds_keep_their_numbers():
+    from i2v.world.photos.benchmark import SHAPES, photo_cases
+
+    photos = [photo(0), photo(1)]
+    every = photo_cases(photos, 16)
+    chosen = photo_cases(photos, 3, kinds=(SHAPES, "zoom_in"))
+    wanted = [c for c in every if c.kind in (SHAPES, "zoom_in")][:3]
+    assert [(c.index, c.kind, c.prompt) for c in chosen] == [(c.index, c.kind, c.prompt) for c in wanted]
+    with pytest.raises(ValueError, match="kinds must be"):
+        photo_cases(photos, 2, kinds=("dolly",))
+
+
+@pytest.mark.parametrize("args, message", [(["--world", "photos", "--kinds", "dolly"], "--kinds takes some of"),
+                                           (["--world", "photos", "--kinds", "shapes,"], "--kinds takes some of"),
+                                           (["--kinds", "shapes"], "give --world photos")])
+def test_bad_kinds_are_refused_before_any_work(tmp_path, args, message, capsys):
+    from i2v.cli import main
+
+    assert main(["benchmark", *args, "--out", str(tmp_path / "out")]) != 0
+    assert message in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -56,11 +56,19 @@ class PhotoCase:
         return render(self.scene, photo=photos[self.photo])[:num_frames]
 
 
-def photo_cases(photos: list[np.ndarray], n: int, first_case: int = 0) -> list[PhotoCase]:
-    """Cases ``first_case .. first_case + n - 1``; case k is the same whatever ``n`` is."""
+def photo_cases(photos: list[np.ndarray], n: int, first_case: int = 0,
+                kinds: tuple[str, ...] | None = None) -> list[PhotoCase]:
+    """Cases ``first_case .. first_case + n - 1``; case k is the same whatever ``n`` is. With ``kinds`` (of
+    CASE_KINDS), the first ``n`` cases from ``first_case`` on of those kinds (each still case k)."""
+    if kinds is not None and (not kinds or set(kinds) - set(CASE_KINDS)):
+        raise ValueError(f"kinds must be some of {CASE_KINDS}, got {kinds}")
     cases = []
-    for k in range(first_case, first_case + n):
+    k = first_case - 1
+    while len(cases) < n:
+        k += 1
         kind = CASE_KINDS[k % len(CASE_KINDS)]
+        if kinds is not None and kind not in kinds:
+            continue
         photo = (k + k // len(CASE_KINDS)) % len(photos)  # every kind meets every photo over the cycles
         rng = np.random.default_rng([CASE_SEED, k])
         if kind == SHAPES:
@@ -91,7 +99,7 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
                         out: str | Path | None = None, seed: int = 0, first_case: int = 0,
                         num_inference_steps: int | None = None, device: str | None = None,
                         dtype: str | None = None, scheduler: str | None = None, guidance_scale: float | None = None,
-                        log=print) -> dict:
+                        log=print, kinds: tuple[str, ...] | None = None) -> dict:
     from ...api import GenerationRequest, ImageToVideoGenerator
     from ...io.reports import write_benchmark
     from ...metrics.fidelity import temporal_flicker
@@ -102,7 +110,7 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
         raise ValueError(f"cases must be >= 1 and first_case >= 0, got {cases} and {first_case}")
     gen = ImageToVideoGenerator(model_name=model, device=device, dtype=dtype, scheduler=scheduler)
     results, rows = [], []
-    for case in photo_cases(photos, cases, first_case):
+    for case in photo_cases(photos, cases, first_case, kinds):
         truth = case.frames(photos, num_frames=gen.spec.defaults.num_frames)  # (T, h, w, 3) the true clip
         first = truth[0]
         h, w = case.size
@@ -120,7 +128,7 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
         score.update(case=case.index, photo=case.photo, prompt=case.prompt, seconds=seconds, requested_size=[h, w])
         results.append(score)
         rows.append((result.frames, f"{'PASS' if score['passed'] else 'fail'} {case.kind} {w}x{h}: {case.prompt}"))
-        log(f"[{case.index + 1 - first_case}/{cases}] {case.kind:<10} {w}x{h} "
+        log(f"[{len(results)}/{cases}] case {case.index}: {case.kind:<10} {w}x{h} "
             f"{'pass' if score['passed'] else 'FAIL'}  {score.pop('warp')}  {case.prompt}")
     summary = summarise(results)
     summary.update(model=gen.spec.name, first_case=first_case, world="photos",

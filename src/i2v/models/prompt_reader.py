@@ -1,0 +1,69 @@
+"""PromptReader: what a prompt asks to move, read from MiniLM's token states.
+
+Three classifiers share the frozen sentence encoder's token states: the motion (the procedural
+world's motions, plus ``other`` for a prompt that asks none of them), the named object's colour
+(the world's colours, or ``none``) and its shape (the world's shapes, ``any`` for "the red one",
+or ``none`` for anything else: "the dog", "the camera"). Each pools the states with a few learned
+queries (attention pooling: the colour head can look at the colour word wherever it stands), then
+a linear map. Trained on the world's captions (``i2v.training.train_reader``); read by
+``i2v.motion.prompt_motion``, which finds the object in the first frame.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+HEADS = ("motion", "colour", "shape")
+
+
+class AttentionPoolHead(nn.Module):
+    """(B, L, D) states, (B, L) mask -> (B, classes) logits through ``queries`` learned attention pools."""
+
+    def __init__(self, dim: int, classes: int, queries: int):
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(queries, dim) * dim**-0.5)
+        self.key = nn.Linear(dim, dim)
+        self.out = nn.Linear(queries * dim, classes)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = torch.einsum("qd,bld->bql", self.queries, self.key(states))  # (B, Q, L)
+        scores = scores.masked_fill(mask[:, None] < 0.5, float("-inf"))
+        pooled = torch.einsum("bql,bld->bqd", scores.softmax(-1), states)  # (B, Q, D)
+        return self.out(pooled.flatten(1))
+
+
+class PromptReader(ModelMixin, ConfigMixin):
+    @register_to_config
+    def __init__(self, motions: list[str], colours: list[str], shapes: list[str], text_dim: int = 384,
+                 queries: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({
+            "motion": AttentionPoolHead(text_dim, len(motions), queries),
+            "colour": AttentionPoolHead(text_dim, len(colours), queries),
+            "shape": AttentionPoolHead(text_dim, len(shapes), queries),
+        })
+
+    def labels(self, head: str) -> list[str]:
+        return list(getattr(self.config, {"motion": "motions", "colour": "colours", "shape": "shapes"}[head]))
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        # states: (B, L, text_dim) MiniLM's last hidden states; mask: (B, L) 1 on tokens -> {head: (B, classes)}
+        states = self.drop(states.float())
+        return {name: head(states, mask.float()) for name, head in self.heads.items()}
+
+    @torch.no_grad()
+    def read(self, states: torch.Tensor, mask: torch.Tensor) -> list[dict[str, tuple[str, float]]]:
+        """Per prompt, each head's most likely label and its probability."""
+        logits = self.eval()(states, mask)
+        out = [{} for _ in range(states.shape[0])]
+        for name, value in logits.items():
+            prob, index = F.softmax(value, -1).max(-1)
+            labels = self.labels(name)
+            for i in range(states.shape[0]):
+                out[i][name] = (labels[int(index[i])], float(prob[i]))
+        return out

@@ -1,0 +1,141 @@
+"""A named shape's move from the prompt: finding the world's objects in a frame (over flat backgrounds and
+photographs), picking the named one, its straight move, and the plan a reader's decision gives."""
+
+import numpy as np
+import pytest
+import torch
+
+from i2v.motion.motion_field import still_background, trajectory_motion
+from i2v.motion.prompt_motion import (FoundObject, TRAVEL, find_objects, object_move, pick_object, plan_from_prompt,
+                                      plans_object)
+from i2v.world.scenes import COLOURS, SIZE, Scene, SceneObject, render
+
+PHOTO = np.random.default_rng(0).integers(70, 170, size=(200, 300, 3), dtype=np.uint8)  # muted texture
+
+
+def _scene(objects, motion="move_right"):
+    return Scene(objects=objects, background="noise", background_colours=((110, 110, 110), (150, 150, 150)),
+                 background_angle=0.0, noise_seed=3, motion=motion, target=0, amount=0.3)
+
+
+def test_finds_each_object_with_its_colour_shape_and_centre():
+    objects = [SceneObject("circle", "red", 0.25, 0.3, 0.1), SceneObject("square", "blue", 0.7, 0.35, 0.09),
+               SceneObject("triangle", "yellow", 0.5, 0.75, 0.11)]
+    found = {o.colour: o for o in find_objects(render(_scene(objects))[0])}
+    assert set(found) == {"red", "blue", "yellow"}
+    for obj in objects:
+        f = found[obj.colour]
+        assert f.shape == obj.shape
+        assert abs(f.centre[0] - obj.x) < 0.03 and abs(f.centre[1] - obj.y) < 0.06  # a triangle's centroid is lower
+
+
+def test_finds_a_shape_over_a_photograph_and_ignores_the_photo():
+    scene = _scene([SceneObject("square", "green", 0.6, 0.4, 0.1)])
+    frame = render(scene, photo=PHOTO)[0]
+    found = find_objects(frame)
+    assert [(o.colour, o.shape) for o in found] == [("green", "square")]
+    assert find_objects(np.ascontiguousarray(PHOTO[:128, :128])) == []
+
+
+def test_picks_the_named_object_by_colour_shape_or_either():
+    found = [FoundObject("red", "circle", (0.2, 0.2), (0.05, 0.05), 0.01),
+             FoundObject("blue", "circle", (0.7, 0.7), (0.1, 0.1), 0.03),
+             FoundObject("blue", "square", (0.3, 0.7), (0.05, 0.05), 0.01)]
+    assert pick_object(found, "red", "circle") is found[0]
+    assert pick_object(found, "blue", "any") is found[1]  # the larger of two blue ones
+    assert pick_object(found, "none", "square") is found[2]
+    assert pick_object(found, "blue", "triangle") is found[1]  # the colour picks it out; the outline is rough
+    assert pick_object(found, "green", "circle") is None
+    assert pick_object(found, "none", "triangle") is None
+
+
+@pytest.mark.parametrize("direction, sign", [("right", (1, 0)), ("left", (-1, 0)), ("up", (0, -1)),
+                                             ("down_left", (-1, 1))])
+def test_a_move_goes_the_named_way_by_the_worlds_travel_and_stays_inside(direction, sign):
+    obj = FoundObject("red", "circle", (0.5, 0.5), (0.08, 0.08), 0.02)
+    (x0, y0), (x1, y1) = object_move(obj, direction, 128, 128)
+    assert (x0, y0) == (0.5, 0.5)
+    assert np.sign(x1 - x0) == sign[0] and np.sign(y1 - y0) == sign[1]
+    if sign[1] == 0:
+        assert x1 - x0 == pytest.approx(sign[0] * TRAVEL)
+    near_edge = FoundObject("red", "circle", (0.85, 0.5), (0.08, 0.08), 0.02)
+    (_, _), (x1, _) = object_move(near_edge, "right", 128, 128)
+    assert x1 <= 1 - 0.08
+
+
+def test_travel_is_the_same_in_pixels_along_either_side_of_a_wide_frame():
+    obj = FoundObject("red", "circle", (0.5, 0.5), (0.04, 0.07), 0.02)
+    (x0, _), (x1, _) = object_move(obj, "right", 144, 256)
+    (_, y0), (_, y1) = object_move(obj, "down", 144, 256)
+    assert (x1 - x0) * 256 == pytest.approx((y1 - y0) * 144)
+
+
+def test_only_a_named_shapes_move_or_size_change_is_planned():
+    assert plans_object("move_left", "circle") and plans_object("move_up", "any") and plans_object("grow", "square")
+    assert not plans_object("move_left", "none")  # "the dog runs left"
+    assert not plans_object("pan_left", "none") and not plans_object("still", "circle")
+
+
+class FakeReader:
+    """What a trained reader returns, fixed: (label, probability) per head."""
+
+    def __init__(self, motion, colour, shape, p=0.9):
+        self.answer = {"motion": (motion, p), "colour": (colour, p), "shape": (shape, p)}
+
+    def read(self, states, mask):
+        return [self.answer]
+
+
+class FakeEncoder:
+    def encode(self, prompts):
+        from i2v.conditioning import TextEmbedding
+        return TextEmbedding(torch.zeros(1, 3, 384), torch.zeros(1, 384), torch.ones(1, 3))
+
+
+def test_a_plan_moves_the_found_object_and_nothing_else():
+    scene = _scene([SceneObject("circle", "red", 0.3, 0.5, 0.1), SceneObject("square", "blue", 0.7, 0.3, 0.08)])
+    frame = render(scene, photo=PHOTO)[0]
+    planned = plan_from_prompt(FakeReader("move_right", "red", "circle"), FakeEncoder(), "the red ball rolls right",
+                               frame)
+    assert planned.name == "red circle"
+    (_, x0, y0), (_, x1, y1) = planned.points
+    assert x0 == pytest.approx(0.3, abs=0.02) and x1 == pytest.approx(0.3 + TRAVEL, abs=0.02) and y1 == y0
+    field = trajectory_motion(frame, [planned], 8, 8, background=still_background(8, SIZE, SIZE))
+    flow = field.flow[0, :, -1]  # (2, H, W) at the last frame
+    assert flow[:, 20, 110].abs().max() == 0  # the blue square's place: still
+    assert flow[0, 64, int((0.3 + TRAVEL) * SIZE)] < 0  # the circle's new place looks back to the left
+    keep = field.residual_keep(16, 16)[0, 0, -1]  # the network's residual is dropped where the object moves
+    assert keep.min() == 0 and keep.max() == 1
+
+
+@pytest.mark.parametrize("reader", [FakeReader("pan_left", "none", "none"), FakeReader("still", "red", "circle"), FakeReader("move_left", "none", "none"),
+                                    FakeReader("move_left", "green", "circle"),
+                                    FakeReader("move_left", "red", "circle", p=0.3)])
+def test_no_plan_for_a_camera_move_another_subject_an_absent_shape_or_an_unsure_read(reader):
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.1)]))[0]
+    assert plan_from_prompt(reader, FakeEncoder(), "some prompt", frame) is None
+
+
+def test_an_empty_prompt_is_not_read():
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.1)]))[0]
+    assert plan_from_prompt(FakeReader("move_left", "red", "circle"), FakeEncoder(), "  ", frame) is None
+
+
+def test_palette_colours_are_what_it_looks_for():
+    frame = np.full((64, 64, 3), 128, np.uint8)
+    frame[20:36, 20:36] = COLOURS["purple"]
+    (found,) = find_objects(frame)
+    assert (found.colour, found.shape) == ("purple", "square")
+
+
+@pytest.mark.parametrize("motion, grows", [("grow", True), ("shrink", False)])
+def test_a_grow_or_shrink_keeps_the_object_in_place_and_changes_its_size(motion, grows):
+    from i2v.motion.prompt_motion import GROWTH
+
+    frame = render(_scene([SceneObject("square", "orange", 0.5, 0.5, 0.07)], motion=motion))[0]
+    planned = plan_from_prompt(FakeReader(motion, "orange", "any"), FakeEncoder(), "the orange one grows", frame)
+    assert planned.points[0][1:] == planned.points[1][1:]
+    assert planned.sizes == (None, pytest.approx(GROWTH if grows else 1 / GROWTH))
+    near_edge = FoundObject("red", "circle", (0.15, 0.5), (0.1, 0.1), 0.03)
+    from i2v.motion.prompt_motion import object_growth
+    assert 1.0 <= object_growth(near_edge, "grow") <= 1.4  # room for 0.14 of the frame: cut short
