@@ -37,16 +37,31 @@ def test_finds_a_shape_over_a_photograph_and_ignores_the_photo():
     assert find_objects(np.ascontiguousarray(PHOTO[:128, :128])) == []
 
 
-def test_picks_the_named_object_by_colour_shape_or_either():
+def _sure(label: str, labels) -> dict[str, float]:
+    return {k: (0.9 if k == label else 0.1 / (len(labels) - 1)) for k in labels}
+
+
+COLOUR_LABELS = (*COLOURS, "none")
+SHAPE_LABELS = ("circle", "square", "triangle", "any", "none")
+
+
+def test_picks_the_object_most_likely_named():
     found = [FoundObject("red", "circle", (0.2, 0.2), (0.05, 0.05), 0.01),
              FoundObject("blue", "circle", (0.7, 0.7), (0.1, 0.1), 0.03),
              FoundObject("blue", "square", (0.3, 0.7), (0.05, 0.05), 0.01)]
-    assert pick_object(found, "red", "circle") is found[0]
-    assert pick_object(found, "blue", "any") is found[1]  # the larger of two blue ones
-    assert pick_object(found, "none", "square") is found[2]
-    assert pick_object(found, "blue", "triangle") is found[1]  # the colour picks it out; the outline is rough
-    assert pick_object(found, "green", "circle") is None
-    assert pick_object(found, "none", "triangle") is None
+
+    def pick(colour, shape):
+        return pick_object(found, _sure(colour, COLOUR_LABELS), _sure(shape, SHAPE_LABELS))
+
+    assert pick("red", "circle") is found[0]
+    assert pick("blue", "any") is found[1]  # the larger of two blue ones
+    assert pick("none", "square") is found[2]
+    assert pick("blue", "triangle") is found[1]  # the colour picks it out; the outline is rough
+    assert pick("green", "triangle") is None  # nothing the frame shows is what the prompt names
+    # an unsure colour word finds the one object it can mean among those the frame shows
+    unsure = {"white": 0.5, "red": 0.3, **{c: 0.2 / 7 for c in COLOUR_LABELS if c not in ("white", "red")}}
+    assert pick_object(found, unsure, _sure("circle", SHAPE_LABELS)) is found[0]
+    assert pick_object([], _sure("red", COLOUR_LABELS), _sure("circle", SHAPE_LABELS)) is None
 
 
 @pytest.mark.parametrize("direction, sign", [("right", (1, 0)), ("left", (-1, 0)), ("up", (0, -1)),
@@ -77,12 +92,18 @@ def test_only_a_named_shapes_move_or_size_change_is_planned():
 
 
 class FakeReader:
-    """What a trained reader returns, fixed: (label, probability) per head."""
+    """What a trained reader returns, fixed: each head's label at probability p, the rest spread evenly."""
 
     def __init__(self, motion, colour, shape, p=0.9):
-        self.answer = {"motion": (motion, p), "colour": (colour, p), "shape": (shape, p)}
+        from i2v.world.reader_captions import MOTIONS
 
-    def read(self, states, mask):
+        def spread(label, labels):
+            return {k: (p if k == label else (1 - p) / (len(labels) - 1)) for k in labels}
+
+        self.answer = {"motion": spread(motion, MOTIONS), "colour": spread(colour, COLOUR_LABELS),
+                       "shape": spread(shape, SHAPE_LABELS)}
+
+    def probabilities(self, states, mask):
         return [self.answer]
 
 
@@ -109,8 +130,8 @@ def test_a_plan_moves_the_found_object_and_nothing_else():
 
 
 @pytest.mark.parametrize("reader", [FakeReader("pan_left", "none", "none"), FakeReader("still", "red", "circle"), FakeReader("move_left", "none", "none"),
-                                    FakeReader("move_left", "green", "circle"),
-                                    FakeReader("move_left", "red", "circle", p=0.3)])
+                                    FakeReader("move_left", "green", "square"),
+                                    FakeReader("move_left", "red", "none", p=0.6)])
 def test_no_plan_for_a_camera_move_another_subject_an_absent_shape_or_an_unsure_read(reader):
     frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.1)]))[0]
     assert plan_from_prompt(reader, FakeEncoder(), "some prompt", frame) is None
@@ -139,3 +160,15 @@ def test_a_grow_or_shrink_keeps_the_object_in_place_and_changes_its_size(motion,
     near_edge = FoundObject("red", "circle", (0.15, 0.5), (0.1, 0.1), 0.03)
     from i2v.motion.prompt_motion import object_growth
     assert 1.0 <= object_growth(near_edge, "grow") <= 1.4  # room for 0.14 of the frame: cut short
+
+
+def test_a_photos_concave_or_thin_patches_of_a_palette_colour_are_not_objects():
+    frame = np.full((128, 128, 3), 120, np.uint8)
+    frame[20:50, 20:30] = frame[40:50, 20:50] = COLOURS["black"]  # an L-shaped shadow
+    frame[70:100, 70:100] = COLOURS["white"]
+    frame[76:94, 76:94] = 120  # a bright ring
+    frame[80:110, 30:34] = COLOURS["white"]  # a thin bright stripe
+    assert find_objects(frame) == []
+    small = _scene([SceneObject("triangle", "black", 0.6, 0.6, 0.075)])
+    (found,) = find_objects(render(small, photo=PHOTO)[0])
+    assert (found.colour, found.shape) == ("black", "triangle")

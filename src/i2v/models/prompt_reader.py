@@ -21,19 +21,21 @@ HEADS = ("motion", "colour", "shape")
 
 
 class AttentionPoolHead(nn.Module):
-    """(B, L, D) states, (B, L) mask -> (B, classes) logits through ``queries`` learned attention pools."""
+    """(B, L, D) states, (B, L) mask -> (B, classes) logits through ``queries`` learned attention pools and
+    the sentence embedding (the states' normalised mean, what MiniLM was trained to make semantic: a
+    paraphrase the heads never saw lands near the words they did)."""
 
     def __init__(self, dim: int, classes: int, queries: int):
         super().__init__()
         self.queries = nn.Parameter(torch.randn(queries, dim) * dim**-0.5)
         self.key = nn.Linear(dim, dim)
-        self.out = nn.Linear(queries * dim, classes)
+        self.out = nn.Linear((queries + 1) * dim, classes)
 
-    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, states: torch.Tensor, mask: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
         scores = torch.einsum("qd,bld->bql", self.queries, self.key(states))  # (B, Q, L)
         scores = scores.masked_fill(mask[:, None] < 0.5, float("-inf"))
         pooled = torch.einsum("bql,bld->bqd", scores.softmax(-1), states)  # (B, Q, D)
-        return self.out(pooled.flatten(1))
+        return self.out(torch.cat([pooled.flatten(1), sentence], 1))
 
 
 class PromptReader(ModelMixin, ConfigMixin):
@@ -53,17 +55,23 @@ class PromptReader(ModelMixin, ConfigMixin):
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         # states: (B, L, text_dim) MiniLM's last hidden states; mask: (B, L) 1 on tokens -> {head: (B, classes)}
+        mask = mask.float()
+        sentence = F.normalize((states.float() * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1), dim=-1)
         states = self.drop(states.float())
-        return {name: head(states, mask.float()) for name, head in self.heads.items()}
+        return {name: head(states, mask, self.drop(sentence)) for name, head in self.heads.items()}
 
     @torch.no_grad()
-    def read(self, states: torch.Tensor, mask: torch.Tensor) -> list[dict[str, tuple[str, float]]]:
-        """Per prompt, each head's most likely label and its probability."""
+    def probabilities(self, states: torch.Tensor, mask: torch.Tensor) -> list[dict[str, dict[str, float]]]:
+        """Per prompt, each head's probability of each label."""
         logits = self.eval()(states, mask)
         out = [{} for _ in range(states.shape[0])]
         for name, value in logits.items():
-            prob, index = F.softmax(value, -1).max(-1)
-            labels = self.labels(name)
-            for i in range(states.shape[0]):
-                out[i][name] = (labels[int(index[i])], float(prob[i]))
+            probs, labels = F.softmax(value.float(), -1).tolist(), self.labels(name)
+            for i, row in enumerate(probs):
+                out[i][name] = dict(zip(labels, row))
         return out
+
+    def read(self, states: torch.Tensor, mask: torch.Tensor) -> list[dict[str, tuple[str, float]]]:
+        """Per prompt, each head's most likely label and its probability."""
+        return [{name: max(p.items(), key=lambda kv: kv[1]) for name, p in row.items()}
+                for row in self.probabilities(states, mask)]

@@ -24,15 +24,19 @@ from .trajectory import Trajectory
 
 # a pixel is of a palette colour within this distance (per channel, 0-255): anti-aliased rims and the
 # autoencoder's round trip stay inside, a photo's muted tones outside
-PALETTE_TOLERANCE = 40
+PALETTE_TOLERANCE = 32
 # an object's area, as a share of the frame: the world's shapes are 0.5% to 5% of it at 128x128
 MIN_AREA, MAX_AREA = 0.002, 0.12
-# each shape's area over its bounding box's (axis-aligned: the world draws them upright)
-FILL_RATIO = {"circle": np.pi / 4, "square": 1.0, "triangle": 0.5}
+# a region's widest box side over its narrowest, and its area over its convex hull's
+MAX_ASPECT = 1.6
+MIN_SOLIDITY = 0.85
 TRAVEL = sum(TRAVEL_RANGE) / 2  # the world's mean move, in lengths of the frame's shorter side
 GROWTH = float(np.sqrt(SCALE_RANGE[0] * SCALE_RANGE[1]))  # the world's mean size change (its inverse: shrink)
-# the reader's least probability for a decision: below it the prompt is not read as an object's move
+# the reader's least probability that the prompt names one of the world's shapes (or "the red one")
 MIN_CONFIDENCE = 0.5
+# an object is a candidate where its colour or its shape is read with at least this probability
+MIN_MATCH = 0.3
+SMOOTHING = 0.05
 
 
 def load_reader(folder: Path):
@@ -61,34 +65,57 @@ class FoundObject:
 
 def find_objects(image: np.ndarray, colours: list[str] | None = None) -> list[FoundObject]:
     """The world's objects in an (H, W, 3) uint8 frame: connected regions of a palette colour of about
-    an object's size, each with the shape its fill ratio fits best."""
+    an object's size and outline (compact and convex), each with the shape its outline has. A photograph's own dark or bright patches are ragged: they fail the
+    outline; thin bridges to them are cut (an opening) before regions are counted."""
     h, w = image.shape[:2]
     pixels = image.astype(np.int16)
+    kernel = np.ones((3, 3), np.uint8)
     found = []
     for name in colours or list(COLOURS):
         near = np.abs(pixels - np.array(COLOURS[name], np.int16)).max(-1) <= PALETTE_TOLERANCE
-        count, labels, stats, centroids = cv2.connectedComponentsWithStats(near.astype(np.uint8), connectivity=8)
+        near = cv2.morphologyEx(near.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(near, connectivity=8)
         for k in range(1, count):
             x, y, bw, bh, area = stats[k]
-            share = area / (h * w)
-            if not MIN_AREA <= share <= MAX_AREA or max(bw, bh) > 3 * min(bw, bh):
+            if not MIN_AREA <= area / (h * w) <= MAX_AREA or max(bw, bh) > MAX_ASPECT * min(bw, bh):
                 continue
-            fill = area / (bw * bh)
-            shape = min(SHAPES, key=lambda s: abs(FILL_RATIO[s] - fill))
+            contours, _ = cv2.findContours(np.pad(labels[y:y + bh, x:x + bw] == k, 1).astype(np.uint8),
+                                           cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            outline = max(contours, key=cv2.contourArea)
+            if area < MIN_SOLIDITY * cv2.contourArea(cv2.convexHull(outline)):
+                continue
+            shape = outline_shape(outline, area / (bw * bh))
             found.append(FoundObject(name, shape, (float(centroids[k][0] / w), float(centroids[k][1] / h)),
-                                     (bw / 2 / w, bh / 2 / h), float(share)))
+                                     (bw / 2 / w, bh / 2 / h), float(area / (h * w))))
     return found
 
 
-def pick_object(found: list[FoundObject], colour: str, shape: str) -> FoundObject | None:
-    """The object a prompt names: of its colour (any, for colour ``none``) and shape (any, for
-    ``any``); where several fit, the named shape first, then the largest. None: nothing fits."""
-    fits = [o for o in found if colour in ("none", o.colour) and shape in ("any", o.shape)]
-    if not fits and colour != "none" and shape != "any":
-        fits = [o for o in found if o.colour == colour]  # a colour that picks out one object: its outline is rough
-    if not fits:
-        return None
-    return max(fits, key=lambda o: (o.shape == shape, o.area))
+def outline_shape(outline: np.ndarray, fill: float) -> str:
+    """The shape a region's outline (an OpenCV contour) is: its corners (a polygon within 8% of its
+    perimeter) for three or four, else a circle; a four-cornered region filling under 0.85 of its box
+    (a pixelated circle) is a circle."""
+    corners = len(cv2.approxPolyDP(outline, 0.08 * cv2.arcLength(outline, True), True))
+    if corners == 3:
+        return "triangle"
+    return "square" if corners == 4 and fill >= 0.85 else "circle"
+
+
+def pick_object(found: list[FoundObject], colour: dict[str, float], shape: dict[str, float]) -> FoundObject | None:
+    """The object a prompt names, given the reader's probabilities of each colour (and ``none``) and shape
+    (and ``any``, ``none``): the one most likely named, ``none`` and ``any`` spreading evenly over the
+    colours and shapes, each attribute's probability floored at SMOOTHING (a word the reader has not seen,
+    "emerald", can be read as a wrong colour with confidence: among the objects the frame shows, the shape
+    still finds it). None: neither the colour nor the shape of any object the frame shows is read."""
+    def attributes(o: FoundObject) -> tuple[float, float]:
+        return (colour.get(o.colour, 0.0) + colour.get("none", 0.0) / len(COLOURS),
+                shape.get(o.shape, 0.0) + shape.get("any", 0.0) / len(SHAPES))
+
+    scored = []
+    for i, o in enumerate(found):
+        by_colour, by_shape = attributes(o)
+        if max(by_colour, by_shape) >= MIN_MATCH:
+            scored.append(((by_colour + SMOOTHING) * (by_shape + SMOOTHING), o.area, i))
+    return found[max(scored)[2]] if scored else None
 
 
 def object_move(found: FoundObject, direction: str, height: int, width: int) -> tuple[tuple[float, float],
@@ -118,13 +145,11 @@ def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray) -> Tr
     if not prompt.strip():
         return None
     text = text_encoder.encode([prompt])
-    read = reader.read(text.states, text.mask)[0]
-    (motion, p_motion), (colour, p_colour), (shape, p_shape) = read["motion"], read["colour"], read["shape"]
-    if not plans_object(motion, shape) or min(p_motion, p_shape) < MIN_CONFIDENCE:
+    read = reader.probabilities(text.states, text.mask)[0]
+    motion = max(read["motion"], key=read["motion"].get)
+    if not plans_object(motion, "named") or 1 - read["shape"].get("none", 0.0) < MIN_CONFIDENCE:
         return None
-    if p_colour < MIN_CONFIDENCE:
-        colour = "none"
-    found = pick_object(find_objects(image), colour, shape)
+    found = pick_object(find_objects(image), read["colour"], read["shape"])
     if found is None:
         return None
     name = f"{found.colour} {found.shape}"

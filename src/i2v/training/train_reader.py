@@ -1,7 +1,7 @@
 """Train the prompt reader (``models.prompt_reader``) on the world's labelled prompts.
 
     i2v train reader --output-dir runs/reader
-    i2v train reader --output-dir src/i2v/weights/i2v-photo/reader --examples 24000 --steps 3000
+    i2v train reader --score src/i2v/weights/i2v-photo/reader      # held-out prompts and scenes
 
 The frozen MiniLM encodes every prompt once (the states are kept in memory); the reader's three heads
 then train with AdamW on cross-entropy, and are scored on held-out prompts (``reader_captions``'s
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -29,13 +30,16 @@ from ..world.reader_captions import COLOUR_LABELS, MOTIONS, SHAPE_LABELS, Reader
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="i2v train reader", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--output-dir", default=None, help="where to write the trained reader (required unless --score)")
     p.add_argument("--examples", type=int, default=24_000, help="training prompts")
     p.add_argument("--heldout", type=int, default=2_000, help="held-out prompts to score")
     p.add_argument("--steps", type=int, default=3_000)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--scenes", type=int, default=456, help="held-out world scenes to plan on (the grounded score)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--score", default=None, metavar="READER_DIR",
+                   help="score this trained reader (held-out prompts and scenes) instead of training one")
     return p.parse_args(argv)
 
 
@@ -81,17 +85,54 @@ def score(reader: PromptReader, states: torch.Tensor, mask: torch.Tensor, exampl
     return out
 
 
+def grounded_score(reader: PromptReader, text_encoder, scenes: int) -> dict:
+    """Plans on the shapes benchmark's held-out scenes (their held-out prompts and first frames): the share
+    of object moves, grows and shrinks planned on the named object the right way, and of the other
+    motions (camera, still) left unplanned."""
+    from ..motion.prompt_motion import plan_from_prompt
+    from ..world.scenes import OBJECT_DIRECTIONS, render
+    from ..world.scoring import heldout_cases
+
+    right = {"object": [], "other": []}
+    for scene, prompt in heldout_cases(scenes):
+        planned = plan_from_prompt(reader, text_encoder, prompt, render(scene)[0])
+        motion = scene.motion
+        if not (motion.startswith("move_") or motion in ("grow", "shrink")):
+            right["other"].append(planned is None)
+            continue
+        target = scene.objects[scene.target]
+        ok = planned is not None and planned.name.split()[0] == target.colour
+        if ok and motion.startswith("move_"):
+            (_, x0, y0), (_, x1, y1) = planned.points
+            dx, dy = OBJECT_DIRECTIONS[motion[5:]]
+            ok = (x1 - x0) * dx + (y1 - y0) * dy > 0.7 * math.hypot(x1 - x0, y1 - y0)  # within 45 degrees
+        elif ok:
+            ok = (planned.sizes[-1] > 1) == (motion == "grow")
+        right["object"].append(ok)
+    return {f"{k}_right": sum(v) / len(v) if v else None for k, v in right.items()} | {
+        f"{k}_cases": len(v) for k, v in right.items()}
+
+
 def main(argv=None) -> dict:
     from ..conditioning import MiniLMTextEncoder
 
     args = parse_args(argv)
-    if min(args.examples, args.heldout, args.steps, args.batch_size) < 1 or not args.learning_rate > 0:
-        raise TrainingSetupError("--examples, --heldout, --steps and --batch-size must be >= 1 and "
+    if min(args.examples, args.heldout, args.steps, args.batch_size, args.scenes) < 1 or not args.learning_rate > 0:
+        raise TrainingSetupError("--examples, --heldout, --steps, --batch-size and --scenes must be >= 1 and "
                                  "--learning-rate > 0")
+    if (args.output_dir is None) == (args.score is None):
+        raise TrainingSetupError("give --output-dir (train a reader) or --score READER_DIR (score one)")
+    text_encoder = MiniLMTextEncoder()
+    if args.score is not None:  # an existing reader, scored
+        reader = PromptReader.from_pretrained(args.score, use_safetensors=True).eval()
+        held = reader_examples(args.heldout, args.seed, "heldout")
+        report = {"heldout": score(reader, *encode(held, text_encoder), held),
+                  "grounded": grounded_score(reader, text_encoder, args.scenes)}
+        print(json.dumps(report, indent=2))
+        return report
     out = Path(args.output_dir)
     check_output_folder(out, [])
     torch.manual_seed(args.seed)
-    text_encoder = MiniLMTextEncoder()
     train_set = reader_examples(args.examples, args.seed, "train")
     heldout_set = reader_examples(args.heldout, args.seed, "heldout")
     t0 = time.perf_counter()
@@ -118,10 +159,11 @@ def main(argv=None) -> dict:
 
     report = {"heldout": score(reader, held_states, held_mask, heldout_set),
               "train": score(reader, states[:2000], mask[:2000], train_set[:2000]),
+              "grounded": grounded_score(reader, text_encoder, args.scenes),
               "examples": args.examples, "steps": args.steps, "seed": args.seed}
     reader.save_pretrained(out, safe_serialization=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["heldout"], indent=2))
+    print(json.dumps({k: report[k] for k in ("heldout", "grounded")}, indent=2))
     return report
 
 

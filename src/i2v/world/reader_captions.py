@@ -66,9 +66,10 @@ class ReaderExample:
 
 
 def _word(rng: np.random.Generator, table: dict, key: str, split: str) -> str:
-    """A word for ``key``: training prompts draw from the world's training words and EXTRA_WORDS."""
+    """A word for ``key``: training prompts draw from the world's training words and EXTRA_WORDS, held-out
+    prompts as the world's held-out captions do."""
     train, held = table[key]
-    return _pick(rng, (train + EXTRA_WORDS.get(key, []), held), split)
+    return _pick(rng, (train + (EXTRA_WORDS.get(key, []) if split == "train" else []), held), split)
 
 
 def _object_phrase(rng: np.random.Generator, split: str) -> tuple[str, str, str]:
