@@ -107,7 +107,8 @@ class TinyBackend(Backend):
         ), ModelSpec(
             name=PHOTO_MODEL_NAME, family="tiny",
             description="i2v's embedded model for photographs (preview): moves the camera over your photo as the "
-                        "prompt, a camera path or trajectories say; any aspect at 128x128's area, 16 frames, 8 fps",
+                        "prompt, a camera path or trajectories say, and a shape the prompt names; any aspect at "
+                        "128x128's area, 16 frames, 8 fps",
             source=str(WEIGHTS_DIR / PHOTO_MODEL_NAME),
             defaults=shipped_defaults(WEIGHTS_DIR / PHOTO_MODEL_NAME),
         )),

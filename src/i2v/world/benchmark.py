@@ -49,7 +49,8 @@ def run_benchmark(model: str | None = None, cases: int = 48, out: str | Path | N
             seconds = time.perf_counter() - t0
             score = score_case(result.frames, scene, first)
             score.update(motion_metrics(result.frames, result.fps))  # dynamic_degree_cv, mean_flow_magnitude
-            score.update(prompt=prompt, phrasing=split, seconds=seconds, case=k)
+            score.update(prompt=prompt, phrasing=split, seconds=seconds, case=k,
+                         prompt_motion=result.settings.get("prompt_motion"))  # a move the model's reader planned
             results.append(score)
             rows.append((result.frames, f"{'PASS' if score['passed'] else 'fail'} {scene.motion}: {prompt}"))
             tag = f"{split} " if len(splits) > 1 else ""

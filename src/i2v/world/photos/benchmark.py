@@ -125,7 +125,8 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
         else:  # the shapes world's own scorer: the named object's track against the scene's
             score = score_case(result.frames, case.scene, first)
             score.update(category="shapes_direction", kind=SHAPES, size=[h, w], scene=case.scene.to_dict(), warp="")
-        score.update(case=case.index, photo=case.photo, prompt=case.prompt, seconds=seconds, requested_size=[h, w])
+        score.update(case=case.index, photo=case.photo, prompt=case.prompt, seconds=seconds, requested_size=[h, w],
+                     prompt_motion=result.settings.get("prompt_motion"))  # a move the model's reader planned
         results.append(score)
         rows.append((result.frames, f"{'PASS' if score['passed'] else 'fail'} {case.kind} {w}x{h}: {case.prompt}"))
         log(f"[{len(results)}/{cases}] case {case.index}: {case.kind:<10} {w}x{h} "
