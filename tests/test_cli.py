@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from i2v.cli import build_parser, main
+from i2v.registry import DEFAULT_MODEL
 from i2v.io.video import probe_video, read_metadata, read_video
 
 
@@ -132,5 +133,5 @@ def test_dry_run_prints_the_memory_plan_and_writes_nothing(tmp_path, capsys):
     image = Path(__file__).parents[1] / "src/i2v/assets/sample.png"
     assert cli_main(["generate", str(image), "--num-frames", "32", "--dry-run", "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "memory plan: i2v-tiny" in text and "32 frames" in text and "peak (estimate)" in text
+    assert f"memory plan: {DEFAULT_MODEL}" in text and "32 frames" in text and "peak (estimate)" in text
     assert not out.exists() and not Path(str(out) + ".json").exists()

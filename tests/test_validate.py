@@ -201,7 +201,12 @@ def test_non_finite_latents_are_a_named_error_not_a_black_video(image, capsys):
     gen = ImageToVideoGenerator()
     unet = gen.backend.pipeline.unet
     real_forward = unet.forward
-    unet.forward = lambda x, *args, **kwargs: torch.full_like(real_forward(x, *args, **kwargs), float("nan"))
+    def broken(x, *args, **kwargs):  # every output NaN (a warping denoiser's plan also returns its flow)
+        out = real_forward(x, *args, **kwargs)
+        return tuple(torch.full_like(t, float("nan")) for t in out) if isinstance(out, tuple) else \
+            torch.full_like(out, float("nan"))
+
+    unet.forward = broken
     try:
         with pytest.raises(NonFiniteError, match="NaN or infinite at denoising step 1"):
             gen.run(GenerationRequest(image=str(image), seed=0, num_inference_steps=2, num_frames=2))

@@ -49,7 +49,7 @@ class ImageToVideoGenerator:
 
     Args:
         model_name: a registered name (``i2v models``) or a local model folder; default: the
-            embedded ``i2v-tiny`` model shipped with the package.
+            embedded ``i2v-photo`` model shipped with the package (``registry.DEFAULT_MODEL``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``None``/``"auto"``.
         dtype: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``None`` (the model's own).
         show_progress: draw a progress bar on stderr while denoising.

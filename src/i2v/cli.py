@@ -56,7 +56,7 @@ def _add_generate(sub) -> None:
                         "'0s: the ball rolls right; 3s: it rolls up' (the models that take one: `i2v models`)")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
     p.add_argument("--model", "-m", default=None, help="model name (see `i2v models`) or local model folder; "
-                                                       "default: the embedded i2v-tiny")
+                                                       "default: the embedded i2v-photo")
     p.add_argument("--num-frames", type=int, default=None, help="number of frames")
     p.add_argument("--fps", type=float, default=None, help="frames per second written to the file")
     p.add_argument("--height", type=int, default=None, help="output height in pixels (snapped to the model's multiple)")

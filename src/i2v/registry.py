@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import UnknownModelError
 from .types import ModelSpec
 
-DEFAULT_MODEL = "i2v-tiny"
+DEFAULT_MODEL = "i2v-photo"
 # The packages whose modules declare backend families (one family per module).
 BACKEND_PACKAGES = ("i2v.backends", "i2v.backends.diffusers")
 

@@ -127,7 +127,7 @@ def _fixed_reader(motion: str, colour: str, shape: str):
 def test_a_model_with_a_prompt_reader_moves_the_named_shape(warp_model_dir, tmp_path):
     """A warping model folder with ``reader/`` plans a named shape's move from the prompt: recorded as
     ``prompt_motion``, held like a trajectory; a camera path given by the user wins; a folder without a reader,
-    or a prompt read as no shape's move, plans as before."""
+    or a camera prompt, plans as before; another subject's move holds the frame still."""
     import shutil
 
     from PIL import Image
@@ -152,3 +152,9 @@ def test_a_model_with_a_prompt_reader_moves_the_named_shape(warp_model_dir, tmp_
     _fixed_reader("pan_left", "none", "none").save_pretrained(folder / "reader")
     camera = ImageToVideoGenerator(str(folder), device="cpu").run(request)
     assert "prompt_motion" not in camera.settings and np.array_equal(camera.frames, plain.frames)
+    # "the dog runs left": a subject the model cannot move; the frame holds still
+    from i2v.motion.prompt_motion import HOLD_STILL
+
+    _fixed_reader("move_left", "none", "none").save_pretrained(folder / "reader")
+    still = ImageToVideoGenerator(str(folder), device="cpu").run(replace(request, prompt="the dog runs left"))
+    assert still.settings["prompt_motion"] == HOLD_STILL and not np.array_equal(still.frames, plain.frames)

@@ -117,7 +117,7 @@ def test_a_plan_moves_the_found_object_and_nothing_else():
     scene = _scene([SceneObject("circle", "red", 0.3, 0.5, 0.1), SceneObject("square", "blue", 0.7, 0.3, 0.08)])
     frame = render(scene, photo=PHOTO)[0]
     planned = plan_from_prompt(FakeReader("move_right", "red", "circle"), FakeEncoder(), "the red ball rolls right",
-                               frame)
+                               frame).trajectory
     assert planned.name == "red circle"
     (_, x0, y0), (_, x1, y1) = planned.points
     assert x0 == pytest.approx(0.3, abs=0.02) and x1 == pytest.approx(0.3 + TRAVEL, abs=0.02) and y1 == y0
@@ -129,12 +129,23 @@ def test_a_plan_moves_the_found_object_and_nothing_else():
     assert keep.min() == 0 and keep.max() == 1
 
 
-@pytest.mark.parametrize("reader", [FakeReader("pan_left", "none", "none"), FakeReader("still", "red", "circle"), FakeReader("move_left", "none", "none"),
-                                    FakeReader("move_left", "green", "square"),
-                                    FakeReader("move_left", "red", "none", p=0.6)])
-def test_no_plan_for_a_camera_move_another_subject_an_absent_shape_or_an_unsure_read(reader):
+@pytest.mark.parametrize("reader", [FakeReader("pan_left", "none", "none"), FakeReader("still", "red", "circle"),
+                                    FakeReader("zoom_in", "none", "none"), FakeReader("move_left", "green", "square")])
+def test_no_plan_for_a_camera_move_a_still_shot_or_an_absent_shape(reader):
     frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.1)]))[0]
     assert plan_from_prompt(reader, FakeEncoder(), "some prompt", frame) is None
+
+
+@pytest.mark.parametrize("reader", [FakeReader("move_left", "none", "none"), FakeReader("move_left", "red", "none"),
+                                    FakeReader("other", "none", "none"), FakeReader("other", "red", "circle"),
+                                    FakeReader("move_left", "red", "none", p=0.6)])
+def test_a_subject_the_model_cannot_move_holds_the_frame_still(reader):
+    """"the dog runs left", "the red car drives left", "the dog runs", "the red ball spins"."""
+    from i2v.motion.prompt_motion import HOLD_STILL
+
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.1)]))[0]
+    planned = plan_from_prompt(reader, FakeEncoder(), "some prompt", frame)
+    assert planned.trajectory is None and planned.text == HOLD_STILL
 
 
 def test_an_empty_prompt_is_not_read():
@@ -154,7 +165,7 @@ def test_a_grow_or_shrink_keeps_the_object_in_place_and_changes_its_size(motion,
     from i2v.motion.prompt_motion import GROWTH
 
     frame = render(_scene([SceneObject("square", "orange", 0.5, 0.5, 0.07)], motion=motion))[0]
-    planned = plan_from_prompt(FakeReader(motion, "orange", "any"), FakeEncoder(), "the orange one grows", frame)
+    planned = plan_from_prompt(FakeReader(motion, "orange", "any"), FakeEncoder(), "the orange one grows", frame).trajectory
     assert planned.points[0][1:] == planned.points[1][1:]
     assert planned.sizes == (None, pytest.approx(GROWTH if grows else 1 / GROWTH))
     near_edge = FoundObject("red", "circle", (0.15, 0.5), (0.1, 0.1), 0.03)

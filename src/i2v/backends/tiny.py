@@ -16,7 +16,6 @@ from ..devices import check_dtype_name
 from ..errors import InvalidRequestError, TextEncoderUnavailableError, UnknownModelError
 from ..lora import check_loras, load_loras
 from ..models.autoencoder import spatial_compression
-from ..motion.prompt_motion import load_reader
 from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS, WARP_GUIDANCE
 from ..types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from .base import Backend, Family
@@ -101,12 +100,12 @@ class TinyBackend(Backend):
         name="tiny",
         models=(ModelSpec(
             name=MODEL_NAME, family="tiny",
-            description="i2v's embedded latent video diffusion model (procedural shapes world, 128x128, 16 frames, "
+            description="i2v's first embedded model, for its procedural shapes world only (128x128, 16 frames, "
                         "8 fps)",
             source=str(WEIGHTS_DIR / MODEL_NAME), defaults=TINY_DEFAULTS,
         ), ModelSpec(
             name=PHOTO_MODEL_NAME, family="tiny",
-            description="i2v's embedded model for photographs (preview): moves the camera over your photo as the "
+            description="i2v's embedded model (the default): keeps your photo and moves the camera over it as the "
                         "prompt, a camera path or trajectories say, and a shape the prompt names; any aspect at "
                         "128x128's area, 16 frames, 8 fps",
             source=str(WEIGHTS_DIR / PHOTO_MODEL_NAME),
@@ -149,6 +148,8 @@ class TinyBackend(Backend):
         self.dtype = check_dtype_name(o.dtype) or default_dtype(device)
         self.pipeline = self._load(spec.source, device, self.dtype, cached=not loras)
         self.lora_records = load_loras(self.pipeline, loras)
+        from ..motion.prompt_motion import load_reader
+
         self.reader = load_reader(Path(spec.source)) if warps(Path(spec.source)) else None
 
     @classmethod
@@ -229,27 +230,29 @@ class TinyBackend(Backend):
                 if count > MAX_TOKENS:
                     notices.append(f"{name} is {count} tokens long; the text encoder reads the first {MAX_TOKENS}")
 
-    def motion_field(self, settings: ResolvedSettings, image: Image.Image):
-        """The run's camera path and trajectories as the flow the denoiser holds; without either, a move of a
-        named shape its prompt reader finds (recorded as ``extras["prompt_motion"]``); None: the model plans."""
+    def motion_field(self, settings: ResolvedSettings, image: Image.Image, video_to_video: bool = False):
+        """The run's camera path and trajectories as the flow the denoiser holds; without either, what its
+        prompt reader plans (``i2v.motion.prompt_motion``: a named shape's move, or a still frame; recorded as
+        ``extras["prompt_motion"]``); None: the model plans."""
         import numpy as np
 
         from ..motion.motion_field import requested_motion
 
         frame = np.asarray(image.convert("RGB"))
         field = requested_motion(settings.extras, frame, settings.num_frames, settings.fps)
-        if field is not None or self.reader is None:
+        if field is not None or self.reader is None or video_to_video:  # video-to-video: the video drives the motion
             return field
         from ..motion.motion_field import still_background, trajectory_motion
         from ..motion.prompt_motion import plan_from_prompt
-        from ..motion.trajectory import format_trajectories
 
         planned = plan_from_prompt(self.reader, self.pipeline.text_encoder, settings.prompt, frame)
         if planned is None:
             return None
-        settings.extras["prompt_motion"] = format_trajectories([planned])
-        return trajectory_motion(frame, [planned], settings.num_frames, settings.fps,
-                                 background=still_background(settings.num_frames, *frame.shape[:2]))
+        settings.extras["prompt_motion"] = planned.text
+        still = still_background(settings.num_frames, *frame.shape[:2])
+        if planned.trajectory is None:
+            return still
+        return trajectory_motion(frame, [planned.trajectory], settings.num_frames, settings.fps, background=still)
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None,
@@ -274,7 +277,7 @@ class TinyBackend(Backend):
             strength=settings.strength if init_video is not None else 1.0,
             image_latents=handover,
             return_latents=True,
-            motion=self.motion_field(settings, image),
+            motion=self.motion_field(settings, image, video_to_video=init_video is not None),
         )
         self.last_latents = out.latents  # (1, C, T, h, w): a chained window's handover comes from here
         timings.setdefault("pipeline", time.perf_counter() - t0)

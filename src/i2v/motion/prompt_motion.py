@@ -7,8 +7,9 @@ prompt (the motion, the object's colour and shape), finds that object in the fir
 regions of the world's palette colour, the one whose outline best fits the shape) and moves it in a
 straight line, or grows or shrinks it, as the world's objects do, the rest of the frame still: a trajectory the denoiser
 holds, as ``--trajectory`` is held, recorded in the output's metadata (``prompt_motion``). A prompt
-that names no shape ("the dog runs", "the camera pans left"), or a shape the frame does not show,
-gets no plan: the model plans as before.
+that moves something else ("the dog runs left") holds the frame still: a still subject is a better
+answer than a smeared one. Camera moves, still shots and a shape the frame does not show get no
+plan: the model plans as before.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..world.reader_captions import OTHER
 from ..world.scenes import COLOURS, OBJECT_DIRECTIONS, SCALE_RANGE, SHAPES, TRAVEL_RANGE
-from .trajectory import Trajectory
+from .trajectory import Trajectory, format_trajectories
 
 # a pixel is of a palette colour within this distance (per channel, 0-255): anti-aliased rims and the
 # autoencoder's round trip stay inside, a photo's muted tones outside
@@ -32,6 +34,7 @@ MAX_ASPECT = 1.6
 MIN_SOLIDITY = 0.85
 TRAVEL = sum(TRAVEL_RANGE) / 2  # the world's mean move, in lengths of the frame's shorter side
 GROWTH = float(np.sqrt(SCALE_RANGE[0] * SCALE_RANGE[1]))  # the world's mean size change (its inverse: shrink)
+HOLD_STILL = "still (the prompt moves a subject the model cannot move)"
 # the reader's least probability that the prompt names one of the world's shapes (or "the red one")
 MIN_CONFIDENCE = 0.5
 # an object is a candidate where its colour or its shape is read with at least this probability
@@ -139,21 +142,39 @@ def object_growth(found: FoundObject, motion: str) -> float:
     return float(np.clip(room, 1.0, GROWTH))
 
 
-def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray) -> Trajectory | None:
-    """The named object's straight move (a ``Trajectory`` of two points), or None: the prompt names no
-    shape's move, or the frame (H, W, 3) uint8 shows no such object."""
+@dataclass(frozen=True)
+class PromptMotion:
+    """What the reader decided: a named shape's path, or (``trajectory`` None) to hold the frame still, for a
+    prompt that moves a subject the model cannot move ("the dog runs left")."""
+
+    trajectory: Trajectory | None
+
+    @property
+    def text(self) -> str:
+        """As recorded in the output's metadata: the trajectory's text, or HOLD_STILL."""
+        return HOLD_STILL if self.trajectory is None else format_trajectories([self.trajectory])
+
+
+def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray) -> PromptMotion | None:
+    """What the prompt asks of the frame (H, W, 3) uint8, where the model should not plan it itself: a named
+    shape's straight move, grow or shrink (a two-point trajectory), or a still frame where the prompt moves
+    something that is not one of the world's shapes (a still subject beats a smeared one). None: the
+    model plans (camera moves, still shots, an empty prompt, or a named shape the frame does not show)."""
     if not prompt.strip():
         return None
     text = text_encoder.encode([prompt])
     read = reader.probabilities(text.states, text.mask)[0]
     motion = max(read["motion"], key=read["motion"].get)
-    if not plans_object(motion, "named") or 1 - read["shape"].get("none", 0.0) < MIN_CONFIDENCE:
+    if not (plans_object(motion, "named") or motion == OTHER):
         return None
+    if motion == OTHER or 1 - read["shape"].get("none", 0.0) < MIN_CONFIDENCE:
+        return PromptMotion(None)
     found = pick_object(find_objects(image), read["colour"], read["shape"])
     if found is None:
         return None
     name = f"{found.colour} {found.shape}"
     if motion in ("grow", "shrink"):
-        return Trajectory(name, ((None, *found.centre), (None, *found.centre)), (None, object_growth(found, motion)))
+        return PromptMotion(Trajectory(name, ((None, *found.centre), (None, *found.centre)),
+                                       (None, object_growth(found, motion))))
     start, end = object_move(found, motion[len("move_"):], *image.shape[:2])
-    return Trajectory(name, ((None, *start), (None, *end)))
+    return PromptMotion(Trajectory(name, ((None, *start), (None, *end))))

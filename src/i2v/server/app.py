@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 
 from .. import __version__
+from ..registry import DEFAULT_MODEL
 from .guard import Guard
 from .metrics import render_metrics
 from .schemas import JobOut, JobPage, ModelOut, ServerConfig
@@ -121,7 +122,7 @@ async def submit_job(
     last_image: Annotated[UploadFile | None, File(description="the last frame (models that take one)")] = None,
     init_video: Annotated[UploadFile | None, File(description="video-to-video: the video to start from (.mp4, "
                                                                ".webm, .gif, .webp; models that take one)")] = None,
-    model: Annotated[str, Form()] = "i2v-tiny",
+    model: Annotated[str, Form()] = DEFAULT_MODEL,
     output_format: Annotated[str, Form()] = "mp4",
     prompt: Annotated[str, Form()] = "",
     negative_prompt: Annotated[str, Form()] = "",

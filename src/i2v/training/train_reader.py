@@ -101,13 +101,14 @@ def grounded_score(reader: PromptReader, text_encoder, scenes: int) -> dict:
             right["other"].append(planned is None)
             continue
         target = scene.objects[scene.target]
-        ok = planned is not None and planned.name.split()[0] == target.colour
+        path = None if planned is None else planned.trajectory
+        ok = path is not None and path.name.split()[0] == target.colour
         if ok and motion.startswith("move_"):
-            (_, x0, y0), (_, x1, y1) = planned.points
+            (_, x0, y0), (_, x1, y1) = path.points
             dx, dy = OBJECT_DIRECTIONS[motion[5:]]
             ok = (x1 - x0) * dx + (y1 - y0) * dy > 0.7 * math.hypot(x1 - x0, y1 - y0)  # within 45 degrees
         elif ok:
-            ok = (planned.sizes[-1] > 1) == (motion == "grow")
+            ok = path.sizes is not None and (path.sizes[-1] > 1) == (motion == "grow")
         right["object"].append(ok)
     return {f"{k}_right": sum(v) / len(v) if v else None for k, v in right.items()} | {
         f"{k}_cases": len(v) for k, v in right.items()}

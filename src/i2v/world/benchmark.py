@@ -176,7 +176,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "photographs of --photos")
     p.add_argument("--photos", default="data/photos", metavar="DIR",
                    help="with --world photos: the folder `make photos` gathered (its held-out split is used)")
-    p.add_argument("--model", "-m", default=None, help="model name or folder (default: the embedded i2v-tiny)")
+    p.add_argument("--model", "-m", default=None, help="model name or folder (default: the embedded i2v-photo)")
     p.add_argument("--cases", type=int, default=48, help="number of held-out cases (motions cycled evenly)")
     p.add_argument("--first-case", type=int, default=0,
                    help="start at this case (case k is the same whatever --cases is, so runs can be split)")
