@@ -208,6 +208,7 @@ class ImageToVideoGenerator:
                              duration=None, height=settings.height, width=settings.width, camera_path=None,
                              trajectory=None)
             resolved = self.backend.resolve(window, [])
+            resolved.extras["chain_window"] = i  # the window's place in the chain (a model that reads "it" needs it)
             motion = {k: settings.extras[k] for k in MOTION_INPUTS if k in settings.extras}
             if motion:  # each window follows its stretch of the video's camera path and trajectories
                 resolved.extras.update(motion, motion_window=[start, settings.num_frames])

@@ -289,7 +289,7 @@ def cmd_batch(args) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    """``i2v train vae|video ...`` (procedural world) or ``i2v train --model ... --data ...`` (your videos)."""
+    """``i2v train vae|video|reader ...`` (procedural world) or ``i2v train --model ... --data ...`` (your videos)."""
     if argv and argv[0] == "vae":
         from .training.train_vae import main
     elif argv and argv[0] == "video":
@@ -314,9 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the registered models with their default frames, size, fps, steps and guidance.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub.add_parser("train", help="train or fine-tune: your videos (i2v model or SVD, full or LoRA), or the "
-                                 "embedded model's stages on the procedural world (vae, video)", add_help=False,
-                   description="`i2v train --help`: training on your own videos; `i2v train vae --help` and "
-                               "`i2v train video --help`: the embedded model's stages.")
+                                 "embedded model's stages on the procedural world (vae, video, reader)", add_help=False,
+                   description="`i2v train --help`: training on your own videos; `i2v train vae --help`, "
+                               "`i2v train video --help` and `i2v train reader --help`: the embedded model's stages.")
     from .world.benchmark import add_arguments
 
     p = sub.add_parser("benchmark", help="score a model on the held-out procedural world",

@@ -183,3 +183,34 @@ def test_a_photos_concave_or_thin_patches_of_a_palette_colour_are_not_objects():
     small = _scene([SceneObject("triangle", "black", 0.6, 0.6, 0.075)])
     (found,) = find_objects(render(small, photo=PHOTO)[0])
     assert (found.colour, found.shape) == ("black", "triangle")
+
+
+def test_a_shape_at_the_edge_does_not_move_backwards():
+    at_left = FoundObject("red", "circle", (0.05, 0.5), (0.06, 0.06), 0.01)
+    (x0, _), (x1, _) = object_move(at_left, "left", 128, 128)
+    assert x1 == x0
+    at_bottom = FoundObject("red", "triangle", (0.5, 0.92), (0.08, 0.06), 0.01)
+    (_, y0), (_, y1) = object_move(at_bottom, "down", 128, 128)
+    assert y0 <= y1 <= y0 + 0.02  # what room there is, never up
+
+
+def test_a_later_window_moves_it_on():
+    """"0s: the circle moves right; 6s: it moves up": a later window's prompt names no shape."""
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.1), SceneObject("square", "blue", 0.7, 0.3, 0.08)]))[0]
+    reader = FakeReader("move_up", "none", "none")
+    assert plan_from_prompt(reader, FakeEncoder(), "it moves up", frame).trajectory is None  # alone: held still
+    planned = plan_from_prompt(reader, FakeEncoder(), "it moves up", frame, previous=("red", "circle")).trajectory
+    (_, x0, y0), (_, x1, y1) = planned.points
+    assert planned.name == "red circle" and y1 < y0 - 0.2 and x1 == x0
+    assert plan_from_prompt(FakeReader("other", "none", "none"), FakeEncoder(), "it glows", frame,
+                            previous=("red", "circle")).trajectory is None
+
+
+def test_a_broken_reader_folder_is_a_weights_error(tmp_path):
+    from i2v.errors import WeightsError
+    from i2v.motion.prompt_motion import load_reader
+
+    (tmp_path / "reader").mkdir()
+    (tmp_path / "reader" / "config.json").write_text('{"_class_name": "PromptReader", "motions": ["move_left"]}')
+    with pytest.raises(WeightsError, match="reader"):
+        load_reader(tmp_path)

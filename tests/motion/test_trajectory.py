@@ -83,3 +83,9 @@ def test_sizes_read_from_text_and_json_carry_and_change_geometrically():
 def test_bad_sizes_are_refused(value, message):
     with pytest.raises(InvalidRequestError, match=message):
         resolve_trajectories(value, 16, 8)
+
+
+def test_a_trajectory_with_fewer_sizes_than_points_is_refused():
+    bad = Trajectory("a", ((None, 0.1, 0.1), (None, 0.2, 0.2), (None, 0.3, 0.3)), (None, 2.0))
+    with pytest.raises(InvalidRequestError, match="3 points and 2 sizes"):
+        resolve_trajectories([bad], 16, 8)

@@ -203,3 +203,13 @@ def test_a_missing_video_file_is_404_not_500(served, sample_image_path):
     (served.config.data_dir / "outputs" / done.output_path).unlink()
     r = served.client.get(f"/v1/jobs/{job['id']}/video")
     assert r.status_code == 404 and "missing" in r.json()["detail"]
+
+
+def test_a_request_without_a_model_gets_the_default_where_served_else_the_first_listed(tmp_path):
+    from i2v.registry import DEFAULT_MODEL
+    from i2v.server.schemas import ServerConfig
+    from i2v.server.submission import default_model
+
+    assert default_model(ServerConfig(data_dir=tmp_path)) == DEFAULT_MODEL
+    assert default_model(ServerConfig(data_dir=tmp_path, models=("i2v-tiny", DEFAULT_MODEL))) == DEFAULT_MODEL
+    assert default_model(ServerConfig(data_dir=tmp_path, models=("/models/mine", "i2v-tiny"))) == "/models/mine"

@@ -126,6 +126,7 @@ class TinyBackend(Backend):
     # without a trip through the autoencoder that would shift its colours a little every window
     latent_handover = True
     last_latents = None
+    last_object = None  # (colour, shape) the prompt reader last moved: a later window's "it"
 
     def __init__(self, spec: ModelSpec, device: str, options: LoadOptions | None = None):
         super().__init__(spec, device, options)
@@ -239,13 +240,22 @@ class TinyBackend(Backend):
         from ..motion.motion_field import requested_motion
 
         frame = np.asarray(image.convert("RGB"))
+        from .resolve import MAX_MOTION_PIXELS
+
         field = requested_motion(settings.extras, frame, settings.num_frames, settings.fps)
         if field is not None or self.reader is None or video_to_video:  # video-to-video: the video drives the motion
             return field
+        if settings.num_frames * frame.shape[0] * frame.shape[1] > MAX_MOTION_PIXELS:  # a flow field too large to hold
+            return None
         from ..motion.motion_field import still_background, trajectory_motion
         from ..motion.prompt_motion import plan_from_prompt
 
-        planned = plan_from_prompt(self.reader, self.pipeline.text_encoder, settings.prompt, frame)
+        # a later window of a long video made in windows: "it" is the object the window before moved
+        later_window = settings.extras.get("chain_window", 0) > 0
+        planned = plan_from_prompt(self.reader, self.pipeline.text_encoder, settings.prompt, frame,
+                                   previous=self.last_object if later_window else None)
+        self.last_object = planned.trajectory.name.split(" ", 1) if planned and planned.trajectory else (
+            self.last_object if later_window else None)
         if planned is None:
             return None
         settings.extras["prompt_motion"] = planned.text

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..world.reader_captions import OTHER
 from ..world.scenes import COLOURS, OBJECT_DIRECTIONS, SCALE_RANGE, SHAPES, TRAVEL_RANGE
-from .trajectory import Trajectory, format_trajectories
+from .trajectory import REGION_RADIUS, Trajectory, format_trajectories
 
 # a pixel is of a palette colour within this distance (per channel, 0-255): anti-aliased rims and the
 # autoencoder's round trip stay inside, a photo's muted tones outside
@@ -34,7 +34,7 @@ MAX_ASPECT = 1.6
 MIN_SOLIDITY = 0.85
 TRAVEL = sum(TRAVEL_RANGE) / 2  # the world's mean move, in lengths of the frame's shorter side
 GROWTH = float(np.sqrt(SCALE_RANGE[0] * SCALE_RANGE[1]))  # the world's mean size change (its inverse: shrink)
-HOLD_STILL = "still (the prompt moves a subject the model cannot move)"
+HOLD_STILL = "still (the prompt names no camera move and no shape the model can find)"
 # the reader's least probability that the prompt names one of the world's shapes (or "the red one")
 MIN_CONFIDENCE = 0.5
 # an object is a candidate where its colour or its shape is read with at least this probability
@@ -46,9 +46,20 @@ def load_reader(folder: Path):
     """The model folder's prompt reader (``reader/``, safetensors), or None where it has none."""
     if not (folder / "reader" / "config.json").is_file():
         return None
+    from ..errors import WeightsError
+    from ..io.safetensors_header import weights_errors
     from ..models.prompt_reader import PromptReader
+    from ..world.reader_captions import MOTIONS
 
-    return PromptReader.from_pretrained(folder / "reader", use_safetensors=True).eval()
+    with weights_errors(folder / "reader"):
+        try:
+            reader = PromptReader.from_pretrained(folder / "reader", use_safetensors=True, local_files_only=True)
+        except TypeError as exc:  # a config without the reader's fields
+            raise WeightsError(f"{folder / 'reader'}: not a prompt reader's config ({exc})") from exc
+    if reader.config.text_dim != 384 or not set(reader.config.motions) <= set(MOTIONS):
+        raise WeightsError(f"{folder / 'reader'}: a prompt reader reads MiniLM's 384-wide states and the world's "
+                           f"motions; this one takes {reader.config.text_dim} and {list(reader.config.motions)[:4]}...")
+    return reader.eval()
 
 
 def plans_object(motion: str, shape: str) -> bool:
@@ -81,6 +92,8 @@ def find_objects(image: np.ndarray, colours: list[str] | None = None) -> list[Fo
         for k in range(1, count):
             x, y, bw, bh, area = stats[k]
             if not MIN_AREA <= area / (h * w) <= MAX_AREA or max(bw, bh) > MAX_ASPECT * min(bw, bh):
+                continue
+            if np.hypot(bw, bh) / 2 > REGION_RADIUS * min(h, w):  # the trajectory's region could not hold all of it
                 continue
             contours, _ = cv2.findContours(np.pad(labels[y:y + bh, x:x + bw] == k, 1).astype(np.uint8),
                                            cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -128,9 +141,12 @@ def object_move(found: FoundObject, direction: str, height: int, width: int) -> 
     dx, dy = OBJECT_DIRECTIONS[direction]
     (x, y), (hw, hh) = found.centre, found.half_size
     side = min(height, width)  # travel in lengths of the shorter side, the same in pixels along x and y
-    ex = float(np.clip(x + TRAVEL * dx * side / width, hw + 0.01, 1 - hw - 0.01))
-    ey = float(np.clip(y + TRAVEL * dy * side / height, hh + 0.01, 1 - hh - 0.01))
-    return (x, y), (ex, ey)
+
+    def end(start: float, step: float, half: float) -> float:
+        inside = float(np.clip(start + step, half + 0.01, 1 - half - 0.01))
+        return max(inside, start) if step > 0 else min(inside, start) if step < 0 else start  # never backwards
+
+    return (x, y), (end(x, TRAVEL * dx * side / width, hw), end(y, TRAVEL * dy * side / height, hh))
 
 
 def object_growth(found: FoundObject, motion: str) -> float:
@@ -155,11 +171,14 @@ class PromptMotion:
         return HOLD_STILL if self.trajectory is None else format_trajectories([self.trajectory])
 
 
-def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray) -> PromptMotion | None:
+def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray,
+                     previous: tuple[str, str] | None = None) -> PromptMotion | None:
     """What the prompt asks of the frame (H, W, 3) uint8, where the model should not plan it itself: a named
     shape's straight move, grow or shrink (a two-point trajectory), or a still frame where the prompt moves
     something that is not one of the world's shapes (a still subject beats a smeared one). None: the
-    model plans (camera moves, still shots, an empty prompt, or a named shape the frame does not show)."""
+    model plans (camera moves, still shots, an empty prompt, or a named shape the frame does not show).
+    ``previous`` (colour, shape): the object the window before moved, in a long video made in windows; a
+    prompt that names no shape ("0s: the circle moves right; 6s: it moves up") then moves it on."""
     if not prompt.strip():
         return None
     text = text_encoder.encode([prompt])
@@ -167,9 +186,12 @@ def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray) -> Pr
     motion = max(read["motion"], key=read["motion"].get)
     if not (plans_object(motion, "named") or motion == OTHER):
         return None
-    if motion == OTHER or 1 - read["shape"].get("none", 0.0) < MIN_CONFIDENCE:
+    colour, shape = read["colour"], read["shape"]
+    if motion != OTHER and 1 - shape.get("none", 0.0) < MIN_CONFIDENCE and previous is not None:
+        colour, shape = {previous[0]: 1.0}, {previous[1]: 1.0}  # "it": the object the prompt went on about
+    elif motion == OTHER or 1 - shape.get("none", 0.0) < MIN_CONFIDENCE:
         return PromptMotion(None)
-    found = pick_object(find_objects(image), read["colour"], read["shape"])
+    found = pick_object(find_objects(image), colour, shape)
     if found is None:
         return None
     name = f"{found.colour} {found.shape}"

@@ -104,6 +104,9 @@ def trajectories_from_data(data) -> list[Trajectory]:
         items = list(data.items())
     elif isinstance(data, Sequence) and not isinstance(data, (str, bytes)) and all(
             isinstance(d, Trajectory) or (isinstance(d, Mapping) and "points" in d) for d in data):
+        for d in data:
+            if isinstance(d, Trajectory) and d.sizes is not None and len(d.sizes) != len(d.points):
+                raise InvalidRequestError(f"trajectory: {d.name!r} has {len(d.points)} points and {len(d.sizes)} sizes")
         items = [(d.name, [(*p, s) for p, s in zip(d.points, d.sizes or (None,) * len(d.points))])
                  if isinstance(d, Trajectory) else (d.get("name", ""), d["points"]) for d in data]
     else:
@@ -171,6 +174,8 @@ def _check_trajectories(trajectories: Sequence[Trajectory], num_frames: int, fps
             if not (math.isfinite(x) and math.isfinite(y) and 0 <= x <= 1 and 0 <= y <= 1):
                 raise InvalidRequestError(f"trajectory: {t.name!r}: the point {x:g},{y:g} is outside the frame "
                                           "(coordinates are fractions of the width and height, 0 to 1)")
+        if t.sizes is not None and len(t.sizes) != len(t.points):
+            raise InvalidRequestError(f"trajectory: {t.name!r} has {len(t.points)} points and {len(t.sizes)} sizes")
         for size in t.sizes or ():
             if size is not None and not (math.isfinite(size) and SIZE_RANGE[0] <= size <= SIZE_RANGE[1]):
                 raise InvalidRequestError(f"trajectory: {t.name!r}: a size of x{size:g}; sizes are factors of the "

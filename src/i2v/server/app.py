@@ -21,13 +21,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 
 from .. import __version__
-from ..registry import DEFAULT_MODEL
 from .guard import Guard
 from .metrics import render_metrics
 from .schemas import JobOut, JobPage, ModelOut, ServerConfig
 from .store import FINISHED, STATES, JobStore
-from .submission import (SubmitError, accept_image, accept_video, check_room, motion_fields, new_job_id, queue_job,
-                         served_model, video_suffix)
+from .submission import (SubmitError, accept_image, accept_video, check_room, default_model, motion_fields, new_job_id,
+                         queue_job, served_model, video_suffix)
 
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif", "webp": "image/webp"}
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers on top of the uploads' bytes
@@ -122,7 +121,7 @@ async def submit_job(
     last_image: Annotated[UploadFile | None, File(description="the last frame (models that take one)")] = None,
     init_video: Annotated[UploadFile | None, File(description="video-to-video: the video to start from (.mp4, "
                                                                ".webm, .gif, .webp; models that take one)")] = None,
-    model: Annotated[str, Form()] = DEFAULT_MODEL,
+    model: Annotated[str | None, Form(description="default: the embedded default model, or the first served")] = None,
     output_format: Annotated[str, Form()] = "mp4",
     prompt: Annotated[str, Form()] = "",
     negative_prompt: Annotated[str, Form()] = "",
@@ -158,6 +157,7 @@ async def submit_job(
                                     guidance_scale=guidance_scale, seed=seed,
                                     motion_strength=motion_strength, strength=strength).items() if v is not None}
     fields.update(motion_fields(camera_path=camera_path, trajectory=trajectory))
+    model = model or default_model(config)
     job_id = new_job_id()
     accepted = {}
     try:

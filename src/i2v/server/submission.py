@@ -38,6 +38,14 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def default_model(config: ServerConfig) -> str:
+    """The model a request that names none gets: the embedded default where it is served, else the first
+    model the operator listed."""
+    from ..registry import DEFAULT_MODEL
+
+    return DEFAULT_MODEL if not config.models or DEFAULT_MODEL in config.models else list(config.models)[0]
+
+
 def served_model(name: str, config: ServerConfig):
     """The ModelSpec of a model this server serves: a registered name, or one the operator listed."""
     from ..errors import I2VError

@@ -125,7 +125,13 @@ def main(argv=None) -> dict:
         raise TrainingSetupError("give --output-dir (train a reader) or --score READER_DIR (score one)")
     text_encoder = MiniLMTextEncoder()
     if args.score is not None:  # an existing reader, scored
-        reader = PromptReader.from_pretrained(args.score, use_safetensors=True).eval()
+        from ..motion.prompt_motion import load_reader
+
+        folder = Path(args.score)
+        if not (folder / "config.json").is_file():
+            raise TrainingSetupError(f"--score {args.score}: no prompt reader there (no config.json)")
+        reader = load_reader(folder.parent) if folder.name == "reader" else None
+        reader = reader or PromptReader.from_pretrained(folder, use_safetensors=True, local_files_only=True).eval()
         held = reader_examples(args.heldout, args.seed, "heldout")
         report = {"heldout": score(reader, *encode(held, text_encoder), held),
                   "grounded": grounded_score(reader, text_encoder, args.scenes)}

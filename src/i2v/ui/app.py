@@ -122,13 +122,14 @@ def study_items(images: list[str], prompts: str | None, table: str | None) -> li
 def build_ui(store: JobStore, config: ServerConfig):
     import gradio as gr
 
-    from ..server.submission import (SubmitError, accept_image, accept_video, check_room, motion_fields, new_job_id,
-                                     queue_job, video_suffix)
+    from ..server.submission import (SubmitError, accept_image, accept_video, check_room, default_model, motion_fields,
+                                     new_job_id, queue_job, video_suffix)
 
     folders = ui_folders(config)
     specs = served_specs(config)
     names = list(specs)
-    first = model_view(specs[names[0]])
+    default = default_model(config)  # the embedded default where it is served, else the first listed
+    first = model_view(specs[default])
 
     def show_inputs(name):
         """The fields the model takes, shown; the others hidden."""
@@ -368,7 +369,7 @@ def build_ui(store: JobStore, config: ServerConfig):
                                             placeholder="the camera pans left", visible=first["uses_prompt"])
                         negative = gr.Textbox(label="Negative prompt", elem_id="i2v-negative",
                                               visible=first["uses_prompt"])
-                        model = gr.Dropdown(names, value=names[0], label="Model", elem_id="i2v-model")
+                        model = gr.Dropdown(names, value=default, label="Model", elem_id="i2v-model")
                         last_image = gr.Image(type="filepath", label="Last image", sources=["upload", "clipboard"],
                                               visible=first["last_image"], elem_id="i2v-last-image")
                         # video-to-video; passed on as uploaded (include_audio: no re-encoding), its extension kept
@@ -448,11 +449,11 @@ def build_ui(store: JobStore, config: ServerConfig):
                 with gr.Row():
                     with gr.Column():
                         label_a = gr.Textbox(value="A", label="Side A label", elem_id="i2v-label-a")
-                        model_a = gr.Dropdown(names, value=names[0], label="Side A model")
+                        model_a = gr.Dropdown(names, value=default, label="Side A model")
                         settings_a = gr.Textbox(value="{}", label="Side A settings (JSON)", elem_id="i2v-settings-a")
                     with gr.Column():
                         label_b = gr.Textbox(value="B", label="Side B label", elem_id="i2v-label-b")
-                        model_b = gr.Dropdown(names, value=names[0], label="Side B model")
+                        model_b = gr.Dropdown(names, value=default, label="Side B model")
                         settings_b = gr.Textbox(value="{}", label="Side B settings (JSON)", elem_id="i2v-settings-b")
                 study_images = gr.File(label="Images", file_count="multiple", file_types=["image"],
                                        elem_id="i2v-study-images")

@@ -132,7 +132,7 @@ def run_photo_benchmark(model: str | None = None, photos_dir: str | Path = "data
         log(f"[{len(results)}/{cases}] case {case.index}: {case.kind:<10} {w}x{h} "
             f"{'pass' if score['passed'] else 'FAIL'}  {score.pop('warp')}  {case.prompt}")
     summary = summarise(results)
-    summary.update(model=gen.spec.name, first_case=first_case, world="photos",
+    summary.update(model=gen.spec.name, first_case=first_case, world="photos", kinds=list(kinds) if kinds else None,
                    seconds_per_video=float(np.mean([r["seconds"] for r in results])) if results else None)
     report = {"summary": summary, "cases": results}
     if out is not None:
@@ -156,7 +156,8 @@ def summary_markdown(summary: dict) -> str:
 
     rates = summary["rates"]
     lines = [
-        f"## Photo benchmark: {summary.get('model')}, {summary['cases']} held-out cases",
+        f"## Photo benchmark: {summary.get('model')}, {summary['cases']} held-out cases"
+        + (f" ({', '.join(summary['kinds'])} only)" if summary.get("kinds") else ""),
         "",
         "| measure | score | target | met |",
         "|---|---|---|---|",
