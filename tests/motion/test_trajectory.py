@@ -86,6 +86,6 @@ def test_bad_sizes_are_refused(value, message):
 
 
 def test_a_trajectory_with_fewer_sizes_than_points_is_refused():
-    bad = Trajectory("a", ((None, 0.1, 0.1), (None, 0.2, 0.2), (None, 0.3, 0.3)), (None, 2.0))
-    with pytest.raises(InvalidRequestError, match="3 points and 2 sizes"):
-        resolve_trajectories([bad], 16, 8)
+    with pytest.raises(InvalidRequestError, match="3 points and 2 sizes"):  # refused when it is made
+        resolve_trajectories([Trajectory("a", ((None, 0.1, 0.1), (None, 0.2, 0.2), (None, 0.3, 0.3)), (None, 2.0))],
+                             16, 8)

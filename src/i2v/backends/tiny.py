@@ -19,6 +19,7 @@ from ..models.autoencoder import spatial_compression
 from ..pipelines.defaults import DECODE_CHUNK, DEFAULT_SETTINGS, WARP_GUIDANCE
 from ..types import GenerationRequest, LoadOptions, ModelDefaults, ModelSpec, ProgressCallback, ResolvedSettings
 from .base import Backend, Family
+from .resolve import MAX_MOTION_PIXELS
 
 if TYPE_CHECKING:  # annotations only: importing a backend module loads neither numpy nor Pillow
     import numpy as np
@@ -240,8 +241,6 @@ class TinyBackend(Backend):
         from ..motion.motion_field import requested_motion
 
         frame = np.asarray(image.convert("RGB"))
-        from .resolve import MAX_MOTION_PIXELS
-
         field = requested_motion(settings.extras, frame, settings.num_frames, settings.fps)
         if field is not None or self.reader is None or video_to_video:  # video-to-video: the video drives the motion
             return field
@@ -251,11 +250,9 @@ class TinyBackend(Backend):
         from ..motion.prompt_motion import plan_from_prompt
 
         # a later window of a long video made in windows: "it" is the object the window before moved
-        later_window = settings.extras.get("chain_window", 0) > 0
-        planned = plan_from_prompt(self.reader, self.pipeline.text_encoder, settings.prompt, frame,
-                                   previous=self.last_object if later_window else None)
-        self.last_object = planned.trajectory.name.split(" ", 1) if planned and planned.trajectory else (
-            self.last_object if later_window else None)
+        previous = self.last_object if settings.extras.get("chain_window", 0) > 0 else None
+        planned = plan_from_prompt(self.reader, self.pipeline.text_encoder, settings.prompt, frame, previous)
+        self.last_object = tuple(planned.trajectory.name.split(" ", 1)) if planned and planned.trajectory else previous
         if planned is None:
             return None
         settings.extras["prompt_motion"] = planned.text

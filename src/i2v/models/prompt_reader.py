@@ -56,7 +56,8 @@ class PromptReader(ModelMixin, ConfigMixin):
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         # states: (B, L, text_dim) MiniLM's last hidden states; mask: (B, L) 1 on tokens -> {head: (B, classes)}
         mask = mask.float()
-        sentence = F.normalize((states.float() * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1), dim=-1)
+        mean = (states.float() * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (B, D)
+        sentence = F.normalize(mean, dim=-1)
         states = self.drop(states.float())
         return {name: head(states, mask, self.drop(sentence)) for name, head in self.heads.items()}
 

@@ -72,13 +72,14 @@ def camera_motion(keyframes: Sequence[CameraKeyframe], num_frames: int, fps: flo
 
 def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num_frames: int, fps: float,
                       background: MotionField | None = None, window: tuple[int, int] | None = None) -> MotionField:
-    """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path, in
-    screen positions, at its path's sizes (scaled about its centre); the place it leaves (where the background's flow would still show it) shows the
-    background around it, mirrored. Elsewhere ``background`` (a camera path) holds, or, without one, the
-    model's own plan (the field's cover). Every object's place is filled before any object is drawn,
-    so an object moving onto another's old place is not painted over. ``window`` (start frame, the
-    video's frames): the run is that stretch of a longer video; ``image`` is the video's frame
-    ``start``, where each object is found at its path's position then."""
+    """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path, in screen
+    positions, at its path's sizes (scaled about its centre); the place it leaves (where the background's flow
+    would still show it) shows the background around it, mirrored. Elsewhere ``background`` (a camera path)
+    holds, or, without one, the model's own plan (the field's cover). Every object's place is filled before any
+    object is drawn, so an object moving onto another's old place is not painted over. ``window`` (start frame,
+    the video's frames): the run is that stretch of a longer video; ``image`` is the video's frame ``start``,
+    where each object is found at its path's position then.
+    """
     h, w = image.shape[:2]
     grid = base_grid(h, w)[0]  # (H, W, 2) pixel centres, normalised (x, y)
     flow = torch.zeros(1, 2, num_frames, h, w) if background is None else background.flow.clone()

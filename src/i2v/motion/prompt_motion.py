@@ -5,8 +5,9 @@ and still shots. An object moving over a photograph is a local motion it follows
 model that ships a prompt reader (``models.prompt_reader``, a ``reader`` folder), the run reads the
 prompt (the motion, the object's colour and shape), finds that object in the first frame (connected
 regions of the world's palette colour, the one whose outline best fits the shape) and moves it in a
-straight line, or grows or shrinks it, as the world's objects do, the rest of the frame still: a trajectory the denoiser
-holds, as ``--trajectory`` is held, recorded in the output's metadata (``prompt_motion``). A prompt
+straight line, or grows or shrinks it, as the world's objects do, the rest of the frame still: a
+trajectory the denoiser holds, as ``--trajectory`` is held, recorded in the output's metadata
+(``prompt_motion``). A prompt
 that moves something else ("the dog runs left") holds the frame still: a still subject is a better
 answer than a smeared one. Camera moves, still shots and a shape the frame does not show get no
 plan: the model plans as before.
@@ -44,28 +45,37 @@ SMOOTHING = 0.05
 
 def load_reader(folder: Path):
     """The model folder's prompt reader (``reader/``, safetensors), or None where it has none."""
-    if not (folder / "reader" / "config.json").is_file():
-        return None
+    return read_reader_folder(folder / "reader") if (folder / "reader" / "config.json").is_file() else None
+
+
+def read_reader_folder(folder: Path):
+    """A prompt reader saved in ``folder`` (safetensors, local files only), checked: a broken or foreign
+    folder is a ``WeightsError`` naming it."""
     from ..errors import WeightsError
     from ..io.safetensors_header import weights_errors
     from ..models.prompt_reader import PromptReader
     from ..world.reader_captions import MOTIONS
 
-    with weights_errors(folder / "reader"):
+    with weights_errors(folder):
         try:
-            reader = PromptReader.from_pretrained(folder / "reader", use_safetensors=True, local_files_only=True)
+            reader = PromptReader.from_pretrained(folder, use_safetensors=True, local_files_only=True)
         except TypeError as exc:  # a config without the reader's fields
-            raise WeightsError(f"{folder / 'reader'}: not a prompt reader's config ({exc})") from exc
+            raise WeightsError(f"{folder}: not a prompt reader's config ({exc})") from exc
     if reader.config.text_dim != 384 or not set(reader.config.motions) <= set(MOTIONS):
-        raise WeightsError(f"{folder / 'reader'}: a prompt reader reads MiniLM's 384-wide states and the world's "
+        raise WeightsError(f"{folder}: a prompt reader reads MiniLM's 384-wide states and the world's "
                            f"motions; this one takes {reader.config.text_dim} and {list(reader.config.motions)[:4]}...")
     return reader.eval()
+
+
+def moves_an_object(motion: str) -> bool:
+    """Whether a motion (a key of ``reader_captions.MOTIONS``) moves, grows or shrinks an object."""
+    return motion.startswith("move_") or motion in ("grow", "shrink")
 
 
 def plans_object(motion: str, shape: str) -> bool:
     """Whether a read (motion, shape) asks a shape to move, grow or shrink: one of the world's shapes (or
     "the red one") named with one of those motions."""
-    return (motion.startswith("move_") or motion in ("grow", "shrink")) and shape != "none"
+    return moves_an_object(motion) and shape != "none"
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,9 @@ class FoundObject:
 
 def find_objects(image: np.ndarray, colours: list[str] | None = None) -> list[FoundObject]:
     """The world's objects in an (H, W, 3) uint8 frame: connected regions of a palette colour of about
-    an object's size and outline (compact and convex), each with the shape its outline has. A photograph's own dark or bright patches are ragged: they fail the
-    outline; thin bridges to them are cut (an opening) before regions are counted."""
+    an object's size and outline (compact and convex), each with the shape its outline has. A
+    photograph's own dark or bright patches are ragged: they fail the outline; thin bridges to them are
+    cut (an opening) before regions are counted."""
     h, w = image.shape[:2]
     pixels = image.astype(np.int16)
     kernel = np.ones((3, 3), np.uint8)
@@ -184,13 +195,14 @@ def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray,
     text = text_encoder.encode([prompt])
     read = reader.probabilities(text.states, text.mask)[0]
     motion = max(read["motion"], key=read["motion"].get)
-    if not (plans_object(motion, "named") or motion == OTHER):
+    if not (moves_an_object(motion) or motion == OTHER):
         return None
     colour, shape = read["colour"], read["shape"]
-    if motion != OTHER and 1 - shape.get("none", 0.0) < MIN_CONFIDENCE and previous is not None:
-        colour, shape = {previous[0]: 1.0}, {previous[1]: 1.0}  # "it": the object the prompt went on about
-    elif motion == OTHER or 1 - shape.get("none", 0.0) < MIN_CONFIDENCE:
+    names_a_shape = 1 - shape.get("none", 0.0) >= MIN_CONFIDENCE
+    if motion == OTHER or (not names_a_shape and previous is None):
         return PromptMotion(None)
+    if not names_a_shape:  # "it": the object the window before moved
+        colour, shape = {previous[0]: 1.0}, {previous[1]: 1.0}
     found = pick_object(find_objects(image), colour, shape)
     if found is None:
         return None

@@ -53,6 +53,16 @@ class Trajectory:
     # the size factor given at each point (None: carried from the point before), or None: no sizes at all
     sizes: tuple[float | None, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if self.sizes is not None and len(self.sizes) != len(self.points):
+            raise InvalidRequestError(f"trajectory: {self.name!r} has {len(self.points)} points and "
+                                      f"{len(self.sizes)} sizes")
+
+    @property
+    def point_sizes(self) -> tuple[float | None, ...]:
+        """The size given at each point, None where none is."""
+        return self.sizes or (None,) * len(self.points)
+
     def _marks(self, num_frames: int, fps: float) -> np.ndarray:
         if self.points[0][0] is None:  # spread evenly, first at frame 0 and last at the last frame
             return np.linspace(0, num_frames - 1, len(self.points))
@@ -68,7 +78,7 @@ class Trajectory:
     def scales(self, num_frames: int, fps: float) -> np.ndarray:
         """(T,) the object's size in each frame, a factor of its size in the first (geometric in between)."""
         given, size = [], 1.0
-        for s in self.sizes or (None,) * len(self.points):
+        for s in self.point_sizes:
             size = size if s is None else s
             given.append(math.log(size))
         marks, frames = self._marks(num_frames, fps), np.arange(num_frames, dtype=np.float64)
@@ -104,10 +114,7 @@ def trajectories_from_data(data) -> list[Trajectory]:
         items = list(data.items())
     elif isinstance(data, Sequence) and not isinstance(data, (str, bytes)) and all(
             isinstance(d, Trajectory) or (isinstance(d, Mapping) and "points" in d) for d in data):
-        for d in data:
-            if isinstance(d, Trajectory) and d.sizes is not None and len(d.sizes) != len(d.points):
-                raise InvalidRequestError(f"trajectory: {d.name!r} has {len(d.points)} points and {len(d.sizes)} sizes")
-        items = [(d.name, [(*p, s) for p, s in zip(d.points, d.sizes or (None,) * len(d.points))])
+        items = [(d.name, [(*p, s) for p, s in zip(d.points, d.point_sizes)])
                  if isinstance(d, Trajectory) else (d.get("name", ""), d["points"]) for d in data]
     else:
         raise InvalidRequestError('trajectory: a dict {"name": [[x, y], ...]} or a list of {"name", "points"}; '
@@ -137,10 +144,11 @@ def _sizes(sizes: list[float | None]) -> tuple[float | None, ...] | None:
 def format_trajectories(trajectories: Sequence[Trajectory]) -> str:
     """The canonical text of trajectories (what ``parse_trajectory_text`` reads back)."""
     def point(p, size):
-        return ((f"{format_number(p[0])}s " if p[0] is not None else "") + f"{format_number(p[1])},{format_number(p[2])}"
+        time = f"{format_number(p[0])}s " if p[0] is not None else ""
+        return (time + f"{format_number(p[1])},{format_number(p[2])}"
                 + (f" x{format_number(size)}" if size is not None else ""))
 
-    return "; ".join(f"{t.name}: " + " -> ".join(point(p, s) for p, s in zip(t.points, t.sizes or (None,) * len(t.points)))
+    return "; ".join(f"{t.name}: " + " -> ".join(point(p, s) for p, s in zip(t.points, t.point_sizes))
                      for t in trajectories)
 
 
@@ -174,9 +182,7 @@ def _check_trajectories(trajectories: Sequence[Trajectory], num_frames: int, fps
             if not (math.isfinite(x) and math.isfinite(y) and 0 <= x <= 1 and 0 <= y <= 1):
                 raise InvalidRequestError(f"trajectory: {t.name!r}: the point {x:g},{y:g} is outside the frame "
                                           "(coordinates are fractions of the width and height, 0 to 1)")
-        if t.sizes is not None and len(t.sizes) != len(t.points):
-            raise InvalidRequestError(f"trajectory: {t.name!r} has {len(t.points)} points and {len(t.sizes)} sizes")
-        for size in t.sizes or ():
+        for size in t.point_sizes:
             if size is not None and not (math.isfinite(size) and SIZE_RANGE[0] <= size <= SIZE_RANGE[1]):
                 raise InvalidRequestError(f"trajectory: {t.name!r}: a size of x{size:g}; sizes are factors of the "
                                           f"object's size in the first frame, {SIZE_RANGE[0]:g} to {SIZE_RANGE[1]:g}")

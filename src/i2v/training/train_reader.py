@@ -89,7 +89,7 @@ def grounded_score(reader: PromptReader, text_encoder, scenes: int) -> dict:
     """Plans on the shapes benchmark's held-out scenes (their held-out prompts and first frames): the share
     of object moves, grows and shrinks planned on the named object the right way, and of the other
     motions (camera, still) left unplanned."""
-    from ..motion.prompt_motion import plan_from_prompt
+    from ..motion.prompt_motion import moves_an_object, plan_from_prompt
     from ..world.scenes import OBJECT_DIRECTIONS, render
     from ..world.scoring import heldout_cases
 
@@ -97,7 +97,7 @@ def grounded_score(reader: PromptReader, text_encoder, scenes: int) -> dict:
     for scene, prompt in heldout_cases(scenes):
         planned = plan_from_prompt(reader, text_encoder, prompt, render(scene)[0])
         motion = scene.motion
-        if not (motion.startswith("move_") or motion in ("grow", "shrink")):
+        if not moves_an_object(motion):
             right["other"].append(planned is None)
             continue
         target = scene.objects[scene.target]
@@ -125,13 +125,12 @@ def main(argv=None) -> dict:
         raise TrainingSetupError("give --output-dir (train a reader) or --score READER_DIR (score one)")
     text_encoder = MiniLMTextEncoder()
     if args.score is not None:  # an existing reader, scored
-        from ..motion.prompt_motion import load_reader
+        from ..motion.prompt_motion import read_reader_folder
 
         folder = Path(args.score)
         if not (folder / "config.json").is_file():
             raise TrainingSetupError(f"--score {args.score}: no prompt reader there (no config.json)")
-        reader = load_reader(folder.parent) if folder.name == "reader" else None
-        reader = reader or PromptReader.from_pretrained(folder, use_safetensors=True, local_files_only=True).eval()
+        reader = read_reader_folder(folder)
         held = reader_examples(args.heldout, args.seed, "heldout")
         report = {"heldout": score(reader, *encode(held, text_encoder), held),
                   "grounded": grounded_score(reader, text_encoder, args.scenes)}

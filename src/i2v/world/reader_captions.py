@@ -44,8 +44,10 @@ OTHER_SUBJECTS: dict[str, list[str]] = {
 # subject it does not know.
 EXTRA_WORDS: dict[str, list[str]] = {
     "red": ["vermilion", "blood red", "rose red", "brick red"], "green": ["jade", "olive green", "mint green", "sage"],
-    "blue": ["sapphire", "azure", "sky blue", "indigo"], "yellow": ["mustard", "butter yellow", "saffron", "sunny yellow"],
-    "orange": ["copper", "apricot", "carrot orange", "rust orange"], "purple": ["mauve", "lavender", "grape", "magenta"],
+    "blue": ["sapphire", "azure", "sky blue", "indigo"],
+    "yellow": ["mustard", "butter yellow", "saffron", "sunny yellow"],
+    "orange": ["copper", "apricot", "carrot orange", "rust orange"],
+    "purple": ["mauve", "lavender", "grape", "magenta"],
     "white": ["pearl", "cream", "chalk white", "bone white"], "black": ["charcoal", "ebony", "onyx", "inky black"],
     "circle": ["sphere", "bubble", "marble", "coin", "ring", "globe", "round blob"],
     "square": ["cube", "brick", "slab", "crate", "rectangle", "panel", "four-sided shape"],
