@@ -2,8 +2,10 @@
 
     python benchmarks/long_video.py                          # the embedded model, 4 cases, 160 frames
     python benchmarks/long_video.py --model M --cases 8 --frames 160 --window 16
+    python benchmarks/long_video.py --world photos           # named shapes over held-out photographs
 
-Each case is a held-out procedural scene with one named object (``world.scoring.heldout_cases``) and
+Each case is a held-out procedural scene with one named object (``world.scoring.heldout_cases``; with
+``--world photos``, the photo benchmark's shapes over held-out photographs) and
 a prompt schedule that turns the object back every ``--segment`` seconds (its scene's direction, then
 the opposite, in the held-out phrasings). The long run makes ``--frames`` frames (``--window``: chained windows; leave it
 out for a model with its own long-video pipeline); the native run makes the model's default length
@@ -127,6 +129,9 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=160)
     p.add_argument("--window", type=int, default=16, help="chained windows; 0: one pass or the model's own pipeline")
     p.add_argument("--segment", type=float, default=5.0, help="seconds between turns")
+    p.add_argument("--world", choices=("shapes", "photos"), default="shapes",
+                   help="photos: the shapes over held-out photographs of `i2v benchmark --world photos` (make photos)")
+    p.add_argument("--photos-dir", default="data/photos")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -137,11 +142,18 @@ def main() -> int:
     from i2v.world.scoring import heldout_cases
 
     spec = resolve_model(args.model)
-    cases = [(s, c) for s, c in heldout_cases(8 * args.cases) if s.motion.startswith("move_")][: args.cases]
+    if args.world == "photos":
+        from i2v.world.photos.batches import load_photos
+        from i2v.world.photos.benchmark import SHAPES, photo_cases
+
+        photos = load_photos(args.photos_dir, "heldout")
+        cases = [(c.scene, photos[c.photo]) for c in photo_cases(photos, args.cases, kinds=(SHAPES,))]
+    else:
+        cases = [(s, None) for s, _ in heldout_cases(8 * args.cases) if s.motion.startswith("move_")][: args.cases]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (scene, _) in enumerate(cases):
-            image = render(scene)[0]
+        for i, (scene, photo) in enumerate(cases):
+            image = render(scene, photo=photo)[0]
             np.save(Path(tmp) / "image.npy", image)
             segments = max(1, math.ceil(args.frames / (args.segment * spec.defaults.fps)))
             schedule, directions = schedule_for(scene, segments, args.segment)
@@ -171,7 +183,8 @@ def main() -> int:
 
     memory = float(np.mean([r[0]["peak_rss"] / r[1]["peak_rss"] for r in rows]))
     streamed = float(np.mean([r[0]["streamed_peak_rss"] / r[1]["peak_rss"] for r in rows]))
-    print(f"\n## Long videos: {spec.name}, {args.frames} frames (window {args.window or 'none'}), {len(rows)} cases\n")
+    print(f"\n## Long videos: {spec.name}, {args.frames} frames (window {args.window or 'none'}), {len(rows)} cases "
+          f"({'shapes over held-out photographs' if args.world == 'photos' else 'the shapes world'})\n")
     print("| measure | long | native | target |\n|---|---|---|---|")
     print(f"| flicker | {mean('flicker'):.4f} | {mean('flicker', 1):.4f} | >= 0.97 |")
     print(f"| colour drift (Delta E, first vs last second) | {mean('colour_drift'):.2f} | "

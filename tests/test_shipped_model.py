@@ -79,3 +79,34 @@ def test_shipped_photo_model_leaves_a_subject_it_cannot_move_still():
         GenerationRequest(image=photo, prompt="a woman walks to the left", seed=0))
     assert result.settings["prompt_motion"] == HOLD_STILL
     assert score_photo_case(result.frames, "static", image=photo)["passed"]
+
+
+def test_shipped_photo_model_moves_a_shape_on_across_the_windows_of_a_long_video(tmp_path):
+    """A video in chained windows with a prompt schedule: one plan for the whole video (recorded, also in the
+    streamed video's sidecar), the shape moving right then back left without stopping at window borders,
+    its colour kept (every window is made from the first frame)."""
+    import json
+
+    from i2v.io.video import sidecar_path
+    from i2v.world.scenes import COLOURS, Scene, SceneObject
+    from i2v.world.tracking import track_object
+
+    scene = Scene(objects=[SceneObject("circle", "red", 0.3, 0.5, 0.1), SceneObject("square", "blue", 0.75, 0.2, 0.08)],
+                  background="solid", background_colours=((120, 120, 120), (120, 120, 120)), background_angle=0.0,
+                  noise_seed=0, motion="move_right", target=0, amount=0.3)
+    request = GenerationRequest(image=render(scene)[0], prompt="0s: the red circle moves to the right; 3s: it moves to "
+                                "the left", num_frames=48, window=16, seed=0)
+    gen = ImageToVideoGenerator("i2v-photo")
+    result = gen.run(request)
+    plan = result.settings["prompt_motion"]
+    assert plan.startswith("red circle: 0s ") and " -> 3s " in plan and plan.endswith(",0.496094")
+    xs = track_object(result.frames, COLOURS["red"]).centroids[:, 0]
+    steps = np.diff(xs)
+    assert not np.isnan(xs).any() and np.all(steps[1:23] > 0.5) and np.all(steps[25:] < -0.5)  # no stop at 12, 24, 36
+    def red_pixels(frame):
+        return np.all(np.abs(frame.astype(int) - COLOURS["red"]) < 40, axis=-1).sum()
+
+    assert red_pixels(result.frames[-1]) > 0.8 * red_pixels(result.frames[0])  # still the same red circle
+    streamed = gen.generate_to_file(request, tmp_path / "long.mp4")
+    assert json.loads(sidecar_path(tmp_path / "long.mp4").read_text())["prompt_motion"] == plan
+    assert streamed.settings["prompt_motion"] == plan

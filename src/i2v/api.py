@@ -144,6 +144,7 @@ class ImageToVideoGenerator:
                                                           settings.height)
         timings["load_image"] += time.perf_counter() - t0
         if windows:
+            self.backend.plan_chain(settings, windows, image)  # before the record: what it plans is recorded
             chain = settings.extras["chain"]
             run_chain = partial(self.run_chain, windows, chain["kept_frames"], chain["overlap"], image, callback,
                                 timings)
@@ -209,9 +210,9 @@ class ImageToVideoGenerator:
                              trajectory=None)
             resolved = self.backend.resolve(window, [])
             resolved.extras["chain_window"] = i  # the window's place in the chain (a model that reads "it" needs it)
-            motion = {k: settings.extras[k] for k in MOTION_INPUTS if k in settings.extras}
-            if motion:  # each window follows its stretch of the video's camera path and trajectories
-                resolved.extras.update(motion, motion_window=[start, settings.num_frames])
+            # each window follows its stretch (from its start frame) of the video's camera path and trajectories
+            resolved.extras.update({k: settings.extras[k] for k in MOTION_INPUTS if k in settings.extras},
+                                   motion_window=[start, settings.num_frames])
             windows.append(resolved)
             start += chain["kept_frames"][i] - (chain["overlap"] if i == 0 else 0)
         return windows
@@ -221,28 +222,36 @@ class ImageToVideoGenerator:
                   sink: Callable[[np.ndarray], None] | None = None) -> np.ndarray | None:
         """Generate chained windows one at a time: each from the video's frame ``overlap`` before its
         end so far, its colours matched to the first window's, cross-faded over the overlap
-        (``i2v.long_video``); progress counts every window's steps. Returns the frames; with ``sink``
-        (a function taking ``(t, H, W, 3)`` uint8 frames) hands each window's frames to it instead, as
-        soon as no later window changes them, and returns None: at most a window's frames are held."""
+        (``i2v.long_video``); progress counts every window's steps. A window whose settings say ``anchored``
+        (its motion planned from the first frame, ``Backend.plan_chain``) is made from the first frame instead:
+        its frame 0 (never kept: the handover's place) is that frame, its colours are the first frame's.
+        Returns the frames; with ``sink`` (a function taking ``(t, H, W, 3)`` uint8 frames) hands each
+        window's frames to it instead, as soon as no later window changes them, and returns None: at most a
+        window's frames are held."""
         from .long_video import append_window, lab_stats, match_colours, pop_final
 
         steps = [w.extras.get("denoising_steps", w.num_inference_steps) for w in windows]
         latent = getattr(self.backend, "latent_handover", False)
         video: list[np.ndarray] = []  # the frames not yet handed to the sink
-        reference, current, handover, done = None, image, None, 0
+        reference, current, handover, anchor, done = None, image, None, None, 0
         for i, settings in enumerate(windows):
             report = None if callback is None else (lambda step, _, base=done: callback(base + step, sum(steps)))
             window_timings: dict[str, float] = {}
+            anchored = i > 0 and settings.extras.get("anchored", False)  # made from the first frame (see below)
+            if anchored:
+                current, handover = image, anchor
             extra = {"handover": handover} if handover is not None else {}
             part = self.backend.generate(settings, current, report, window_timings, self.show_progress, **extra)
             for key, value in window_timings.items():
                 timings[key] = timings.get(key, 0.0) + value
             if reference is None:
                 reference = lab_stats(part)
+                anchor = self.backend.last_latents[:, :, 0] if latent else None
                 video.extend(part[: kept[0]])
                 last = kept[0] - 1  # the window's frame that is the video's last
             else:
-                append_window(video, match_colours(part, reference, ramp=not latent), overlap, kept[i])
+                append_window(video, part if anchored else match_colours(part, reference, ramp=not latent), overlap,
+                              kept[i])
                 last = overlap + kept[i] - 1
             current = Image.fromarray(video[-overlap])  # the next window's handover
             if latent:  # the same frame, as the window's own latents

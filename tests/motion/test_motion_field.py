@@ -178,3 +178,18 @@ def test_a_still_background_holds_the_frame_and_drops_the_residual_where_objects
     assert field.cover is None and field.flow[0, :, -1, 50:, :].abs().max() == 0
     keep = field.residual_keep(16, 16)
     assert keep[0, 0, -1, 3, 11] == 0 and keep[0, 0, -1, 12, 12] == 1
+
+
+def test_an_anchored_window_moves_the_videos_first_frame_to_its_stretch_of_the_path():
+    """An anchored window (a long video whose motion is planned whole) is made from the video's first frame:
+    its frame 0 is that frame, and its frames 1.. show the object where the path has it in the video's
+    frames start+1.., moved from where the first frame shows it."""
+    image = _box_image()  # the video's first frame: the box at (13, 13)
+    _, trajectories = resolve_trajectories(f"box: 0s {13 / 64},{13 / 64} -> 4s {45 / 64},{13 / 64}", 40, 8)
+    field = trajectory_motion(image, trajectories, 6, 8, window=(20, 40), anchored=True)  # 1 px a frame, right
+    frames = _warp(image, field.flow)
+    assert np.array_equal(frames[0], image) and torch.equal(field.flow[:, :, 0], torch.zeros(1, 2, 64, 64))
+    for j in range(1, 6):
+        xs = np.nonzero(np.all(frames[j] == BOX, axis=-1))[1]
+        assert (xs.min(), xs.max()) == (8 + 20 + j, 17 + 20 + j)  # the video's frame 20 + j
+    assert np.all(frames[-1][8:18, 8:18] == BACKGROUND)  # the place it left, filled

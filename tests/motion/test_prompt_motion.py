@@ -6,8 +6,20 @@ import pytest
 import torch
 
 from i2v.motion.motion_field import still_background, trajectory_motion
-from i2v.motion.prompt_motion import (FoundObject, TRAVEL, find_objects, object_move, pick_object, plan_from_prompt,
-                                      plans_object)
+from i2v.motion.prompt_motion import (
+    CLIP_SECONDS,
+    HOLD_STILL,
+    TRAVEL,
+    FoundObject,
+    find_objects,
+    object_move,
+    pick_object,
+    plan_from_prompt,
+    plan_video,
+    plans_object,
+)
+from i2v.motion.trajectory import resolve_trajectories
+from i2v.prompt_schedule import PromptSegment, resolve_schedule
 from i2v.world.scenes import COLOURS, SIZE, Scene, SceneObject, render
 
 PHOTO = np.random.default_rng(0).integers(70, 170, size=(200, 300, 3), dtype=np.uint8)  # muted texture
@@ -214,3 +226,82 @@ def test_a_broken_reader_folder_is_a_weights_error(tmp_path):
     (tmp_path / "reader" / "config.json").write_text('{"_class_name": "PromptReader", "motions": ["move_left"]}')
     with pytest.raises(WeightsError, match="reader"):
         load_reader(tmp_path)
+
+
+class ScheduleReader:
+    """A reader whose answer depends on the prompt: {prompt: (motion, colour, shape)}."""
+
+    def __init__(self, answers):
+        self.answers = {prompt: FakeReader(*answer).answer for prompt, answer in answers.items()}
+        self.prompt = None
+
+    def probabilities(self, states, mask):
+        return [self.answers[self.prompt]]
+
+
+class PromptEncoder(FakeEncoder):
+    def __init__(self, reader):
+        self.reader = reader
+
+    def encode(self, prompts):
+        self.reader.prompt = prompts[0]
+        return super().encode(prompts)
+
+
+def _plan_video(answers, schedule, frame, num_frames=160, fps=8.0):
+    reader = ScheduleReader(answers)
+    text, segments = resolve_schedule(schedule, num_frames, fps)
+    return plan_video(reader, PromptEncoder(reader), segments or (PromptSegment(0.0, text),), frame, num_frames, fps)
+
+
+def test_a_long_videos_plan_moves_the_object_on_from_segment_to_segment():
+    """"0s: the red ball rolls right; 5s: it rolls left; 10s: the dog runs; 15s: it rolls up": one path from
+    the first frame, each segment moving the object on from where the one before left it, at the world's
+    speed or slower (so it moves for the whole segment), inside the frame; the dog's segment holds it."""
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.1), SceneObject("square", "blue", 0.7, 0.25, 0.08)]))[0]
+    answers = {"the red ball rolls right": ("move_right", "red", "circle"), "it rolls left": ("move_left", "none", "none"),
+               "the dog runs": ("other", "none", "none"), "it rolls up": ("move_up", "none", "none")}
+    planned = _plan_video(answers, "0s: the red ball rolls right; 5s: it rolls left; 10s: the dog runs; 15s: it rolls up",
+                          frame)
+    (path,) = planned.trajectories
+    assert path.name == "red circle"
+    times = [p[0] for p in path.points]
+    xs, ys = np.array([p[1] for p in path.points]), np.array([p[2] for p in path.points])
+    assert times == [0.0, 5.0, 10.0, 15.0, 19.875]
+    assert xs[1] > xs[0] + 0.3 and xs[2] < xs[1] - 0.3  # right, then back left
+    assert xs[3] == xs[2] and ys[3] == ys[2]  # the dog's segment holds it
+    assert ys[4] < ys[3] - 0.2 and xs[4] == xs[3]  # then up
+    assert np.all((xs > 0) & (xs < 1) & (ys > 0) & (ys < 1))
+    speeds = np.abs(np.diff(xs[:3])) / 5.0
+    assert np.all(speeds <= TRAVEL / CLIP_SECONDS + 1e-9)  # never faster than the world's objects
+    # what it records runs as a trajectory of the whole video (read back and checked)
+    assert resolve_trajectories(planned.text, 160, 8.0)[0] == planned.text
+
+
+def test_a_long_videos_plan_is_left_to_the_model_for_camera_moves_and_holds_still_shots():
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.1)]))[0]
+    answers = {"the red ball rolls right": ("move_right", "red", "circle"), "the camera pans left": ("pan_left", "none", "none"),
+               "nothing moves": ("static", "none", "none"), "the green triangle rolls": ("move_left", "green", "triangle")}
+    assert _plan_video(answers, "0s: the red ball rolls right; 5s: the camera pans left", frame) is None
+    assert _plan_video(answers, "0s: the green triangle rolls; 5s: the red ball rolls right", frame) is None  # not shown
+    still = _plan_video(answers, "0s: nothing moves; 5s: the red ball rolls right", frame)
+    (path,) = still.trajectories
+    assert [p[0] for p in path.points] == [0.0, 5.0, 19.875] and path.points[1][1:] == path.points[0][1:]
+    assert _plan_video(answers, "0s: nothing moves; 5s: nothing moves", frame).text == HOLD_STILL
+
+
+def test_a_long_videos_plan_grows_within_the_size_range_and_ends_at_the_last_frame():
+    """A 7 fps video's last frame is at 159/7 s: the plan's last time is written so that it is not after it."""
+    frame = render(_scene([SceneObject("square", "blue", 0.5, 0.5, 0.06)]))[0]
+    planned = _plan_video({"the blue square grows": ("grow", "blue", "square")}, "the blue square grows", frame, fps=7.0)
+    (path,) = planned.trajectories
+    assert path.points[0][1:] == path.points[-1][1:] and 1.5 < path.sizes[-1] <= 4.0
+    assert resolve_trajectories(planned.text, 160, 7.0)[0] == planned.text
+
+
+def test_two_objects_alike_get_their_own_paths():
+    frame = render(_scene([SceneObject("circle", "red", 0.25, 0.3, 0.08), SceneObject("circle", "red", 0.7, 0.7, 0.1)]))[0]
+    answers = {"the red ball rolls right": ("move_right", "red", "circle"), "it rolls up": ("move_up", "none", "none")}
+    planned = _plan_video(answers, "0s: the red ball rolls right; 5s: it rolls up", frame)
+    (path,) = planned.trajectories  # "it" is the one the segment before moved, not its twin
+    assert path.name in ("red circle 1", "red circle 2") and path.points[-1][2] < path.points[1][2] - 0.2

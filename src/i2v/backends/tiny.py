@@ -239,6 +239,7 @@ class TinyBackend(Backend):
         import numpy as np
 
         from ..motion.motion_field import requested_motion
+        from ..motion.trajectory import resolve_trajectories
 
         frame = np.asarray(image.convert("RGB"))
         field = requested_motion(settings.extras, frame, settings.num_frames, settings.fps)
@@ -247,7 +248,16 @@ class TinyBackend(Backend):
         if settings.num_frames * frame.shape[0] * frame.shape[1] > MAX_MOTION_PIXELS:  # a flow field too large to hold
             return None
         from ..motion.motion_field import still_background, trajectory_motion
-        from ..motion.prompt_motion import plan_from_prompt
+        from ..motion.prompt_motion import HOLD_STILL, plan_from_prompt
+
+        if "video_plan" in settings.extras:  # a window of a video planned whole (``plan_chain``): its stretch
+            still = still_background(settings.num_frames, *frame.shape[:2])
+            if settings.extras["video_plan"] == HOLD_STILL:
+                return still
+            video_frames = settings.extras["motion_window"][1]
+            trajectories = resolve_trajectories(settings.extras["video_plan"], video_frames, settings.fps)[1]
+            return trajectory_motion(frame, trajectories, settings.num_frames, settings.fps, background=still,
+                                     window=tuple(settings.extras["motion_window"]), anchored=True)
 
         # a later window of a long video made in windows: "it" is the object the window before moved
         previous = self.last_object if settings.extras.get("chain_window", 0) > 0 else None
@@ -260,6 +270,32 @@ class TinyBackend(Backend):
         if planned.trajectory is None:
             return still
         return trajectory_motion(frame, [planned.trajectory], settings.num_frames, settings.fps, background=still)
+
+    def plan_chain(self, settings: ResolvedSettings, windows: list[ResolvedSettings], image: Image.Image) -> None:
+        """A video made in windows whose prompts the reader plans (named shapes' moves, or holding still)
+        gets one plan from its first frame (``prompt_motion.plan_video``; recorded as the video's
+        ``prompt_motion``), so motion goes on across windows instead of starting and stopping with each. As the
+        rest of the frame holds still, every window is made from the first frame (``anchored``), moved along
+        its stretch of the plan: no window inherits the one before's drift. Without one (a user's camera path or trajectories, a camera prompt
+        in the schedule), each window plans alone."""
+        import numpy as np
+
+        from ..motion import MOTION_INPUTS
+        from ..motion.prompt_motion import plan_video
+        from ..prompt_schedule import PromptSegment
+
+        frame = np.asarray(image.convert("RGB"))
+        if (self.reader is None or any(k in settings.extras for k in MOTION_INPUTS)
+                or max(w.num_frames for w in windows) * frame.shape[0] * frame.shape[1] > MAX_MOTION_PIXELS):
+            return
+        segments = settings.prompt_schedule or (PromptSegment(0.0, settings.prompt),)
+        planned = plan_video(self.reader, self.pipeline.text_encoder, segments, frame, settings.num_frames,
+                             settings.fps)
+        if planned is None:
+            return
+        settings.extras["prompt_motion"] = planned.text
+        for window in windows:  # each starts from the first frame, moved along its stretch of the plan
+            window.extras.update(video_plan=planned.text, anchored=True)
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None,

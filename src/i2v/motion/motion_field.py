@@ -71,14 +71,16 @@ def camera_motion(keyframes: Sequence[CameraKeyframe], num_frames: int, fps: flo
 
 
 def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num_frames: int, fps: float,
-                      background: MotionField | None = None, window: tuple[int, int] | None = None) -> MotionField:
+                      background: MotionField | None = None, window: tuple[int, int] | None = None,
+                      anchored: bool = False) -> MotionField:
     """Each object (the region under its first point in ``image``, (H, W, 3) uint8) follows its path, in screen
     positions, at its path's sizes (scaled about its centre); the place it leaves (where the background's flow
     would still show it) shows the background around it, mirrored. Elsewhere ``background`` (a camera path)
     holds, or, without one, the model's own plan (the field's cover). Every object's place is filled before any
     object is drawn, so an object moving onto another's old place is not painted over. ``window`` (start frame,
     the video's frames): the run is that stretch of a longer video; ``image`` is the video's frame ``start``,
-    where each object is found at its path's position then.
+    where each object is found at its path's position then; with ``anchored``, ``image`` is the video's first
+    frame and the run's frame 0 (the stretch's frames 1.. move it along the paths from there).
     """
     h, w = image.shape[:2]
     grid = base_grid(h, w)[0]  # (H, W, 2) pixel centres, normalised (x, y)
@@ -89,12 +91,14 @@ def trajectory_motion(image: np.ndarray, trajectories: Sequence[Trajectory], num
     left = torch.zeros(num_frames, h, w, dtype=torch.bool)
     moves = []
     start, total = window or (0, num_frames)
+    shown = np.arange(start, start + num_frames)  # the video's frame each of the run's frames shows
+    if anchored:
+        shown[0] = 0
     for trajectory in trajectories:
         positions = trajectory.positions(total, fps)  # over the video; a window running past its end holds
-        positions = np.concatenate([positions, positions[-1:].repeat(max(0, start + num_frames - total), 0)])
-        positions = positions[start:start + num_frames]  # (T, 2)
+        positions = np.concatenate([positions, positions[-1:].repeat(max(0, start + num_frames - total), 0)])[shown]
         sizes = trajectory.scales(total, fps)
-        sizes = np.concatenate([sizes, sizes[-1:].repeat(max(0, start + num_frames - total))])[start:start + num_frames]
+        sizes = np.concatenate([sizes, sizes[-1:].repeat(max(0, start + num_frames - total))])[shown]
         sizes = torch.from_numpy(sizes / sizes[0]).float()  # (T,) relative to the run's first frame
         region = object_region(image, tuple(positions[0]))  # (H, W) bool, in the run's first frame
         shift = torch.from_numpy((positions - positions[0]) * 2).float()  # (T, 2), normalised units

@@ -15,15 +15,18 @@ plan: the model plans as before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..prompt_schedule import PromptSegment
 from ..world.reader_captions import OTHER
-from ..world.scenes import COLOURS, OBJECT_DIRECTIONS, SCALE_RANGE, SHAPES, TRAVEL_RANGE
-from .trajectory import REGION_RADIUS, Trajectory, format_trajectories
+from ..world.scenes import COLOURS, FPS, NUM_FRAMES, OBJECT_DIRECTIONS, SCALE_RANGE, SHAPES, TRAVEL_RANGE
+from .trajectory import REGION_RADIUS, SIZE_RANGE, Trajectory, format_trajectories
 
 # a pixel is of a palette colour within this distance (per channel, 0-255): anti-aliased rims and the
 # autoencoder's round trip stay inside, a photo's muted tones outside
@@ -34,6 +37,7 @@ MIN_AREA, MAX_AREA = 0.002, 0.12
 MAX_ASPECT = 1.6
 MIN_SOLIDITY = 0.85
 TRAVEL = sum(TRAVEL_RANGE) / 2  # the world's mean move, in lengths of the frame's shorter side
+CLIP_SECONDS = (NUM_FRAMES - 1) / FPS  # a world clip, over which its objects travel and grow
 GROWTH = float(np.sqrt(SCALE_RANGE[0] * SCALE_RANGE[1]))  # the world's mean size change (its inverse: shrink)
 HOLD_STILL = "still (the prompt names no camera move and no shape the model can find)"
 # the reader's least probability that the prompt names one of the world's shapes (or "the red one")
@@ -41,6 +45,7 @@ MIN_CONFIDENCE = 0.5
 # an object is a candidate where its colour or its shape is read with at least this probability
 MIN_MATCH = 0.3
 SMOOTHING = 0.05
+STILL_MOTIONS = ("still", "static")  # the world's still object and still camera
 
 
 def load_reader(folder: Path):
@@ -145,10 +150,11 @@ def pick_object(found: list[FoundObject], colour: dict[str, float], shape: dict[
     return found[max(scored)[2]] if scored else None
 
 
-def object_move(found: FoundObject, direction: str, height: int, width: int) -> tuple[tuple[float, float],
-                                                                                   tuple[float, float]]:
+def object_move(found: FoundObject, direction: str, height: int, width: int,
+                travel: float = TRAVEL) -> tuple[tuple[float, float], tuple[float, float]]:
     """(start, end) of a straight move of ``found`` in ``direction`` (a key of OBJECT_DIRECTIONS) in a
-    ``height x width`` frame: the world's mean travel, cut short so the object stays inside the frame."""
+    ``height x width`` frame: ``travel`` lengths of the shorter side (the world's mean), cut short so the
+    object stays inside the frame."""
     dx, dy = OBJECT_DIRECTIONS[direction]
     (x, y), (hw, hh) = found.centre, found.half_size
     side = min(height, width)  # travel in lengths of the shorter side, the same in pixels along x and y
@@ -157,29 +163,71 @@ def object_move(found: FoundObject, direction: str, height: int, width: int) -> 
         inside = float(np.clip(start + step, half + 0.01, 1 - half - 0.01))
         return max(inside, start) if step > 0 else min(inside, start) if step < 0 else start  # never backwards
 
-    return (x, y), (end(x, TRAVEL * dx * side / width, hw), end(y, TRAVEL * dy * side / height, hh))
+    return (x, y), (end(x, travel * dx * side / width, hw), end(y, travel * dy * side / height, hh))
 
 
-def object_growth(found: FoundObject, motion: str) -> float:
-    """The size factor of a ``grow`` or ``shrink``: the world's mean, a growth cut short at the frame's edge."""
+def object_growth(found: FoundObject, motion: str, growth: float = GROWTH) -> float:
+    """The size factor of a ``grow`` or ``shrink`` by ``growth`` (the world's mean), a growth cut short at
+    the frame's edge."""
     if motion == "shrink":
-        return 1 / GROWTH
+        return 1 / growth
     (x, y), (hw, hh) = found.centre, found.half_size
-    room = min((min(x, 1 - x) - 0.01) / hw, (min(y, 1 - y) - 0.01) / hh) if hw and hh else GROWTH
-    return float(np.clip(room, 1.0, GROWTH))
+    room = min((min(x, 1 - x) - 0.01) / hw, (min(y, 1 - y) - 0.01) / hh) if hw and hh else growth
+    return float(np.clip(room, 1.0, growth))
 
 
 @dataclass(frozen=True)
 class PromptMotion:
-    """What the reader decided: a named shape's path, or (``trajectory`` None) to hold the frame still, for a
-    prompt that moves a subject the model cannot move ("the dog runs left")."""
+    """What the reader decided: named shapes' paths, or (none) to hold the frame still, for a prompt that
+    moves a subject the model cannot move ("the dog runs left")."""
 
-    trajectory: Trajectory | None
+    trajectories: tuple[Trajectory, ...] = ()  # empty: hold still
+
+    @property
+    def trajectory(self) -> Trajectory | None:
+        """The one object's path (a single clip's plan moves one), None: hold still."""
+        return self.trajectories[0] if self.trajectories else None
 
     @property
     def text(self) -> str:
-        """As recorded in the output's metadata: the trajectory's text, or HOLD_STILL."""
-        return HOLD_STILL if self.trajectory is None else format_trajectories([self.trajectory])
+        """As recorded in the output's metadata: the trajectories' text, or HOLD_STILL."""
+        return format_trajectories(self.trajectories) if self.trajectories else HOLD_STILL
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader reads in a prompt: its motion (a key of ``reader_captions.MOTIONS``), and the
+    probabilities of each colour and shape it names."""
+
+    motion: str
+    colour: dict[str, float]
+    shape: dict[str, float]
+
+    @property
+    def planned(self) -> bool:
+        """Whether the plan is decided here (an object's motion, or a subject the model cannot move),
+        not by the model (camera moves, still shots)."""
+        return moves_an_object(self.motion) or self.motion == OTHER
+
+    def holds_still(self, previous) -> bool:
+        """Whether it moves nothing the model can move: another subject, or "it" with nothing before."""
+        return self.motion == OTHER or (not self.names_a_shape and previous is None)
+
+    @property
+    def names_a_shape(self) -> bool:
+        return 1 - self.shape.get("none", 0.0) >= MIN_CONFIDENCE
+
+    def target(self, objects: list[FoundObject], previous: tuple[str, str] | None) -> FoundObject | None:
+        """The object it names among ``objects``; "it" (no shape named): one of ``previous`` (colour, shape)."""
+        if self.names_a_shape or previous is None:
+            return pick_object(objects, self.colour, self.shape)
+        return pick_object(objects, {previous[0]: 1.0}, {previous[1]: 1.0})
+
+
+def read_prompt(reader, text_encoder, prompt: str) -> Reading:
+    text = text_encoder.encode([prompt])
+    read = reader.probabilities(text.states, text.mask)[0]
+    return Reading(max(read["motion"], key=read["motion"].get), read["colour"], read["shape"])
 
 
 def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray,
@@ -192,23 +240,72 @@ def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray,
     prompt that names no shape ("0s: the circle moves right; 6s: it moves up") then moves it on."""
     if not prompt.strip():
         return None
-    text = text_encoder.encode([prompt])
-    read = reader.probabilities(text.states, text.mask)[0]
-    motion = max(read["motion"], key=read["motion"].get)
-    if not (moves_an_object(motion) or motion == OTHER):
+    read = read_prompt(reader, text_encoder, prompt)
+    if not read.planned:
         return None
-    colour, shape = read["colour"], read["shape"]
-    names_a_shape = 1 - shape.get("none", 0.0) >= MIN_CONFIDENCE
-    if motion == OTHER or (not names_a_shape and previous is None):
-        return PromptMotion(None)
-    if not names_a_shape:  # "it": the object the window before moved
-        colour, shape = {previous[0]: 1.0}, {previous[1]: 1.0}
-    found = pick_object(find_objects(image), colour, shape)
+    if read.holds_still(previous):
+        return PromptMotion()
+    found = read.target(find_objects(image), previous)
     if found is None:
         return None
     name = f"{found.colour} {found.shape}"
-    if motion in ("grow", "shrink"):
-        return PromptMotion(Trajectory(name, ((None, *found.centre), (None, *found.centre)),
-                                       (None, object_growth(found, motion))))
-    start, end = object_move(found, motion[len("move_"):], *image.shape[:2])
-    return PromptMotion(Trajectory(name, ((None, *start), (None, *end))))
+    if read.motion in ("grow", "shrink"):
+        return PromptMotion((Trajectory(name, ((None, *found.centre), (None, *found.centre)),
+                                        (None, object_growth(found, read.motion))),))
+    start, end = object_move(found, read.motion[len("move_"):], *image.shape[:2])
+    return PromptMotion((Trajectory(name, ((None, *start), (None, *end))),))
+
+
+def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: np.ndarray, num_frames: int,
+               fps: float) -> PromptMotion | None:
+    """One plan for a whole video made in windows, from its first frame (H, W, 3) uint8 and its prompt
+    schedule (``segments``; one segment for a single prompt), so its objects move on across the windows
+    instead of starting and stopping with each: in each segment the named shape (or "it", the one the
+    segment before moved) goes on from where the plan has it then, at the world's speed (TRAVEL over a
+    world clip) or slower where the frame's edge is nearer, so it moves for the whole segment; grows and
+    shrinks alike (GROWTH over a world clip, within the frame and SIZE_RANGE). A still shot, or a segment
+    that moves something else, holds everything still. None: a segment is left to the model (a camera move,
+    a shape the frame does not show): each window then plans on its own."""
+    end = math.floor((num_frames - 1) / fps * 1e6) / 1e6  # the last frame's time, as the trajectory writes it
+    objects = find_objects(image)
+    height, width = image.shape[:2]
+    paths: dict[int, tuple[str, list[tuple[float, float, float, float]]]] = {}  # object -> name, points (t, x, y, size)
+    previous = None  # the object the segment before moved: "it"
+    for k, segment in enumerate(segments):
+        start, stop = segment.start, segments[k + 1].start if k + 1 < len(segments) else end
+        if not segment.prompt.strip():
+            return None
+        read = read_prompt(reader, text_encoder, segment.prompt)
+        if read.motion in STILL_MOTIONS or read.holds_still(previous):
+            continue
+        if not read.planned:
+            return None
+        found = read.target(objects, None) if read.names_a_shape else previous
+        if found is None:
+            return None
+        previous = found
+        _, points = paths.setdefault(objects.index(found), (object_name(found, objects), [(0.0, *found.centre, 1.0)]))
+        if stop <= start:
+            continue
+        time, x, y, size = points[-1]
+        if time < start:  # it holds until its segment starts
+            points.append((start, x, y, size))
+        here = replace(found, centre=(x, y), half_size=(found.half_size[0] * size, found.half_size[1] * size))
+        share = (stop - start) / CLIP_SECONDS  # world clips' worth of time
+        if read.motion in ("grow", "shrink"):
+            factor = object_growth(here, read.motion, GROWTH ** share)
+            points.append((stop, x, y, float(np.clip(size * factor, *SIZE_RANGE))))
+        else:
+            _, (x, y) = object_move(here, read.motion[len("move_"):], height, width, TRAVEL * share)
+            points.append((stop, x, y, size))
+    if not paths:
+        return PromptMotion()
+    return PromptMotion(tuple(Trajectory(name, tuple(p[:3] for p in points),
+                                         None if all(p[3] == 1.0 for p in points) else tuple(p[3] for p in points))
+                              for name, points in paths.values()))
+
+
+def object_name(found: FoundObject, objects: list[FoundObject]) -> str:
+    """"red circle", numbered where the frame shows several ("red circle 2")."""
+    same = [o for o in objects if (o.colour, o.shape) == (found.colour, found.shape)]
+    return f"{found.colour} {found.shape}" + (f" {same.index(found) + 1}" if len(same) > 1 else "")
