@@ -305,3 +305,19 @@ def test_two_objects_alike_get_their_own_paths():
     planned = _plan_video(answers, "0s: the red ball rolls right; 5s: it rolls up", frame)
     (path,) = planned.trajectories  # "it" is the one the segment before moved, not its twin
     assert path.name in ("red circle 1", "red circle 2") and path.points[-1][2] < path.points[1][2] - 0.2
+
+
+def test_a_later_segment_that_names_no_colour_goes_on_with_the_object_before():
+    """"0s: the yellow triangle moves right; 5s: the golden pyramid moves left": the reader reads no colour in
+    "golden", so both triangles fit; the one the segment before moved is the likelier (not the larger white
+    one). A colour it does read still picks the other."""
+    frame = render(_scene([SceneObject("triangle", "yellow", 0.3, 0.3, 0.08),
+                           SceneObject("triangle", "white", 0.6, 0.7, 0.11)]))[0]
+    answers = {"the yellow triangle moves right": ("move_right", "yellow", "triangle"),
+               "the golden pyramid moves left": ("move_left", "none", "triangle"),
+               "the white triangle moves left": ("move_left", "white", "triangle")}
+    (path,) = _plan_video(answers, "0s: the yellow triangle moves right; 5s: the golden pyramid moves left",
+                          frame).trajectories
+    assert path.name == "yellow triangle" and path.points[2][1] < path.points[1][1] - 0.2
+    both = _plan_video(answers, "0s: the yellow triangle moves right; 5s: the white triangle moves left", frame)
+    assert [t.name for t in both.trajectories] == ["yellow triangle", "white triangle"]

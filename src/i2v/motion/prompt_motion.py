@@ -46,6 +46,7 @@ MIN_CONFIDENCE = 0.5
 MIN_MATCH = 0.3
 SMOOTHING = 0.05
 STILL_MOTIONS = ("still", "static")  # the world's still object and still camera
+PREFER_PREVIOUS = 2.0  # how much likelier a schedule's later segment names the object the one before moved
 
 
 def load_reader(folder: Path):
@@ -132,12 +133,16 @@ def outline_shape(outline: np.ndarray, fill: float) -> str:
     return "square" if corners == 4 and fill >= 0.85 else "circle"
 
 
-def pick_object(found: list[FoundObject], colour: dict[str, float], shape: dict[str, float]) -> FoundObject | None:
+def pick_object(found: list[FoundObject], colour: dict[str, float], shape: dict[str, float],
+                prefer: FoundObject | None = None) -> FoundObject | None:
     """The object a prompt names, given the reader's probabilities of each colour (and ``none``) and shape
     (and ``any``, ``none``): the one most likely named, ``none`` and ``any`` spreading evenly over the
     colours and shapes, each attribute's probability floored at SMOOTHING (a word the reader has not seen,
     "emerald", can be read as a wrong colour with confidence: among the objects the frame shows, the shape
-    still finds it). None: neither the colour nor the shape of any object the frame shows is read."""
+    still finds it). ``prefer``: the object a schedule's segment before moved, PREFER_PREVIOUS times as
+    likely (a later segment most often goes on about it: "the golden pyramid" after "the yellow triangle",
+    where the reader reads no colour in "golden" and a white triangle stands beside it). None: neither the
+    colour nor the shape of any object the frame shows is read."""
     def attributes(o: FoundObject) -> tuple[float, float]:
         return (colour.get(o.colour, 0.0) + colour.get("none", 0.0) / len(COLOURS),
                 shape.get(o.shape, 0.0) + shape.get("any", 0.0) / len(SHAPES))
@@ -146,7 +151,8 @@ def pick_object(found: list[FoundObject], colour: dict[str, float], shape: dict[
     for i, o in enumerate(found):
         by_colour, by_shape = attributes(o)
         if max(by_colour, by_shape) >= MIN_MATCH:
-            scored.append(((by_colour + SMOOTHING) * (by_shape + SMOOTHING), o.area, i))
+            prior = PREFER_PREVIOUS if o == prefer else 1.0
+            scored.append((prior * (by_colour + SMOOTHING) * (by_shape + SMOOTHING), o.area, i))
     return found[max(scored)[2]] if scored else None
 
 
@@ -280,7 +286,7 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
             continue
         if not read.planned:
             return None
-        found = read.target(objects, None) if read.names_a_shape else previous
+        found = pick_object(objects, read.colour, read.shape, prefer=previous) if read.names_a_shape else previous
         if found is None:
             return None
         previous = found
