@@ -274,10 +274,10 @@ class TinyBackend(Backend):
     def plan_chain(self, settings: ResolvedSettings, windows: list[ResolvedSettings], image: Image.Image) -> None:
         """A video made in windows whose prompts the reader plans (named shapes' moves, or holding still)
         gets one plan from its first frame (``prompt_motion.plan_video``; recorded as the video's
-        ``prompt_motion``), so motion goes on across windows instead of starting and stopping with each. As the
-        rest of the frame holds still, every window is made from the first frame (``anchored``), moved along
-        its stretch of the plan: no window inherits the one before's drift. Without one (a user's camera path or trajectories, a camera prompt
-        in the schedule), each window plans alone."""
+        ``prompt_motion``), so motion goes on across windows instead of starting and stopping with each.
+        As the rest of the frame holds still, every window is made from the first frame (``anchored``),
+        moved along its stretch of the plan: no window inherits the one before's drift. Without a plan (a
+        user's camera path or trajectories, a camera prompt in the schedule), each window plans alone."""
         import numpy as np
 
         from ..motion import MOTION_INPUTS

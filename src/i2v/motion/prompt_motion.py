@@ -10,7 +10,8 @@ trajectory the denoiser holds, as ``--trajectory`` is held, recorded in the outp
 (``prompt_motion``). A prompt
 that moves something else ("the dog runs left") holds the frame still: a still subject is a better
 answer than a smeared one. Camera moves, still shots and a shape the frame does not show get no
-plan: the model plans as before.
+plan: the model plans as before. A long video made in windows is planned once, from its first
+frame and its prompt schedule (``plan_video``), so its shapes move on across the windows.
 """
 
 from __future__ import annotations
