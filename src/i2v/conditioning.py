@@ -92,6 +92,15 @@ class MiniLMTextEncoder:
             out.append(TextEmbedding(states[i:i + 1, :n].cpu(), pooled[i:i + 1].cpu(), mask[i:i + 1, :n].cpu()))
         return out
 
+    @torch.no_grad()
+    def encode_layers(self, prompts: list[str], layers: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The states of the given hidden layers (0: the input embeddings, 6: the last), not memoised:
+        ``(B, L, len(layers), 384)`` and the mask ``(B, L)``."""
+        tokens = self.tokenizer(prompts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+        tokens = {k: v.to(self.device) for k, v in tokens.items()}
+        hidden = self.model(**tokens, output_hidden_states=True).hidden_states  # layers + 1 of (B, L, 384)
+        return torch.stack([hidden[k] for k in layers], 2).cpu(), tokens["attention_mask"].float().cpu()
+
     def encode(self, prompts: list[str]) -> TextEmbedding:
         missing = sorted({p for p in prompts if p not in self._cache})
         if missing:

@@ -115,6 +115,10 @@ class FakeReader:
         self.answer = {"motion": spread(motion, MOTIONS), "colour": spread(colour, COLOUR_LABELS),
                        "shape": spread(shape, SHAPE_LABELS)}
 
+    def encode(self, text_encoder, prompts):
+        text = text_encoder.encode(prompts)
+        return text.states, text.mask
+
     def probabilities(self, states, mask):
         return [self.answer]
 
@@ -228,7 +232,7 @@ def test_a_broken_reader_folder_is_a_weights_error(tmp_path):
         load_reader(tmp_path)
 
 
-class ScheduleReader:
+class ScheduleReader(FakeReader):
     """A reader whose answer depends on the prompt: {prompt: (motion, colour, shape)}."""
 
     def __init__(self, answers):

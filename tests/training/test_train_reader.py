@@ -27,3 +27,23 @@ def test_bad_arguments_fail_before_any_work(tmp_path, args, capsys):
     assert main(["train", "reader", "--output-dir", str(tmp_path / "r"), *args]) != 0
     assert "must be" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_reader_of_several_layers_trains_loads_and_reads_a_prompt(tmp_path):
+    from i2v.conditioning import MiniLMTextEncoder
+
+    out = tmp_path / "model" / "reader"
+    assert main(["train", "reader", "--output-dir", str(out), "--examples", "64", "--heldout", "16", "--steps", "10",
+                 "--batch-size", "16", "--scenes", "4", "--layers", "0,3,6"]) == 0
+    reader = load_reader(tmp_path / "model")
+    assert reader.config.layers == [0, 3, 6]
+    states, mask = reader.encode(MiniLMTextEncoder(), ["the red ball rolls left", "a dog runs"])
+    assert states.shape[:3] == (2, mask.shape[1], 3) and states.shape[3] == 384
+    assert len(reader.read(states, mask)) == 2
+
+
+@pytest.mark.parametrize("layers", ["3,2,6", "0,4", "0,7", "x"])
+def test_layers_that_are_not_minilms_rising_to_its_last_fail_before_any_work(tmp_path, layers, capsys):
+    assert main(["train", "reader", "--output-dir", str(tmp_path / "r"), "--layers", layers]) != 0
+    assert "--layers" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

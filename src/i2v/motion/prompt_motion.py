@@ -68,6 +68,10 @@ def read_reader_folder(folder: Path):
             reader = PromptReader.from_pretrained(folder, use_safetensors=True, local_files_only=True)
         except TypeError as exc:  # a config without the reader's fields
             raise WeightsError(f"{folder}: not a prompt reader's config ({exc})") from exc
+    layers = list(reader.config.layers or [6])
+    if not (all(isinstance(k, int) and 0 <= k <= 6 for k in layers) and layers[-1] == 6):
+        raise WeightsError(f"{folder}: a prompt reader reads MiniLM's hidden layers 0-6, the last one last; this one "
+                           f"reads {layers}")
     if reader.config.text_dim != 384 or not set(reader.config.motions) <= set(MOTIONS):
         raise WeightsError(f"{folder}: a prompt reader reads MiniLM's 384-wide states and the world's "
                            f"motions; this one takes {reader.config.text_dim} and {list(reader.config.motions)[:4]}...")
@@ -232,8 +236,7 @@ class Reading:
 
 
 def read_prompt(reader, text_encoder, prompt: str) -> Reading:
-    text = text_encoder.encode([prompt])
-    read = reader.probabilities(text.states, text.mask)[0]
+    read = reader.probabilities(*reader.encode(text_encoder, [prompt]))[0]
     return Reading(max(read["motion"], key=read["motion"].get), read["colour"], read["shape"])
 
 

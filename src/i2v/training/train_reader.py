@@ -37,21 +37,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--scenes", type=int, default=456, help="held-out world scenes to plan on (the grounded score)")
+    p.add_argument("--layers", default=None,
+                   help="the text encoder's hidden layers each head mixes, e.g. 0,1,2,3,4,5,6 (0: its input embeddings, "
+                        "6: its last; the last must be 6); default: the last alone")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--score", default=None, metavar="READER_DIR",
                    help="score this trained reader (held-out prompts and scenes) instead of training one")
     return p.parse_args(argv)
 
 
-def encode(examples: list[ReaderExample], text_encoder, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts -> MiniLM states (N, L, 384) and mask (N, L), padded to the longest prompt."""
+def encode(examples: list[ReaderExample], text_encoder, layers: list[int] | None = None,
+           batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts -> MiniLM states (N, L, 384), or with ``layers`` those hidden layers' (N, L, K, 384) in fp16
+    (the reader computes in fp32), and mask (N, L), padded to the longest prompt."""
     states, masks = [], []
     for i in range(0, len(examples), batch):
-        text = text_encoder._encode_uncached([e.prompt for e in examples[i:i + batch]])
+        prompts = [e.prompt for e in examples[i:i + batch]]
+        if layers:
+            hidden, mask = text_encoder.encode_layers(prompts, layers)  # (B, L, K, D), (B, L)
+            for h, m in zip(hidden, mask):
+                n = int(m.sum())
+                states.append(h[:n].half())
+                masks.append(m[:n])
+            continue
+        text = text_encoder._encode_uncached(prompts)
         states += [t.states[0] for t in text]
         masks += [t.mask[0] for t in text]
     length = max(s.shape[0] for s in states)
-    out = torch.zeros(len(states), length, states[0].shape[-1])
+    out = torch.zeros(len(states), length, *states[0].shape[1:], dtype=states[0].dtype)
     mask = torch.zeros(len(states), length)
     for i, (s, m) in enumerate(zip(states, masks)):
         out[i, :s.shape[0]], mask[i, :m.shape[0]] = s, m
@@ -114,6 +127,19 @@ def grounded_score(reader: PromptReader, text_encoder, scenes: int) -> dict:
         f"{k}_cases": len(v) for k, v in right.items()}
 
 
+def parse_layers(text: str | None) -> list[int] | None:
+    """``"0,3,6"`` -> [0, 3, 6], checked: hidden layers of MiniLM (0-6), rising, ending with the last (6)."""
+    if text is None:
+        return None
+    try:
+        layers = [int(k) for k in text.split(",")]
+    except ValueError:
+        raise TrainingSetupError(f"--layers: numbers 0 to 6 separated by commas, got {text!r}") from None
+    if not (all(0 <= k <= 6 for k in layers) and layers == sorted(set(layers)) and layers[-1] == 6):
+        raise TrainingSetupError(f"--layers: rising hidden layers of MiniLM (0 to 6), ending with 6, got {text!r}")
+    return layers
+
+
 def main(argv=None) -> dict:
     from ..conditioning import MiniLMTextEncoder
 
@@ -123,6 +149,7 @@ def main(argv=None) -> dict:
                                  "--learning-rate > 0")
     if (args.output_dir is None) == (args.score is None):
         raise TrainingSetupError("give --output-dir (train a reader) or --score READER_DIR (score one)")
+    layers = parse_layers(args.layers)
     text_encoder = MiniLMTextEncoder()
     if args.score is not None:  # an existing reader, scored
         from ..motion.prompt_motion import read_reader_folder
@@ -132,7 +159,7 @@ def main(argv=None) -> dict:
             raise TrainingSetupError(f"--score {args.score}: no prompt reader there (no config.json)")
         reader = read_reader_folder(folder)
         held = reader_examples(args.heldout, args.seed, "heldout")
-        report = {"heldout": score(reader, *encode(held, text_encoder), held),
+        report = {"heldout": score(reader, *encode(held, text_encoder, reader.config.layers), held),
                   "grounded": grounded_score(reader, text_encoder, args.scenes)}
         print(json.dumps(report, indent=2))
         return report
@@ -142,12 +169,12 @@ def main(argv=None) -> dict:
     train_set = reader_examples(args.examples, args.seed, "train")
     heldout_set = reader_examples(args.heldout, args.seed, "heldout")
     t0 = time.perf_counter()
-    states, mask = encode(train_set, text_encoder)
-    held_states, held_mask = encode(heldout_set, text_encoder)
+    states, mask = encode(train_set, text_encoder, layers)
+    held_states, held_mask = encode(heldout_set, text_encoder, layers)
     print(f"encoded {len(train_set) + len(heldout_set)} prompts in {time.perf_counter() - t0:.0f} s", flush=True)
     labels = targets(train_set)
 
-    reader = PromptReader(motions=list(MOTIONS), colours=list(COLOUR_LABELS), shapes=list(SHAPE_LABELS))
+    reader = PromptReader(motions=list(MOTIONS), colours=list(COLOUR_LABELS), shapes=list(SHAPE_LABELS), layers=layers)
     optimizer = torch.optim.AdamW(reader.parameters(), lr=args.learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.learning_rate, total_steps=args.steps)
     generator = torch.Generator().manual_seed(args.seed)
