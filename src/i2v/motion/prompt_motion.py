@@ -286,10 +286,12 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
         if not segment.prompt.strip():
             return None
         read = read_prompt(reader, text_encoder, segment.prompt)
-        if read.motion in STILL_MOTIONS or read.holds_still(previous):
+        if read.motion in STILL_MOTIONS:
             continue
-        if not read.planned:
+        if not read.planned:  # a camera move: the model's
             return None
+        if read.holds_still(previous):
+            continue
         found = pick_object(objects, read.colour, read.shape, prefer=previous) if read.names_a_shape else previous
         if found is None:
             return None
