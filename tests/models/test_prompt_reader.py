@@ -1,5 +1,6 @@
 """PromptReader: per-head logits from MiniLM states, padding ignored, a save/load round trip."""
 
+import pytest
 import torch
 
 from i2v.models.prompt_reader import PromptReader
@@ -50,6 +51,8 @@ def test_a_reader_of_several_layers_mixes_them_per_head_and_starts_from_their_me
     only_last = head(states, mask, sentence)
     torch.testing.assert_close(only_last, head(states[:, :, -1:].expand(-1, -1, 3, -1).contiguous(), mask, sentence))
     assert not torch.allclose(only_last, mixed)
+    with pytest.raises(ValueError, match="layers"):  # the last layer's states alone are not what it reads
+        reader(states[:, :, -1], mask)
     reader.save_pretrained(tmp_path, safe_serialization=True)
     loaded = PromptReader.from_pretrained(tmp_path, use_safetensors=True).eval()
     assert loaded.config.layers == [2, 4, 6] and loaded.read(states, mask) == reader.read(states, mask)

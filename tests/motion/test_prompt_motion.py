@@ -288,6 +288,7 @@ def test_a_long_videos_plan_is_left_to_the_model_for_camera_moves_and_holds_stil
                "nothing moves": ("static", "none", "none"), "the green triangle rolls": ("move_left", "green", "triangle")}
     assert _plan_video(answers, "0s: the red ball rolls right; 5s: the camera pans left", frame) is None
     assert _plan_video(answers, "0s: the camera pans left; 5s: the red ball rolls right", frame) is None
+    assert _plan_video(answers, "the camera pans left", frame) is None
     assert _plan_video(answers, "0s: nothing moves; 5s: the camera pans left", frame) is None
     assert _plan_video(answers, "0s: the green triangle rolls; 5s: the red ball rolls right", frame) is None  # not shown
     still = _plan_video(answers, "0s: nothing moves; 5s: the red ball rolls right", frame)

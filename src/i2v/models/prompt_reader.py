@@ -74,6 +74,9 @@ class PromptReader(ModelMixin, ConfigMixin):
         # states: (B, L, text_dim) MiniLM's last hidden states, or (B, L, K, text_dim) the ``layers``' (the last
         # last); mask: (B, L) 1 on tokens -> {head: (B, classes)}
         states = states.float() if states.dim() == 4 else states.float()[:, :, None]  # (B, L, K, D)
+        if states.shape[2] != len(self.config.layers or [6]):
+            raise ValueError(f"this reader reads hidden layers {self.config.layers or [6]}; got states of "
+                             f"{states.shape[2]} layers (read them with reader.encode)")
         mask = mask.float()
         mean = (states[:, :, -1] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (B, D)
         sentence = F.normalize(mean, dim=-1)

@@ -11,7 +11,9 @@ trajectory the denoiser holds, as ``--trajectory`` is held, recorded in the outp
 that moves something else ("the dog runs left") holds the frame still: a still subject is a better
 answer than a smeared one. Camera moves, still shots and a shape the frame does not show get no
 plan: the model plans as before. A long video made in windows is planned once, from its first
-frame and its prompt schedule (``plan_video``), so its shapes move on across the windows.
+frame and its prompt schedule (``plan_video``), so its shapes move on across the windows; there a
+still shot holds the frame (every window is then made from the first frame), and a camera move in
+any segment leaves every window to the model.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from ..prompt_schedule import PromptSegment
 from ..world.reader_captions import OTHER
 from ..world.scenes import COLOURS, FPS, NUM_FRAMES, OBJECT_DIRECTIONS, SCALE_RANGE, SHAPES, TRAVEL_RANGE
-from .trajectory import REGION_RADIUS, SIZE_RANGE, Trajectory, format_trajectories
+from .trajectory import MAX_OBJECTS, REGION_RADIUS, SIZE_RANGE, Trajectory, format_trajectories
 
 # a pixel is of a palette colour within this distance (per channel, 0-255): anti-aliased rims and the
 # autoencoder's round trip stay inside, a photo's muted tones outside
@@ -296,9 +298,11 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
         if found is None:
             return None
         previous = found
-        _, points = paths.setdefault(objects.index(found), (object_name(found, objects), [(0.0, *found.centre, 1.0)]))
         if stop <= start:
             continue
+        _, points = paths.setdefault(objects.index(found), (object_name(found, objects), [(0.0, *found.centre, 1.0)]))
+        if len(paths) > MAX_OBJECTS:  # more than a trajectory may move: left to the model
+            return None
         time, x, y, size = points[-1]
         if time < start:  # it holds until its segment starts
             points.append((start, x, y, size))

@@ -149,6 +149,8 @@ def main(argv=None) -> dict:
                                  "--learning-rate > 0")
     if (args.output_dir is None) == (args.score is None):
         raise TrainingSetupError("give --output-dir (train a reader) or --score READER_DIR (score one)")
+    if args.score is not None and args.layers is not None:
+        raise TrainingSetupError("--layers is for training; --score reads the layers the reader was trained on")
     layers = parse_layers(args.layers)
     text_encoder = MiniLMTextEncoder()
     if args.score is not None:  # an existing reader, scored
