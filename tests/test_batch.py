@@ -284,3 +284,18 @@ def test_jsonl_numbers_are_integers_where_a_field_takes_one(tmp_path, sample_ima
     ints, half = read_manifest(path, tmp_path / "out")
     assert ints.error is None and (ints.fields["num_frames"], ints.fields["seed"]) == (4, 3)
     assert type(ints.fields["seed"]) is int and "num_frames: expected an integer" in half.error
+
+
+def test_a_row_makes_a_long_video_in_windows(tmp_path, sample_image_path, tiny_model_dir):
+    shutil.copy(sample_image_path, tmp_path / "a.png")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("image,prompt,duration,fps,window,num_inference_steps,output\n"
+                        "a.png,0s: the red square moves left; 1s: it moves up,2,6,4,2,long\n"
+                        "a.png,a square,1,4,8,2,too-wide\n")
+    results = {r.row.number: r for r in run_batch(manifest, tmp_path / "out", model=str(tiny_model_dir),
+                                                  show_progress=False)}
+    assert results[1].status == "done" and results[2].status == "failed" and "window" in results[2].error
+    frames, fps = read_video(tmp_path / "out" / "long.mp4")
+    meta = read_metadata(tmp_path / "out" / "long.mp4")
+    assert frames.shape[0] == 12 and fps == 6 and meta["chain"]["window"] == 4
+    assert meta["batch_request"]["window"] == 4 and meta["batch_request"]["duration"] == 2

@@ -89,20 +89,22 @@ class ImageToVideoGenerator:
         """Generate one clip from a request; unset fields come from the model's defaults."""
         return self._run(request, callback)
 
-    def generate_to_file(self, request: GenerationRequest, path: str | Path,
-                         callback: ProgressCallback | None = None) -> GenerationResult:
+    def generate_to_file(self, request: GenerationRequest, path: str | Path, callback: ProgressCallback | None = None,
+                         metadata: dict | None = None) -> GenerationResult:
         """Generate one clip straight into ``path`` (format from the extension), with the frames and
         settings ``run(request).save(path)`` writes. A chained run (``window``) writes each window's
         frames as soon as no later window changes them, so it holds about a window's frames whatever
         its length (in mp4, webm or PNG frames; GIF and WebP are written whole at the end); a one-pass
-        run writes its frames once made. The result's ``frames`` is None: they are in the file."""
+        run writes its frames once made. The result's ``frames`` is None: they are in the file.
+        ``metadata``: entries that replace the run's own in the saved settings (a server names the user's
+        file, not the path of its upload)."""
         from .validate import check_output_file
 
         check_output_file(path, request_record(request).values(), model_folder=self.spec.source)
-        return self._run(request, callback, output=Path(path))
+        return self._run(request, callback, output=Path(path), metadata=metadata)
 
     def _run(self, request: GenerationRequest, callback: ProgressCallback | None,
-             output: Path | None = None) -> GenerationResult:
+             output: Path | None = None, metadata: dict | None = None) -> GenerationResult:
         from .io.images import fit_image, input_notices, load_image
 
         timings: dict[str, float] = {}
@@ -151,13 +153,14 @@ class ImageToVideoGenerator:
             if output is None:
                 frames = run_chain()
             else:  # chained windows never make sound (resolve refuses a window to a model that does)
-                frames = self._chain_to_file(run_chain, output, self._settings_record(request, settings), settings,
-                                             timings)
+                frames = self._chain_to_file(run_chain, output, self._settings_record(request, settings, metadata),
+                                             settings, timings)
         else:
             frames = self.backend.generate(settings, image, callback, timings, self.show_progress, **extra_inputs)
         # a backend whose model also makes sound (LTX-2) hands over this run's track: (samples, sample rate)
         sound = self.backend.take_audio() if hasattr(self.backend, "take_audio") else None
-        result = GenerationResult(frames=frames, fps=settings.fps, settings=self._settings_record(request, settings),
+        result = GenerationResult(frames=frames, fps=settings.fps,
+                                  settings=self._settings_record(request, settings, metadata),
                                   notices=notices, timings=timings, audio=sound[0] if sound else None,
                                   audio_sample_rate=sound[1] if sound else None)
         if output is not None and frames is not None:  # a one-pass run: all its frames come at once
@@ -168,14 +171,15 @@ class ImageToVideoGenerator:
         self.last_result = result
         return result
 
-    def _settings_record(self, request: GenerationRequest, settings) -> dict:
-        """Everything needed to reproduce a run, as its output saves it."""
+    def _settings_record(self, request: GenerationRequest, settings, metadata: dict | None = None) -> dict:
+        """Everything needed to reproduce a run, as its output saves it (``metadata`` replacing entries)."""
         record = {"model": self.spec.name, "model_source": self.spec.source, **request_record(request),
                   **asdict(settings), "i2v_version": __version__}
         record.pop("extras", None)
         if not settings.prompt_schedule:
             record.pop("prompt_schedule")
         record.update(settings.extras)
+        record.update(metadata or {})
         return record
 
     @staticmethod

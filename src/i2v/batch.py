@@ -31,8 +31,9 @@ from .errors import DatasetError, I2VError
 from .motion import MOTION_INPUTS
 
 ROW_FIELDS: dict[str, type] = {
-    "prompt": str, "negative_prompt": str, "num_frames": int, "fps": float, "height": int, "width": int,
-    "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float, "strength": float,
+    "prompt": str, "negative_prompt": str, "num_frames": int, "duration": float, "window": int, "fps": float,
+    "height": int, "width": int, "num_inference_steps": int, "guidance_scale": float, "seed": int,
+    "motion_strength": float, "strength": float,
 }
 # camera path and trajectories: text ("1s: pan right 0.25", "ball: 0.3,0.5 -> 0.7,0.5"), or in JSONL a list / dict
 MOTION_COLUMNS = MOTION_INPUTS

@@ -49,8 +49,9 @@ def served(tmp_path, tiny_model_dir, db_url):
 
 
 def submit(served, image_path, headers=None, **fields):
-    data = {"model": served.model, "prompt": "the red square moves left", "num_frames": "4",
-            "num_inference_steps": "2", "seed": "1", **{k: str(v) for k, v in fields.items()}}
+    data = {"model": served.model, "prompt": "the red square moves left", "num_frames": 4,
+            "num_inference_steps": 2, "seed": 1, **fields}
+    data = {k: str(v) for k, v in data.items() if v is not None}  # None: leave the field out
     with open(image_path, "rb") as f:
         return served.client.post("/v1/jobs", data=data, files={"image": ("input.png", f.read())},
                                   headers=headers or {})

@@ -126,6 +126,9 @@ async def submit_job(
     prompt: Annotated[str, Form()] = "",
     negative_prompt: Annotated[str, Form()] = "",
     num_frames: Annotated[int | None, Form()] = None,
+    duration: Annotated[float | None, Form(description="seconds, instead of num_frames")] = None,
+    window: Annotated[int | None, Form(description="a long video in chained windows of this many frames "
+                                                   "(models without their own long-video pipeline)")] = None,
     fps: Annotated[float | None, Form()] = None,
     height: Annotated[int | None, Form()] = None,
     width: Annotated[int | None, Form()] = None,
@@ -152,7 +155,8 @@ async def submit_job(
         existing = await run_in_threadpool(store.by_idempotency_key, idempotency_key)
         if existing is not None:
             return JSONResponse(JobOut.of(existing).model_dump(), status_code=200)
-    fields = {k: v for k, v in dict(prompt=prompt, negative_prompt=negative_prompt, num_frames=num_frames, fps=fps,
+    fields = {k: v for k, v in dict(prompt=prompt, negative_prompt=negative_prompt, num_frames=num_frames,
+                                    duration=duration, window=window, fps=fps,
                                     height=height, width=width, num_inference_steps=num_inference_steps,
                                     guidance_scale=guidance_scale, seed=seed,
                                     motion_strength=motion_strength, strength=strength).items() if v is not None}

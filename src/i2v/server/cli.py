@@ -13,8 +13,9 @@ from pathlib import Path
 from ..errors import InvalidRequestError
 
 DEFAULT_DATA_DIR = "i2v-data"
-GENERATION_FLAGS = {"num_frames": int, "fps": float, "height": int, "width": int, "num_inference_steps": int,
-                    "guidance_scale": float, "seed": int, "motion_strength": float, "strength": float}
+GENERATION_FLAGS = {"num_frames": int, "duration": float, "window": int, "fps": float, "height": int, "width": int,
+                    "num_inference_steps": int, "guidance_scale": float, "seed": int, "motion_strength": float,
+                    "strength": float}
 
 
 def _models(values: list[str] | None) -> tuple[str, ...] | None:

@@ -157,10 +157,14 @@ class Worker:
         try:
             fields = {**job.request["fields"], **uploads}  # image, and last_image / init_video if given
             generator = self.models.get(job.model, job.request.get("profile"))
-            result = generator.run(GenerationRequest(**fields), callback=progress)
-            if beat.cancelled.is_set():
-                raise JobCancelled
-            self._deliver(job, result, total=beat.total)
+            request = GenerationRequest(**fields)
+            if request.window is not None:  # a long video in windows: streamed into its output as they are made
+                self._stream(job, generator, request, progress, beat)
+            else:
+                result = generator.run(request, callback=progress)
+                if beat.cancelled.is_set():
+                    raise JobCancelled
+                self._deliver(job, result, total=beat.total)
         except JobCancelled:
             self.store.mark_cancelled(job)
         except LeaseLost:
@@ -179,12 +183,26 @@ class Worker:
         finally:
             beat.stop()
 
-    def _deliver(self, job: Job, result, total: int | None = None) -> None:
-        from ..io.video import audio_path, sidecar_path, write_video
-
+    def _output_path(self, job: Job) -> Path:
         self.outputs.mkdir(parents=True, exist_ok=True)
-        name = f"{job.id}-{job.attempts}.{job.output_format}"
-        path = self.outputs / name
+        return self.outputs / f"{job.id}-{job.attempts}.{job.output_format}"
+
+    def _stream(self, job: Job, generator, request, progress, beat: _Heartbeat) -> None:
+        """A chained run written into the job's output window by window (``generate_to_file``), so the
+        worker holds about a window's frames whatever the length; a cancel or a lost lease mid-way leaves
+        no output (the writer's partial file goes with it)."""
+        path = self._output_path(job)
+        named = {"image": job.request.get("image_name"), "job_id": job.id}  # chained runs take no other file
+        result = generator.generate_to_file(request, path, callback=progress, metadata=named)
+        if beat.cancelled.is_set():
+            self._drop(path)
+            raise JobCancelled
+        self._record(job, path, result.settings, result.notices, beat.total)
+
+    def _deliver(self, job: Job, result, total: int | None = None) -> None:
+        from ..io.video import write_video
+
+        path = self._output_path(job)
         settings = {**result.settings, "image": job.request.get("image_name"), "job_id": job.id}
         settings.pop("last_image", None)
         if settings.get("init_video") is not None:  # the name the user gave it, not the server's path
@@ -192,11 +210,22 @@ class Worker:
         audio = getattr(result, "audio", None)  # a model that makes sound (LTX-2): into the file, or a WAV beside
         write_video(result.frames, path, fps=result.fps, metadata={**settings, "fps": result.fps}, audio=audio,
                     audio_sample_rate=result.audio_sample_rate if audio is not None else None)
-        if not self.store.finish(job, name, settings, result.notices, total):  # cancelled, or taken over, meanwhile
-            path.unlink(missing_ok=True)
-            sidecar_path(path).unlink(missing_ok=True)
-            if audio_path(path) is not None:
-                audio_path(path).unlink(missing_ok=True)
+        self._record(job, path, settings, result.notices, total)
+
+    @staticmethod
+    def _drop(path: Path) -> None:
+        """Remove an output and what was written beside it."""
+        from ..io.video import audio_path, sidecar_path
+
+        path.unlink(missing_ok=True)
+        sidecar_path(path).unlink(missing_ok=True)
+        if audio_path(path) is not None:
+            audio_path(path).unlink(missing_ok=True)
+
+    def _record(self, job: Job, path: Path, settings: dict, notices: list[str], total: int | None) -> None:
+        """Record the written output as the job's, or drop it where the job was cancelled or taken over."""
+        if not self.store.finish(job, path.name, settings, notices, total):  # cancelled, or taken over, meanwhile
+            self._drop(path)
             self.store.mark_cancelled(job)  # fenced: a no-op when another attempt owns the job
 
 
