@@ -43,11 +43,12 @@ def test_the_generate_tab_shows_the_boxes_and_sends_what_they_hold(tmp_path, war
     shutil.copy(sample_image_path, image)
     camera, trajectory = "0.25s: pan right 0.1", "red square: 0.45,0.45 -> 0.6,0.45"
 
-    def submit(model, camera_text, trajectory_text):
-        # image, last image, init video, strength, prompt, negative, model, the advanced fields (steps: 1), seed,
-        # random seed, motion strength, format, profile, camera path, trajectories
-        run = fns["generate"](str(image), None, None, 0.7, "the camera pans", "", str(model), None, None, None, None, 1,
-                              None, 0, False, 0.5, "mp4", "default", camera_text, trajectory_text)
+    def submit(model, camera_text, trajectory_text, num_frames=None, window=None):
+        # image, last image, init video, strength, prompt, negative, model, the advanced fields (frames, fps, height,
+        # width, steps: 1, guidance, window), seed, random seed, motion strength, format, profile, camera path,
+        # trajectories
+        run = fns["generate"](str(image), None, None, 0.7, "the camera pans", "", str(model), num_frames, None, None,
+                              None, 1, None, window, 0, False, 0.5, "mp4", "default", camera_text, trajectory_text)
         try:
             return store.get(next(run)[0]).request["fields"]  # queued: the first update names the job
         finally:
@@ -59,4 +60,8 @@ def test_the_generate_tab_shows_the_boxes_and_sends_what_they_hold(tmp_path, war
     assert not {"camera_path", "trajectory"} & set(submit(tiny_model_dir, camera, trajectory))  # hidden: not sent
     with pytest.raises(gr.Error, match="after the video ends"):
         submit(warp_model_dir, "3s: pan right 0.2", "")
+    long = submit(tiny_model_dir, "", "", num_frames=12, window=4)  # a long video in chained windows
+    assert (long["num_frames"], long["window"]) == (12, 4) and "window" not in submit(tiny_model_dir, "", "")
+    with pytest.raises(gr.Error, match="window"):
+        submit(tiny_model_dir, "", "", num_frames=4, window=8)
     store.dispose()

@@ -5,8 +5,9 @@ and can be cancelled from either side) and reads the same store. Tabs:
 - **Generate**: image (upload, drag and drop, paste), prompt, model with its defaults filled in and
   the fields it does not take hidden (a last image, an init video and its strength only for the
   models that take them; a camera path and trajectories, in the advanced settings, only for the
-  models whose denoiser follows them), advanced settings, Generate / Cancel, a live progress bar
-  with step and ETA, the video, downloads (video, settings JSON) and the notices;
+  models whose denoiser follows them), advanced settings (a window: a long video in chained windows),
+  Generate / Cancel, a live progress bar with step and ETA, the video, downloads (video, settings
+  JSON) and the notices;
 - **History**: past jobs with thumbnails, filter by model, use a job's settings again, delete.
 Gradio serves only its own cache folder and the server's outputs and thumbnails (no other path).
 """
@@ -23,7 +24,8 @@ from ..server.schemas import OUTPUT_FORMATS, JobOut, ServerConfig
 from ..server.store import FINISHED, JobStore
 from ..server.studies import Side, StudyStore
 
-ADVANCED = ("num_frames", "fps", "height", "width", "num_inference_steps", "guidance_scale")
+# window: a long video in chained windows of that many frames (no model default: empty, one pass)
+ADVANCED = ("num_frames", "fps", "height", "width", "num_inference_steps", "guidance_scale", "window")
 STUDY_FIELDS = (*ADVANCED, "negative_prompt", "motion_strength")  # what a study side may set
 SEED_MAX = 2**31 - 1
 
@@ -49,7 +51,7 @@ def model_view(spec) -> dict:
 
     backend = backend_class(spec.family)
     family, d = backend.family, spec.defaults
-    return {"defaults": {k: getattr(d, k) for k in ADVANCED}, "uses_prompt": bool(d.uses_prompt),
+    return {"defaults": {k: getattr(d, k, None) for k in ADVANCED}, "uses_prompt": bool(d.uses_prompt),
             "last_image": "last_image" in family.inputs, "motion_strength": "motion_strength" in family.inputs,
             "init_video": "init_video" in family.inputs,
             # per model: the embedded family's warping models only
@@ -166,7 +168,7 @@ def build_ui(store: JobStore, config: ServerConfig):
             raise gr.Error("Add an image first (upload, drop or paste one).")
         view = model_view(specs[model])
         fields = {k: (int(v) if k not in ("fps", "guidance_scale") else float(v))
-                  for k, v in zip(ADVANCED, advanced) if v is not None}
+                  for k, v in zip(ADVANCED, advanced) if v is not None and (v or k != "window")}  # window 0: one pass
         if view["uses_prompt"]:
             fields.update(prompt=prompt or "", negative_prompt=negative or "")
         fields["seed"] = random.randint(0, SEED_MAX) if randomize or seed is None else int(seed)
