@@ -99,6 +99,7 @@ def test_shipped_photo_model_moves_a_shape_on_across_the_windows_of_a_long_video
     gen = ImageToVideoGenerator("i2v-photo")
     result = gen.run(request)
     plan = result.settings["prompt_motion"]
+    assert any("planned once for the whole video" in n for n in result.notices)
     assert plan.startswith("red circle: 0s ") and " -> 3s " in plan and plan.endswith(",0.496094")
     xs = track_object(result.frames, COLOURS["red"]).centroids[:, 0]
     steps = np.diff(xs)

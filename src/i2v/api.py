@@ -146,7 +146,9 @@ class ImageToVideoGenerator:
                                                           settings.height)
         timings["load_image"] += time.perf_counter() - t0
         if windows:
-            self.backend.plan_chain(settings, windows, image)  # before the record: what it plans is recorded
+            planned = self.backend.plan_chain(settings, windows, image)  # before the record: what it plans is kept
+            if planned:
+                notices.append(planned)
             chain = settings.extras["chain"]
             run_chain = partial(self.run_chain, windows, chain["kept_frames"], chain["overlap"], image, callback,
                                 timings)

@@ -195,10 +195,13 @@ class Backend:
     def follow_memory_plan(self, options: dict, settings: ResolvedSettings, notices: list[str]) -> None:
         """Take the memory planner's options for the run ``settings`` describes."""
 
-    def plan_chain(self, settings: ResolvedSettings, windows: list[ResolvedSettings], image: Image.Image) -> None:
+    def plan_chain(self, settings: ResolvedSettings, windows: list[ResolvedSettings],
+                   image: Image.Image) -> str | None:
         """Before a video made in chained windows (``settings``: the whole video's, ``windows``: each
         window's, ``image``: the first frame at the output size): a model that plans motion can plan it
-        once for the whole video here (into the settings' extras); by default each window plans alone."""
+        once for the whole video here (into the settings' extras), and say so (a notice); by default
+        each window plans alone."""
+        return None
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None,

@@ -271,7 +271,8 @@ class TinyBackend(Backend):
             return still
         return trajectory_motion(frame, [planned.trajectory], settings.num_frames, settings.fps, background=still)
 
-    def plan_chain(self, settings: ResolvedSettings, windows: list[ResolvedSettings], image: Image.Image) -> None:
+    def plan_chain(self, settings: ResolvedSettings, windows: list[ResolvedSettings],
+                   image: Image.Image) -> str | None:
         """A video made in windows whose prompts the reader plans (named shapes' moves, or holding still)
         gets one plan from its first frame (``prompt_motion.plan_video``; recorded as the video's
         ``prompt_motion``), so motion goes on across windows instead of starting and stopping with each.
@@ -287,15 +288,17 @@ class TinyBackend(Backend):
         frame = np.asarray(image.convert("RGB"))
         if (self.reader is None or any(k in settings.extras for k in MOTION_INPUTS)
                 or max(w.num_frames for w in windows) * frame.shape[0] * frame.shape[1] > MAX_MOTION_PIXELS):
-            return
+            return None
         segments = settings.prompt_schedule or (PromptSegment(0.0, settings.prompt),)
         planned = plan_video(self.reader, self.pipeline.text_encoder, segments, frame, settings.num_frames,
                              settings.fps)
         if planned is None:
-            return
+            return None
         settings.extras["prompt_motion"] = planned.text
         for window in windows:  # each starts from the first frame, moved along its stretch of the plan
             window.extras.update(video_plan=planned.text, anchored=True)
+        return ("the motion is planned once for the whole video (prompt_motion in the metadata); every window is "
+                "made from the first frame")
 
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None,
