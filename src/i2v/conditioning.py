@@ -78,10 +78,13 @@ class MiniLMTextEncoder:
         self._cache: dict[str, TextEmbedding] = {}
         self._cache_size = cache_size
 
+    def _tokens(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        tokens = self.tokenizer(prompts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in tokens.items()}
+
     @torch.no_grad()
     def _encode_uncached(self, prompts: list[str]) -> list[TextEmbedding]:
-        tokens = self.tokenizer(prompts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-        tokens = {k: v.to(self.device) for k, v in tokens.items()}
+        tokens = self._tokens(prompts)
         states = self.model(**tokens).last_hidden_state  # (B, L, 384)
         mask = tokens["attention_mask"].float()
         pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
@@ -96,8 +99,7 @@ class MiniLMTextEncoder:
     def encode_layers(self, prompts: list[str], layers: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The states of the given hidden layers (0: the input embeddings, 6: the last), not memoised:
         ``(B, L, len(layers), 384)`` and the mask ``(B, L)``."""
-        tokens = self.tokenizer(prompts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-        tokens = {k: v.to(self.device) for k, v in tokens.items()}
+        tokens = self._tokens(prompts)
         hidden = self.model(**tokens, output_hidden_states=True).hidden_states  # layers + 1 of (B, L, 384)
         return torch.stack([hidden[k] for k in layers], 2).cpu(), tokens["attention_mask"].float().cpu()
 

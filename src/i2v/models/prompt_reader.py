@@ -21,6 +21,14 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 HEADS = ("motion", "colour", "shape")
+LAST_LAYER = 6  # MiniLM-L6's last hidden layer (0: its input embeddings)
+
+
+def readable_layers(layers: list[int]) -> bool:
+    """Whether a reader can read these hidden layers: MiniLM's (0 to LAST_LAYER), rising, ending with the
+    last (the sentence embedding is its mean)."""
+    return (all(isinstance(k, int) and 0 <= k <= LAST_LAYER for k in layers) and list(layers) == sorted(set(layers))
+            and layers[-1] == LAST_LAYER)
 
 
 class AttentionPoolHead(nn.Module):
@@ -74,8 +82,8 @@ class PromptReader(ModelMixin, ConfigMixin):
         # states: (B, L, text_dim) MiniLM's last hidden states, or (B, L, K, text_dim) the ``layers``' (the last
         # last); mask: (B, L) 1 on tokens -> {head: (B, classes)}
         states = states.float() if states.dim() == 4 else states.float()[:, :, None]  # (B, L, K, D)
-        if states.shape[2] != len(self.config.layers or [6]):
-            raise ValueError(f"this reader reads hidden layers {self.config.layers or [6]}; got states of "
+        if states.shape[2] != len(self.config.layers or [LAST_LAYER]):
+            raise ValueError(f"this reader reads hidden layers {self.config.layers or [LAST_LAYER]}; got states of "
                              f"{states.shape[2]} layers (read them with reader.encode)")
         mask = mask.float()
         mean = (states[:, :, -1] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (B, D)

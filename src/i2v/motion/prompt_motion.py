@@ -62,7 +62,7 @@ def read_reader_folder(folder: Path):
     folder is a ``WeightsError`` naming it."""
     from ..errors import WeightsError
     from ..io.safetensors_header import weights_errors
-    from ..models.prompt_reader import PromptReader
+    from ..models.prompt_reader import LAST_LAYER, PromptReader, readable_layers
     from ..world.reader_captions import MOTIONS
 
     with weights_errors(folder):
@@ -70,10 +70,9 @@ def read_reader_folder(folder: Path):
             reader = PromptReader.from_pretrained(folder, use_safetensors=True, local_files_only=True)
         except TypeError as exc:  # a config without the reader's fields
             raise WeightsError(f"{folder}: not a prompt reader's config ({exc})") from exc
-    layers = list(reader.config.layers or [6])
-    if not (all(isinstance(k, int) and 0 <= k <= 6 for k in layers) and layers[-1] == 6):
-        raise WeightsError(f"{folder}: a prompt reader reads MiniLM's hidden layers 0-6, the last one last; this one "
-                           f"reads {layers}")
+    if not readable_layers(reader.config.layers or [LAST_LAYER]):
+        raise WeightsError(f"{folder}: a prompt reader reads MiniLM's hidden layers 0-{LAST_LAYER}, rising to the "
+                           f"last; this one reads {reader.config.layers}")
     if reader.config.text_dim != 384 or not set(reader.config.motions) <= set(MOTIONS):
         raise WeightsError(f"{folder}: a prompt reader reads MiniLM's 384-wide states and the world's "
                            f"motions; this one takes {reader.config.text_dim} and {list(reader.config.motions)[:4]}...")
@@ -232,7 +231,7 @@ class Reading:
 
     def target(self, objects: list[FoundObject], previous: tuple[str, str] | None) -> FoundObject | None:
         """The object it names among ``objects``; "it" (no shape named): one of ``previous`` (colour, shape)."""
-        if self.names_a_shape or previous is None:
+        if self.names_a_shape:
             return pick_object(objects, self.colour, self.shape)
         return pick_object(objects, {previous[0]: 1.0}, {previous[1]: 1.0})
 

@@ -187,13 +187,19 @@ class Worker:
         self.outputs.mkdir(parents=True, exist_ok=True)
         return self.outputs / f"{job.id}-{job.attempts}.{job.output_format}"
 
+    @staticmethod
+    def _named(job: Job) -> dict:
+        """What an output's settings record of the job instead of the server's paths: the image's name as the
+        user gave it, and the job."""
+        return {"image": job.request.get("image_name"), "job_id": job.id}
+
     def _stream(self, job: Job, generator, request, progress, beat: _Heartbeat) -> None:
         """A chained run written into the job's output window by window (``generate_to_file``), so the
         worker holds about a window's frames whatever the length; a cancel or a lost lease mid-way leaves
         no output (the writer's partial file goes with it)."""
         path = self._output_path(job)
-        named = {"image": job.request.get("image_name"), "job_id": job.id}  # chained runs take no other file
-        result = generator.generate_to_file(request, path, callback=progress, metadata=named)
+        # chained runs take no other file than the image
+        result = generator.generate_to_file(request, path, callback=progress, metadata=self._named(job))
         if beat.cancelled.is_set():
             self._drop(path)
             raise JobCancelled
@@ -203,7 +209,7 @@ class Worker:
         from ..io.video import write_video
 
         path = self._output_path(job)
-        settings = {**result.settings, "image": job.request.get("image_name"), "job_id": job.id}
+        settings = {**result.settings, **self._named(job)}
         settings.pop("last_image", None)
         if settings.get("init_video") is not None:  # the name the user gave it, not the server's path
             settings["init_video"] = job.request.get("init_video_name")

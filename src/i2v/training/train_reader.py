@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import TrainingSetupError
-from ..models.prompt_reader import HEADS, PromptReader
+from ..models.prompt_reader import HEADS, PromptReader, readable_layers
 from ..validate import check_output_folder
 from ..world.reader_captions import COLOUR_LABELS, MOTIONS, SHAPE_LABELS, ReaderExample, reader_examples
 
@@ -135,7 +135,7 @@ def parse_layers(text: str | None) -> list[int] | None:
         layers = [int(k) for k in text.split(",")]
     except ValueError:
         raise TrainingSetupError(f"--layers: numbers 0 to 6 separated by commas, got {text!r}") from None
-    if not (all(0 <= k <= 6 for k in layers) and layers == sorted(set(layers)) and layers[-1] == 6):
+    if not readable_layers(layers):
         raise TrainingSetupError(f"--layers: rising hidden layers of MiniLM (0 to 6), ending with 6, got {text!r}")
     return layers
 
