@@ -328,3 +328,65 @@ def test_a_later_segment_that_names_no_colour_goes_on_with_the_object_before():
     assert path.name == "yellow triangle" and path.points[2][1] < path.points[1][1] - 0.2
     both = _plan_video(answers, "0s: the yellow triangle moves right; 5s: the white triangle moves left", frame)
     assert [t.name for t in both.trajectories] == ["yellow triangle", "white triangle"]
+
+
+def _reading(motions: dict[str, float], colour="red", shape="circle") -> FakeReader:
+    """A reader whose motion probabilities are ``motions`` (the rest of the mass spread over the other labels)."""
+    from i2v.world.reader_captions import MOTIONS
+
+    reader = FakeReader("move_right", colour, shape)
+    rest = (1 - sum(motions.values())) / (len(MOTIONS) - len(motions))
+    reader.answer["motion"] = {k: motions.get(k, rest) for k in MOTIONS}
+    return reader
+
+
+def test_a_move_goes_the_mean_way_of_the_directions_read():
+    """"to the upper left, the circle heads" read as left 0.54, up-left 0.43: the circle goes between them (within
+    45 degrees of both), not straight left; a sure reading goes its own way exactly."""
+    from i2v.motion.prompt_motion import mean_direction
+
+    frame = render(_scene([SceneObject("circle", "red", 0.6, 0.6, 0.08)]))[0]
+    planned = plan_from_prompt(_reading({"move_left": 0.54, "move_up_left": 0.43}), FakeEncoder(), "p", frame)
+    (_, x0, y0), (_, x1, y1) = planned.trajectory.points
+    angle = np.degrees(np.arctan2(-(y1 - y0), -(x1 - x0)))  # 0: left, 45: up-left
+    assert 10 < angle < 35
+    assert np.hypot(x1 - x0, y1 - y0) == pytest.approx(TRAVEL, abs=0.01)  # the world's travel, whichever way
+    assert mean_direction({"move_up": 0.9, "grow": 0.1}) == pytest.approx((0.0, -1.0))
+    assert mean_direction({"pan_left": 1.0}) is None  # no move read at all
+
+
+def test_a_move_read_several_ways_holds_the_frame_still():
+    """"the scarlet orb is moving skyward" read as down 0.34, left 0.31, right 0.25: the reader cannot tell which
+    way, so the circle holds (a wrong-way move would be worse), and the metadata says why."""
+    from i2v.motion.prompt_motion import UNSURE_WAY
+
+    frame = render(_scene([SceneObject("circle", "red", 0.5, 0.5, 0.08)]))[0]
+    unsure = _reading({"move_down": 0.34, "move_left": 0.31, "move_right": 0.25})
+    planned = plan_from_prompt(unsure, FakeEncoder(), "the scarlet orb is moving skyward", frame)
+    assert planned.trajectory is None and planned.text == UNSURE_WAY
+    assert plan_from_prompt(_reading({"move_down": 0.6, "move_down_left": 0.2}), FakeEncoder(), "p",
+                            frame).trajectory is not None  # agreeing readings move
+
+
+def test_a_long_videos_unsure_segment_holds_the_object_and_the_next_moves_it_on():
+    frame = render(_scene([SceneObject("circle", "red", 0.5, 0.5, 0.08)]))[0]
+    reader = ScheduleReader({"the red ball moves right": ("move_right", "red", "circle"),
+                             "it moves down": ("move_down", "none", "none")})
+    reader.answers["it drifts skyward"] = _reading({"move_down": 0.34, "move_left": 0.31, "move_right": 0.25},
+                                                   "none", "none").answer
+    text, segments = resolve_schedule("0s: the red ball moves right; 5s: it drifts skyward; 10s: it moves down", 160, 8.0)
+    (path,) = plan_video(reader, PromptEncoder(reader), segments, frame, 160, 8.0).trajectories
+    times = [p[0] for p in path.points]
+    at = dict(zip(times, path.points))
+    assert at[5.0][1:] == at[10.0][1:]  # held through the unsure segment
+    assert at[5.0][1] > 0.6 and path.points[-1][2] > at[10.0][2] + 0.1  # moved right before, down after
+
+
+def test_a_move_that_meets_an_edge_stops_on_its_line():
+    """A move down and a little right that meets the bottom edge stops there: it does not slide along the edge
+    (that would be a move right)."""
+    near_bottom = FoundObject("red", "circle", (0.5, 0.85), (0.06, 0.06), 0.01)
+    (x0, y0), (x1, y1) = object_move(near_bottom, (0.2, 0.98), 128, 128)
+    assert y1 == pytest.approx(0.93) and (x1 - x0) / (y1 - y0) == pytest.approx(0.2 / 0.98)
+    at_bottom = FoundObject("red", "circle", (0.5, 0.93), (0.06, 0.06), 0.01)
+    assert object_move(at_bottom, (0.2, 0.98), 128, 128)[1] == pytest.approx((0.5, 0.93))

@@ -43,6 +43,7 @@ TRAVEL = sum(TRAVEL_RANGE) / 2  # the world's mean move, in lengths of the frame
 CLIP_SECONDS = (NUM_FRAMES - 1) / FPS  # a world clip, over which its objects travel and grow
 GROWTH = float(np.sqrt(SCALE_RANGE[0] * SCALE_RANGE[1]))  # the world's mean size change (its inverse: shrink)
 HOLD_STILL = "still (the prompt names no camera move and no shape the model can find)"
+UNSURE_WAY = "still (the reader cannot tell which way the prompt moves the shape)"
 # the reader's least probability that the prompt names one of the world's shapes (or "the red one")
 MIN_CONFIDENCE = 0.5
 # an object is a candidate where its colour or its shape is read with at least this probability
@@ -50,6 +51,11 @@ MIN_MATCH = 0.3
 SMOOTHING = 0.05
 STILL_MOTIONS = ("still", "static")  # the world's still object and still camera
 PREFER_PREVIOUS = 2.0  # how much likelier a schedule's later segment names the object the one before moved
+# the least length of the reader's mean move direction (its directions' probabilities on unit vectors, over
+# their sum) for a move to be planned: shorter, its readings point several ways (a word it has not learnt)
+# and the shape holds (chosen on the reader's own held-out prompts, counting a move the right way +1, a wrong
+# one -1 and a hold 0: docs/experiments.md)
+MIN_AGREEMENT = 0.6
 
 
 def load_reader(folder: Path):
@@ -162,20 +168,26 @@ def pick_object(found: list[FoundObject], colour: dict[str, float], shape: dict[
     return found[max(scored)[2]] if scored else None
 
 
-def object_move(found: FoundObject, direction: str, height: int, width: int,
+def object_move(found: FoundObject, direction: str | tuple[float, float], height: int, width: int,
                 travel: float = TRAVEL) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(start, end) of a straight move of ``found`` in ``direction`` (a key of OBJECT_DIRECTIONS) in a
-    ``height x width`` frame: ``travel`` lengths of the shorter side (the world's mean), cut short so the
-    object stays inside the frame."""
-    dx, dy = OBJECT_DIRECTIONS[direction]
+    """(start, end) of a straight move of ``found`` in ``direction`` (a key of OBJECT_DIRECTIONS, or a unit
+    vector (dx, dy), y down) in a ``height x width`` frame: ``travel`` lengths of the shorter side (the
+    world's mean), cut short along its line where the object would leave the frame (a move that meets the
+    bottom edge stops there rather than sliding along it: that would be another way)."""
+    dx, dy = OBJECT_DIRECTIONS[direction] if isinstance(direction, str) else direction
     (x, y), (hw, hh) = found.centre, found.half_size
     side = min(height, width)  # travel in lengths of the shorter side, the same in pixels along x and y
+    step = (travel * dx * side / width, travel * dy * side / height)
 
-    def end(start: float, step: float, half: float) -> float:
-        inside = float(np.clip(start + step, half + 0.01, 1 - half - 0.01))
-        return max(inside, start) if step > 0 else min(inside, start) if step < 0 else start  # never backwards
+    def room(start: float, step: float, half: float) -> float:
+        """The share of ``step`` that keeps the object inside (0: none; never backwards)."""
+        if step == 0:
+            return 1.0
+        edge = 1 - half - 0.01 if step > 0 else half + 0.01
+        return float(np.clip((edge - start) / step, 0.0, 1.0))
 
-    return (x, y), (end(x, travel * dx * side / width, hw), end(y, travel * dy * side / height, hh))
+    share = min(room(x, step[0], hw), room(y, step[1], hh))
+    return (x, y), (x + share * step[0], y + share * step[1])
 
 
 def object_growth(found: FoundObject, motion: str, growth: float = GROWTH) -> float:
@@ -188,12 +200,26 @@ def object_growth(found: FoundObject, motion: str, growth: float = GROWTH) -> fl
     return float(np.clip(room, 1.0, growth))
 
 
+def mean_direction(motions: dict[str, float]) -> tuple[float, float] | None:
+    """The way a reading of a move points: the mean of the move directions' unit vectors (screen x right, y
+    down), weighted by their probabilities (a reading split between "left" and "up_left" points between
+    them), as a unit vector; None where that mean is shorter than MIN_AGREEMENT of their total probability
+    (the directions read disagree)."""
+    moves = {k[len("move_"):]: p for k, p in motions.items() if k.startswith("move_")}
+    total = sum(moves.values())
+    x = sum(p * OBJECT_DIRECTIONS[d][0] for d, p in moves.items())
+    y = sum(p * OBJECT_DIRECTIONS[d][1] for d, p in moves.items())
+    length = math.hypot(x, y)
+    return (x / length, y / length) if total > 0 and length >= MIN_AGREEMENT * total else None
+
+
 @dataclass(frozen=True)
 class PromptMotion:
     """What the reader decided: named shapes' paths, or (none) to hold the frame still, for a prompt that
-    moves a subject the model cannot move ("the dog runs left")."""
+    moves a subject the model cannot move ("the dog runs left") or a shape it cannot tell which way."""
 
     trajectories: tuple[Trajectory, ...] = ()  # empty: hold still
+    held: str = HOLD_STILL  # why, where it holds still
 
     @property
     def trajectory(self) -> Trajectory | None:
@@ -203,17 +229,19 @@ class PromptMotion:
     @property
     def text(self) -> str:
         """As recorded in the output's metadata: the trajectories' text, or HOLD_STILL."""
-        return format_trajectories(self.trajectories) if self.trajectories else HOLD_STILL
+        return format_trajectories(self.trajectories) if self.trajectories else self.held
 
 
 @dataclass(frozen=True)
 class Reading:
     """What the reader reads in a prompt: its motion (a key of ``reader_captions.MOTIONS``), and the
-    probabilities of each colour and shape it names."""
+    probabilities of each colour and shape it names; for a move, which way (``mean_direction``; None: it
+    cannot tell)."""
 
     motion: str
     colour: dict[str, float]
     shape: dict[str, float]
+    direction: tuple[float, float] | None = None
 
     @property
     def planned(self) -> bool:
@@ -238,7 +266,9 @@ class Reading:
 
 def read_prompt(reader, text_encoder, prompt: str) -> Reading:
     read = reader.probabilities(*reader.encode(text_encoder, [prompt]))[0]
-    return Reading(max(read["motion"], key=read["motion"].get), read["colour"], read["shape"])
+    motion = max(read["motion"], key=read["motion"].get)
+    direction = mean_direction(read["motion"]) if motion.startswith("move_") else None
+    return Reading(motion, read["colour"], read["shape"], direction)
 
 
 def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray,
@@ -263,7 +293,9 @@ def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray,
     if read.motion in ("grow", "shrink"):
         return PromptMotion((Trajectory(name, ((None, *found.centre), (None, *found.centre)),
                                         (None, object_growth(found, read.motion))),))
-    start, end = object_move(found, read.motion[len("move_"):], *image.shape[:2])
+    if read.direction is None:
+        return PromptMotion(held=UNSURE_WAY)
+    start, end = object_move(found, read.direction, *image.shape[:2])
     return PromptMotion((Trajectory(name, ((None, *start), (None, *end))),))
 
 
@@ -297,7 +329,7 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
         if found is None:
             return None
         previous = found
-        if stop <= start:
+        if stop <= start or (read.motion.startswith("move_") and read.direction is None):  # unsure which way: holds
             continue
         _, points = paths.setdefault(objects.index(found), (object_name(found, objects), [(0.0, *found.centre, 1.0)]))
         if len(paths) > MAX_OBJECTS:  # more than a trajectory may move: left to the model
@@ -311,7 +343,7 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
             factor = object_growth(here, read.motion, GROWTH ** share)
             points.append((stop, x, y, float(np.clip(size * factor, *SIZE_RANGE))))
         else:
-            _, (x, y) = object_move(here, read.motion[len("move_"):], height, width, TRAVEL * share)
+            _, (x, y) = object_move(here, read.direction, height, width, TRAVEL * share)
             points.append((stop, x, y, size))
     if not paths:
         return PromptMotion()
