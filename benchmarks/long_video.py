@@ -20,6 +20,12 @@ is its own. Printed, long beside native:
 - seams: the largest frame-to-frame change at a window border over the median change (target <= 1.5),
 - peak memory, and its ratio to the native run's (target <= 1.2); and that of the same long run
   streamed into an mp4 (``generate_to_file``, as the CLI writes), which never holds all its frames.
+
+``--plans N`` also scores the motion held by the plans alone of N cases (the first ``--cases`` among
+them), made without generating: a model that plans a video whole (``prompt_motion.plan_video``) follows
+its plan to 0.002 of the width (``benchmarks/motion_control.py``), so the planned path stands for the
+tracked one, and N can be large enough for the rate to mean something (a handful of cases moves it by
+several points).
 """
 
 from __future__ import annotations
@@ -87,6 +93,53 @@ def schedule_for(scene, segments: int, seconds: float) -> tuple[str, list[tuple[
     return "; ".join(parts), directions
 
 
+def benchmark_cases(world: str, n: int, photos_dir: str) -> list:
+    """The first ``n`` cases (scene, photo or None): held-out shapes-world scenes with a named object that
+    moves, or the photo benchmark's shapes over held-out photographs."""
+    from i2v.world.scoring import heldout_cases
+
+    if world == "photos":
+        from i2v.world.photos.batches import load_photos
+        from i2v.world.photos.benchmark import SHAPES, photo_cases
+
+        photos = load_photos(photos_dir, "heldout")
+        return [(c.scene, photos[c.photo]) for c in photo_cases(photos, n, kinds=(SHAPES,))]
+    return [(s, None) for s, _ in heldout_cases(8 * n) if s.motion.startswith("move_")][:n]
+
+
+def planned_held(source: Path, cases: list, frames: int, fps: float, seconds: float) -> float | None:
+    """The share of segments whose planned path (``prompt_motion.plan_video``) moves the named object more
+    than 2 pixels within 45 degrees of the asked way, as ``score`` tracks it; None: the model plans no
+    video whole (it has no prompt reader)."""
+    from i2v.conditioning import MiniLMTextEncoder
+    from i2v.motion.prompt_motion import load_reader, plan_video
+    from i2v.prompt_schedule import resolve_schedule
+    from i2v.world.scenes import render
+
+    reader = load_reader(source)
+    if reader is None:
+        return None
+    text_encoder, held = MiniLMTextEncoder(), []
+    per = round(seconds * fps)
+    for scene, photo in cases:
+        image = render(scene, photo=photo)[0]
+        schedule, directions = schedule_for(scene, max(1, math.ceil(frames / per)), seconds)
+        plan = plan_video(reader, text_encoder, resolve_schedule(schedule, frames, fps)[1], image, frames, fps)
+        colour = scene.objects[scene.target].colour
+        path = next((t for t in (plan.trajectories if plan else ()) if t.name.split()[0] == colour), None)
+        for k, way in enumerate(directions):
+            if path is None:
+                held.append(False)
+                continue
+            times = [t for t, _, _ in path.points]
+            a, b = (np.array([np.interp(f / fps, times, [p[i] for p in path.points]) for i in (1, 2)])
+                    * image.shape[1::-1] for f in (k * per, min(frames - 1, (k + 1) * per - 1)))
+            move = b - a
+            held.append(bool(np.linalg.norm(move) > 2
+                             and move @ np.array(way) > math.cos(math.radians(45)) * np.linalg.norm(move)))
+    return float(np.mean(held))
+
+
 def mean_lab(frames: np.ndarray, masks: np.ndarray) -> np.ndarray | None:
     import cv2
 
@@ -132,6 +185,9 @@ def main() -> int:
     p.add_argument("--world", choices=("shapes", "photos"), default="shapes",
                    help="photos: the shapes over held-out photographs of `i2v benchmark --world photos` (make photos)")
     p.add_argument("--photos-dir", default="data/photos")
+    p.add_argument("--plans", type=int, default=0, metavar="N",
+                   help="also score the motion held by N cases' plans alone (no generation; models that plan a "
+                        "video whole)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -139,17 +195,12 @@ def main() -> int:
         return 0
     from i2v.registry import resolve_model
     from i2v.world.scenes import COLOURS, render
-    from i2v.world.scoring import heldout_cases
 
     spec = resolve_model(args.model)
-    if args.world == "photos":
-        from i2v.world.photos.batches import load_photos
-        from i2v.world.photos.benchmark import SHAPES, photo_cases
-
-        photos = load_photos(args.photos_dir, "heldout")
-        cases = [(c.scene, photos[c.photo]) for c in photo_cases(photos, args.cases, kinds=(SHAPES,))]
-    else:
-        cases = [(s, None) for s, _ in heldout_cases(8 * args.cases) if s.motion.startswith("move_")][: args.cases]
+    cases = benchmark_cases(args.world, max(args.cases, args.plans), args.photos_dir)
+    planned = (planned_held(Path(spec.source), cases[: args.plans], args.frames, spec.defaults.fps, args.segment)
+               if args.plans else None)
+    cases = cases[: args.cases]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (scene, photo) in enumerate(cases):
@@ -190,6 +241,10 @@ def main() -> int:
     print(f"| colour drift (Delta E, first vs last second) | {mean('colour_drift'):.2f} | "
           f"{mean('colour_drift', 1):.2f} | <= 5 |")
     print(f"| motion held (segments) | {mean('motion_held'):.0%} | {mean('motion_held', 1):.0%} | >= 85% |")
+    if args.plans and planned is None:
+        print(f"| motion held by the plans | {spec.name} plans no video whole (no prompt reader) | | |")
+    elif planned is not None:
+        print(f"| motion held by the plans of {args.plans} cases (no generation) | {planned:.0%} | | >= 85% |")
     print(f"| seams (largest change at a border / median) | {mean('seam_ratio'):.2f} | | <= 1.5 |")
     print(f"| peak memory | {mean('peak_rss') / 2**30:.2f} GiB | {mean('peak_rss', 1) / 2**30:.2f} GiB | "
           f"ratio {memory:.2f} (<= 1.2) |")
