@@ -7,7 +7,7 @@
 Each case is a held-out procedural scene with one named object (``world.scoring.heldout_cases``; with
 ``--world photos``, the photo benchmark's shapes over held-out photographs) and
 a prompt schedule that turns the object back every ``--segment`` seconds (its scene's direction, then
-the opposite, in the held-out phrasings). The long run makes ``--frames`` frames (``--window``: chained windows; leave it
+the opposite, in the held-out phrasings, or with ``--phrasing train`` the training ones). The long run makes ``--frames`` frames (``--window``: chained windows; leave it
 out for a model with its own long-video pipeline); the native run makes the model's default length
 from the same image and the first prompt. Each run is a subprocess, so its peak memory (resident set)
 is its own. Printed, long beside native:
@@ -76,10 +76,11 @@ def run_child(spec: dict) -> tuple[np.ndarray | None, dict]:
     return frames, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def schedule_for(scene, segments: int, seconds: float) -> tuple[str, list[tuple[float, float]]]:
+def schedule_for(scene, segments: int, seconds: float,
+                 phrasing: str = "heldout") -> tuple[str, list[tuple[float, float]]]:
     """A schedule that turns the scene's named object back every ``seconds`` (its scene's own direction,
-    which the object has room for, then the opposite, and so on), in held-out phrasings, and each
-    segment's asked direction (screen x right, y down)."""
+    which the object has room for, then the opposite, and so on), in held-out phrasings (or ``"train"``:
+    the training phrasings), and each segment's asked direction (screen x right, y down)."""
     from i2v.world.captions import caption_scene
     from i2v.world.scenes import OBJECT_DIRECTIONS
 
@@ -88,7 +89,7 @@ def schedule_for(scene, segments: int, seconds: float) -> tuple[str, list[tuple[
     own = scene.motion.removeprefix("move_")
     for k in range(segments):
         turn = own if k % 2 == 0 else OPPOSITE[own]
-        parts.append(f"{k * seconds:g}s: {caption_scene(replace(scene, motion=f'move_{turn}'), rng, 'heldout')}")
+        parts.append(f"{k * seconds:g}s: {caption_scene(replace(scene, motion=f'move_{turn}'), rng, phrasing)}")
         directions.append(OBJECT_DIRECTIONS[turn])
     return "; ".join(parts), directions
 
@@ -107,7 +108,8 @@ def benchmark_cases(world: str, n: int, photos_dir: str) -> list:
     return [(s, None) for s, _ in heldout_cases(8 * n) if s.motion.startswith("move_")][:n]
 
 
-def planned_held(source: Path, cases: list, frames: int, fps: float, seconds: float) -> float | None:
+def planned_held(source: Path, cases: list, frames: int, fps: float, seconds: float,
+                 phrasing: str = "heldout") -> float | None:
     """The share of segments whose planned path (``prompt_motion.plan_video``) moves the named object more
     than 2 pixels within 45 degrees of the asked way, as ``score`` tracks it; None: the model plans no
     video whole (it has no prompt reader)."""
@@ -123,7 +125,7 @@ def planned_held(source: Path, cases: list, frames: int, fps: float, seconds: fl
     per = round(seconds * fps)
     for scene, photo in cases:
         image = render(scene, photo=photo)[0]
-        schedule, directions = schedule_for(scene, max(1, math.ceil(frames / per)), seconds)
+        schedule, directions = schedule_for(scene, max(1, math.ceil(frames / per)), seconds, phrasing)
         plan = plan_video(reader, text_encoder, resolve_schedule(schedule, frames, fps)[1], image, frames, fps)
         colour = scene.objects[scene.target].colour
         path = next((t for t in (plan.trajectories if plan else ()) if t.name.split()[0] == colour), None)
@@ -188,6 +190,9 @@ def main() -> int:
     p.add_argument("--plans", type=int, default=0, metavar="N",
                    help="also score the motion held by N cases' plans alone (no generation; models that plan a "
                         "video whole)")
+    p.add_argument("--phrasing", choices=("heldout", "train"), default="heldout",
+                   help="the schedules' phrasings: held-out (default), or the training phrasings (what the chaining "
+                        "holds where every word is one the prompt reader learnt)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -198,8 +203,8 @@ def main() -> int:
 
     spec = resolve_model(args.model)
     cases = benchmark_cases(args.world, max(args.cases, args.plans), args.photos_dir)
-    planned = (planned_held(Path(spec.source), cases[: args.plans], args.frames, spec.defaults.fps, args.segment)
-               if args.plans else None)
+    planned = (planned_held(Path(spec.source), cases[: args.plans], args.frames, spec.defaults.fps, args.segment,
+                            args.phrasing) if args.plans else None)
     cases = cases[: args.cases]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -207,7 +212,7 @@ def main() -> int:
             image = render(scene, photo=photo)[0]
             np.save(Path(tmp) / "image.npy", image)
             segments = max(1, math.ceil(args.frames / (args.segment * spec.defaults.fps)))
-            schedule, directions = schedule_for(scene, segments, args.segment)
+            schedule, directions = schedule_for(scene, segments, args.segment, args.phrasing)
             rgb = COLOURS[scene.objects[scene.target].colour]
             common = {"model": args.model, "image": str(Path(tmp) / "image.npy"), "seed": i}
             long, info = run_child({**common, "prompt": schedule, "frames": args.frames,
