@@ -242,3 +242,41 @@ def test_the_cli_streams_a_chained_run_into_its_output(tiny_model_dir, sample_im
     assert max(len(c) for c in chunks) <= 8
     frames, _ = read_video(out)
     assert frames.shape == (24, 64, 64, 3)
+
+
+def test_a_model_that_continues_makes_each_window_from_the_last_frames_before_it(tmp_path, monkeypatch):
+    """A denoiser trained with history frames (as many as the windows overlap): each later window gets the
+    window before's last frames as latents, held as they are, and the first frame's latents as its image
+    (the anchor), with no colour matching; the record says so."""
+    import torch
+
+    from i2v.models.unet import build_unet
+    from i2v.pipelines.pipeline_i2v import I2VPipeline
+
+    from .conftest import dummy_components, randomize_zero_init
+
+    parts = dummy_components()
+    torch.manual_seed(2)
+    parts["unet"] = build_unet("test", num_frames=4, sample_size=parts["unet"].config.sample_size,
+                               latent_channels=parts["vae"].config.latent_channels, history_frames=2)
+    randomize_zero_init(parts["unet"])
+    I2VPipeline(**parts).save_pretrained(tmp_path / "model")
+    gen = ImageToVideoGenerator(str(tmp_path / "model"), device="cpu")
+    calls = []
+    call = I2VPipeline.__call__
+
+    def spy(self, **kwargs):
+        out = call(self, **kwargs)
+        calls.append((kwargs.get("image_latents"), kwargs.get("history_latents"), out.latents))
+        return out
+
+    monkeypatch.setattr(I2VPipeline, "__call__", spy)
+    result = gen.run(chain_request(20))  # windows of 8 overlapping by 2
+    assert len(calls) == 3 and result.frames.shape[0] == 20
+    assert calls[0][1] is None
+    anchor = calls[0][2][:, :, 0]
+    for (_, _, before), (image, history, _) in zip(calls, calls[1:]):
+        torch.testing.assert_close(history, before[:, :, -2:])  # the window before's last two frames
+        torch.testing.assert_close(image, anchor)  # the first frame stays its image
+    assert "last 2 frames" in result.settings["chain"]["handover"]
+    assert result.settings["chain"]["colour_match"].startswith("none")

@@ -200,3 +200,33 @@ def test_the_object_flow_weight_scales_the_error_on_objects_only():
     assert weighted - plain == pytest.approx(9 * object_error, rel=1e-5)
     assert torch.isfinite(weighted_grad).all() and not weighted_grad[1].any()
     assert weighted_grad[0, 0, 1, 2, 2] == pytest.approx(10 * grad[0, 0, 1, 2, 2].item())
+
+
+def test_the_loss_scores_only_the_frames_not_given_and_gives_the_anchor_as_the_image():
+    """``held``: a window's history frames stay clean and are not scored; ``anchor`` is the image the
+    denoiser sees. Without them, frame 0 is given and is the image (the plain objective)."""
+    from i2v.conditioning import TextEmbedding
+    from i2v.sampling import flow_matching_loss
+
+    seen = {}
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, sigmas, image, states, pooled, mask, held=None):
+            seen.update(x=x.clone(), image=image, held=held)
+            return torch.zeros_like(x)
+
+    g = torch.Generator().manual_seed(0)
+    latents, noise = torch.randn(2, 4, 6, 8, 8, generator=g), torch.randn(2, 4, 6, 8, 8, generator=g)
+    text = TextEmbedding(states=torch.zeros(2, 3, 384), pooled=torch.zeros(2, 384), mask=torch.ones(2, 3))
+    sigmas = torch.tensor([0.5, 0.9])
+    held = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    anchor = torch.randn(2, 4, 8, 8, generator=g)
+    loss = flow_matching_loss(Recorder(), latents, text, sigmas, noise, held=held, anchor=anchor)
+    assert torch.equal(seen["x"][0, :, :3], latents[0, :, :3]) and not torch.equal(seen["x"][0, :, 3], latents[0, :, 3])
+    assert torch.equal(seen["image"], anchor) and torch.equal(seen["held"], held.float())
+    target = (noise - latents) ** 2  # a zero velocity's error
+    expected = torch.cat([target[0, :, 3:].flatten(), target[1, :, 1:].flatten()]).mean()
+    torch.testing.assert_close(loss, expected)
+    plain = flow_matching_loss(Recorder(), latents, text, sigmas, noise)
+    torch.testing.assert_close(plain, target[:, :, 1:].mean())
+    assert seen["held"] is None and torch.equal(seen["image"], latents[:, :, 0])

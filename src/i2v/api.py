@@ -150,6 +150,10 @@ class ImageToVideoGenerator:
             if planned:
                 notices.append(planned)
             chain = settings.extras["chain"]
+            if self.continues_windows(chain["overlap"]) and not planned:
+                chain.update(handover=f"the window before's last {chain['overlap']} frames (their latents, held as "
+                                      "they are), the first frame as each window's image",
+                             colour_match="none: the first frame anchors the colours")
             run_chain = partial(self.run_chain, windows, chain["kept_frames"], chain["overlap"], image, callback,
                                 timings)
             if output is None:
@@ -223,6 +227,11 @@ class ImageToVideoGenerator:
             start += chain["kept_frames"][i] - (chain["overlap"] if i == 0 else 0)
         return windows
 
+    def continues_windows(self, overlap: int) -> bool:
+        """Whether a chained window continues from the window before's last ``overlap`` frames (a denoiser
+        trained with history frames, handed them as latents) rather than from one handover frame."""
+        return getattr(self.backend, "latent_handover", False) and self.backend.history_frames() >= overlap
+
     def run_chain(self, windows: list, kept: list[int], overlap: int, image: Image.Image,
                   callback: ProgressCallback | None, timings: dict,
                   sink: Callable[[np.ndarray], None] | None = None) -> np.ndarray | None:
@@ -230,23 +239,28 @@ class ImageToVideoGenerator:
         end so far, its colours matched to the first window's, cross-faded over the overlap
         (``i2v.long_video``); progress counts every window's steps. A window whose settings say ``anchored``
         (its motion planned from the first frame, ``Backend.plan_chain``) is made from the first frame instead:
-        its frame 0 (never kept: the handover's place) is that frame, its colours are the first frame's.
-        Returns the frames; with ``sink`` (a function taking ``(t, H, W, 3)`` uint8 frames) hands each
+        its frame 0 (never kept: the handover's place) is that frame, its colours are the first frame's. A
+        model that continues a video (``Backend.history_frames`` at least ``overlap``) makes each later window
+        from the window before's last ``overlap`` frames (their latents, held as they are) with the first
+        frame as its image (the anchor for identity and colour). Returns the frames; with ``sink`` (a function taking ``(t, H, W, 3)`` uint8 frames) hands each
         window's frames to it instead, as soon as no later window changes them, and returns None: at most a
         window's frames are held."""
         from .long_video import append_window, lab_stats, match_colours, pop_final
 
         steps = [w.extras.get("denoising_steps", w.num_inference_steps) for w in windows]
         latent = getattr(self.backend, "latent_handover", False)
+        continues = self.continues_windows(overlap)
         video: list[np.ndarray] = []  # the frames not yet handed to the sink
-        reference, current, handover, anchor, done = None, image, None, None, 0
+        reference, current, handover, anchor, history, done = None, image, None, None, None, 0
         for i, settings in enumerate(windows):
             report = None if callback is None else (lambda step, _, base=done: callback(base + step, sum(steps)))
             window_timings: dict[str, float] = {}
             anchored = i > 0 and settings.extras.get("anchored", False)  # made from the first frame (see below)
-            if anchored:
+            if anchored or (i > 0 and continues):  # the first frame stays the image (the anchor)
                 current, handover = image, anchor
             extra = {"handover": handover} if handover is not None else {}
+            if i > 0 and continues and not anchored:  # its first frames are the window before's last
+                extra["history"] = history
             part = self.backend.generate(settings, current, report, window_timings, self.show_progress, **extra)
             for key, value in window_timings.items():
                 timings[key] = timings.get(key, 0.0) + value
@@ -256,12 +270,14 @@ class ImageToVideoGenerator:
                 video.extend(part[: kept[0]])
                 last = kept[0] - 1  # the window's frame that is the video's last
             else:
-                append_window(video, part if anchored else match_colours(part, reference, ramp=not latent), overlap,
+                own = anchored or "history" in extra  # colours the first frame's: nothing to match
+                append_window(video, part if own else match_colours(part, reference, ramp=not latent), overlap,
                               kept[i])
                 last = overlap + kept[i] - 1
             current = Image.fromarray(video[-overlap])  # the next window's handover
             if latent:  # the same frame, as the window's own latents
                 handover = self.backend.last_latents[:, :, last - overlap + 1]
+                history = self.backend.last_latents[:, :, last - overlap + 1: last + 1]  # (1, C, overlap, h, w)
             done += steps[i]
             if sink is not None:  # all but the frames the next window cross-fades are final
                 sink(pop_final(video, hold=overlap - 1 if i < len(windows) - 1 else 0))

@@ -137,8 +137,13 @@ def object_mask(flow: torch.Tensor) -> torch.Tensor:
 
 
 def flow_matching_loss(unet, latents, text, sigmas, noise, flow_target=None, flow_weight: float = 1.0,
-                       sigma_floor: float = 0.0, object_flow_weight: float = 1.0) -> torch.Tensor:
+                       sigma_floor: float = 0.0, object_flow_weight: float = 1.0, held: torch.Tensor | None = None,
+                       anchor: torch.Tensor | None = None) -> torch.Tensor:
     """Velocity MSE on frames 1..T-1; frame 0 stays clean, as it is at generation time.
+
+    ``held`` (B, T) bool, for a denoiser with ``history_frames``: the frames given clean (a window of a long
+    video starts with the window before's last frames), which stay clean and are not scored; ``anchor``
+    (B, C, h, w): the image the denoiser is conditioned on (the video's first frame), frame 0 by default.
 
     ``sigma_floor``: a denoiser that predicts clean frames (``prediction="warp"``) has a velocity error
     of (clean error) / sigma, which the rare draws near sigma 0 would blow up; below the floor the
@@ -150,15 +155,21 @@ def flow_matching_loss(unet, latents, text, sigmas, noise, flow_target=None, flo
     """
     # latents, noise: (B, C, T, h, w); sigmas: (B,)
     x = add_noise(latents, noise, sigmas)
-    x[:, :, 0] = latents[:, :, 0]
-    args = (x, sigmas, latents[:, :, 0], text.states, text.pooled, text.mask)
+    given = {} if held is None else {"held": held.float()}
+    if held is None:
+        held = torch.zeros(latents.shape[0], latents.shape[2], dtype=torch.bool, device=latents.device)
+        held[:, 0] = True
+    held = held.bool()
+    x = torch.where(held[:, None, :, None, None], latents, x)
+    args = (x, sigmas, latents[:, :, 0] if anchor is None else anchor, text.states, text.pooled, text.mask)
     if flow_target is None:
-        v, flow = unet(*args), None
+        v, flow = unet(*args, **given), None
     else:  # the flow learns from its target only; the clean-frame error trains the rest
-        v, flow = unet(*args, return_flow=True, detach_flow=True)
+        v, flow = unet(*args, return_flow=True, detach_flow=True, **given)
     target = noise - latents
     weight = (sigmas / sigmas.clamp(min=sigma_floor)).view(-1, 1, 1, 1, 1) if sigma_floor > 0 else 1.0
-    loss = (((v.float() - target) * weight) ** 2)[:, :, 1:].mean()
+    scored = (~held)[:, None, :, None, None].expand_as(target)  # frames the denoiser makes
+    loss = (((v.float() - target) * weight) ** 2)[scored].mean()
     if flow is not None:
         known = ~flow_target[:, :, 1:].isnan()
         if known.any():

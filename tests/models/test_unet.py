@@ -319,3 +319,28 @@ def test_fit_affine_flow_gives_the_same_answer_every_time():
     for kwargs in ({}, {"robust": True}, {"time_degree": 2}):
         first = fit_affine_flow(flow, **kwargs)
         assert all(torch.equal(first, fit_affine_flow(flow, **kwargs)) for _ in range(20))
+
+
+def test_a_history_denoiser_reads_which_frames_are_given_and_starts_as_the_plain_one(tmp_path):
+    """``history_frames``: a channel marks the frames given clean. Grown from a plain denoiser (``load_unet``),
+    it starts as that denoiser whatever is held (the new input's weights are zero), and once trained the mark
+    changes its output; a plain denoiser refuses frames held past frame 0."""
+    import pytest
+
+    from i2v.training.trainable_i2v import load_unet
+
+    plain = _model()
+    plain.save_pretrained(tmp_path)
+    grown = load_unet(tmp_path, history_frames=2, log=lambda *_: None).eval()
+    assert grown.config.history_frames == 2
+    inputs = _inputs()
+    held = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(**inputs, held=held), plain(**inputs))
+        grown.conv_in.weight[:, -1].normal_()  # as if trained
+        assert not torch.allclose(grown(**inputs, held=held), grown(**inputs))  # default: frame 0 alone
+        with pytest.raises(ValueError, match="history_frames"):
+            plain(**inputs, held=held)
+    with pytest.raises(ValueError, match="keeps them"):
+        grown.save_pretrained(tmp_path / "grown")
+        load_unet(tmp_path / "grown", history_frames=0)

@@ -209,3 +209,43 @@ def test_motion_needs_a_warping_denoiser_of_the_runs_shape(pipe, text_encoder):
     with pytest.raises(ValueError, match=r"motion.flow must be \(1, 2, 4, 64, 64\)"):
         _warping_pipe(text_encoder)(image=_image(), num_inference_steps=1,
                                     motion=MotionField(torch.zeros(1, 2, 4, 32, 32)))
+
+
+def _history_pipe(text_encoder, history_frames=2, num_frames=6):
+    from i2v.models.unet import build_unet
+
+    from ..conftest import randomize_zero_init
+
+    parts = dummy_components(num_frames=num_frames)
+    torch.manual_seed(1)
+    parts["unet"] = build_unet("test", num_frames=num_frames, sample_size=parts["unet"].config.sample_size,
+                               latent_channels=parts["vae"].config.latent_channels, history_frames=history_frames)
+    randomize_zero_init(parts["unet"])
+    p = I2VPipeline(**parts)
+    p.text_encoder = text_encoder
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def test_a_history_window_keeps_its_given_frames_and_is_anchored_at_the_image(text_encoder):
+    """A denoiser trained with history frames: a window's first k frames are the history latents as given
+    (the frames it continues), the rest are made anew; the image stays its anchor (another image, another
+    window); without history its frame 0 is the image, as for any denoiser."""
+    pipe = _history_pipe(text_encoder)
+    g = torch.Generator().manual_seed(3)
+    history = torch.randn(1, 4, 2, 16, 16, generator=g)
+    kw = dict(prompt="the red circle moves left", num_frames=6, num_inference_steps=2, seed=0, return_latents=True)
+    out = pipe(image=_image(), history_latents=history, **kw)
+    torch.testing.assert_close(out.latents[:, :, :2], history)
+    np.testing.assert_allclose(out.frames[:2].astype(int), pipe.decode_latents(history).astype(int), atol=1)
+    other_anchor = pipe(image=255 - _image(), history_latents=history, **kw)
+    assert not torch.allclose(other_anchor.latents[:, :, 2:], out.latents[:, :, 2:])
+    plain = pipe(image=_image(), **kw)
+    assert not torch.allclose(plain.latents[:, :, 1], history[:, :, 1])
+    with pytest.raises(ValueError, match="history_latents must be"):
+        pipe(image=_image(), history_latents=torch.randn(1, 4, 6, 16, 16), **kw)
+
+
+def test_history_needs_a_denoiser_trained_with_it(pipe):
+    with pytest.raises(ValueError, match="history frames"):
+        pipe(image=_image(), prompt="x", num_inference_steps=1, history_latents=torch.zeros(1, 4, 1, 16, 16))

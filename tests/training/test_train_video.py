@@ -272,3 +272,45 @@ def test_photo_clips_at_several_sizes(tiny_vae_dir, tmp_path):
     for bad in ("256x144", "128x128,100x100", "big"):
         with pytest.raises(TrainingSetupError, match="--photo-sizes"):
             parse_sizes(bad)
+
+
+def test_history_windows_hold_a_windows_first_frames_and_anchor_at_the_clip_start():
+    from i2v.training.train_video import history_windows
+
+    clips = torch.arange(6 * 24, dtype=torch.float32).view(6, 1, 24, 1, 1).expand(6, 2, 24, 3, 3)
+    windows, held, anchors = history_windows(clips, np.random.default_rng(0), 16, 4)
+    assert windows.shape == (6, 2, 16, 3, 3) and held.shape == (6, 16)
+    torch.testing.assert_close(anchors, clips[:, :, 0])
+    starts = [int(w[0, 0, 0, 0] - c[0, 0, 0, 0]) for w, c in zip(windows, clips)]
+    for w, c, h, s in zip(windows, clips, held, starts):
+        torch.testing.assert_close(w, c[:, s:s + 16])  # consecutive frames of the clip
+        k = int(h.sum())
+        assert h[:k].all() and not h[k:].any()  # the first k frames
+        assert (s == 0 and k == 1) or (s > 0 and 1 <= k <= 4)  # a clip's start holds frame 0 alone
+    assert 0 in starts and any(s > 0 for s in starts)
+
+
+def test_a_history_run_trains_on_long_clips_and_exports_a_denoiser_that_continues(tiny_vae_dir, tmp_path):
+    """``--history-frames 2 --clip-frames 20``: a cache of 20-frame clips, windows of 16 with their history
+    frames; the exported denoiser records history_frames. A fine-tune from a plain denoiser grows the input."""
+    from safetensors.torch import load_file
+
+    losses = main(_args(tiny_vae_dir, tmp_path / "run") + ["--history-frames", "2", "--clip-frames", "20"])
+    assert len(losses) == 4 and np.isfinite(list(losses.values())).all()
+    shard = load_file(str(next((tmp_path / "run" / "latents").glob("shard_*.safetensors"))))["latents"]
+    assert shard.shape[2] == 20
+    config = (tmp_path / "run" / "ema_unet" / "config.json").read_text()
+    assert '"history_frames": 2' in config and '"num_frames": 16' in config
+    main(_args(tiny_vae_dir, tmp_path / "plain"))
+    tuned = main(_args(tiny_vae_dir, tmp_path / "tuned") + ["--history-frames", "2", "--clip-frames", "20", "--init-from",
+                                                             str(tmp_path / "plain" / "ema_unet"),
+                                                             "--cache-dir", str(tmp_path / "run" / "latents")])
+    assert np.isfinite(list(tuned.values())).all()
+
+
+@pytest.mark.parametrize("flags", [["--history-frames", "16"], ["--history-frames", "2", "--clip-frames", "12"],
+                                   ["--clip-frames", "24"], ["--history-frames", "2", "--prediction", "warp"]])
+def test_a_history_run_that_cannot_be_is_refused_before_anything_is_written(tiny_vae_dir, tmp_path, flags):
+    with pytest.raises(TrainingSetupError):
+        main(_args(tiny_vae_dir, tmp_path / "out") + flags)
+    assert not (tmp_path / "out").exists()

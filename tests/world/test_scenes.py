@@ -285,3 +285,16 @@ def test_scene_flow_warps_frame_zero_onto_every_frame(motion):
     assert error.mean() < 0.01 and (motion == "static" or error.mean() < 0.2 * still.mean())
     mirrored = torch.from_numpy(scene_flow(mirror_scene(scene)))
     torch.testing.assert_close(mirrored[0], -flow[0].flip(-1), equal_nan=True, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("motion", ["move_right", "pan_left", "zoom_in", "grow"])
+def test_an_extended_scene_plays_the_scene_and_goes_on_at_its_speed(motion):
+    from i2v.world.scenes import extend_scene
+
+    scene = sample_scene(11, motion=motion)
+    longer = extend_scene(scene, 24)
+    frames, more = render(scene), render(longer)
+    assert more.shape[0] == 24
+    np.testing.assert_allclose(more[:16].astype(int), frames.astype(int), atol=1)  # the scene's own frames
+    steps = np.abs(np.diff(more.astype(float), axis=0)).mean(axis=(1, 2, 3))
+    assert steps[16:].mean() > 0.3 * steps[:15].mean()  # still moving after the scene's last frame

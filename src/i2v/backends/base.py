@@ -184,6 +184,12 @@ class Backend:
         """Whether the weights are loaded (the free memory no longer includes them)."""
         return True
 
+    def history_frames(self) -> int:
+        """How many frames of the window before a chained window can continue from (``generate(history=...)``,
+        their latents, with the video's first frame as its image): a denoiser trained to continue a video;
+        0: the window starts from one handover frame."""
+        return 0
+
     def needs_memory_plan(self) -> bool:
         """Whether the next run should ask the memory planner (``--offload auto`` before loading)."""
         return False

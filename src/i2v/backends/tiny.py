@@ -300,9 +300,14 @@ class TinyBackend(Backend):
         return ("the motion is planned once for the whole video (prompt_motion in the metadata); every window is "
                 "made from the first frame")
 
+    def history_frames(self) -> int:
+        return int(self.pipeline.unet.config.get("history_frames", 0))
+
     def generate(self, settings: ResolvedSettings, image: Image.Image, callback: ProgressCallback | None,
                  timings: dict, show_progress: bool, last_image: Image.Image | None = None,
-                 init_video: np.ndarray | None = None, handover=None) -> np.ndarray:
+                 init_video: np.ndarray | None = None, handover=None, history=None) -> np.ndarray:
+        """``handover`` (1, C, h, w): frame 0 as latents, instead of the image's; ``history`` (1, C, k, h, w): a
+        long video's window's first k frames (the window before's last), for a denoiser with history frames."""
         self.pipeline.set_progress_bar_config(disable=not show_progress, leave=False, desc="denoising")
         t0 = time.perf_counter()
         out = self.pipeline(
@@ -322,6 +327,7 @@ class TinyBackend(Backend):
             init_video=init_video,
             strength=settings.strength if init_video is not None else 1.0,
             image_latents=handover,
+            history_latents=history,
             return_latents=True,
             motion=self.motion_field(settings, image, video_to_video=init_video is not None),
         )

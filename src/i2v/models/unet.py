@@ -10,7 +10,11 @@ space-time layers:
 * a 2x2 patch embedding in and pixel-shuffle out, so the 32x32 latents cost what 16x16 would
   (a patch grid the down path cannot halve evenly, 256x144 frames say, is edge-padded and cropped);
 * the first frame's latent concatenated to every frame's input (SVD-style image conditioning)
-  and the pooled sentence embedding added to the timestep embedding (SDXL-style).
+  and the pooled sentence embedding added to the timestep embedding (SDXL-style);
+* with ``history_frames`` (a denoiser trained to continue a video, as FramePack and diffusion forcing
+  do), a channel marking the frames given clean (``held``): a long video's window holds the last
+  frames of the window before at its start, while the image channel keeps the video's first frame
+  (the anchor for identity and colour).
 
 Two output parameterisations (``prediction``). ``"velocity"``: the network's output is the
 flow-matching velocity. ``"warp"`` (for the photo autoencoder, whose detail a 2x2-patch network
@@ -147,6 +151,7 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         prediction: str = "velocity",
         vae_patch_size: int = 4,
         camera_flow: bool = False,
+        history_frames: int = 0,  # the most frames given clean at a window's start it was trained on; 0: frame 0
     ):
         super().__init__()
         if len(attention_levels) != len(block_out_channels):
@@ -160,7 +165,8 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         self.time_embedding = TimestepEmbedding(ch0, temb_dim)
         self.text_pool_embedding = TimestepEmbedding(text_dim, temb_dim)  # pooled sentence -> temb
         p = patch_size
-        in_channels = 2 * latent_channels + (2 if warp else 0)  # noisy frames, first frame, (x, y) coordinates
+        # noisy frames, first frame, (x, y) coordinates, the held-frames mask
+        in_channels = 2 * latent_channels + (2 if warp else 0) + (1 if history_frames else 0)
         self.conv_in = nn.Conv3d(in_channels, ch0, (1, p, p), stride=(1, p, p))  # patch embedding
 
         # ---- encoder: units of [ResBlock, Transformer?] or [Downsample]; each leaves a skip ----
@@ -221,6 +227,7 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         detach_flow: bool = False,
         flow: torch.Tensor | None = None,
         residual_keep: torch.Tensor | None = None,
+        held: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         # sample: (B, C, T, h, w); timestep: (B,) in [0, 1]; image_latents: (B, C, h, w)
         # text_states: (B, L, D); text_pooled: (B, D); text_mask: (B, L) 1 = real token
@@ -232,6 +239,8 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         # residual_keep (with flow): (B, 1, T, h, w) in [0, 1], how much of the residual the guess keeps: the
         # network's residual corrects its own flow's warp, so where a held flow departs from that (a user's
         # trajectory) it would paint the moved object back
+        # held (a denoiser with history_frames): (B, T) 1 on the frames given clean (a window's history frames),
+        # None: frame 0 alone
         b, _, t, h, w = sample.shape
         temb = self.time_embedding(self.time_proj(timestep * 1000).to(sample.dtype))
         temb = temb + self.text_pool_embedding(text_pooled.to(sample.dtype))
@@ -243,6 +252,13 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
         if self.warp is not None:
             coords = base_grid(h, w, sample.device).permute(0, 3, 1, 2)[:, :, None]  # (1, 2, 1, h, w)
             inputs.append(coords.to(sample.dtype).expand(b, -1, t, -1, -1))
+        if self.config.history_frames:
+            if held is None:
+                held = torch.zeros(b, t, device=sample.device)
+                held[:, 0] = 1
+            inputs.append(held.to(sample.dtype)[:, None, :, None, None].expand(-1, -1, -1, h, w))
+        elif held is not None and (held[:, 1:] != 0).any():
+            raise ValueError("held frames past frame 0 need a denoiser trained with history_frames")
         x = self.conv_in(torch.cat(inputs, dim=1))  # (B, ch0, T, h/p, w/p)
         # the down path halves the patch grid len(levels) - 1 times: other sizes are padded (edge
         # values repeated) to its multiple and cropped back before the output

@@ -189,6 +189,7 @@ class I2VPipeline(DiffusionPipeline):
         image_latents: torch.Tensor | None = None,
         return_latents: bool = False,
         motion: MotionField | None = None,
+        history_latents: torch.Tensor | None = None,
     ) -> I2VPipelineOutput:
         """``init_video`` (video-to-video, SDEdit): the video the run starts from, (T, H, W, 3) uint8 at
         the output size, or (T, 3, H, W) in [-1, 1]; ``strength`` (0, 1] is how much of it is
@@ -198,7 +199,10 @@ class I2VPipeline(DiffusionPipeline):
         (a long video's windows hand over a frame without a trip through the autoencoder);
         ``return_latents`` also returns the clip's latents. ``motion`` (a warping denoiser only): a motion
         decided by the caller (``i2v.motion``: a camera path, trajectories) that the run holds instead of
-        the model's plan, wholly or where the field covers."""
+        the model's plan, wholly or where the field covers. ``history_latents`` (1, C, k, h, w), for a denoiser
+        trained with history frames: a long video's window continues the window before, whose last k frames'
+        latents are its first k frames, held as they are (frame 0 is then the first of them, not the image,
+        which stays the denoiser's anchor)."""
         import time
 
         d = self.default_settings
@@ -213,6 +217,13 @@ class I2VPipeline(DiffusionPipeline):
 
         # 1. Check inputs
         self.check_inputs(image, num_frames, height, width, num_inference_steps, guidance_scale)
+        if history_latents is not None:
+            k = history_latents.shape[2]
+            if not self.unet.config.get("history_frames", 0):
+                raise ValueError("history_latents needs a denoiser trained with history frames")
+            if not 1 <= k < num_frames or history_latents.shape[0] != 1 or history_latents.dim() != 5:
+                raise ValueError(f"history_latents must be (1, C, k, h, w) with 1 <= k < {num_frames}, got "
+                                 f"{tuple(history_latents.shape)}")
         if motion is not None:
             if self.unet.warp is None:
                 raise ValueError("motion (a camera path or trajectories) needs a warping denoiser (prediction='warp')")
@@ -254,7 +265,14 @@ class I2VPipeline(DiffusionPipeline):
             video_latents = self.encode_video(init_video, num_frames, height, width, decode_chunk_size)
             latents = sigmas[0] * latents + (1 - sigmas[0]) * video_latents.to(device)  # the flow path at sigma
         image_latents = image_latents.float()
-        latents[:, :, 0] = image_latents
+        # the frames given: the image at frame 0, or a window's history frames (B, C, k, h, w)
+        given = image_latents[:, :, None] if history_latents is None else history_latents.to(device).float()
+        k = given.shape[2]
+        latents[:, :, :k] = given
+        held = None
+        if self.unet.config.get("history_frames", 0):
+            held = torch.zeros(2 if do_cfg else 1, num_frames, device=device)
+            held[:, :k] = 1
 
         # 6. The guided velocity: CFG batched into one forward, frame 0 held at the image. A warping
         #    denoiser plans its motion once, at pure noise (guided on the flow: two pictures warped apart
@@ -269,7 +287,7 @@ class I2VPipeline(DiffusionPipeline):
 
         def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             x = x.clone()
-            x[:, :, 0] = image_latents
+            x[:, :, :k] = given
             xin = (torch.cat([x, x]) if do_cfg else x).to(dtype)
             s = sigma.reshape(1).expand(xin.shape[0]).to(dtype)
             if plans_motion:
@@ -285,11 +303,12 @@ class I2VPipeline(DiffusionPipeline):
                               None if text.mask is None else text.mask[pos], flow=plan["flow"],
                               residual_keep=keep).float()
             else:
-                v = self.unet(xin, s, image_cond, text.states, text.pooled, text.mask).float()
+                extra = {} if held is None else {"held": held}
+                v = self.unet(xin, s, image_cond, text.states, text.pooled, text.mask, **extra).float()
                 if do_cfg:
                     v_neg, v_pos = v.chunk(2)
                     v = v_neg + guidance_scale * (v_pos - v_neg)
-            v[:, :, 0] = 0  # frame 0 does not move
+            v[:, :, :k] = 0  # the given frames do not move
             return v
 
         # 7. Denoising loop

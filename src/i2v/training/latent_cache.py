@@ -19,7 +19,16 @@ from safetensors.torch import load_file, save_file
 from ..errors import StaleCacheError
 from ..models.autoencoder import to_diffusion_latents
 from ..world.batches import frames_to_tensor
-from ..world.scenes import HELDOUT_SEED_START, TRAVEL_RANGE, Scene, over_photo, render, sample_scene
+from ..world.scenes import (
+    HELDOUT_SEED_START,
+    NUM_FRAMES,
+    TRAVEL_RANGE,
+    Scene,
+    extend_scene,
+    over_photo,
+    render,
+    sample_scene,
+)
 
 
 @torch.no_grad()
@@ -92,20 +101,25 @@ def encode_clips(vae, clips: list[np.ndarray]) -> torch.Tensor:
 
 def build_latent_cache(vae, folder: str | Path, num_videos: int, seed: int = 0, shard_size: int = 256,
                        travel_range: tuple[float, float] = TRAVEL_RANGE, photos: list[np.ndarray] | None = None,
-                       photo_share: float = 0.0, log=print) -> Path:
+                       photo_share: float = 0.0, clip_frames: int = NUM_FRAMES, log=print) -> Path:
     """Latents of ``num_videos`` training scenes of the shapes world; with ``photos``, a ``photo_share``
-    of them over a random window of a random photo (drawn from ``(seed, scene index)``)."""
+    of them over a random window of a random photo (drawn from ``(seed, scene index)``). ``clip_frames``
+    longer than a scene: each scene goes on at its speed to that many frames (``extend_scene``), clips to
+    train continuing a video."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    longer = {"clip_frames": clip_frames} if clip_frames != NUM_FRAMES else {}  # older caches keep their settings
     check_settings(folder, {"clips": "scenes", "num_videos": num_videos, "seed": seed, "shard_size": shard_size,
                             "travel_range": list(travel_range), "photo_share": photo_share if photos else 0.0,
-                            **fingerprint(vae, photos if photo_share else None)})
+                            **longer, **fingerprint(vae, photos if photo_share else None)})
     rng = np.random.default_rng(seed)
     seeds = rng.integers(HELDOUT_SEED_START, size=num_videos)  # training scenes only
     for shard, start in enumerate(range(0, num_videos, shard_size)):
         if (folder / f"shard_{shard:05d}.safetensors").exists():
             continue
         scenes = [sample_scene(int(s), travel_range=travel_range) for s in seeds[start:start + shard_size]]
+        if clip_frames != NUM_FRAMES:
+            scenes = [extend_scene(scene, clip_frames) for scene in scenes]
         if photos:
             scenes = [_maybe_over_photo(scene, photos, photo_share, np.random.default_rng([seed, start + k]))
                       for k, scene in enumerate(scenes)]

@@ -29,7 +29,7 @@ from ..models.autoencoder import spatial_compression
 from ..models.unet import build_unet
 from ..validate import check_output_folder
 from ..world.captions import caption_scene
-from ..world.scenes import TRAVEL_RANGE, mirror_scene, scene_flow
+from ..world.scenes import NUM_FRAMES, TRAVEL_RANGE, mirror_scene, scene_flow
 from .export import export_ema
 from .latent_cache import build_latent_cache, build_photo_latent_cache, load_latent_cache, load_shards
 from .loop import CAPTION_DROPOUT, LoopConfig, Stage, make_accelerator, train
@@ -96,6 +96,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(where the true flow departs from the frame's camera field)")
     p.add_argument("--flow-weight", type=float, default=1.0,
                    help="with --prediction warp and --photos: weight of the camera clips' flow loss")
+    p.add_argument("--history-frames", type=int, default=0, metavar="K",
+                   help="train the denoiser to continue a video (a velocity denoiser): a window starts anywhere in "
+                        "a --clip-frames clip, its first 1..K frames given clean (the window before's last frames) "
+                        "and the clip's first frame as its image (the anchor); half the windows are plain clips")
+    p.add_argument("--clip-frames", type=int, default=None,
+                   help="with --history-frames: cached clips this long (each scene going on at its speed; "
+                        "default: one and a half windows)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
@@ -141,6 +148,17 @@ def main(argv=None) -> dict:
                                  f"--large-share in [0, 1], got {args.photo_share}, {args.photo_clips}, "
                                  f"{args.scenes_over_photos} and {args.large_share}")
     sizes = parse_sizes(args.photo_sizes)
+    window = NUM_FRAMES
+    clip_frames = args.clip_frames or (window + window // 2 if args.history_frames else window)
+    if args.history_frames and (args.prediction == "warp" or not 1 <= args.history_frames < window
+                                or clip_frames < window):
+        raise TrainingSetupError(f"--history-frames K trains a velocity denoiser (not --prediction warp) with 1 <= K < "
+                                 f"{window} and --clip-frames >= {window}; got K={args.history_frames}, "
+                                 f"--clip-frames {clip_frames}")
+    if args.clip_frames and not args.history_frames:
+        raise TrainingSetupError("--clip-frames is for --history-frames")
+    if args.history_frames and args.photos:
+        raise TrainingSetupError("--history-frames trains on the shapes world's long clips; leave out --photos")
     if args.cooldown_steps > args.max_steps - warmup:
         raise TrainingSetupError(f"--cooldown-steps {args.cooldown_steps} does not fit in --max-steps "
                                  f"{args.max_steps} after {warmup} warmup steps")
@@ -158,7 +176,8 @@ def main(argv=None) -> dict:
         photos = load_photos(args.photos, "train")
     if accelerator.is_main_process:
         build_latent_cache(vae, cache, preset["clips"], seed=args.seed, travel_range=preset["travel"],
-                           photos=photos, photo_share=args.scenes_over_photos, log=accelerator.print)
+                           photos=photos, photo_share=args.scenes_over_photos, clip_frames=clip_frames,
+                           log=accelerator.print)
     photo_cache = Path(args.photo_cache_dir or out / "photo_latents")
     if args.photos and accelerator.is_main_process:  # camera moves over the training photos, one cache per size
         for k, size in enumerate(sizes):
@@ -179,16 +198,19 @@ def main(argv=None) -> dict:
     torch.manual_seed(args.seed)
     if args.init_from:  # a new autoencoder's latent channels get a new patch embedding and output
         unet = load_unet(args.init_from, latent_channels=vae.config.latent_channels, log=accelerator.print,
-                         prediction=args.prediction, vae=vae, camera_flow=args.camera_flow or None)
+                         prediction=args.prediction, vae=vae, camera_flow=args.camera_flow or None,
+                         history_frames=args.history_frames or None)
     else:
         warp = args.prediction == "warp"
         unet = build_unet(preset["unet"], latent_channels=vae.config.latent_channels,
-                          num_frames=all_latents.shape[2], sample_size=all_latents.shape[-1],
-                          prediction=args.prediction or "velocity",
+                          num_frames=window, sample_size=all_latents.shape[-1],
+                          prediction=args.prediction or "velocity", history_frames=args.history_frames,
                           **({"vae_patch_size": vae.config.patch_size, "camera_flow": args.camera_flow} if warp else {}))
         if warp:
             unet.warp.set_from_autoencoder(vae)
     warp = unet.config.prediction == "warp"
+    if warp and unet.config.get("history_frames", 0):
+        raise TrainingSetupError("history frames are trained into velocity denoisers; --init-from is a warping one")
     trainable = I2VTrainable(unet, vae, FlowMatchEulerDiscreteScheduler(shift=sigma_shift), text_encoder)
     if accelerator.is_main_process:
         (out / "samples").mkdir(parents=True, exist_ok=True)
@@ -206,6 +228,15 @@ def main(argv=None) -> dict:
         flip = rng.random(n_world) < 0.5  # a mirrored clip is another valid clip
         latents = all_latents[idx].float()  # (B, C, T, h, w)
         latents[flip] = latents[flip].flip(-1)
+        if args.history_frames:  # windows of the long clips, their history frames given, anchored at frame 0
+            latents, held, anchor = history_windows(latents, rng, window, args.history_frames)
+            captions = ["" if rng.random() < CAPTION_DROPOUT
+                        else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train",
+                                           p_partial=preset["partial_reference"],
+                                           p_misnamed_colour=preset["misnamed_colour"])
+                        for i, f in zip(idx, flip)]
+            return (latents.to(device), trainable.encode_text(captions, device), None, held.to(device),
+                    anchor.to(device))
         captions = [
             "" if rng.random() < CAPTION_DROPOUT
             else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train",
@@ -226,9 +257,10 @@ def main(argv=None) -> dict:
         return latents.to(device), trainable.encode_text(captions, device), None if flows is None else flows.to(device)
 
     def loss(model, batch, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
-        latents, text, flows = batch
+        latents, text, flows, *history = batch  # history: the held frames and anchors of history windows
+        held, anchor = history or (None, None)
         return trainable.velocity_loss(model, latents, text, gen, flow_target=flows, flow_weight=args.flow_weight,
-                                         object_flow_weight=args.object_flow_weight), {}
+                                       object_flow_weight=args.object_flow_weight, held=held, anchor=anchor), {}
 
     # ---- export: the EMA denoiser at every checkpoint; a contact sheet every --sample-every steps ----
     def after_step(step: int, checkpointed: bool, weights) -> None:
@@ -256,6 +288,24 @@ def main(argv=None) -> dict:
         ema_decay=args.ema_decay,
     )
     return train(accelerator, stage, LoopConfig.from_args(args))
+
+
+def history_windows(clips: torch.Tensor, rng: np.random.Generator, window: int,
+                    history: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training windows for a denoiser that continues a video: from clips (B, C, N, h, w), per clip a window
+    of ``window`` frames -> (windows (B, C, window, h, w), held (B, window) bool, anchors (B, C, h, w)). Half
+    are the clip's start (frame 0 held, the anchor itself: the first window of a video); the others start at
+    a random frame and hold their first 1..``history`` frames (the window before's last frames, as a long
+    video hands them over), anchored at the clip's frame 0 (the video's first frame)."""
+    b, n = clips.shape[0], clips.shape[2]
+    windows = torch.empty(*clips.shape[:2], window, *clips.shape[3:])
+    held = torch.zeros(b, window, dtype=torch.bool)
+    for i in range(b):
+        later = rng.random() < 0.5 and n > window
+        start = int(rng.integers(1, n - window + 1)) if later else 0
+        windows[i] = clips[i, :, start:start + window]
+        held[i, : int(rng.integers(1, history + 1)) if later else 1] = True
+    return windows, held, clips[:, :, 0]
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:

@@ -21,7 +21,7 @@ WARP_SIGMA_FLOOR = 0.2  # a warping denoiser's clean-frame error weighs at most 
 
 
 def load_unet(folder: str | Path, latent_channels: int | None = None, log=print, prediction: str | None = None,
-              vae=None, camera_flow: bool | None = None) -> torch.nn.Module:
+              vae=None, camera_flow: bool | None = None, history_frames: int | None = None) -> torch.nn.Module:
     """A denoiser folder, or a model folder's ``unet/``, as float32 weights to train.
 
     With ``latent_channels`` other than the folder's (a new autoencoder) or another ``prediction``
@@ -30,7 +30,8 @@ def load_unet(folder: str | Path, latent_channels: int | None = None, log=print,
     inputs it already had when the latent channels stay (new inputs start at zero); the output
     (``conv_out``) starts afresh at zero, as in a fresh network. A warping denoiser takes its warp
     from ``vae`` (a ``PatchAutoencoder``); ``camera_flow=True`` adds its affine camera head (zero at
-    the start: the flow is unchanged until it trains)."""
+    the start: the flow is unchanged until it trains); ``history_frames`` adds the held-frames input (zero at
+    the start: the network is unchanged until it trains)."""
     from safetensors.torch import load_file
 
     from ..models.unet import SpaceTimeUNet
@@ -41,10 +42,15 @@ def load_unet(folder: str | Path, latent_channels: int | None = None, log=print,
     latent_channels = latent_channels or unet.config.latent_channels
     prediction = prediction or unet.config.prediction
     camera_flow = unet.config.get("camera_flow", False) if camera_flow is None else camera_flow
+    history_frames = unet.config.get("history_frames", 0) if history_frames is None else history_frames
     if (latent_channels == unet.config.latent_channels and prediction == unet.config.prediction
-            and camera_flow == unet.config.get("camera_flow", False)):
+            and camera_flow == unet.config.get("camera_flow", False)
+            and history_frames == unet.config.get("history_frames", 0)):
         return unet
-    changes = {"latent_channels": latent_channels, "prediction": prediction, "camera_flow": camera_flow}
+    if unet.config.get("history_frames", 0) and not history_frames:
+        raise ValueError(f"{folder}: a denoiser trained with history frames keeps them (history_frames >= 1)")
+    changes = {"latent_channels": latent_channels, "prediction": prediction, "camera_flow": camera_flow,
+               "history_frames": history_frames}
     if prediction == "warp":
         if vae is None:
             raise ValueError("a warping denoiser needs its autoencoder")
@@ -62,7 +68,8 @@ def load_unet(folder: str | Path, latent_channels: int | None = None, log=print,
     if prediction == "warp":
         fresh.warp.set_from_autoencoder(vae)
     log(f"denoiser from {folder}: {unet.config.latent_channels} -> {latent_channels} latent channels, "
-        f"{unet.config.prediction} -> {prediction} prediction; new: "
+        f"{unet.config.prediction} -> {prediction} prediction, history frames {unet.config.get('history_frames', 0)} "
+        f"-> {history_frames}; new: "
         f"{', '.join(sorted(k for k in own if k not in kept and not k.startswith('warp.')))}")
     return fresh
 
@@ -130,16 +137,18 @@ class I2VTrainable:
 
     def velocity_loss(self, model, latents: torch.Tensor, text, gen: torch.Generator,
                       flow_target: torch.Tensor | None = None, flow_weight: float = 1.0,
-                      object_flow_weight: float = 1.0) -> torch.Tensor:
+                      object_flow_weight: float = 1.0, held: torch.Tensor | None = None,
+                      anchor: torch.Tensor | None = None) -> torch.Tensor:
         """Noise levels (at the scheduler's shift) and noise drawn from ``gen``; then ``flow_matching_loss``
-        (a warping denoiser's errors floored at sigma 0.2, and its flow fitted to ``flow_target`` if given)."""
+        (a warping denoiser's errors floored at sigma 0.2, and its flow fitted to ``flow_target`` if given;
+        ``held`` and ``anchor``: a window's history frames and its video's first frame, as there)."""
         device = latents.device
         sigmas = sample_training_sigmas(len(latents), gen, shift=self.scheduler.config.shift).to(device)
         noise = torch.randn(latents.shape, generator=gen).to(device)
         warp = getattr(self.model.config, "prediction", "velocity") == "warp"
         return flow_matching_loss(model, latents, text, sigmas, noise, flow_target=flow_target if warp else None,
                                   flow_weight=flow_weight, sigma_floor=WARP_SIGMA_FLOOR if warp else 0.0,
-                                  object_flow_weight=object_flow_weight)
+                                  object_flow_weight=object_flow_weight, held=held, anchor=anchor)
 
     # ---- output ----
     def save_model(self, model: torch.nn.Module, folder: str | Path) -> None:

@@ -12,7 +12,7 @@ right, ``y`` grows downwards (image convention). Pixel centre ``(i, j)`` of fram
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -381,6 +381,18 @@ def heldout_seed(index: int) -> int:
 
 _MIRROR = {"left": "right", "right": "left", "up_left": "up_right", "up_right": "up_left",
            "down_left": "down_right", "down_right": "down_left", "pan_left": "pan_right", "pan_right": "pan_left"}
+
+
+def extend_scene(scene: Scene, num_frames: int) -> Scene:
+    """The scene over ``num_frames`` frames at the same speed: its motion goes on past its last frame (an
+    object may leave the frame), so the first ``scene.num_frames`` frames are the scene's own. A long clip
+    to train continuing a video from its last frames on."""
+    if num_frames < 2:
+        raise ValueError(f"a scene needs at least 2 frames, got {num_frames}")
+    span = (num_frames - 1) / (scene.num_frames - 1)  # the motion's length over the longer clip
+    grows = scene.motion in CAMERA_ZOOMS or scene.motion in OBJECT_SCALES  # factors compound geometrically
+    amount = scene.amount ** span if grows else scene.amount * span
+    return replace(scene, amount=float(amount), num_frames=num_frames, meta=dict(scene.meta))
 
 
 def mirror_scene(scene: Scene) -> Scene:
