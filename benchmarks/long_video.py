@@ -113,12 +113,13 @@ def planned_held(source: Path, cases: list, frames: int, fps: float, seconds: fl
     """The share of segments whose planned path (``prompt_motion.plan_video``) moves the named object more
     than 2 pixels within 45 degrees of the asked way, as ``score`` tracks it; None: the model plans no
     video whole (it has no prompt reader)."""
+    from i2v.backends.tiny import warps
     from i2v.conditioning import MiniLMTextEncoder
     from i2v.motion.prompt_motion import load_reader, plan_video
     from i2v.prompt_schedule import resolve_schedule
     from i2v.world.scenes import render
 
-    reader = load_reader(source)
+    reader = load_reader(source) if warps(source) else None  # as the backend loads it
     if reader is None:
         return None
     text_encoder, held = MiniLMTextEncoder(), []
@@ -136,10 +137,14 @@ def planned_held(source: Path, cases: list, frames: int, fps: float, seconds: fl
             times = [t for t, _, _ in path.points]
             a, b = (np.array([np.interp(f / fps, times, [p[i] for p in path.points]) for i in (1, 2)])
                     * image.shape[1::-1] for f in (k * per, min(frames - 1, (k + 1) * per - 1)))
-            move = b - a
-            held.append(bool(np.linalg.norm(move) > 2
-                             and move @ np.array(way) > math.cos(math.radians(45)) * np.linalg.norm(move)))
+            held.append(holds_way(b - a, way))
     return float(np.mean(held))
+
+
+def holds_way(move: np.ndarray, way) -> bool:
+    """Whether a displacement (pixels, x right, y down) moves more than 2 pixels within 45 degrees of ``way``."""
+    length = float(np.linalg.norm(move))
+    return length > 2 and float(move @ np.array(way)) > math.cos(math.radians(45)) * length
 
 
 def mean_lab(frames: np.ndarray, masks: np.ndarray) -> np.ndarray | None:
@@ -168,9 +173,7 @@ def score(frames: np.ndarray, fps: float, rgb, directions, seconds: float, borde
         if b <= a or np.isnan(track.centroids[[a, b]]).any():
             held.append(False)
             continue
-        move = track.centroids[b] - track.centroids[a]
-        cosine = (move @ np.array([dx, dy])) / (np.linalg.norm(move) + 1e-9)
-        held.append(bool(np.linalg.norm(move) > 2 and cosine > math.cos(math.radians(45))))
+        held.append(holds_way(track.centroids[b] - track.centroids[a], (dx, dy)))
     steps = np.abs(np.diff(frames.astype(np.float64), axis=0)).mean(axis=(1, 2, 3))
     seam = max((steps[i - 1: i + 1].max() for i in borders if 0 < i < len(steps)), default=math.nan)
     return {"flicker": temporal_flicker(frames), "colour_drift": drift, "motion_held": float(np.mean(held)),

@@ -3,6 +3,7 @@ end to end on the embedded model and a tiny diffusers model."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -244,10 +245,13 @@ def test_the_cli_streams_a_chained_run_into_its_output(tiny_model_dir, sample_im
     assert frames.shape == (24, 64, 64, 3)
 
 
-def test_a_model_that_continues_makes_each_window_from_the_last_frames_before_it(tmp_path, monkeypatch):
-    """A denoiser trained with history frames (as many as the windows overlap): each later window gets the
-    window before's last frames as latents, held as they are, and the first frame's latents as its image
-    (the anchor), with no colour matching; the record says so."""
+@pytest.mark.parametrize("history_frames", [2, 1])
+def test_a_model_that_continues_makes_each_window_from_the_last_frames_before_it(tmp_path, monkeypatch,
+                                                                                history_frames):
+    """A denoiser trained with history frames: each later window gets the frames it shares with the video before
+    it (windows of 8 overlap by 2; a denoiser trained on one frame gets the first of them) as latents, held as
+    they are, and the first frame's latents as its image (the anchor), with no colour matching; the record
+    says so."""
     import torch
 
     from i2v.models.unet import build_unet
@@ -258,7 +262,7 @@ def test_a_model_that_continues_makes_each_window_from_the_last_frames_before_it
     parts = dummy_components()
     torch.manual_seed(2)
     parts["unet"] = build_unet("test", num_frames=4, sample_size=parts["unet"].config.sample_size,
-                               latent_channels=parts["vae"].config.latent_channels, history_frames=2)
+                               latent_channels=parts["vae"].config.latent_channels, history_frames=history_frames)
     randomize_zero_init(parts["unet"])
     I2VPipeline(**parts).save_pretrained(tmp_path / "model")
     gen = ImageToVideoGenerator(str(tmp_path / "model"), device="cpu")
@@ -275,8 +279,8 @@ def test_a_model_that_continues_makes_each_window_from_the_last_frames_before_it
     assert len(calls) == 3 and result.frames.shape[0] == 20
     assert calls[0][1] is None
     anchor = calls[0][2][:, :, 0]
-    for (_, _, before), (image, history, _) in zip(calls, calls[1:]):
-        torch.testing.assert_close(history, before[:, :, -2:])  # the window before's last two frames
+    for (_, _, before), (image, history, _) in itertools.pairwise(calls):
+        torch.testing.assert_close(history, before[:, :, 6:6 + history_frames])  # the shared frames, from the first
         torch.testing.assert_close(image, anchor)  # the first frame stays its image
-    assert "last 2 frames" in result.settings["chain"]["handover"]
+    assert f"the first {history_frames} of the 2 frames" in result.settings["chain"]["handover"]
     assert result.settings["chain"]["colour_match"].startswith("none")

@@ -150,10 +150,11 @@ class ImageToVideoGenerator:
             if planned:
                 notices.append(planned)
             chain = settings.extras["chain"]
-            if self.continues_windows(chain["overlap"]) and not planned:
-                chain.update(handover=f"the window before's last {chain['overlap']} frames (their latents, held as "
-                                      "they are), the first frame as each window's image",
-                             colour_match="none: the first frame anchors the colours")
+            held = self.continued_frames(chain["overlap"])
+            if held and not planned:
+                chain.update(handover=f"the first {held} of the {chain['overlap']} frames a window shares with the "
+                                      "video before it, as latents held as they are; the first frame as each "
+                                      "window's image", colour_match="none: the first frame anchors the colours")
             run_chain = partial(self.run_chain, windows, chain["kept_frames"], chain["overlap"], image, callback,
                                 timings)
             if output is None:
@@ -227,10 +228,13 @@ class ImageToVideoGenerator:
             start += chain["kept_frames"][i] - (chain["overlap"] if i == 0 else 0)
         return windows
 
-    def continues_windows(self, overlap: int) -> bool:
-        """Whether a chained window continues from the window before's last ``overlap`` frames (a denoiser
-        trained with history frames, handed them as latents) rather than from one handover frame."""
-        return getattr(self.backend, "latent_handover", False) and self.backend.history_frames() >= overlap
+    def continued_frames(self, overlap: int) -> int:
+        """How many of the ``overlap`` frames a chained window shares with the video before it are handed to it
+        as they are (their latents: a denoiser trained with history frames continues from them, the first
+        frame as its image); 0: the window starts from one handover frame."""
+        if not getattr(self.backend, "latent_handover", False):
+            return 0
+        return min(self.backend.history_frames(), overlap)
 
     def run_chain(self, windows: list, kept: list[int], overlap: int, image: Image.Image,
                   callback: ProgressCallback | None, timings: dict,
@@ -240,26 +244,26 @@ class ImageToVideoGenerator:
         (``i2v.long_video``); progress counts every window's steps. A window whose settings say ``anchored``
         (its motion planned from the first frame, ``Backend.plan_chain``) is made from the first frame instead:
         its frame 0 (never kept: the handover's place) is that frame, its colours are the first frame's. A
-        model that continues a video (``Backend.history_frames`` at least ``overlap``) makes each later window
-        from the window before's last ``overlap`` frames (their latents, held as they are) with the first
-        frame as its image (the anchor for identity and colour). Returns the frames; with ``sink`` (a function taking ``(t, H, W, 3)`` uint8 frames) hands each
-        window's frames to it instead, as soon as no later window changes them, and returns None: at most a
-        window's frames are held."""
+        model that continues a video (``Backend.history_frames``) gets each later window's first frames (up to
+        ``overlap``) as the video's latents, held as they are, with the first frame as its image (the anchor for
+        identity and colour). Returns the frames; with ``sink`` (a function taking ``(t, H, W, 3)`` uint8
+        frames) hands each window's frames to it instead, as soon as no later window changes them, and returns
+        None: at most a window's frames are held."""
         from .long_video import append_window, lab_stats, match_colours, pop_final
 
         steps = [w.extras.get("denoising_steps", w.num_inference_steps) for w in windows]
         latent = getattr(self.backend, "latent_handover", False)
-        continues = self.continues_windows(overlap)
+        held = self.continued_frames(overlap)  # the shared frames handed over as latents (history frames)
         video: list[np.ndarray] = []  # the frames not yet handed to the sink
         reference, current, handover, anchor, history, done = None, image, None, None, None, 0
         for i, settings in enumerate(windows):
             report = None if callback is None else (lambda step, _, base=done: callback(base + step, sum(steps)))
             window_timings: dict[str, float] = {}
             anchored = i > 0 and settings.extras.get("anchored", False)  # made from the first frame (see below)
-            if anchored or (i > 0 and continues):  # the first frame stays the image (the anchor)
+            if anchored or (i > 0 and held):  # the first frame stays the image (the anchor)
                 current, handover = image, anchor
             extra = {"handover": handover} if handover is not None else {}
-            if i > 0 and continues and not anchored:  # its first frames are the window before's last
+            if i > 0 and held and not anchored:  # its first frames are the video's last as they are
                 extra["history"] = history
             part = self.backend.generate(settings, current, report, window_timings, self.show_progress, **extra)
             for key, value in window_timings.items():
@@ -277,7 +281,7 @@ class ImageToVideoGenerator:
             current = Image.fromarray(video[-overlap])  # the next window's handover
             if latent:  # the same frame, as the window's own latents
                 handover = self.backend.last_latents[:, :, last - overlap + 1]
-                history = self.backend.last_latents[:, :, last - overlap + 1: last + 1]  # (1, C, overlap, h, w)
+                history = self.backend.last_latents[:, :, last - overlap + 1: last - overlap + 1 + held]  # (1, C, k, h, w)
             done += steps[i]
             if sink is not None:  # all but the frames the next window cross-fades are final
                 sink(pop_final(video, hold=overlap - 1 if i < len(windows) - 1 else 0))

@@ -10,7 +10,9 @@ drift a little with every handover; each window is pulled back toward the first 
 handover, already corrected) to all of it at its last. A model that can take its first frame as
 latents (the embedded model) is handed the previous window's latents instead of a decoded frame, so
 the handover makes no trip through the autoencoder (one such trip shifts a shape's colour by about 4
-Delta E), and its window is corrected in full. Windows are generated one at a time, so the
+Delta E), and its window is corrected in full; one whose denoiser was trained with history frames
+is handed the shared frames' latents, held as they are, with the first frame as its image (the
+anchor), and is not colour-corrected. Windows are generated one at a time, so the
 device holds one window's activations whatever the length; written straight to a file
 (``ImageToVideoGenerator.generate_to_file``), memory holds about one window's frames too.
 

@@ -139,7 +139,8 @@ def object_mask(flow: torch.Tensor) -> torch.Tensor:
 def flow_matching_loss(unet, latents, text, sigmas, noise, flow_target=None, flow_weight: float = 1.0,
                        sigma_floor: float = 0.0, object_flow_weight: float = 1.0, held: torch.Tensor | None = None,
                        anchor: torch.Tensor | None = None) -> torch.Tensor:
-    """Velocity MSE on frames 1..T-1; frame 0 stays clean, as it is at generation time.
+    """Velocity MSE on the frames the denoiser makes: frames 1..T-1, frame 0 clean (the image), as at
+    generation time; or those after a window's ``held`` frames.
 
     ``held`` (B, T) bool, for a denoiser with ``history_frames``: the frames given clean (a window of a long
     video starts with the window before's last frames), which stay clean and are not scored; ``anchor``

@@ -344,3 +344,10 @@ def test_a_history_denoiser_reads_which_frames_are_given_and_starts_as_the_plain
     with pytest.raises(ValueError, match="keeps them"):
         grown.save_pretrained(tmp_path / "grown")
         load_unet(tmp_path / "grown", history_frames=0)
+
+
+def test_history_frames_are_for_a_velocity_denoiser():
+    import pytest
+
+    with pytest.raises(ValueError, match="velocity denoiser"):
+        build_unet("test", num_frames=4, sample_size=16, prediction="warp", history_frames=2)

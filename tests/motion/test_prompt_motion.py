@@ -374,7 +374,7 @@ def test_a_long_videos_unsure_segment_holds_the_object_and_the_next_moves_it_on(
                              "it moves down": ("move_down", "none", "none")})
     reader.answers["it drifts skyward"] = _reading({"move_down": 0.34, "move_left": 0.31, "move_right": 0.25},
                                                    "none", "none").answer
-    text, segments = resolve_schedule("0s: the red ball moves right; 5s: it drifts skyward; 10s: it moves down", 160, 8.0)
+    _, segments = resolve_schedule("0s: the red ball moves right; 5s: it drifts skyward; 10s: it moves down", 160, 8.0)
     (path,) = plan_video(reader, PromptEncoder(reader), segments, frame, 160, 8.0).trajectories
     times = [p[0] for p in path.points]
     at = dict(zip(times, path.points))
@@ -390,3 +390,31 @@ def test_a_move_that_meets_an_edge_stops_on_its_line():
     assert y1 == pytest.approx(0.93) and (x1 - x0) / (y1 - y0) == pytest.approx(0.2 / 0.98)
     at_bottom = FoundObject("red", "circle", (0.5, 0.93), (0.06, 0.06), 0.01)
     assert object_move(at_bottom, (0.2, 0.98), 128, 128)[1] == pytest.approx((0.5, 0.93))
+
+
+def test_a_hair_of_sideways_drift_does_not_stop_a_move_along_an_edge():
+    """"0s: the red ball moves right; 5s: it moves up": the first segment takes the ball to the right edge; "up"
+    read with a hair of up-right (its mean way a little right of up) still goes up beside the edge."""
+    at_right = FoundObject("red", "circle", (0.93, 0.5), (0.06, 0.06), 0.01)
+    (x0, y0), (x1, y1) = object_move(at_right, (0.02, -0.9998), 128, 128)
+    assert y1 < y0 - 0.2 and x0 <= x1 <= 0.93 + 1e-9
+    frame = render(_scene([SceneObject("circle", "red", 0.5, 0.5, 0.06)]))[0]
+    reader = ScheduleReader({"the red ball moves right": ("move_right", "red", "circle")})
+    reader.answers["it moves up"] = _reading({"move_up": 0.85, "move_up_right": 0.06, "move_up_left": 0.05},
+                                             "none", "none").answer
+    _, segments = resolve_schedule("0s: the red ball moves right; 5s: it moves up", 160, 8.0)
+    (path,) = plan_video(reader, PromptEncoder(reader), segments, frame, 160, 8.0).trajectories
+    assert path.points[-1][2] < path.points[-2][2] - 0.3  # up, after reaching the right edge
+
+
+def test_a_video_whose_only_moves_are_unsure_says_so():
+    from i2v.motion.prompt_motion import UNSURE_WAY
+
+    frame = render(_scene([SceneObject("circle", "red", 0.5, 0.5, 0.08)]))[0]
+    reader = ScheduleReader({})
+    reader.answers["the red ball drifts skyward"] = _reading({"move_down": 0.34, "move_left": 0.31,
+                                                              "move_right": 0.25}).answer
+    _, segments = resolve_schedule("0s: the red ball drifts skyward", 160, 8.0)
+    segments = segments or (PromptSegment(0.0, "the red ball drifts skyward"),)
+    planned = plan_video(reader, PromptEncoder(reader), segments, frame, 160, 8.0)
+    assert planned.trajectories == () and planned.text == UNSURE_WAY

@@ -234,16 +234,34 @@ def test_a_history_window_keeps_its_given_frames_and_is_anchored_at_the_image(te
     pipe = _history_pipe(text_encoder)
     g = torch.Generator().manual_seed(3)
     history = torch.randn(1, 4, 2, 16, 16, generator=g)
-    kw = dict(prompt="the red circle moves left", num_frames=6, num_inference_steps=2, seed=0, return_latents=True)
+    kw = {"prompt": "the red circle moves left", "num_frames": 6, "num_inference_steps": 2, "seed": 0,
+          "return_latents": True}
     out = pipe(image=_image(), history_latents=history, **kw)
     torch.testing.assert_close(out.latents[:, :, :2], history)
     np.testing.assert_allclose(out.frames[:2].astype(int), pipe.decode_latents(history).astype(int), atol=1)
     other_anchor = pipe(image=255 - _image(), history_latents=history, **kw)
     assert not torch.allclose(other_anchor.latents[:, :, 2:], out.latents[:, :, 2:])
-    plain = pipe(image=_image(), **kw)
-    assert not torch.allclose(plain.latents[:, :, 1], history[:, :, 1])
-    with pytest.raises(ValueError, match="history_latents must be"):
-        pipe(image=_image(), history_latents=torch.randn(1, 4, 6, 16, 16), **kw)
+    for wrong in (torch.randn(1, 4, 6, 16, 16), torch.randn(1, 3, 2, 16, 16), torch.randn(1, 4, 2, 8, 8),
+                  torch.randn(4, 2, 16, 16)):
+        with pytest.raises(ValueError, match="history_latents must be"):
+            pipe(image=_image(), history_latents=wrong, **kw)
+
+
+def test_the_denoiser_is_told_which_frames_are_given_in_both_halves_of_a_guided_batch(text_encoder, monkeypatch):
+    pipe = _history_pipe(text_encoder)
+    seen = []
+    forward = type(pipe.unet).forward
+
+    def spy(self, *args, held=None, **kwargs):
+        seen.append(held.clone())
+        return forward(self, *args, held=held, **kwargs)
+
+    monkeypatch.setattr(type(pipe.unet), "forward", spy)
+    pipe(image=_image(), prompt="x", num_frames=6, num_inference_steps=1, guidance_scale=3.0,
+         history_latents=torch.zeros(1, 4, 2, 16, 16))
+    pipe(image=_image(), prompt="x", num_frames=6, num_inference_steps=1, guidance_scale=1.0)
+    assert seen[0].tolist() == [[1, 1, 0, 0, 0, 0]] * 2  # the prompt's and the negative's halves
+    assert seen[-1].tolist() == [[1, 0, 0, 0, 0, 0]]  # no history: the image at frame 0
 
 
 def test_history_needs_a_denoiser_trained_with_it(pipe):

@@ -314,3 +314,21 @@ def test_a_history_run_that_cannot_be_is_refused_before_anything_is_written(tiny
     with pytest.raises(TrainingSetupError):
         main(_args(tiny_vae_dir, tmp_path / "out") + flags)
     assert not (tmp_path / "out").exists()
+
+
+def test_history_frames_from_a_warping_model_are_refused_before_anything_is_written(tiny_vae_dir, tmp_path,
+                                                                                   warp_model_dir):
+    with pytest.raises(TrainingSetupError, match="velocity denoiser"):
+        main(_args(tiny_vae_dir, tmp_path / "out") + ["--history-frames", "2", "--init-from", str(warp_model_dir)])
+    assert not (tmp_path / "out").exists()
+
+
+def test_long_clips_are_not_drawn_over_photos(tiny_vae_dir, tmp_path):
+    """A longer clip's camera goes on past the photo window's margin: refused."""
+    from i2v.models.autoencoder import load_autoencoder
+    from i2v.training.latent_cache import build_latent_cache
+
+    photos = [np.zeros((200, 300, 3), np.uint8)]
+    with pytest.raises(ValueError, match="clip_frames"):
+        build_latent_cache(load_autoencoder(tiny_vae_dir), tmp_path / "cache", 2, photos=photos, photo_share=0.5,
+                           clip_frames=24)

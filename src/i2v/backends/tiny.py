@@ -248,11 +248,11 @@ class TinyBackend(Backend):
         if settings.num_frames * frame.shape[0] * frame.shape[1] > MAX_MOTION_PIXELS:  # a flow field too large to hold
             return None
         from ..motion.motion_field import still_background, trajectory_motion
-        from ..motion.prompt_motion import HOLD_STILL, plan_from_prompt
+        from ..motion.prompt_motion import HELD, plan_from_prompt
 
         if "video_plan" in settings.extras:  # a window of a video planned whole (``plan_chain``): its stretch
             still = still_background(settings.num_frames, *frame.shape[:2])
-            if settings.extras["video_plan"] == HOLD_STILL:
+            if settings.extras["video_plan"] in HELD:
                 return still
             video_frames = settings.extras["motion_window"][1]
             trajectories = resolve_trajectories(settings.extras["video_plan"], video_frames, settings.fps)[1]

@@ -44,6 +44,7 @@ CLIP_SECONDS = (NUM_FRAMES - 1) / FPS  # a world clip, over which its objects tr
 GROWTH = float(np.sqrt(SCALE_RANGE[0] * SCALE_RANGE[1]))  # the world's mean size change (its inverse: shrink)
 HOLD_STILL = "still (the prompt names no camera move and no shape the model can find)"
 UNSURE_WAY = "still (the reader cannot tell which way the prompt moves the shape)"
+HELD = (HOLD_STILL, UNSURE_WAY)  # what a plan that moves nothing records
 # the reader's least probability that the prompt names one of the world's shapes (or "the red one")
 MIN_CONFIDENCE = 0.5
 # an object is a candidate where its colour or its shape is read with at least this probability
@@ -56,6 +57,7 @@ PREFER_PREVIOUS = 2.0  # how much likelier a schedule's later segment names the 
 # and the shape holds (chosen on the reader's own held-out prompts, counting a move the right way +1, a wrong
 # one -1 and a hold 0: docs/experiments.md)
 MIN_AGREEMENT = 0.6
+SLIDE = math.sin(math.radians(22.5))  # a part of a move's way under this is minor: it never stops the move
 
 
 def load_reader(folder: Path):
@@ -172,12 +174,14 @@ def object_move(found: FoundObject, direction: str | tuple[float, float], height
                 travel: float = TRAVEL) -> tuple[tuple[float, float], tuple[float, float]]:
     """(start, end) of a straight move of ``found`` in ``direction`` (a key of OBJECT_DIRECTIONS, or a unit
     vector (dx, dy), y down) in a ``height x width`` frame: ``travel`` lengths of the shorter side (the
-    world's mean), cut short along its line where the object would leave the frame (a move that meets the
-    bottom edge stops there rather than sliding along it: that would be another way)."""
+    world's mean), cut short along its line where the object would leave the frame: a move down and a
+    little right that meets the bottom edge stops there rather than sliding along it (that would be
+    another way). A minor part of the way (under SLIDE of it: the drift of a mean reading) never stops the
+    move: "up" read with a hair of "right" still goes up beside the right edge."""
     dx, dy = OBJECT_DIRECTIONS[direction] if isinstance(direction, str) else direction
     (x, y), (hw, hh) = found.centre, found.half_size
     side = min(height, width)  # travel in lengths of the shorter side, the same in pixels along x and y
-    step = (travel * dx * side / width, travel * dy * side / height)
+    axes = [(x, travel * dx * side / width, hw, abs(dx) >= SLIDE), (y, travel * dy * side / height, hh, abs(dy) >= SLIDE)]
 
     def room(start: float, step: float, half: float) -> float:
         """The share of ``step`` that keeps the object inside (0: none; never backwards)."""
@@ -186,8 +190,10 @@ def object_move(found: FoundObject, direction: str | tuple[float, float], height
         edge = 1 - half - 0.01 if step > 0 else half + 0.01
         return float(np.clip((edge - start) / step, 0.0, 1.0))
 
-    share = min(room(x, step[0], hw), room(y, step[1], hh))
-    return (x, y), (x + share * step[0], y + share * step[1])
+    share = min([room(start, step, half) for start, step, half, major in axes if major] or [1.0])
+    end = [start + step * (share if major else min(share, room(start, step, half)))
+           for start, step, half, major in axes]
+    return (x, y), (end[0], end[1])
 
 
 def object_growth(found: FoundObject, motion: str, growth: float = GROWTH) -> float:
@@ -228,7 +234,7 @@ class PromptMotion:
 
     @property
     def text(self) -> str:
-        """As recorded in the output's metadata: the trajectories' text, or HOLD_STILL."""
+        """As recorded in the output's metadata: the trajectories' text, or why it holds still (HELD)."""
         return format_trajectories(self.trajectories) if self.trajectories else self.held
 
 
@@ -307,13 +313,15 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
     segment before moved) goes on from where the plan has it then, at the world's speed (TRAVEL over a
     world clip) or slower where the frame's edge is nearer, so it moves for the whole segment; grows and
     shrinks alike (GROWTH over a world clip, within the frame and SIZE_RANGE). A still shot, or a segment
-    that moves something else, holds everything still. None: a segment is left to the model (a camera move,
+    that moves something else, holds everything still; a move whose way the reader cannot tell holds its
+    shape through the segment. None: a segment is left to the model (a camera move,
     a shape the frame does not show): each window then plans on its own."""
     end = math.floor((num_frames - 1) / fps * 1e6) / 1e6  # the last frame's time, as the trajectory writes it
     objects = find_objects(image)
     height, width = image.shape[:2]
     paths: dict[int, tuple[str, list[tuple[float, float, float, float]]]] = {}  # object -> name, points (t, x, y, size)
     previous = None  # the object the segment before moved: "it"
+    unsure = False  # a segment held its shape: the reader could not tell which way
     for k, segment in enumerate(segments):
         start, stop = segment.start, segments[k + 1].start if k + 1 < len(segments) else end
         if not segment.prompt.strip():
@@ -329,7 +337,10 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
         if found is None:
             return None
         previous = found
-        if stop <= start or (read.motion.startswith("move_") and read.direction is None):  # unsure which way: holds
+        if read.motion.startswith("move_") and read.direction is None:  # unsure which way: it holds
+            unsure = True
+            continue
+        if stop <= start:
             continue
         _, points = paths.setdefault(objects.index(found), (object_name(found, objects), [(0.0, *found.centre, 1.0)]))
         if len(paths) > MAX_OBJECTS:  # more than a trajectory may move: left to the model
@@ -346,7 +357,7 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
             _, (x, y) = object_move(here, read.direction, height, width, TRAVEL * share)
             points.append((stop, x, y, size))
     if not paths:
-        return PromptMotion()
+        return PromptMotion(held=UNSURE_WAY if unsure else HOLD_STILL)
     return PromptMotion(tuple(Trajectory(name, tuple(p[:3] for p in points),
                                          None if all(p[3] == 1.0 for p in points) else tuple(p[3] for p in points))
                               for name, points in paths.values()))

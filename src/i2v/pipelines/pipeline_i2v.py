@@ -218,12 +218,13 @@ class I2VPipeline(DiffusionPipeline):
         # 1. Check inputs
         self.check_inputs(image, num_frames, height, width, num_inference_steps, guidance_scale)
         if history_latents is not None:
-            k = history_latents.shape[2]
             if not self.unet.config.get("history_frames", 0):
                 raise ValueError("history_latents needs a denoiser trained with history frames")
-            if not 1 <= k < num_frames or history_latents.shape[0] != 1 or history_latents.dim() != 5:
-                raise ValueError(f"history_latents must be (1, C, k, h, w) with 1 <= k < {num_frames}, got "
-                                 f"{tuple(history_latents.shape)}")
+            want = (1, self.unet.config.latent_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+            got = tuple(history_latents.shape)
+            if len(got) != 5 or not 1 <= got[2] < num_frames or (got[:2] + got[3:]) != want:
+                raise ValueError(f"history_latents must be {(*want[:2], 'k', *want[2:])} with 1 <= k < {num_frames}, "
+                                 f"got {got}")
         if motion is not None:
             if self.unet.warp is None:
                 raise ValueError("motion (a camera path or trajectories) needs a warping denoiser (prediction='warp')")

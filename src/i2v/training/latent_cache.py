@@ -106,6 +106,8 @@ def build_latent_cache(vae, folder: str | Path, num_videos: int, seed: int = 0, 
     of them over a random window of a random photo (drawn from ``(seed, scene index)``). ``clip_frames``
     longer than a scene: each scene goes on at its speed to that many frames (``extend_scene``), clips to
     train continuing a video."""
+    if clip_frames != NUM_FRAMES and photos and photo_share:
+        raise ValueError("longer clips go on past a photo window's margin: no scenes over photos with clip_frames")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     longer = {"clip_frames": clip_frames} if clip_frames != NUM_FRAMES else {}  # older caches keep their settings

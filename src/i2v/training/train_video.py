@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..backends.tiny import warps
 from ..errors import TrainingSetupError
+from ..long_video import default_overlap
 from ..models.autoencoder import spatial_compression
 from ..models.unet import build_unet
 from ..validate import check_output_folder
@@ -102,7 +104,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "and the clip's first frame as its image (the anchor); half the windows are plain clips")
     p.add_argument("--clip-frames", type=int, default=None,
                    help="with --history-frames: cached clips this long (each scene going on at its speed; "
-                        "default: one and a half windows)")
+                        "default: 40, so a window may start where a chained run's third window does)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
@@ -149,9 +151,13 @@ def main(argv=None) -> dict:
                                  f"{args.scenes_over_photos} and {args.large_share}")
     sizes = parse_sizes(args.photo_sizes)
     window = NUM_FRAMES
-    clip_frames = args.clip_frames or (window + window // 2 if args.history_frames else window)
-    if args.history_frames and (args.prediction == "warp" or not 1 <= args.history_frames < window
-                                or clip_frames < window):
+    # long enough for a training window to start where a chain's third window does (windows overlapping by
+    # a quarter): the anchor that far back from the held frames
+    stride = window - default_overlap(window)
+    clip_frames = args.clip_frames or (window + 2 * stride if args.history_frames else window)
+    warping = args.prediction == "warp" or (args.prediction is None and args.init_from is not None
+                                            and warps(Path(args.init_from)))
+    if args.history_frames and (warping or not 1 <= args.history_frames < window or clip_frames < window):
         raise TrainingSetupError(f"--history-frames K trains a velocity denoiser (not --prediction warp) with 1 <= K < "
                                  f"{window} and --clip-frames >= {window}; got K={args.history_frames}, "
                                  f"--clip-frames {clip_frames}")
@@ -209,8 +215,6 @@ def main(argv=None) -> dict:
         if warp:
             unet.warp.set_from_autoencoder(vae)
     warp = unet.config.prediction == "warp"
-    if warp and unet.config.get("history_frames", 0):
-        raise TrainingSetupError("history frames are trained into velocity denoisers; --init-from is a warping one")
     trainable = I2VTrainable(unet, vae, FlowMatchEulerDiscreteScheduler(shift=sigma_shift), text_encoder)
     if accelerator.is_main_process:
         (out / "samples").mkdir(parents=True, exist_ok=True)
