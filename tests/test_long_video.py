@@ -284,3 +284,4 @@ def test_a_model_that_continues_makes_each_window_from_the_last_frames_before_it
         torch.testing.assert_close(image, anchor)  # the first frame stays its image
     assert f"the first {history_frames} of the 2 frames" in result.settings["chain"]["handover"]
     assert result.settings["chain"]["colour_match"].startswith("none")
+    assert any(f"from the {history_frames} frames before it" in n for n in result.notices)

@@ -155,6 +155,8 @@ class ImageToVideoGenerator:
                 chain.update(handover=f"the first {held} of the {chain['overlap']} frames a window shares with the "
                                       "video before it, as latents held as they are; the first frame as each "
                                       "window's image", colour_match="none: the first frame anchors the colours")
+                notices.append(f"the model continues each window from the {held} frames before it (history frames), "
+                               "the first frame as its anchor")
             run_chain = partial(self.run_chain, windows, chain["kept_frames"], chain["overlap"], image, callback,
                                 timings)
             if output is None:
