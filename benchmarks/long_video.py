@@ -7,7 +7,8 @@
 Each case is a held-out procedural scene with one named object (``world.scoring.heldout_cases``; with
 ``--world photos``, the photo benchmark's shapes over held-out photographs) and
 a prompt schedule that turns the object back every ``--segment`` seconds (its scene's direction, then
-the opposite, in the held-out phrasings, or with ``--phrasing train`` the training ones). The long run makes ``--frames`` frames (``--window``: chained windows; leave it
+the opposite, in the held-out phrasings, or with ``--phrasing train`` the training ones). The long run
+makes ``--frames`` frames (``--window``: chained windows; leave it
 out for a model with its own long-video pipeline); the native run makes the model's default length
 from the same image and the first prompt. Each run is a subprocess, so its peak memory (resident set)
 is its own. Printed, long beside native:

@@ -283,7 +283,8 @@ class ImageToVideoGenerator:
             current = Image.fromarray(video[-overlap])  # the next window's handover
             if latent:  # the same frame, as the window's own latents
                 handover = self.backend.last_latents[:, :, last - overlap + 1]
-                history = self.backend.last_latents[:, :, last - overlap + 1: last - overlap + 1 + held]  # (1, C, k, h, w)
+                first = last - overlap + 1  # the window's frame the next one starts at
+                history = self.backend.last_latents[:, :, first: first + held]  # (1, C, k, h, w)
             done += steps[i]
             if sink is not None:  # all but the frames the next window cross-fades are final
                 sink(pop_final(video, hold=overlap - 1 if i < len(windows) - 1 else 0))

@@ -160,7 +160,8 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
             raise ValueError(f"prediction must be 'velocity' or 'warp', got {prediction!r}")
         warp = prediction == "warp"
         if warp and history_frames:
-            raise ValueError("history frames are for a velocity denoiser (a warping one anchors every frame at the first)")
+            raise ValueError("history frames are for a velocity denoiser (a warping one anchors every frame at the "
+                             "first)")
         ch0, groups = block_out_channels[0], norm_num_groups
         temb_dim = ch0 * 4
         self.time_proj = Timesteps(ch0, flip_sin_to_cos=True, downscale_freq_shift=0)

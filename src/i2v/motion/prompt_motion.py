@@ -181,7 +181,8 @@ def object_move(found: FoundObject, direction: str | tuple[float, float], height
     dx, dy = OBJECT_DIRECTIONS[direction] if isinstance(direction, str) else direction
     (x, y), (hw, hh) = found.centre, found.half_size
     side = min(height, width)  # travel in lengths of the shorter side, the same in pixels along x and y
-    axes = [(x, travel * dx * side / width, hw, abs(dx) >= SLIDE), (y, travel * dy * side / height, hh, abs(dy) >= SLIDE)]
+    axes = [(x, travel * dx * side / width, hw, abs(dx) >= SLIDE),  # (start, step, half size, a major part)
+            (y, travel * dy * side / height, hh, abs(dy) >= SLIDE)]
 
     def room(start: float, step: float, half: float) -> float:
         """The share of ``step`` that keeps the object inside (0: none; never backwards)."""

@@ -220,7 +220,8 @@ class I2VPipeline(DiffusionPipeline):
         if history_latents is not None:
             if not self.unet.config.get("history_frames", 0):
                 raise ValueError("history_latents needs a denoiser trained with history frames")
-            want = (1, self.unet.config.latent_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+            scale = self.vae_scale_factor
+            want = (1, self.unet.config.latent_channels, height // scale, width // scale)
             got = tuple(history_latents.shape)
             if len(got) != 5 or not 1 <= got[2] < num_frames or (got[:2] + got[3:]) != want:
                 raise ValueError(f"history_latents must be {(*want[:2], 'k', *want[2:])} with 1 <= k < {num_frames}, "
