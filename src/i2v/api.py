@@ -282,8 +282,8 @@ class ImageToVideoGenerator:
                 last = overlap + kept[i] - 1
             current = Image.fromarray(video[-overlap])  # the next window's handover
             if latent:  # the same frame, as the window's own latents
-                handover = self.backend.last_latents[:, :, last - overlap + 1]
                 first = last - overlap + 1  # the window's frame the next one starts at
+                handover = self.backend.last_latents[:, :, first]
                 history = self.backend.last_latents[:, :, first: first + held]  # (1, C, k, h, w)
             done += steps[i]
             if sink is not None:  # all but the frames the next window cross-fades are final
