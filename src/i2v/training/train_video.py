@@ -234,13 +234,6 @@ def main(argv=None) -> dict:
         latents[flip] = latents[flip].flip(-1)
         if args.history_frames:  # windows of the long clips, their history frames given, anchored at frame 0
             latents, held, anchor = history_windows(latents, rng, window, args.history_frames)
-            captions = ["" if rng.random() < CAPTION_DROPOUT
-                        else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train",
-                                           p_partial=preset["partial_reference"],
-                                           p_misnamed_colour=preset["misnamed_colour"])
-                        for i, f in zip(idx, flip)]
-            return (latents.to(device), trainable.encode_text(captions, device), None, held.to(device),
-                    anchor.to(device))
         captions = [
             "" if rng.random() < CAPTION_DROPOUT
             else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train",
@@ -248,6 +241,9 @@ def main(argv=None) -> dict:
                                p_misnamed_colour=preset["misnamed_colour"])
             for i, f in zip(idx, flip)
         ]
+        if args.history_frames:  # shapes-world clips only (no flow, no photos: refused above)
+            return (latents.to(device), trainable.encode_text(captions, device), None, held.to(device),
+                    anchor.to(device))
         flows = None
         if warp:  # the shapes world's own flow, at latent resolution
             size = latents.shape[-1]
