@@ -418,3 +418,41 @@ def test_a_video_whose_only_moves_are_unsure_says_so():
     segments = segments or (PromptSegment(0.0, "the red ball drifts skyward"),)
     planned = plan_video(reader, PromptEncoder(reader), segments, frame, 160, 8.0)
     assert planned.trajectories == () and planned.text == UNSURE_WAY
+
+
+def test_two_moves_the_same_way_share_the_room_ahead():
+    """"0s: the red ball moves right; 5s: it waits (another subject); 10s: it moves right; 15s: it moves up": the
+    first move leaves the second half of the room to the edge (their segments are as long), so both move right;
+    the move up takes none of it. Alone, one move right takes the ball to the edge."""
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.06)]))[0]
+    answers = {"the red ball moves right": ("move_right", "red", "circle"), "it moves right": ("move_right", "none", "none"),
+               "the dog runs": ("other", "none", "none"), "it moves up": ("move_up", "none", "none")}
+    planned = _plan_video(answers, "0s: the red ball moves right; 5s: the dog runs; 10s: it moves right; 15s: it moves up",
+                          frame)
+    at = {p[0]: p[1:] for p in planned.trajectories[0].points}
+    edge = 1 - 0.06 - 0.01
+    assert at[5.0][0] - at[0.0][0] == pytest.approx((edge - at[0.0][0]) / 2, abs=0.01)  # half the room
+    assert at[15.0][0] == pytest.approx(edge, abs=0.01) and at[15.0][0] - at[10.0][0] > 0.2  # the rest
+    assert at[19.875][1] < at[15.0][1] - 0.2  # then up
+    alone = _plan_video(answers, "0s: the red ball moves right; 5s: the dog runs", frame)
+    assert alone.trajectories[0].points[1][1] == pytest.approx(edge, abs=0.01)
+
+
+def test_a_move_back_between_gives_the_later_move_its_own_room():
+    """Right, left, right: each move takes what its way has (the turn back makes room again), as before."""
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.06)]))[0]
+    answers = {"the red ball moves right": ("move_right", "red", "circle"), "it moves left": ("move_left", "none", "none"),
+               "it moves right": ("move_right", "none", "none")}
+    planned = _plan_video(answers, "0s: the red ball moves right; 5s: it moves left; 10s: it moves right", frame)
+    at = {p[0]: p[1:] for p in planned.trajectories[0].points}
+    assert at[5.0][0] == pytest.approx(1 - 0.06 - 0.01, abs=0.01)  # all the way to the edge: the next turns back
+    assert at[19.875][0] > at[10.0][0] + 0.3
+
+
+def test_a_share_of_the_room_scales_a_move_along_its_line():
+    obj = FoundObject("red", "circle", (0.3, 0.5), (0.06, 0.06), 0.01)
+    _, (x_all, _) = object_move(obj, "right", 128, 128, travel=5.0)
+    _, (x_half, y_half) = object_move(obj, "right", 128, 128, travel=5.0, room_share=0.5)
+    assert x_all == pytest.approx(0.93) and x_half == pytest.approx((0.3 + 0.93) / 2) and y_half == 0.5
+    _, short = object_move(obj, "right", 128, 128, travel=0.1, room_share=0.5)
+    assert short == pytest.approx((0.4, 0.5))  # a short move within its share is not cut

@@ -171,13 +171,14 @@ def pick_object(found: list[FoundObject], colour: dict[str, float], shape: dict[
 
 
 def object_move(found: FoundObject, direction: str | tuple[float, float], height: int, width: int,
-                travel: float = TRAVEL) -> tuple[tuple[float, float], tuple[float, float]]:
+                travel: float = TRAVEL, room_share: float = 1.0) -> tuple[tuple[float, float], tuple[float, float]]:
     """(start, end) of a straight move of ``found`` in ``direction`` (a key of OBJECT_DIRECTIONS, or a unit
     vector (dx, dy), y down) in a ``height x width`` frame: ``travel`` lengths of the shorter side (the
     world's mean), cut short along its line where the object would leave the frame: a move down and a
     little right that meets the bottom edge stops there rather than sliding along it (that would be
     another way). A minor part of the way (under SLIDE of it: the drift of a mean reading) never stops the
-    move: "up" read with a hair of "right" still goes up beside the right edge."""
+    move: "up" read with a hair of "right" still goes up beside the right edge. ``room_share``: the share of
+    the room up to that edge it may take (a later move the same way keeps the rest)."""
     dx, dy = OBJECT_DIRECTIONS[direction] if isinstance(direction, str) else direction
     (x, y), (hw, hh) = found.centre, found.half_size
     side = min(height, width)  # travel in lengths of the shorter side, the same in pixels along x and y
@@ -185,13 +186,13 @@ def object_move(found: FoundObject, direction: str | tuple[float, float], height
             (y, travel * dy * side / height, hh, abs(dy) >= SLIDE)]
 
     def room(start: float, step: float, half: float) -> float:
-        """The share of ``step`` that keeps the object inside (0: none; never backwards)."""
+        """How many ``step``s keep the object inside (0: none; never backwards)."""
         if step == 0:
-            return 1.0
+            return math.inf
         edge = 1 - half - 0.01 if step > 0 else half + 0.01
-        return float(np.clip((edge - start) / step, 0.0, 1.0))
+        return max((edge - start) / step, 0.0)
 
-    share = min([room(start, step, half) for start, step, half, major in axes if major] or [1.0])
+    share = min(1.0, room_share * min(room(start, step, half) for start, step, half, major in axes if major))
     end = [start + step * (share if major else min(share, room(start, step, half)))
            for start, step, half, major in axes]
     return (x, y), (end[0], end[1])
@@ -312,17 +313,66 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
     schedule (``segments``; one segment for a single prompt), so its objects move on across the windows
     instead of starting and stopping with each: in each segment the named shape (or "it", the one the
     segment before moved) goes on from where the plan has it then, at the world's speed (TRAVEL over a
-    world clip) or slower where the frame's edge is nearer, so it moves for the whole segment; grows and
-    shrinks alike (GROWTH over a world clip, within the frame and SIZE_RANGE). A still shot, or a segment
-    that moves something else, holds everything still; a move whose way the reader cannot tell holds its
-    shape through the segment. None: a segment is left to the model (a camera move,
-    a shape the frame does not show): each window then plans on its own."""
+    world clip) or slower where the frame's edge is nearer, so it moves for the whole segment; where later
+    segments move it on the same way before any turns it back, it leaves them their share of the room
+    (by their lengths), so the second of two moves right is not stopped at the edge by the first; grows
+    and shrinks alike (GROWTH over a world clip, within the frame and SIZE_RANGE). A still shot, or a
+    segment that moves something else, holds everything still; a move whose way the reader cannot tell
+    holds its shape through the segment. None: a segment is left to the model (a camera move, a shape the
+    frame does not show): each window then plans on its own."""
     end = math.floor((num_frames - 1) / fps * 1e6) / 1e6  # the last frame's time, as the trajectory writes it
     objects = find_objects(image)
+    steps = planned_steps(reader, text_encoder, segments, objects, end)
+    if steps is None:
+        return None
     height, width = image.shape[:2]
     paths: dict[int, tuple[str, list[tuple[float, float, float, float]]]] = {}  # object -> name, points (t, x, y, size)
-    previous = None  # the object the segment before moved: "it"
-    unsure = False  # a segment held its shape: the reader could not tell which way
+    for k, step in enumerate(steps):
+        if step.read.direction is None and step.read.motion.startswith("move_"):  # unsure which way: it holds
+            continue
+        _, points = paths.setdefault(step.object, (object_name(objects[step.object], objects),
+                                                   [(0.0, *objects[step.object].centre, 1.0)]))
+        if len(paths) > MAX_OBJECTS:  # more than a trajectory may move: left to the model
+            return None
+        time, x, y, size = points[-1]
+        if time < step.start:  # it holds until its segment starts
+            points.append((step.start, x, y, size))
+        found = objects[step.object]
+        here = replace(found, centre=(x, y), half_size=(found.half_size[0] * size, found.half_size[1] * size))
+        share = (step.stop - step.start) / CLIP_SECONDS  # world clips' worth of time
+        if step.read.motion in ("grow", "shrink"):
+            factor = object_growth(here, step.read.motion, GROWTH ** share)
+            points.append((step.stop, x, y, float(np.clip(size * factor, *SIZE_RANGE))))
+        else:
+            later = same_way_after(steps, k)
+            room_share = (step.stop - step.start) / sum(s.stop - s.start for s in (step, *later))
+            _, (x, y) = object_move(here, step.read.direction, height, width, TRAVEL * share, room_share)
+            points.append((step.stop, x, y, size))
+    if not paths:
+        unsure = any(s.read.direction is None and s.read.motion.startswith("move_") for s in steps)
+        return PromptMotion(held=UNSURE_WAY if unsure else HOLD_STILL)
+    return PromptMotion(tuple(Trajectory(name, tuple(p[:3] for p in points),
+                                         None if all(p[3] == 1.0 for p in points) else tuple(p[3] for p in points))
+                              for name, points in paths.values()))
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A segment that moves, grows or shrinks one of the frame's objects (its index), from ``start`` to
+    ``stop`` seconds; a move whose way the reader cannot tell (``read.direction`` None) holds it."""
+
+    start: float
+    stop: float
+    read: Reading
+    object: int
+
+
+def planned_steps(reader, text_encoder, segments: Sequence[PromptSegment], objects: list[FoundObject],
+                  end: float) -> list[PlannedStep] | None:
+    """The segments of a schedule (the last ending at ``end`` seconds) that act on one of ``objects``, in
+    order; a still shot or a segment moving something else acts on none. None: a segment is left to the
+    model (an empty prompt, a camera move, a shape the frame does not show)."""
+    steps, previous = [], None  # previous: the object the segment before acted on ("it")
     for k, segment in enumerate(segments):
         start, stop = segment.start, segments[k + 1].start if k + 1 < len(segments) else end
         if not segment.prompt.strip():
@@ -338,30 +388,26 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
         if found is None:
             return None
         previous = found
-        if read.motion.startswith("move_") and read.direction is None:  # unsure which way: it holds
-            unsure = True
+        if stop > start:
+            steps.append(PlannedStep(start, stop, read, objects.index(found)))
+    return steps
+
+
+def same_way_after(steps: list[PlannedStep], k: int) -> list[PlannedStep]:
+    """The later moves of step ``k``'s object that go its way (at under 67.5 degrees to it) before
+    one turns it back (or the video ends): they share the room ahead with it. A move across (right after
+    "up") takes none of that room."""
+    way = steps[k].read.direction
+    later = []
+    for step in steps[k + 1:]:
+        if step.object != steps[k].object or step.read.direction is None:
             continue
-        if stop <= start:
-            continue
-        _, points = paths.setdefault(objects.index(found), (object_name(found, objects), [(0.0, *found.centre, 1.0)]))
-        if len(paths) > MAX_OBJECTS:  # more than a trajectory may move: left to the model
-            return None
-        time, x, y, size = points[-1]
-        if time < start:  # it holds until its segment starts
-            points.append((start, x, y, size))
-        here = replace(found, centre=(x, y), half_size=(found.half_size[0] * size, found.half_size[1] * size))
-        share = (stop - start) / CLIP_SECONDS  # world clips' worth of time
-        if read.motion in ("grow", "shrink"):
-            factor = object_growth(here, read.motion, GROWTH ** share)
-            points.append((stop, x, y, float(np.clip(size * factor, *SIZE_RANGE))))
-        else:
-            _, (x, y) = object_move(here, read.direction, height, width, TRAVEL * share)
-            points.append((stop, x, y, size))
-    if not paths:
-        return PromptMotion(held=UNSURE_WAY if unsure else HOLD_STILL)
-    return PromptMotion(tuple(Trajectory(name, tuple(p[:3] for p in points),
-                                         None if all(p[3] == 1.0 for p in points) else tuple(p[3] for p in points))
-                              for name, points in paths.values()))
+        along = step.read.direction[0] * way[0] + step.read.direction[1] * way[1]  # cosine of the angle between
+        if along <= -SLIDE:
+            break
+        if along >= SLIDE:
+            later.append(step)
+    return later
 
 
 def object_name(found: FoundObject, objects: list[FoundObject]) -> str:
