@@ -456,3 +456,64 @@ def test_a_share_of_the_room_scales_a_move_along_its_line():
     assert x_all == pytest.approx(0.93) and x_half == pytest.approx((0.3 + 0.93) / 2) and y_half == 0.5
     _, short = object_move(obj, "right", 128, 128, travel=0.1, room_share=0.5)
     assert short == pytest.approx((0.4, 0.5))  # a short move within its share is not cut
+
+
+def _points(planned, name=None):
+    path = next(t for t in planned.trajectories if name is None or t.name == name)
+    return {p[0]: p[1:] for p in path.points}
+
+
+MOVES = {"the red ball moves right": ("move_right", "red", "circle"), "it moves right": ("move_right", "none", "none"),
+         "it moves up": ("move_up", "none", "none"), "the blue box moves right": ("move_right", "blue", "square"),
+         "the red ball moves right again": ("move_right", "red", "circle"),
+         "it moves down right": ("move_down_right", "none", "none")}
+
+
+def test_the_room_is_shared_by_the_segments_lengths_and_not_with_other_objects_or_moves_across():
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.3, 0.06), SceneObject("square", "blue", 0.3, 0.7, 0.06)]))[0]
+    edge = 1 - 0.06 - 0.01
+    longer = _points(_plan_video(MOVES, "0s: the red ball moves right; 5s: it moves up; 10s: it moves right", frame))
+    assert longer[5.0][0] - longer[0.0][0] == pytest.approx((edge - 0.3) * 5 / (5 + 9.875), abs=0.01)  # by length
+    assert longer[10.0][1] < longer[5.0][1] - 0.1 and longer[19.875][0] == pytest.approx(edge, abs=0.01)
+    planned = _plan_video(MOVES, "0s: the red ball moves right; 5s: the blue box moves right; "
+                                 "10s: the red ball moves right again", frame)
+    blue = _points(planned, "blue square")
+    assert blue[10.0][0] == pytest.approx(edge, abs=0.01)  # the red ball's later move takes none of its room
+    red = _points(planned, "red circle")
+    assert red[5.0][0] - red[0.0][0] == pytest.approx((edge - 0.3) * 5 / (5 + 9.875), abs=0.01)
+
+
+def test_a_later_move_an_edge_blocks_is_left_no_room():
+    """At the bottom edge, "right" then "down right": the second cannot move at all, so the first goes to the edge."""
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.93, 0.06)]))[0]
+    at = _points(_plan_video(MOVES, "0s: the red ball moves right; 10s: it moves down right", frame))
+    assert at[10.0][0] == pytest.approx(1 - 0.06 - 0.01, abs=0.01)
+
+
+def test_an_unsure_segment_between_two_moves_the_same_way_leaves_both_moving():
+    frame = render(_scene([SceneObject("circle", "red", 0.3, 0.5, 0.06)]))[0]
+    reader = ScheduleReader(MOVES)
+    reader.answers["it drifts skyward"] = _reading({"move_down": 0.34, "move_left": 0.31, "move_right": 0.25},
+                                                   "none", "none").answer
+    _, segments = resolve_schedule("0s: the red ball moves right; 5s: it drifts skyward; 10s: it moves right", 160, 8.0)
+    at = _points(plan_video(reader, PromptEncoder(reader), segments, frame, 160, 8.0))
+    assert at[5.0] == at[10.0] and at[5.0][0] > 0.4 and at[19.875][0] > at[10.0][0] + 0.15
+
+
+def test_an_unsure_last_segment_on_the_last_frame_still_says_why_it_holds():
+    from i2v.motion.prompt_motion import UNSURE_WAY
+
+    frame = render(_scene([SceneObject("circle", "red", 0.5, 0.5, 0.08)]))[0]
+    reader = ScheduleReader({"the dog runs": ("other", "none", "none")})
+    reader.answers["the red ball drifts skyward"] = _reading({"move_down": 0.34, "move_left": 0.31,
+                                                              "move_right": 0.25}).answer
+    _, segments = resolve_schedule("0s: the dog runs; 19.875s: the red ball drifts skyward", 160, 8.0)
+    assert plan_video(reader, PromptEncoder(reader), segments, frame, 160, 8.0).text == UNSURE_WAY
+
+
+def test_object_move_takes_any_vector_and_returns_floats():
+    obj = FoundObject("red", "circle", (0.3, 0.5), (np.float32(0.06), np.float32(0.06)), 0.01)
+    start, end = object_move(obj, (0.0, 0.0), 128, 128)
+    assert end == start
+    _, end = object_move(obj, "right", 128, 128)
+    assert all(type(v) is float for v in end)

@@ -58,6 +58,7 @@ PREFER_PREVIOUS = 2.0  # how much likelier a schedule's later segment names the 
 # one -1 and a hold 0: docs/experiments.md)
 MIN_AGREEMENT = 0.6
 SLIDE = math.sin(math.radians(22.5))  # a part of a move's way under this is minor: it never stops the move
+MIN_MOVE = 0.02  # a later move going less far than this (a share of the frame, too short to see): an edge stops it
 
 
 def load_reader(folder: Path):
@@ -186,13 +187,14 @@ def object_move(found: FoundObject, direction: str | tuple[float, float], height
             (y, travel * dy * side / height, hh, abs(dy) >= SLIDE)]
 
     def room(start: float, step: float, half: float) -> float:
-        """How many ``step``s keep the object inside (0: none; never backwards)."""
+        """How many ``step``s keep the object inside (0: none; never backwards; no step: inf)."""
         if step == 0:
             return math.inf
         edge = 1 - half - 0.01 if step > 0 else half + 0.01
-        return max((edge - start) / step, 0.0)
+        return float(max((edge - start) / step, 0.0))
 
-    share = min(1.0, room_share * min(room(start, step, half) for start, step, half, major in axes if major))
+    share = min(1.0, room_share * min([room(start, step, half) for start, step, half, major in axes if major]
+                                      or [math.inf]))
     end = [start + step * (share if major else min(share, room(start, step, half)))
            for start, step, half, major in axes]
     return (x, y), (end[0], end[1])
@@ -315,7 +317,8 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
     segment before moved) goes on from where the plan has it then, at the world's speed (TRAVEL over a
     world clip) or slower where the frame's edge is nearer, so it moves for the whole segment; where later
     segments move it on the same way before any turns it back, it leaves them their share of the room
-    (by their lengths), so the second of two moves right is not stopped at the edge by the first; grows
+    (by their lengths; none to one an edge stops: planned again without it), so the second of two moves right is not stopped at the
+    edge by the first; grows
     and shrinks alike (GROWTH over a world clip, within the frame and SIZE_RANGE). A still shot, or a
     segment that moves something else, holds everything still; a move whose way the reader cannot tell
     holds its shape through the segment. None: a segment is left to the model (a camera move, a shape the
@@ -326,13 +329,38 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
     if steps is None:
         return None
     height, width = image.shape[:2]
-    paths: dict[int, tuple[str, list[tuple[float, float, float, float]]]] = {}  # object -> name, points (t, x, y, size)
+    blocked: set[int] = set()  # later moves an edge stops: they are left no room
+    while True:
+        planned = plan_paths(steps, objects, height, width, blocked)
+        if planned is None:  # more objects than a trajectory may move: left to the model
+            return None
+        paths, moved = planned
+        stopped = {k for k, distance in moved.items() if distance < MIN_MOVE} - blocked
+        if not stopped:
+            break
+        blocked |= stopped
+    if not paths:
+        unsure = any(s.read.direction is None and s.read.motion.startswith("move_") for s in steps)
+        return PromptMotion(held=UNSURE_WAY if unsure else HOLD_STILL)
+    return PromptMotion(tuple(Trajectory(name, tuple(p[:3] for p in points),
+                                         None if all(p[3] == 1.0 for p in points) else tuple(p[3] for p in points))
+                              for name, points in paths.values()))
+
+
+def plan_paths(steps: list[PlannedStep], objects: list[FoundObject], height: int, width: int, blocked: set[int]
+               ) -> tuple[dict[int, tuple[str, list[tuple[float, float, float, float]]]], dict[int, float]] | None:
+    """The objects' paths ({object: (name, points (t, x, y, size))}) and how far each move went ({step: distance,
+    as a share of the frame}) for ``steps`` in a ``height x width`` frame; a move shares the room ahead with
+    its shape's later moves the same way (``same_way_after``), except those in ``blocked``. None: more
+    objects than a trajectory may move."""
+    paths: dict[int, tuple[str, list[tuple[float, float, float, float]]]] = {}
+    moved: dict[int, float] = {}
     for k, step in enumerate(steps):
-        if step.read.direction is None and step.read.motion.startswith("move_"):  # unsure which way: it holds
-            continue
+        if step.stop <= step.start or (step.read.direction is None and step.read.motion.startswith("move_")):
+            continue  # no time to act in, or unsure which way: it holds
         _, points = paths.setdefault(step.object, (object_name(objects[step.object], objects),
                                                    [(0.0, *objects[step.object].centre, 1.0)]))
-        if len(paths) > MAX_OBJECTS:  # more than a trajectory may move: left to the model
+        if len(paths) > MAX_OBJECTS:
             return None
         time, x, y, size = points[-1]
         if time < step.start:  # it holds until its segment starts
@@ -343,23 +371,20 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
         if step.read.motion in ("grow", "shrink"):
             factor = object_growth(here, step.read.motion, GROWTH ** share)
             points.append((step.stop, x, y, float(np.clip(size * factor, *SIZE_RANGE))))
-        else:
-            later = same_way_after(steps, k)
-            room_share = (step.stop - step.start) / sum(s.stop - s.start for s in (step, *later))
-            _, (x, y) = object_move(here, step.read.direction, height, width, TRAVEL * share, room_share)
-            points.append((step.stop, x, y, size))
-    if not paths:
-        unsure = any(s.read.direction is None and s.read.motion.startswith("move_") for s in steps)
-        return PromptMotion(held=UNSURE_WAY if unsure else HOLD_STILL)
-    return PromptMotion(tuple(Trajectory(name, tuple(p[:3] for p in points),
-                                         None if all(p[3] == 1.0 for p in points) else tuple(p[3] for p in points))
-                              for name, points in paths.values()))
+            continue
+        later = [j for j in same_way_after(steps, k) if j not in blocked]
+        room_share = (step.stop - step.start) / sum(steps[j].stop - steps[j].start for j in (k, *later))
+        _, end = object_move(here, step.read.direction, height, width, TRAVEL * share, room_share)
+        moved[k] = math.dist((x, y), end)
+        points.append((step.stop, *end, size))
+    return paths, moved
 
 
 @dataclass(frozen=True)
 class PlannedStep:
     """A segment that moves, grows or shrinks one of the frame's objects (its index), from ``start`` to
-    ``stop`` seconds; a move whose way the reader cannot tell (``read.direction`` None) holds it."""
+    ``stop`` seconds (equal for a last segment on the last frame: no time to act in); a move whose way the
+    reader cannot tell (``read.direction`` None) holds it."""
 
     start: float
     stop: float
@@ -388,25 +413,25 @@ def planned_steps(reader, text_encoder, segments: Sequence[PromptSegment], objec
         if found is None:
             return None
         previous = found
-        if stop > start:
-            steps.append(PlannedStep(start, stop, read, objects.index(found)))
+        steps.append(PlannedStep(start, stop, read, objects.index(found)))
     return steps
 
 
-def same_way_after(steps: list[PlannedStep], k: int) -> list[PlannedStep]:
-    """The later moves of step ``k``'s object that go its way (at under 67.5 degrees to it) before
-    one turns it back (or the video ends): they share the room ahead with it. A move across (right after
-    "up") takes none of that room."""
+def same_way_after(steps: list[PlannedStep], k: int) -> list[int]:
+    """The later moves (their indices) of step ``k``'s object that go its way (at most 67.5 degrees from it)
+    before one turns it back (or the video ends): they share the room ahead with it. A move across (right
+    after "up") takes none of that room and does not end the sharing."""
     way = steps[k].read.direction
     later = []
-    for step in steps[k + 1:]:
+    for j in range(k + 1, len(steps)):
+        step = steps[j]
         if step.object != steps[k].object or step.read.direction is None:
             continue
         along = step.read.direction[0] * way[0] + step.read.direction[1] * way[1]  # cosine of the angle between
         if along <= -SLIDE:
             break
         if along >= SLIDE:
-            later.append(step)
+            later.append(j)
     return later
 
 
