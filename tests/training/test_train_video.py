@@ -275,19 +275,32 @@ def test_photo_clips_at_several_sizes(tiny_vae_dir, tmp_path):
 
 
 def test_history_windows_hold_a_windows_first_frames_and_anchor_at_the_clip_start():
-    from i2v.training.train_video import history_windows
+    from i2v.training.train_video import bounce, history_windows
 
-    clips = torch.arange(6 * 24, dtype=torch.float32).view(6, 1, 24, 1, 1).expand(6, 2, 24, 3, 3)
-    windows, held, anchors = history_windows(clips, np.random.default_rng(0), 16, 4)
-    assert windows.shape == (6, 2, 16, 3, 3) and held.shape == (6, 16)
+    clips = torch.arange(64 * 24, dtype=torch.float32).view(64, 1, 24, 1, 1).expand(64, 2, 24, 3, 3)
+    in_view = [24] * 32 + [17] * 16 + [8] * 16  # clips whose object leaves the frame after 17 or 8 frames
+    windows, held, anchors, turned = history_windows(clips, np.random.default_rng(0), 16, 4, in_view, sweeps=3)
+    assert windows.shape == (64, 2, 16, 3, 3) and held.shape == (64, 16) and turned.shape == (64,)
     torch.testing.assert_close(anchors, clips[:, :, 0])
-    starts = [int(w[0, 0, 0, 0] - c[0, 0, 0, 0]) for w, c in zip(windows, clips)]
-    for w, c, h, s in zip(windows, clips, held, starts):
-        torch.testing.assert_close(w, c[:, s:s + 16])  # consecutive frames of the clip
+    kinds = []
+    for w, c, h, t, view in zip(windows, clips, held, turned, in_view):
+        frames = [int(v) for v in w[0, :, 0, 0] - c[0, 0, 0, 0]]  # which clip frame each window frame is
         k = int(h.sum())
-        assert h[:k].all() and not h[k:].any()  # the first k frames
-        assert (s == 0 and k == 1) or (s > 0 and 1 <= k <= 4)  # a clip's start holds frame 0 alone
-    assert 0 in starts and any(s > 0 for s in starts)
+        assert h[:k].all() and not h[k:].any() and 1 <= k <= 4  # its first k frames
+        steps = np.diff(frames)
+        if frames == list(range(16)):
+            kinds.append("start")  # a clip's start (frame 0 held alone), or a forward sweep back at frame 0
+            assert not t
+        elif (steps == 1).all():
+            kinds.append("later")
+            assert frames[0] >= 1 and frames[-1] < view and not t  # a later stretch, its object in view
+        else:
+            kinds.append("turn")
+            assert set(steps) <= {1, -1} and max(frames) <= 15  # the first 16 frames, to and fro
+            made = np.diff(frames[k - 1:])  # from the last held frame on: one sweep
+            assert len(set(made)) == 1 and bool(t) == (made[0] == -1)  # backwards: the motion reversed
+    assert {"start", "later", "turn"} <= set(kinds)
+    assert [bounce(t, 15) for t in (0, 15, 16, 30, 31, 45)] == [0, 15, 14, 0, 1, 15]
 
 
 def test_a_history_run_trains_on_long_clips_and_exports_a_denoiser_that_continues(tiny_vae_dir, tmp_path):

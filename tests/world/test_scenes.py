@@ -1,4 +1,5 @@
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from i2v.world.scenes import (
     MOTION_WEIGHTS,
     NUM_FRAMES,
     SIZE,
+    extend_scene,
     mirror_scene,
     render,
     sample_scene,
@@ -298,3 +300,31 @@ def test_an_extended_scene_plays_the_scene_and_goes_on_at_its_speed(motion):
     np.testing.assert_allclose(more[:16].astype(int), frames.astype(int), atol=1)  # the scene's own frames
     steps = np.abs(np.diff(more.astype(float), axis=0)).mean(axis=(1, 2, 3))
     assert steps[16:].mean() > 0.3 * steps[:15].mean()  # still moving after the scene's last frame
+
+
+def test_a_reversed_motion_plays_the_clip_backwards():
+    from i2v.world.scenes import MOTION_WEIGHTS, REVERSED_MOTION
+
+    assert set(REVERSED_MOTION) == set(MOTION_WEIGHTS)
+    assert all(REVERSED_MOTION[REVERSED_MOTION[m]] == m for m in MOTION_WEIGHTS)
+    scene = sample_scene(3, motion="move_up_left")
+    backwards = replace(scene, motion=REVERSED_MOTION[scene.motion])
+    centres, _ = scene.object_tracks()
+    first = replace(backwards, objects=[replace(o, x=float(c[0]), y=float(c[1]))
+                                        for o, c in zip(scene.objects, centres[-1])])
+    np.testing.assert_allclose(first.object_tracks()[0], centres[::-1], atol=1e-9)  # its frames in reverse
+    assert REVERSED_MOTION["zoom_in"] == "zoom_out" and REVERSED_MOTION["static"] == "static"
+
+
+def test_frames_in_view_count_until_the_moving_object_leaves_the_frame():
+    from i2v.world.scenes import frames_in_view
+
+    scene = sample_scene(5, motion="move_right")
+    assert frames_in_view(scene) == scene.num_frames  # a world clip keeps its object in the frame
+    longer = extend_scene(scene, 200)
+    n = frames_in_view(longer)
+    assert scene.num_frames <= n < 200
+    x = longer.screen_tracks(1)[:, longer.target, 0]
+    r = longer.objects[longer.target].radius
+    assert x[n - 1] + r <= 1 < x[n] + r  # the first frame it crosses the right edge
+    assert frames_in_view(extend_scene(sample_scene(5, motion="pan_left"), 200)) == 200  # nothing leaves

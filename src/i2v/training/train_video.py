@@ -18,7 +18,7 @@ with it unless told otherwise:
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from ..models.autoencoder import spatial_compression
 from ..models.unet import build_unet
 from ..validate import check_output_folder
 from ..world.captions import caption_scene
-from ..world.scenes import NUM_FRAMES, TRAVEL_RANGE, mirror_scene, scene_flow
+from ..world.scenes import NUM_FRAMES, REVERSED_MOTION, TRAVEL_RANGE, frames_in_view, mirror_scene, scene_flow
 from .export import export_ema
 from .latent_cache import build_latent_cache, build_photo_latent_cache, load_latent_cache, load_shards
 from .loop import CAPTION_DROPOUT, LoopConfig, Stage, make_accelerator, train
@@ -192,6 +192,7 @@ def main(argv=None) -> dict:
                                      seed=args.seed + k, size=size, log=accelerator.print)
     accelerator.wait_for_everyone()
     all_latents, scenes = load_latent_cache(cache)  # (N, C, T, h, w) fp16
+    in_view = [frames_in_view(s) for s in scenes]  # a long clip's frames that show its moving object
     buckets: list[PhotoBucket] = []  # per size: latents, motions and camera paths of its clips
     if args.photos:
         for k, size in enumerate(sizes):
@@ -232,14 +233,17 @@ def main(argv=None) -> dict:
         flip = rng.random(n_world) < 0.5  # a mirrored clip is another valid clip
         latents = all_latents[idx].float()  # (B, C, T, h, w)
         latents[flip] = latents[flip].flip(-1)
+        turned = [False] * n_world
         if args.history_frames:  # windows of the long clips, their history frames given, anchored at frame 0
-            latents, held, anchor = history_windows(latents, rng, window, args.history_frames)
+            latents, held, anchor, turned = history_windows(latents, rng, window, args.history_frames,
+                                                            [in_view[i] for i in idx])
+        shown = [mirror_scene(scenes[i]) if f else scenes[i] for i, f in zip(idx, flip)]
+        shown = [replace(s, motion=REVERSED_MOTION[s.motion]) if t else s for s, t in zip(shown, turned)]
         captions = [
             "" if rng.random() < CAPTION_DROPOUT
-            else caption_scene(mirror_scene(scenes[i]) if f else scenes[i], rng, "train",
-                               p_partial=preset["partial_reference"],
+            else caption_scene(s, rng, "train", p_partial=preset["partial_reference"],
                                p_misnamed_colour=preset["misnamed_colour"])
-            for i, f in zip(idx, flip)
+            for s in shown
         ]
         if args.history_frames:  # shapes-world clips only (no flow, no photos: refused above)
             return (latents.to(device), trainable.encode_text(captions, device), None, held.to(device),
@@ -290,22 +294,50 @@ def main(argv=None) -> dict:
     return train(accelerator, stage, LoopConfig.from_args(args))
 
 
-def history_windows(clips: torch.Tensor, rng: np.random.Generator, window: int,
-                    history: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def history_windows(clips: torch.Tensor, rng: np.random.Generator, window: int, history: int,
+                    in_view: list[int] | None = None, sweeps: int = 10
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training windows for a denoiser that continues a video: from clips (B, C, N, h, w), per clip a window
-    of ``window`` frames -> (windows (B, C, window, h, w), held (B, window) bool, anchors (B, C, h, w)). Half
-    are the clip's start (frame 0 held, the anchor itself: the first window of a video); the others start at
-    a random frame and hold their first 1..``history`` frames (the window before's last frames, as a long
-    video hands them over), anchored at the clip's frame 0 (the video's first frame)."""
+    of ``window`` frames -> (windows (B, C, window, h, w), held (B, window) bool, anchors (B, C, h, w),
+    turned (B,) bool: the window's made frames play the clip backwards, its motion reversed). Anchored at
+    the clip's frame 0 (the video's first frame), a window is one of:
+
+    - half: the clip's start, frame 0 held (the first window of a video);
+    - a quarter: a later stretch of the clip, its first 1..``history`` frames held (the window before's
+      last frames, as a long video hands them over), within the clip's first ``in_view`` frames (those that
+      show its moving object; a clip going on past its scene may move it out of the frame);
+    - a quarter (all of those when no later stretch is in view): the clip's first ``window`` frames played
+      to and fro (a shape moving right, then left, then right: a prompt schedule's turns), the window's
+      made frames one sweep of 1..``sweeps``, its held frames the 1..``history`` frames before, so the
+      anchor is up to ``sweeps`` windows back, as in a long video's later windows."""
     b, n = clips.shape[0], clips.shape[2]
+    in_view = [n] * b if in_view is None else in_view
+    sweep = window - 1  # frames 0..sweep, then back: frame i of the to-and-fro is bounce(i)
     windows = torch.empty(*clips.shape[:2], window, *clips.shape[3:])
     held = torch.zeros(b, window, dtype=torch.bool)
+    turned = torch.zeros(b, dtype=torch.bool)
     for i in range(b):
-        later = rng.random() < 0.5 and n > window
-        start = int(rng.integers(1, n - window + 1)) if later else 0
-        windows[i] = clips[i, :, start:start + window]
-        held[i, : int(rng.integers(1, history + 1)) if later else 1] = True
-    return windows, held, clips[:, :, 0]
+        kind, k = rng.random(), int(rng.integers(1, history + 1))
+        last_start = min(n, in_view[i]) - window
+        if kind < 0.5:
+            frames, k = list(range(window)), 1
+        elif kind < 0.75 and last_start >= 1:
+            start = int(rng.integers(1, last_start + 1))
+            frames = list(range(start, start + window))
+        else:
+            m = int(rng.integers(1, sweeps + 1))  # the sweep the made frames are in
+            start = sweep * m + 1 - k + int(rng.integers(0, k))  # its held frames end at or just after the turn
+            frames = [bounce(t, sweep) for t in range(start, start + window)]
+            turned[i] = bool(m % 2)
+        windows[i] = clips[i, :, frames]
+        held[i, :k] = True
+    return windows, held, clips[:, :, 0], turned
+
+
+def bounce(t: int, sweep: int) -> int:
+    """Frame ``t`` of a clip's frames 0..``sweep`` played to and fro: 0, 1, .., sweep, sweep - 1, .., 0, 1, .."""
+    t %= 2 * sweep
+    return t if t <= sweep else 2 * sweep - t
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:

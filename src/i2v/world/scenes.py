@@ -395,6 +395,28 @@ def extend_scene(scene: Scene, num_frames: int) -> Scene:
     return replace(scene, amount=float(amount), num_frames=num_frames, meta=dict(scene.meta))
 
 
+# a motion played backwards: the opposite way, the inverse zoom or size change
+REVERSED_MOTION: dict[str, str] = {
+    **{f"move_{d}": "move_" + next(e for e, v in OBJECT_DIRECTIONS.items() if v == (-dx, -dy))
+       for d, (dx, dy) in OBJECT_DIRECTIONS.items()},
+    **{p: next(q for q, v in CAMERA_PANS.items() if v == (-dx, -dy)) for p, (dx, dy) in CAMERA_PANS.items()},
+    "zoom_in": "zoom_out", "zoom_out": "zoom_in", "grow": "shrink", "shrink": "grow", "still": "still", "static": "static",
+}
+
+
+def frames_in_view(scene: Scene) -> int:
+    """How many of the scene's first frames show its moving object whole inside the frame (all of them
+    for a scene whose objects stay put: camera moves, growing, still shots); a scene going on past its
+    clip (``extend_scene``) may move it out."""
+    if scene.target is None or not scene.motion.startswith("move_"):
+        return scene.num_frames
+    _, radii = scene.object_tracks()
+    screen = scene.screen_tracks(1)[:, scene.target]  # (T, 2) in frame widths (the camera is still)
+    r = radii[:, scene.target, None]
+    inside = np.all((screen - r >= 0) & (screen + r <= 1), axis=1)  # (T,)
+    return int(np.argmin(inside)) if not inside.all() else scene.num_frames
+
+
 def mirror_scene(scene: Scene) -> Scene:
     """The scene reflected left-right (what a horizontally flipped clip shows).
 
