@@ -321,6 +321,37 @@ def test_a_history_run_trains_on_long_clips_and_exports_a_denoiser_that_continue
     assert np.isfinite(list(tuned.values())).all()
 
 
+def test_a_turned_windows_caption_names_the_reversed_motion(tiny_vae_dir, tmp_path, monkeypatch):
+    """A window played backwards is captioned with its motion reversed ("moves left" for a clip moving right);
+    the others with the clip's own (or its mirror's)."""
+    import i2v.training.train_video as train_video
+    from i2v.training.latent_cache import load_latent_cache
+    from i2v.world.scenes import REVERSED_MOTION, mirror_scene
+
+    windows = train_video.history_windows
+    turn_all = [True]
+
+    def turned_windows(*args, **kwargs):
+        w, held, anchors, turned = windows(*args, **kwargs)
+        return w, held, anchors, torch.full_like(turned, turn_all[0])
+
+    captioned = []
+    monkeypatch.setattr(train_video, "history_windows", turned_windows)
+    monkeypatch.setattr(train_video, "caption_scene", lambda scene, *a, **k: captioned.append(scene) or "a caption")
+    main(_args(tiny_vae_dir, tmp_path / "run") + ["--history-frames", "2", "--clip-frames", "20", "--max-steps", "2"])
+    _, cached = load_latent_cache(tmp_path / "run" / "latents")
+    for turned in (True, False):
+        turn_all[0], captioned[:] = turned, []
+        main(_args(tiny_vae_dir, tmp_path / f"again{turned}") + ["--history-frames", "2", "--clip-frames", "20",
+                                                                   "--max-steps", "2", "--cache-dir",
+                                                                   str(tmp_path / "run" / "latents")])
+        assert captioned
+        for scene in captioned:  # the cached scene it shows, as cached or mirrored
+            xs = [round(o.x, 6) for o in scene.objects]
+            own = next(v for c in cached for v in (c, mirror_scene(c)) if [round(o.x, 6) for o in v.objects] == xs)
+            assert scene.motion == (REVERSED_MOTION[own.motion] if turned else own.motion)
+
+
 @pytest.mark.parametrize("flags", [["--history-frames", "16"], ["--history-frames", "2", "--clip-frames", "12"],
                                    ["--clip-frames", "24"], ["--history-frames", "2", "--prediction", "warp"]])
 def test_a_history_run_that_cannot_be_is_refused_before_anything_is_written(tiny_vae_dir, tmp_path, flags):
