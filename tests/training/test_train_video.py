@@ -324,7 +324,7 @@ def test_a_history_run_trains_on_long_clips_and_exports_a_denoiser_that_continue
 def test_a_turned_windows_caption_names_the_reversed_motion(tiny_vae_dir, tmp_path, monkeypatch):
     """A window played backwards is captioned with its motion reversed ("moves left" for a clip moving right);
     the others with the clip's own (or its mirror's)."""
-    import i2v.training.train_video as train_video
+    from i2v.training import train_video
     from i2v.training.latent_cache import load_latent_cache
     from i2v.world.scenes import REVERSED_MOTION, mirror_scene
 
