@@ -99,9 +99,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--flow-weight", type=float, default=1.0,
                    help="with --prediction warp and --photos: weight of the camera clips' flow loss")
     p.add_argument("--history-frames", type=int, default=0, metavar="K",
-                   help="train the denoiser to continue a video (a velocity denoiser): a window starts anywhere in "
-                        "a --clip-frames clip, its first 1..K frames given clean (the window before's last frames) "
-                        "and the clip's first frame as its image (the anchor); half the windows are plain clips")
+                   help="train the denoiser to continue a video (a velocity denoiser): half the windows are "
+                        "plain clip starts, the others later stretches of a --clip-frames clip (while its moving "
+                        "shape is in the frame) or its first window played to and fro (a turn, captioned with the "
+                        "motion reversed), their first 1..K frames given clean (the window before's last frames) "
+                        "and the clip's first frame as the image (the anchor)")
     p.add_argument("--clip-frames", type=int, default=None,
                    help="with --history-frames: cached clips this long (each scene going on at its speed; "
                         "default: 40, so a window may start where a chained run's third window does)")
