@@ -316,13 +316,13 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
     instead of starting and stopping with each: in each segment the named shape (or "it", the one the
     segment before moved) goes on from where the plan has it then, at the world's speed (TRAVEL over a
     world clip) or slower where the frame's edge is nearer, so it moves for the whole segment; where later
-    segments move it on the same way before any turns it back, it leaves them their share of the room
-    (by their lengths; none to one an edge stops: planned again without it), so the second of two moves right is not stopped at the
-    edge by the first; grows
-    and shrinks alike (GROWTH over a world clip, within the frame and SIZE_RANGE). A still shot, or a
-    segment that moves something else, holds everything still; a move whose way the reader cannot tell
-    holds its shape through the segment. None: a segment is left to the model (a camera move, a shape the
-    frame does not show): each window then plans on its own."""
+    segments move it on the same way before any turns it back, it leaves them their share of the room by
+    their lengths (none to one an edge stops anyway: planned again without it), so the second of two moves
+    right is not stopped at the edge by the first; grows and shrinks alike (GROWTH over a world clip,
+    within the frame and SIZE_RANGE). A still shot, or a segment that moves something else, holds
+    everything still; a move whose way the reader cannot tell holds its shape through the segment. None:
+    a segment is left to the model (a camera move, a shape the frame does not show): each window then
+    plans on its own."""
     end = math.floor((num_frames - 1) / fps * 1e6) / 1e6  # the last frame's time, as the trajectory writes it
     objects = find_objects(image)
     steps = planned_steps(reader, text_encoder, segments, objects, end)
