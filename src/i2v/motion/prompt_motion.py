@@ -264,6 +264,11 @@ class Reading:
         return self.motion == OTHER or (not self.names_a_shape and previous is None)
 
     @property
+    def unsure_way(self) -> bool:
+        """A move whose way it cannot tell (``direction`` None): the shape holds."""
+        return self.direction is None and self.motion.startswith("move_")
+
+    @property
     def names_a_shape(self) -> bool:
         return 1 - self.shape.get("none", 0.0) >= MIN_CONFIDENCE
 
@@ -303,7 +308,7 @@ def plan_from_prompt(reader, text_encoder, prompt: str, image: np.ndarray,
     if read.motion in ("grow", "shrink"):
         return PromptMotion((Trajectory(name, ((None, *found.centre), (None, *found.centre)),
                                         (None, object_growth(found, read.motion))),))
-    if read.direction is None:
+    if read.unsure_way:
         return PromptMotion(held=UNSURE_WAY)
     start, end = object_move(found, read.direction, *image.shape[:2])
     return PromptMotion((Trajectory(name, ((None, *start), (None, *end))),))
@@ -340,8 +345,7 @@ def plan_video(reader, text_encoder, segments: Sequence[PromptSegment], image: n
             break
         blocked |= stopped
     if not paths:
-        unsure = any(s.read.direction is None and s.read.motion.startswith("move_") for s in steps)
-        return PromptMotion(held=UNSURE_WAY if unsure else HOLD_STILL)
+        return PromptMotion(held=UNSURE_WAY if any(s.read.unsure_way for s in steps) else HOLD_STILL)
     return PromptMotion(tuple(Trajectory(name, tuple(p[:3] for p in points),
                                          None if all(p[3] == 1.0 for p in points) else tuple(p[3] for p in points))
                               for name, points in paths.values()))
@@ -356,7 +360,7 @@ def plan_paths(steps: list[PlannedStep], objects: list[FoundObject], height: int
     paths: dict[int, tuple[str, list[tuple[float, float, float, float]]]] = {}
     moved: dict[int, float] = {}
     for k, step in enumerate(steps):
-        if step.stop <= step.start or (step.read.direction is None and step.read.motion.startswith("move_")):
+        if step.stop <= step.start or step.read.unsure_way:
             continue  # no time to act in, or unsure which way: it holds
         _, points = paths.setdefault(step.object, (object_name(objects[step.object], objects),
                                                    [(0.0, *objects[step.object].centre, 1.0)]))

@@ -410,10 +410,9 @@ def frames_in_view(scene: Scene) -> int:
     clip (``extend_scene``) may move it out."""
     if scene.target is None or not scene.motion.startswith("move_"):
         return scene.num_frames
-    _, radii = scene.object_tracks()
-    screen = scene.screen_tracks(1)[:, scene.target]  # (T, 2) in frame widths (the camera is still)
-    r = radii[:, scene.target, None]
-    inside = np.all((screen - r >= 0) & (screen + r <= 1), axis=1)  # (T,)
+    centres, radii = scene.object_tracks()  # world units: frame widths, as the camera is still
+    c, r = centres[:, scene.target], radii[:, scene.target, None]  # (T, 2), (T, 1)
+    inside = np.all((c - r >= 0) & (c + r <= 1), axis=1)  # (T,)
     return int(np.argmin(inside)) if not inside.all() else scene.num_frames
 
 
